@@ -1,0 +1,10 @@
+// Registration functions of the bound areas; each lives in its own file of cpp/bindings/.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace structdrop::bindings {
+
+void register_ksupport(pybind11::module_& m);
+
+}  // namespace structdrop::bindings

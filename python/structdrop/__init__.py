@@ -1,0 +1,1 @@
+"""structdrop: the exact mathematics of structured dropout."""

@@ -1,0 +1,111 @@
+"""Argument checks shared by the public API.
+
+Every public function validates here, before anything reaches the compiled core, so that bad
+input raises a ValueError/TypeError naming the argument instead of crashing or returning noise.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "as_int",
+    "as_nonnegative_float",
+    "as_probability",
+]
+
+
+def as_float_array(
+    name: str,
+    value: object,
+    *,
+    ndim: int | tuple[int, ...],
+    allow_empty: bool = False,
+    dtype: type = np.float64,
+    contiguous: bool = False,
+) -> np.ndarray:
+    """Return ``value`` as a finite float array of the given dimension(s).
+
+    Integer and boolean arrays are converted; complex, object and string arrays are rejected.
+    No copy is made when ``value`` already is a float64 array (a C-contiguous copy only when
+    ``contiguous`` is requested and the layout is not contiguous).
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
+    kind = array.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if array.ndim not in dims:
+        expected = " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"{name} must be {expected}, got an array of shape {array.shape}")
+    if not allow_empty and array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if array.dtype != dtype:
+        array = array.astype(dtype)
+    if contiguous:
+        array = np.ascontiguousarray(array)
+    if array.size and not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+def as_int(name: str, value: object, *, minimum: int | None = None) -> int:
+    """Return ``value`` as a Python int (bools and non-integral numbers are rejected)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got a bool")
+    if isinstance(value, numbers.Integral):
+        result = int(value)
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        result = int(value)
+    else:
+        try:
+            result = operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {result}")
+    return result
+
+
+def _as_real(name: str, value: object) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number, got a bool")
+    if not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    result = float(value)
+    if not np.isfinite(result):
+        raise ValueError(f"{name} must be finite, got {result}")
+    return result
+
+
+def as_nonnegative_float(name: str, value: object) -> float:
+    """Return ``value`` as a finite float >= 0."""
+    result = _as_real(name, value)
+    if result < 0:
+        raise ValueError(f"{name} must be >= 0, got {result}")
+    return result
+
+
+def as_probability(name: str, value: object, *, low_open: bool = True, high_open: bool = False) -> float:
+    """Return ``value`` as a float in (0, 1] (the default), [0, 1), ... as the flags say."""
+    result = _as_real(name, value)
+    low_ok = result > 0 if low_open else result >= 0
+    high_ok = result < 1 if high_open else result <= 1
+    if not (low_ok and high_ok):
+        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        raise ValueError(f"{name} must lie in {interval}, got {result}")
+    return result
