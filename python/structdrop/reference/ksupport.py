@@ -62,6 +62,12 @@ def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
     positive = m[m > 0]
     if positive.size <= r:
         return (m > 0).astype(float)
+    with np.errstate(over="ignore", divide="ignore"):  # tiny breakpoints: (1 + beta)/tau -> inf is fine
+        return _weights(m, _threshold(positive, r, beta), beta)
+
+
+def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
+    """tau with sum clip(m tau - beta, 0, 1) = r, by linear interpolation between breakpoints."""
     # Breakpoints of the piecewise-linear S(tau), ascending.
     taus = np.unique(np.concatenate([[0.0], beta / positive, (beta + 1.0) / positive]))
     taus = taus[taus > 0]  # S(0) = 0 is handled below
@@ -76,8 +82,7 @@ def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
     S = np.concatenate([[0.0], S])
     k = int(np.searchsorted(S, r, side="left"))  # first breakpoint with S >= r (k >= 1: S[0] = 0)
     t0, t1, s0, s1 = taus[k - 1], taus[k], S[k - 1], S[k]
-    tau = t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
-    return _weights(m, tau, beta)
+    return t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
 
 
 def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
