@@ -13,11 +13,15 @@ from .global_min import GlobalMin, dropblock_global_min
 from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
 from .width import beta_for_width, theta_for_width
 
+# --- many settings at once (issue 7) ---
+from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
+
 __version__ = "0.1.0"
 
 __all__ = [
     "GlobalMin",
     "ProxResult",
+    "SweepResult",
     "SyntheticProblem",
     "beta_for_width",
     "dropblock_global_min",
@@ -26,6 +30,9 @@ __all__ = [
     "paper_synthetic",
     "prox_ksupport_sq",
     "theta_for_width",
+    "sweep_global_min",
+    "width_sweep",
+    "WidthSweepResult",
 ]
 
 # --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---
