@@ -16,6 +16,17 @@ from .width import beta_for_width, theta_for_width
 # --- many settings at once (issue 7) ---
 from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 
+# --- exact deterministic objectives and mask schemes (issue 3) ---
+from .objectives import (
+    DataMoments,
+    ObjectiveTerms,
+    data_moments,
+    dropconnect_paper_approx_terms,
+    generalized_objective,
+    objective_terms,
+)
+from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -33,6 +44,19 @@ __all__ = [
     "sweep_global_min",
     "width_sweep",
     "WidthSweepResult",
+    # issue 3: objectives and schemes
+    "DataMoments",
+    "DropBlock",
+    "DropConnect",
+    "Dropout",
+    "MaskScheme",
+    "NoDropout",
+    "ObjectiveTerms",
+    "OverlappingDropBlock",
+    "data_moments",
+    "dropconnect_paper_approx_terms",
+    "generalized_objective",
+    "objective_terms",
 ]
 
 # --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---
