@@ -545,31 +545,45 @@ struct ConnectPass {
   double* buf_next;  // b doubles of scratch
 };
 
-SD_INLINE void connect_pass_body(const ConnectPass& p) {
-  const long a = p.a, b = p.b;
-  for (long i = 0; i < p.d; ++i) {
-    double* u = p.U + i * a;
-    double* v = p.V + i * b;
-    if (p.now != nullptr) {
-      const double g = dot(u, p.e_now, a);
-      const double cu = p.lr * p.h_now[i], cv = p.lr * g;
-      expand_mask(p.buf_now, p.xs_now, p.now + i * p.wb, b);
+// K consecutive columns i0 .. i0+K-1 of the DropConnect pass.
+template <int K>
+SD_INLINE void connect_group(const ConnectPass& p, long i0) {
+  double* u[K];
+  double* v[K];
+  double cu[K] = {}, g[K] = {}, h[K] = {};
+  for (int c = 0; c < K; ++c) {
+    u[c] = p.U + (i0 + c) * p.a;
+    v[c] = p.V + (i0 + c) * p.b;
+  }
+  if (p.now != nullptr) {
+    for (int c = 0; c < K; ++c) cu[c] = p.lr * p.h_now[i0 + c];
+    dot_then_update<K>(u, cu, p.e_now, p.a, g);  // g from the old U_i; U_i updated
+    for (int c = 0; c < K; ++c) {
+      const double cv = p.lr * g[c];
+      expand_mask(p.buf_now, p.xs_now, p.now + (i0 + c) * p.wb, p.b);
       if (p.next != nullptr) {
-        expand_mask(p.buf_next, p.xs_next, p.next + i * p.wb, b);
-        const double hn = update_dot(v, cv, p.buf_now, p.buf_next, b);
-        p.h_next[i] = hn;
-        update_accumulate(u, cu, p.e_now, hn, p.e_next, a);
+        expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+        update_then_dot<1>(v + c, &cv, p.buf_now, p.buf_next, p.b, h + c);
       } else {
-        axpy(v, -cv, p.buf_now, b);
-        axpy(u, -cu, p.e_now, a);
+        update_only<1>(v + c, &cv, p.buf_now, p.b);
       }
-    } else {
-      expand_mask(p.buf_next, p.xs_next, p.next + i * p.wb, b);
-      const double hn = dot(v, p.buf_next, b);
-      p.h_next[i] = hn;
-      axpy(p.e_next, hn, u, a);
+    }
+  } else {
+    for (int c = 0; c < K; ++c) {
+      expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+      dots<1>(v + c, p.buf_next, p.b, h + c);
     }
   }
+  if (p.next != nullptr) {
+    for (int c = 0; c < K; ++c) p.h_next[i0 + c] = h[c];
+    accumulate<K>(p.e_next, h, u, p.a);
+  }
+}
+
+SD_INLINE void connect_pass_body(const ConnectPass& p) {
+  long i = 0;
+  for (; i + 4 <= p.d; i += 4) connect_group<4>(p, i);
+  for (; i < p.d; ++i) connect_group<1>(p, i);
 }
 
 // Minibatch (any scheme): forward pass of every slot from the old U, V, then the mean update.

@@ -204,6 +204,23 @@ def test_philox_known_answers():
         assert tuple(_core.philox4x32_10(counter, key)) == expected
 
 
+def test_draws_follow_the_documented_philox_counter_layout():
+    """random.hpp: key = seed, counter = (word pair, slot, step low, step high | purpose << 24);
+    sample index = floor(word * N / 2^64); Dropout(1/2) keeps unit i iff bit i of the word is 0."""
+    seed, step, N, d = 0x123456789ABCDEF0, 2**33 + 5, 1000, 40
+    index, masks = _core.sgd_draws(1, 0.5, 1, 0.0, d, 3, N, seed, step, 1, 2)
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    for slot in range(2):
+        def word(purpose, j):
+            counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
+            block = _core.philox4x32_10(counter, key)
+            lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
+            return lo | (hi << 32)
+
+        assert index[0, slot] == (word(0, 0) * N) >> 64
+        assert masks[0, slot].tolist() == [1 - ((word(1, 0) >> i) & 1) for i in range(d)]
+
+
 # ---- whole runs vs a NumPy replay of the same draws ----------------------------------------------
 
 
