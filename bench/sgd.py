@@ -15,7 +15,8 @@ with U0, V0 of width d (entries 0.1 N(0, 1), lr = 1e-7 so that nothing diverges 
 4. cost versus theta (Dropout and DropBlock r = 5, d = 500): a dropped unit costs nothing;
 5. the cost of progress=True, and which kernel instruction set ran (AVX2 or baseline; same bits).
 
-Every timing is the median of repeats. The NumPy and PyTorch loops run with one BLAS thread (as
+Every timing is the median of repeats; loop timings are differences between runs of T and T/2
+steps, so that set-up and the two recordings (steps 0 and T) cancel. The NumPy and PyTorch loops run with one BLAS thread (as
 every engine run does; --blas-threads=N to change). Usage:
     python bench/sgd.py [--quick] [--json out.json] [--blas-threads=1]
 """
@@ -72,12 +73,20 @@ def median(values) -> float:
 
 
 def engine_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> float:
-    """Seconds per step of one structdrop.train run (its own loop timer; no recordings)."""
-    return sd.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds / steps
+    """Seconds per step of structdrop.train: (time of `steps` steps - time of steps/2) / (steps/2),
+    which cancels the fixed costs (set-up, the recordings at steps 0 and T)."""
+    half = max(1, steps // 2)
+    t_full = sd.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds
+    t_half = sd.train(X, Y, U0, V0, scheme, 1e-7, half, record_every=10**12, seed=seed).seconds
+    return (t_full - t_half) / (steps - half)
 
 
 def numpy_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> float:
-    return reference.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds / steps
+    """The same for the NumPy reference loop (its recordings pass over all N samples)."""
+    half = max(1, steps // 2)
+    t_full = reference.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds
+    t_half = reference.train(X, Y, U0, V0, scheme, 1e-7, half, record_every=10**12, seed=seed).seconds
+    return (t_full - t_half) / (steps - half)
 
 
 def time_engine(X, Y, U0, V0, scheme, steps: int, repeats: int) -> float:
