@@ -124,6 +124,15 @@ def test_expected_step_is_gradient_step_of_deterministic_objective(name):
     np.testing.assert_allclose(expected_V_ref, V - lr / 2 * grad_V, rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", ["none", "dropout", "dropblock", "overlapping"])
+def test_reference_objective_band_sum_equals_dense_lemma10(name):
+    scheme = SCHEMES[name]
+    X, Y, U, V = problem(3, 4, 9, 8, seed=17, scale=1.0)
+    G = V.T @ X
+    dense = np.sum((Y - U @ G) ** 2) + np.sum(ref.characteristic_matrix(scheme, 8) * (U.T @ U) * (G @ G.T))
+    assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(dense, rel=1e-12)
+
+
 @pytest.mark.parametrize("name", ["dropout", "overlapping", "dropconnect"])
 def test_minibatch_step_is_mean_of_sample_steps(name):
     scheme = SCHEMES[name]

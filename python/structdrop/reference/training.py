@@ -72,18 +72,46 @@ def characteristic_matrix(scheme: object, d: int) -> np.ndarray:
     raise ValueError("DropConnect has no unit characteristic matrix")
 
 
+def _band_cbar(scheme: object, d: int, k: int) -> np.ndarray:
+    """C-bar(i, i + k) for i = 0 .. d-k-1 (C-bar is symmetric and zero beyond the band)."""
+    kind, theta, block_size, gamma = _args(scheme)
+    i = np.arange(d - k)
+    if kind == NONE:
+        return np.zeros(d - k)
+    beta = (1 - theta) / theta
+    if kind == DROPOUT:
+        return np.full(d - k, beta if k == 0 else 0.0)
+    if kind == DROPBLOCK:
+        return np.where(i // block_size == (i + k) // block_size, beta, 0.0)
+    # Overlapping: C-bar(i, j) = (1 - gamma)^(-|W(i) n W(j)|) - 1, W(i) = seeds covering unit i.
+    lo = lambda u: np.maximum(0, u - block_size + 1)  # noqa: E731
+    hi = lambda u: np.minimum(u, d - block_size)  # noqa: E731
+    common = np.maximum(0, np.minimum(hi(i), hi(i + k)) - np.maximum(lo(i), lo(i + k)) + 1)
+    return (1.0 - gamma) ** (-common.astype(float)) - 1.0
+
+
 def deterministic_objective(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: object) -> float:
     """E over masks of ||Y - U D V^T X||_F^2 in closed form (DESIGN.md item 1): the fit term plus
-    Lemma 10's <C-bar, U^T U o V^T X X^T V>, or for DropConnect the corrected identity
-    beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2 (x_j the j-th row of X)."""
-    kind, theta, _, _ = _args(scheme)
-    fit = float(np.sum((Y - U @ (V.T @ X)) ** 2))
+    Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band where C-bar can
+    be non-zero (|i - j| < block size), or for DropConnect the corrected identity
+    beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2 (x_j the j-th row of X). O((a + b) b N + b^2 d)."""
+    kind, theta, block_size, _ = _args(scheme)
+    gram = X @ X.T
+    fit = float(np.sum(Y * Y) - 2 * np.sum((Y @ X.T) * (U @ V.T)) + np.sum((U.T @ U) * (V.T @ gram @ V)))
+    if kind == NONE:
+        return fit
     if kind == DROPCONNECT:
         beta = (1 - theta) / theta
-        row_norms = np.sum(X**2, axis=1)
-        return fit + beta * float(np.sum(U**2, axis=0) @ (V**2).T @ row_norms)
-    G = V.T @ X
-    return fit + float(np.sum(characteristic_matrix(scheme, U.shape[1]) * (U.T @ U) * (G @ G.T)))
+        return fit + beta * float(np.sum(U**2, axis=0) @ (V**2).T @ np.diag(gram))
+    d = U.shape[1]
+    GV = gram @ V
+    width = 1 if kind == DROPOUT else min(block_size, d)
+    regularizer = 0.0
+    for k in range(width):
+        uu = np.sum(U[:, : d - k] * U[:, k:], axis=0)  # u_i . u_{i+k}
+        vv = np.sum(V[:, : d - k] * GV[:, k:], axis=0)  # v_i^T X X^T v_{i+k}
+        regularizer += (1 if k == 0 else 2) * float(np.sum(_band_cbar(scheme, d, k) * uu * vv))
+    return fit + regularizer
 
 
 def sample_mask(scheme: object, d: int, b: int, rng: np.random.Generator) -> np.ndarray:
