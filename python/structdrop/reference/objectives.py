@@ -3,7 +3,7 @@
 Written separately from the C++ kernels, and from a different formulation: everything here is the
 direct formula over all N samples (G = V^T X formed explicitly, chunk by chunk over the samples to
 bound memory), never the moment identities the C++ uses. The overlapping-DropBlock statistics are
-computed from explicit sets of seed positions. Schemes are read only through their public fields
+computed from the unit-by-seed incidence matrix (inclusion-exclusion). Schemes are read only through their public fields
 (theta, block_size, gamma) and their class name.
 """
 
@@ -24,16 +24,20 @@ def _chunks(n: int, chunk_size: int):
 
 
 def overlapping_dropblock_stats(d: int, block_size: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, C-bar) of overlapping DropBlock from explicit seed sets.
+    """(mean, C-bar) of overlapping DropBlock from the unit-by-seed incidence matrix.
 
-    W(i) = set of seeds j in 0..d-block_size with j <= i < j + block_size;
+    W(i) = set of seeds j in 0..d-block_size with j <= i < j + block_size, as the rows of a 0/1
+    incidence matrix B (d x seeds); |W(i) u W(j)| = |W(i)| + |W(j)| - (B B^T)_ij.
     E z_i = q^|W(i)|, E z_i z_j = q^|W(i) u W(j)| (q = 1 - gamma), C-bar = E z z^T / (mu mu^T) - 1.
     """
     q = 1.0 - gamma
-    seeds = range(d - block_size + 1)
-    cover = [frozenset(j for j in seeds if j <= i < j + block_size) for i in range(d)]
-    mean = np.array([q ** len(w) for w in cover])
-    second = np.array([[q ** len(cover[i] | cover[j]) for j in range(d)] for i in range(d)])
+    units = np.arange(d)[:, None]
+    seeds = np.arange(d - block_size + 1)[None, :]
+    B = ((seeds <= units) & (units < seeds + block_size)).astype(float)
+    sizes = B.sum(axis=1)
+    union = sizes[:, None] + sizes[None, :] - B @ B.T
+    mean = q**sizes
+    second = q**union
     return mean, second / np.outer(mean, mean) - 1.0
 
 
