@@ -119,7 +119,7 @@ class MaskScheme:
 
 @dataclass(frozen=True)
 class NoDropout(MaskScheme):
-    """No mask: z = 1, C-bar = 0; the objective is the plain fit ||Y - U V^T X||^2."""
+    """No mask: z = 1, C-bar = 0 (eq. 16); the objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout)."""
 
     def _core_args(self) -> tuple[int, float, int, float]:
         return (KIND_NONE, 1.0, 1, 0.0)
