@@ -61,36 +61,6 @@ SD_INLINE void axpy(double* __restrict y, double alpha, const double* __restrict
   for (long j = 0; j < n; ++j) y[j] += alpha * x[j];
 }
 
-// v -= cv * xt (in place), returning dot(v_new, xn).
-SD_INLINE double update_dot(double* __restrict v, double cv, const double* __restrict xt,
-                            const double* __restrict xn, long n) {
-  double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  long j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; ++k) {
-      const double value = v[j + k] - cv * xt[j + k];
-      v[j + k] = value;
-      acc[k] += value * xn[j + k];
-    }
-  double tail = 0.0;
-  for (; j < n; ++j) {
-    const double value = v[j] - cv * xt[j];
-    v[j] = value;
-    tail += value * xn[j];
-  }
-  return combine(acc) + tail;
-}
-
-// u -= cu * et (in place) and en += hn * u_new.
-SD_INLINE void update_accumulate(double* __restrict u, double cu, const double* __restrict et, double hn,
-                                 double* __restrict en, long n) {
-  for (long j = 0; j < n; ++j) {
-    const double value = u[j] - cu * et[j];
-    u[j] = value;
-    en[j] += hn * value;
-  }
-}
-
 // out[j] = bit j of `bits` (0 or 1) times xs[j], four entries per table look-up.
 alignas(32) constexpr double kNibble[16][4] = {
     {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 1, 0}, {0, 1, 1, 0}, {1, 1, 1, 0},
