@@ -21,9 +21,10 @@
 // Step size of step t (t = 1..T): lr_t = lr / (1 + (t - 1) / lr_decay), or lr when lr_decay = 0.
 //
 // Only kept units cost work: a step reads and writes the columns U_i, V_i of the kept units only,
-// about (2b + 3a) multiply-adds per kept unit. With batch_size = 1 and a unit scheme the loop also
-// fuses the update of step t with the forward pass of step t+1, so each kept column is read and
-// written once per step.
+// about (2b + 3a) multiply-adds per kept unit (dropconnect: every unit, with its b x d mask). With
+// batch_size = 1 the loop also fuses the update of step t with the forward pass of step t+1, so each
+// column is read and written once per step, and works four columns at a time so that the shared
+// vectors (the errors, the two samples) are loaded once per four columns.
 //
 // Recordings at steps 0, record_every, 2 record_every, ..., and the last step T:
 //   stochastic    = ||Y - U_t D V_t^T X||_F^2 over all N samples with ONE mask: the mask that step
