@@ -184,6 +184,15 @@ Threshold locate_threshold(const SortedProfile& profile, double r, double beta) 
 
 double shrink_factor(double beta) { return 1.0 / (1.0 + beta); }
 
+// A band value m_i - cut below this multiple of m_i is rounding noise of a unit that sits on the
+// t = 0 breakpoint; it is returned as an exact 0 so that `rank` is stable.
+constexpr double kFlush = 8.0 * std::numeric_limits<double>::epsilon();
+
+double band_value(double m, double cut) {
+  const double a = m - cut;
+  return a > kFlush * m ? a : 0.0;
+}
+
 }  // namespace
 
 KSupportNorm ksupport_norm_sq_sorted(const double* s, std::size_t n, std::int64_t r) {
@@ -223,6 +232,12 @@ ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t
   const std::size_t ru = static_cast<std::size_t>(r);
   const double shrink = shrink_factor(beta);
   if (p == 0) return sol;
+  if (beta == 0.0) {  // no penalty: a = m (rho as in the limit of a head holding every unit)
+    std::copy(m, m + n, out);
+    sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
+    sol.rank = static_cast<std::int64_t>(p);
+    return sol;
+  }
   if (p <= ru) {  // t = 1 on every positive unit: a = m/(1 + beta)
     for (std::size_t i = 0; i < p; ++i) out[i] = m[i] * shrink;
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
@@ -238,9 +253,8 @@ ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t
   if (th.active_end > th.head) {
     const double cut = beta / th.tau;
     for (std::size_t i = th.head; i < th.active_end; ++i) {
-      const double a = m[i] - cut;
-      out[i] = a > 0.0 ? a : 0.0;
-      rank += a > 0.0;
+      out[i] = band_value(m[i], cut);
+      rank += out[i] > 0.0;
     }
     band_term = cut * th.active_sum;  // sum_i beta m_i / tau
   }
@@ -270,20 +284,38 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
   // Candidate value Phi(rho, lambda) = beta/(1+beta) sum_{i<rho} m_i^2 + beta S^2/c
   // + sum_{i>lambda} m_i^2; it bounds F(a_{rho,lambda}) from above when the candidate is feasible
   // (a_lambda >= 0 and t_rho = a_rho c / S <= 1), and equals F* at the minimiser.
+  //
+  // Near-ties: F is only 2-strongly convex, so candidates whose Phi differ by rounding can have
+  // values that differ by ~sqrt(eps) * |m|. Among candidates within rounding of the best Phi we
+  // therefore prefer one that also satisfies the complementary conditions (unit lambda+1 would not
+  // be positive, unit rho-1 is saturated): that one is the minimiser, to rounding.
   const double rel = 1e-12;
+  const double tie = 64.0 * std::numeric_limits<double>::epsilon();
   double best = std::numeric_limits<double>::infinity();
+  bool best_consistent = false;
   std::size_t best_rho = 1, best_lambda = 0;
   double best_cut = 0.0;
   bool best_head_only = true;
+  auto consider = [&](double phi, bool consistent, std::size_t rho, std::size_t lambda, bool head_only,
+                      double cut) {
+    const double margin = tie * std::max(phi, best);
+    const bool better = phi < best - margin || (phi <= best + margin && consistent && !best_consistent) ||
+                        (phi < best && consistent == best_consistent);
+    if (!better) return;
+    best = phi; best_consistent = consistent; best_rho = rho; best_lambda = lambda;
+    best_head_only = head_only; best_cut = cut;
+  };
   // Head-only candidates: a = m/(1+beta) on the first lambda <= r - 1 units.
   for (std::size_t lambda = 1; lambda <= std::min(ru - 1, n); ++lambda) {
     const double phi = head_weight * head_sq[lambda] + tail_sq[lambda];  // lambda <= rho_max
-    if (phi < best) { best = phi; best_rho = lambda + 1; best_lambda = lambda; best_head_only = true; }
+    const bool consistent = lambda == n || m[lambda] == 0.0 || beta == 0.0;
+    consider(phi, consistent, lambda + 1, lambda, true, 0.0);
   }
   for (std::size_t rho = 1; rho <= rho_max; ++rho) {
     const double q = static_cast<double>(ru - rho + 1);
     const double head = head_weight * head_sq[rho - 1];
     const double m_rho = m[rho - 1];
+    const double m_before = rho > 1 ? m[rho - 2] : std::numeric_limits<double>::infinity();
     double S = 0.0;
     double c = q;  // c = q + beta (lambda - rho + 1), advanced before use
     for (std::size_t lambda = rho; lambda <= n; ++lambda) {
@@ -295,9 +327,10 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
       if (m_rho * c > (bs + S) * (1.0 + rel)) continue;        // t_rho > 1
       if (!(S > 0.0)) continue;
       const double phi = head + bs * S / c + tail_sq[lambda];
-      if (phi < best) {
-        best = phi; best_rho = rho; best_lambda = lambda; best_head_only = false; best_cut = bs / c;
-      }
+      if (phi > best * (1.0 + tie)) continue;
+      const bool consistent = (lambda == n || m[lambda] * c <= bs * (1.0 + rel)) &&
+                              (rho == 1 || m_before * c >= (bs + S) * (1.0 - rel));
+      consider(phi, consistent, rho, lambda, false, bs / c);
     }
   }
   std::size_t rank = 0;
@@ -305,9 +338,8 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
   for (std::size_t i = 0; i < head_end; ++i) { out[i] = m[i] * shrink; rank += out[i] > 0.0; }
   if (!best_head_only) {
     for (std::size_t i = best_rho - 1; i < best_lambda; ++i) {
-      const double a = m[i] - best_cut;
-      out[i] = a > 0.0 ? a : 0.0;
-      rank += a > 0.0;
+      out[i] = band_value(m[i], best_cut);
+      rank += out[i] > 0.0;
     }
   }
   sol.rho = static_cast<std::int64_t>(std::min(best_rho, ru));
@@ -343,7 +375,7 @@ void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* 
     const double bj = beta[j];
     const double shrink = shrink_factor(bj);
     if (p == 0) { objective[j] = 0.0; rho[j] = 1; rank[j] = 0; return; }
-    if (p <= ru) {
+    if (p <= ru || bj == 0.0) {
       objective[j] = bj * shrink * head_sq(p);
       rho[j] = static_cast<std::int64_t>(std::min(p + 1, ru));
       rank[j] = static_cast<std::int64_t>(p);
@@ -357,7 +389,7 @@ void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* 
       value += cut * th.active_sum;
       // band units with m_i > cut keep a positive value
       positive += static_cast<std::size_t>(
-          std::partition_point(m + th.head, m + th.active_end, [&](double v) { return v - cut > 0.0; }) -
+          std::partition_point(m + th.head, m + th.active_end, [&](double v) { return band_value(v, cut) > 0.0; }) -
           (m + th.head));
     }
     objective[j] = value;

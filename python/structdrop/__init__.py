@@ -1,1 +1,29 @@
-"""structdrop: the exact mathematics of structured dropout."""
+"""structdrop: the exact mathematics of structured dropout.
+
+Exact deterministic objectives of Dropout, DropBlock and DropConnect training, the spectral
+k-support norm they induce, the closed-form global minimum (corrected Theorems 6 and 7 of
+Pal, Lane, Vidal, Haeffele, CVPR 2020) and a fast masked-SGD simulator. See README.md.
+"""
+
+from __future__ import annotations
+
+# --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
+from .examples import SyntheticProblem, paper_synthetic
+from .global_min import GlobalMin, dropblock_global_min
+from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
+from .width import beta_for_width, theta_for_width
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GlobalMin",
+    "ProxResult",
+    "SyntheticProblem",
+    "beta_for_width",
+    "dropblock_global_min",
+    "ksupport_norm_sq",
+    "ksupport_split",
+    "paper_synthetic",
+    "prox_ksupport_sq",
+    "theta_for_width",
+]

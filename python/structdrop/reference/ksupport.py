@@ -1,0 +1,205 @@
+"""Plain NumPy versions of the k-support norm, its prox and the global minimum.
+
+Written separately from the C++ kernels (different formulations where possible) so that they
+serve as a test oracle and as the benchmark baseline:
+- the norm evaluates the corrected Theorem 6 condition for every rho at once (vectorised);
+- the sweep evaluates S(tau) = sum clip(m tau - beta, 0, 1) at every breakpoint (sorted, with
+  searchsorted and cumulative sums) and interpolates linearly inside the bracketing segment;
+- the search is the literal Theorem 7 scan, vectorised over lambda for each rho;
+- the global minimum projects with pinv(X) X instead of an SVD basis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "beta_for_width",
+    "dropblock_global_min",
+    "ksupport_norm_sq",
+    "ksupport_split",
+    "prox_ksupport_sq",
+    "theta_for_width",
+]
+
+
+def _magnitudes(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 2:
+        return np.linalg.svd(x, compute_uv=False)
+    return np.sort(np.abs(x))[::-1]
+
+
+def _split_and_norm(s: np.ndarray, r: int) -> tuple[int, float]:
+    nnz = int(np.count_nonzero(s))
+    if nnz == 0:
+        return 1, 0.0
+    if r > nnz:
+        return nnz + 1, float(np.sum(s[:nnz] ** 2))
+    rho = np.arange(1, r + 1)
+    tails = np.cumsum(s[::-1])[::-1][:r]  # T_rho for rho = 1..r
+    ok = tails >= (r - rho + 1) * s[:r]
+    best = int(rho[np.argmax(ok)])  # the first rho satisfying the condition
+    return best, float(np.sum(s[: best - 1] ** 2) + tails[best - 1] ** 2 / (r - best + 1))
+
+
+def ksupport_norm_sq(x, r: int) -> float:
+    """||x||_(r)^2 of a vector (magnitudes) or a matrix (singular values)."""
+    return _split_and_norm(_magnitudes(x), int(r))[1]
+
+
+def ksupport_split(x, r: int) -> int:
+    """rho* of the corrected Theorem 6."""
+    return _split_and_norm(_magnitudes(x), int(r))[0]
+
+
+def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
+    return np.clip(m * tau - beta, 0.0, 1.0)
+
+
+def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
+    """t for descending m: t = clip(m tau - beta, 0, 1), sum t = r (t = 1 on the support if nnz <= r)."""
+    positive = m[m > 0]
+    if positive.size <= r:
+        return (m > 0).astype(float)
+    with np.errstate(over="ignore", divide="ignore"):  # tiny breakpoints: (1 + beta)/tau -> inf is fine
+        return _weights(m, _threshold(positive, r, beta), beta)
+
+
+def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
+    """tau with sum clip(m tau - beta, 0, 1) = r, by linear interpolation between breakpoints."""
+    # Breakpoints of the piecewise-linear S(tau), ascending.
+    taus = np.unique(np.concatenate([[0.0], beta / positive, (beta + 1.0) / positive]))
+    taus = taus[taus > 0]  # S(0) = 0 is handled below
+    asc = positive[::-1]
+    prefix = np.concatenate([[0.0], np.cumsum(positive)])
+    n = positive.size
+    # h: units with m tau - beta >= 1; l: units with m tau - beta > 0 (both prefixes of descending m).
+    h = n - np.searchsorted(asc, (1.0 + beta) / taus, side="left")
+    l = n - np.searchsorted(asc, beta / taus, side="right")
+    S = h + taus * (prefix[l] - prefix[h]) - beta * (l - h)
+    taus = np.concatenate([[0.0], taus])
+    S = np.concatenate([[0.0], S])
+    k = int(np.searchsorted(S, r, side="left"))  # first breakpoint with S >= r (k >= 1: S[0] = 0)
+    t0, t1, s0, s1 = taus[k - 1], taus[k], S[k - 1], S[k]
+    return t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
+
+
+def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
+    """argmin_a ||m - a||^2 + beta ||a||_(r)^2, m >= 0 in any order.
+
+    Returns a dict with values (input order), rho, rank, objective.
+    """
+    m = np.asarray(m, dtype=float)
+    order = np.argsort(-m, kind="stable")
+    ms = m[order]
+    r = int(r)
+    beta = float(beta)
+    if method == "sweep":
+        t = _sweep_sorted(ms, r, beta)
+        if beta == 0.0:
+            a = ms.copy()
+            objective = 0.0
+        else:
+            a = ms * t / (t + beta)
+            objective = float(np.sum(ms**2 * beta / (t + beta)))
+        rho = min(int(np.count_nonzero(t >= 1.0)) + 1, r)
+    elif method == "search":
+        a, rho, objective = _search_sorted(ms, r, beta)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    values = np.empty_like(a)
+    values[order] = a
+    return {"values": values, "rho": rho, "rank": int(np.count_nonzero(a > 0)), "objective": objective}
+
+
+def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int, float]:
+    """The literal Theorem 7 scan over (rho, lambda), rho in 1..r, vectorised over lambda."""
+    n = m.size
+    if not np.any(m > 0):
+        return np.zeros(n), 1, 0.0
+    sq = m**2
+    tail = np.concatenate([np.cumsum(sq[::-1])[::-1], [0.0]])  # tail[k] = sum_{i>=k} (0-based)
+    head = np.concatenate([[0.0], np.cumsum(sq)])  # head[k] = sum_{i<k}
+    shrink = beta / (1.0 + beta)
+    # Collect every feasible candidate with its value and whether it also meets the
+    # complementary conditions; pick the best value, preferring consistent ones among near-ties.
+    # Every candidate as a row of (value, consistent, kind, rho, lambda); infeasible ones get inf.
+    rel = 1e-12
+    rows_value, rows_ok, rows_rho, rows_lam = [], [], [], []
+    lam = np.arange(1, min(r - 1, n) + 1)  # head-only: lambda <= rho - 1 <= r - 1 units (rho = 0 marks them)
+    rows_value.append(shrink * head[lam] + tail[lam])
+    rows_ok.append((lam == n) | (np.append(m, 0.0)[lam] == 0) | (beta == 0))
+    rows_rho.append(np.zeros(lam.size, dtype=int))
+    rows_lam.append(lam)
+    for rho in range(1, min(r, n) + 1):
+        lam = np.arange(rho, n + 1)
+        S = np.cumsum(m[rho - 1 :])
+        c = (r - rho + 1) + beta * (lam - rho + 1)
+        feasible = (m[lam - 1] * c >= beta * S * (1 - rel)) & (m[rho - 1] * c <= (beta + 1) * S * (1 + rel)) & (S > 0)
+        nxt = np.append(m[rho:], 0.0)  # m_{lambda+1}
+        ok_next = (lam == n) | (nxt * c <= beta * S * (1 + rel))
+        ok_prev = True if rho == 1 else (m[rho - 2] * c >= (beta + 1) * S * (1 - rel))
+        rows_value.append(np.where(feasible, shrink * head[rho - 1] + beta * S**2 / c + tail[lam], np.inf))
+        rows_ok.append(ok_next & ok_prev)
+        rows_rho.append(np.full(lam.size, rho))
+        rows_lam.append(lam)
+    values = np.concatenate(rows_value)
+    ok = np.concatenate(rows_ok)
+    rhos = np.concatenate(rows_rho)
+    lams = np.concatenate(rows_lam)
+    low = values.min()
+    near = values <= low + 64 * np.finfo(float).eps * low
+    pick = np.flatnonzero(near & ok)
+    j = int(pick[np.argmin(values[pick])]) if pick.size else int(np.argmin(values))
+    if rhos[j] == 0:
+        best = (float(values[j]), ("head", int(lams[j])))
+    else:
+        rho, l = int(rhos[j]), int(lams[j])
+        S = m[rho - 1 : l].sum()
+        c = (r - rho + 1) + beta * (l - rho + 1)
+        best = (float(values[j]), ("band", rho, l, beta * S / c))
+    value, how = best
+    a = np.zeros(n)
+    if how[0] == "head":
+        a[: how[1]] = m[: how[1]] / (1.0 + beta)
+        return a, min(how[1] + 1, r), value
+    _, rho, lam, cut = how
+    a[: rho - 1] = m[: rho - 1] / (1.0 + beta)
+    a[rho - 1 : lam] = np.maximum(m[rho - 1 : lam] - cut, 0.0)
+    return a, rho, value
+
+
+def theta_for_width(theta_bar: float, d: int, r: int) -> float:
+    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d)."""
+    return theta_bar * r / (theta_bar * r + (1 - theta_bar) * d)
+
+
+def beta_for_width(theta: float, d: int, r: int) -> float:
+    """beta_bar = (r/d)(1 - theta)/theta."""
+    return r * (1 - theta) / (d * theta)
+
+
+def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
+    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective, ..."""
+    Y = np.asarray(Y, dtype=float)
+    beta = (1 - theta_bar) / theta_bar
+    if X is None:
+        P = None
+        target = Y
+    else:
+        X = np.asarray(X, dtype=float)
+        P = np.linalg.pinv(X) @ X
+        target = Y @ P
+    U, m, Vt = np.linalg.svd(target, full_matrices=False)
+    prox = prox_ksupport_sq(m, r, beta)
+    A = (U * prox["values"]) @ Vt
+    residual = 0.0 if P is None else float(np.sum((Y - target) ** 2))
+    return {
+        "A": A,
+        "singular_values": prox["values"],
+        "rho": prox["rho"],
+        "rank": prox["rank"],
+        "objective": residual + prox["objective"],
+        "beta": beta,
+    }
