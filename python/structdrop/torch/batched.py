@@ -276,10 +276,7 @@ def batched_train(
 
     def run_chunk(T: int) -> None:
         steps = step_counter + torch.arange(T, dtype=torch.int64, device=device)
-        if prob.slots:
-            z_all = prob.masks(uniform_field(keys_mask, steps, prob.slots, dtype), dtype)
-        u_idx = uniform_field(keys_sample, steps, batch_size, torch.float64)
-        idx_all = (u_idx * N).to(torch.int64).clamp_(max=N - 1)  # R x T x B
+        z_all, idx_all = _draw(prob, keys_mask, keys_sample, steps, batch_size)
         if decay is not None:
             alphas = -(lr * inv_b) / (1.0 + decay * steps.to(dtype))  # T, on the device
         for i in range(T):
@@ -371,6 +368,36 @@ def batched_train(
         dtype=str(dtype).replace("torch.", ""),
         cuda_graph=bool(cuda_graph),
     )
+
+
+def _draw(prob: _Problem, keys_mask: torch.Tensor, keys_sample: torch.Tensor, steps: torch.Tensor,
+          batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Scaled masks (R x T x d, or R x T x b x d) and sample indices (R x T x B) of the given steps."""
+    z_all = None
+    if prob.slots:
+        z_all = prob.masks(uniform_field(keys_mask, steps, prob.slots, prob.dtype), prob.dtype)
+    u_idx = uniform_field(keys_sample, steps, batch_size, torch.float64)
+    idx_all = (u_idx * prob.N).to(torch.int64).clamp_(max=prob.N - 1)
+    return z_all, idx_all
+
+
+def draws_for_testing(scheme: object, a: int, b: int, d: int, N: int, seeds, iterations: int,
+                      batch_size: int = 1, dtype: torch.dtype = torch.float64):
+    """The masks and sample indices :func:`batched_train` uses for runs with the given seeds.
+
+    Returns ``(masks, indices)`` as NumPy arrays: masks runs x iterations x d (x b x d for
+    DropConnect; None for NoDropout), scaled by the inverse mean; indices runs x iterations x B.
+    For tests that replay Algorithm 1 with an independent implementation.
+    """
+    spec = as_scheme_spec(scheme)
+    check_width(spec, d)
+    X = torch.zeros(b, N, dtype=dtype)
+    Y = torch.zeros(a, N, dtype=dtype)
+    prob = _Problem(X, Y, spec, a, b, d, torch.device("cpu"), dtype)
+    seeds = torch.as_tensor(np.asarray(seeds, dtype=np.int64))
+    steps = torch.arange(iterations, dtype=torch.int64)
+    z, idx = _draw(prob, run_keys(seeds, _STREAM_MASK), run_keys(seeds, _STREAM_SAMPLE), steps, batch_size)
+    return (None if z is None else z.numpy()), idx.numpy()
 
 
 def _capture(run_chunk: Callable[[int], None], T: int, state: tuple[torch.Tensor, ...], device) -> Callable[[], None]:
