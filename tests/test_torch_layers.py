@@ -170,3 +170,11 @@ def test_dropconnect_linear_shared_mask_eval_and_shapes():
     assert layer2(torch.randn(3, 5, 4)).shape == (3, 5, 2)
     with pytest.raises(ValueError, match="theta"):
         sdt.DropConnectLinear(4, 2, 1.5)
+
+
+def test_import_structdrop_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, structdrop; assert 'torch' not in sys.modules and 'structdrop.torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

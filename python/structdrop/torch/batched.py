@@ -278,7 +278,7 @@ def batched_train(
         steps = step_counter + torch.arange(T, dtype=torch.int64, device=device)
         z_all, idx_all = _draw(prob, keys_mask, keys_sample, steps, batch_size)
         if decay is not None:
-            alphas = -(lr * inv_b) / (1.0 + decay * steps.to(dtype))  # T, on the device
+            coefs = -(lr * inv_b) / (1.0 + decay * steps.to(dtype))  # T, on the device
         for i in range(T):
             idx = idx_all[:, i]
             xb = prob.Xt[idx]  # R x B x b
@@ -291,23 +291,17 @@ def batched_train(
                 if prob.slots:
                     z = z_all[:, i].unsqueeze(1)  # R x 1 x d
                     h = h * z
-            eps = torch.bmm(h, U.transpose(1, 2)) - yb  # R x B x a
-            eU = torch.bmm(eps, U)  # R x B x d (old U)
-            if spec.kind != "dropconnect" and prob.slots:
-                eU = eU * z
-            if decay is None:
-                U.baddbmm_(eps.transpose(1, 2), h, alpha=-lr * inv_b)
-                gV = torch.bmm(xb.transpose(1, 2), eU)
-                if spec.kind == "dropconnect":
-                    gV = gV * Z
-                V.add_(gV, alpha=-lr * inv_b)
+            # eps scaled by -eta/B: both updates are then plain in-place accumulations
+            eps = torch.bmm(h, U.transpose(1, 2)).sub_(yb)  # R x B x a
+            eps = eps.mul_(-lr * inv_b) if decay is None else eps.mul_(coefs[i])
+            eU = torch.bmm(eps, U)  # R x B x d, from the old U
+            U.baddbmm_(eps.transpose(1, 2), h)
+            if spec.kind == "dropconnect":
+                V.addcmul_(torch.bmm(xb.transpose(1, 2), eU), Z)
             else:
-                alpha = alphas[i]
-                U.add_(torch.bmm(eps.transpose(1, 2), h) * alpha)
-                gV = torch.bmm(xb.transpose(1, 2), eU)
-                if spec.kind == "dropconnect":
-                    gV = gV * Z
-                V.add_(gV * alpha)
+                if prob.slots:
+                    eU = eU.mul_(z)
+                V.baddbmm_(xb.transpose(1, 2), eU)
         step_counter.add_(T)
 
     def record(k: int) -> None:
