@@ -34,17 +34,20 @@ def _numpy_algorithm1(X, Y, U, V, spec, lr, masks, indices, lr_decay=None):
         x = X[:, indices[t]]  # b x B
         y = Y[:, indices[t]]  # a x B
         B = x.shape[1]
-        eta = lr if lr_decay is None else lr / (1 + lr_decay * t)
-        if spec.kind == "dropconnect":
-            Vt = masks[t] * V
-            eps = U @ Vt.T @ x - y
-            gU = eps @ x.T @ Vt / B
-            gV = masks[t] * (x @ eps.T @ U) / B
-        else:
-            Dz = np.diag(masks[t]) if masks is not None else np.eye(U.shape[1])
-            eps = U @ Dz @ V.T @ x - y
-            gU = eps @ x.T @ V @ Dz / B
-            gV = x @ eps.T @ U @ Dz / B
+        eta = lr if lr_decay is None else lr / (1 + t / lr_decay)  # step t + 1 of 1, 2, ...
+        gU, gV = np.zeros_like(U), np.zeros_like(V)
+        for s in range(B):  # mean of per-sample steps, each sample with its own mask
+            xs, ys = x[:, s : s + 1], y[:, s : s + 1]
+            if spec.kind == "dropconnect":
+                Vt = masks[t, s] * V
+                eps = U @ Vt.T @ xs - ys
+                gU += eps @ xs.T @ Vt / B
+                gV += masks[t, s] * (xs @ eps.T @ U) / B
+            else:
+                Dz = np.diag(masks[t, s]) if masks is not None else np.eye(U.shape[1])
+                eps = U @ Dz @ V.T @ xs - ys
+                gU += eps @ xs.T @ V @ Dz / B
+                gV += xs @ eps.T @ U @ Dz / B
         U, V = U - eta * gU, V - eta * gV
     return U, V
 
@@ -57,11 +60,19 @@ def test_steps_equal_numpy_algorithm1(spec):
     runs, iters, B = 3, 11, 2
     res = sdt.batched_train(X, Y, U0, V0, spec, 0.05, iters, runs=runs, batch_size=B, record_every=4,
                             seed=5, device="cpu", chunk_steps=3)
-    masks, idx = draws_for_testing(spec, a, b, d, N, res.seeds, iters, B)
+    masks, idx = draws_for_testing(spec, a, b, d, N, res.seeds, iters + 1, B)
     for r in range(runs):
-        U, V = _numpy_algorithm1(X, Y, U0, V0, spec, 0.05, None if masks is None else masks[r], idx[r])
+        U, V = _numpy_algorithm1(X, Y, U0, V0, spec, 0.05, None if masks is None else masks[r], idx[r, :iters])
         np.testing.assert_allclose(res.U[r], U, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(res.V[r], V, rtol=1e-10, atol=1e-12)
+        # the last stochastic record uses the mask the next step would draw for its first sample
+        if masks is None:
+            fit = np.sum((Y - U @ V.T @ X) ** 2)
+        elif spec.kind == "dropconnect":
+            fit = np.sum((Y - U @ (masks[r, iters, 0] * V).T @ X) ** 2)
+        else:
+            fit = np.sum((Y - U @ np.diag(masks[r, iters, 0]) @ V.T @ X) ** 2)
+        assert np.isclose(res.stochastic_objective[r, -1], fit, rtol=1e-9)
     assert list(res.record_iterations) == [0, 4, 8, 11]
     # the draws are those of the documented distribution: masks scaled by their inverse mean
     if masks is not None and spec.kind in ("dropout", "dropblock", "dropconnect"):
@@ -75,12 +86,12 @@ def test_lr_decay_per_run_initial_weights_and_float32():
     rng = np.random.default_rng(2)
     U0s = U0 + 0.1 * rng.standard_normal((2,) + U0.shape)
     V0s = V0 + 0.1 * rng.standard_normal((2,) + V0.shape)
-    res = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=0.3, seed=7, device="cpu")
+    res = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=4.0, seed=7, device="cpu")
     masks, idx = draws_for_testing(spec, 3, 4, 6, 9, res.seeds, 9)
     for r in range(2):
-        U, V = _numpy_algorithm1(X, Y, U0s[r], V0s[r], spec, 0.05, masks[r], idx[r], lr_decay=0.3)
+        U, V = _numpy_algorithm1(X, Y, U0s[r], V0s[r], spec, 0.05, masks[r], idx[r], lr_decay=4.0)
         np.testing.assert_allclose(res.U[r], U, rtol=1e-10, atol=1e-12)
-    res32 = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=0.3, seed=7, device="cpu",
+    res32 = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=4.0, seed=7, device="cpu",
                               dtype=torch.float32)
     assert res32.U.dtype == np.float32
     np.testing.assert_allclose(res32.U, res.U, rtol=1e-4, atol=1e-5)
