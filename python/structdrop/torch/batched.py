@@ -27,6 +27,7 @@ _STREAM_MASK = 1
 _STREAM_SAMPLE = 2
 _CHUNK_ELEMENTS = 1 << 24  # random numbers generated at once (bounds the int64 temporaries)
 _RECORD_RUNS = 2048  # runs per batch when evaluating objectives (bounds R x a x b temporaries)
+_GRAPH_STEPS = 50  # default steps per captured CUDA graph
 
 
 @dataclass(frozen=True)
@@ -222,8 +223,10 @@ def batched_train(
         dtype: torch.float64 (default) or torch.float32 for the training arithmetic; objectives are
             recorded in float64.
         cuda_graph: capture each chunk of steps as a CUDA graph and replay it (CUDA only).
-        chunk_steps: steps whose random numbers are generated at once (default: as many as fit
-            a fixed memory budget, at most ``record_every``).
+        chunk_steps: steps whose random numbers are generated at once, and steps per CUDA graph
+            (default: as many as fit a fixed memory budget, at most ``record_every``, and at most
+            50 with ``cuda_graph``; one graph is captured per distinct chunk length, on the first
+            call, so graphs pay off when ``iterations`` is many times ``chunk_steps``).
 
     Returns:
         :class:`BatchedTrainResult` (NumPy arrays). The host waits for the device only at the start
@@ -278,6 +281,8 @@ def batched_train(
     per_step = prob.slots + batch_size
     if chunk_steps is None:
         chunk_steps = max(1, min(record_every, _CHUNK_ELEMENTS // max(1, runs * per_step)))
+        if cuda_graph:  # a short graph, replayed many times, amortises its capture
+            chunk_steps = min(chunk_steps, _GRAPH_STEPS)
     chunk_steps = as_int("chunk_steps", chunk_steps, minimum=1)
 
     points = list(range(0, iterations + 1, record_every))

@@ -183,9 +183,10 @@ def deep_experiment(
     root: str | None = None,
     n_train: int | None = None,
     trunk: str = "auto",
-    epochs: int = 30,
+    epochs: int = 40,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
+    schedule: str = "cosine",
     weight_decay: float = 0.0,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -208,6 +209,7 @@ def deep_experiment(
             CNN. ``"resnet50"`` without a working torchvision warns and uses the small CNN.
         epochs, batch_size, lr, weight_decay: Adam training of all weights on the mean squared loss
             (per sample, summed over classes) of each shuffled minibatch.
+        schedule: ``"cosine"`` (learning rate annealed to 0 over the epochs, default) or ``"constant"``.
         seed: seeds the subset, the initialisation, the shuffling and the masks.
         device: torch device (default: CUDA when available).
         progress: print one line per epoch.
@@ -223,6 +225,8 @@ def deep_experiment(
     lr = as_nonnegative_float("lr", lr)
     weight_decay = as_nonnegative_float("weight_decay", weight_decay)
     seed = as_int("seed", seed, minimum=0)
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
     if trunk not in ("auto", "resnet50", "small_cnn"):
         raise ValueError(f"trunk must be 'auto', 'resnet50' or 'small_cnn', got {trunk!r}")
     if device is None:
@@ -247,6 +251,9 @@ def deep_experiment(
     body, body_features = (resnet50_small if use_resnet else small_cnn)(images.shape[1])
     net = _Net(body, body_features, classes, theta).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    annealing = None
+    if schedule == "cosine" and epochs > 0:
+        annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     spec = SchemeSpec("dropblock", theta, BLOCK)
     images_dev = images.to(device)
     targets_dev = Y.T.to(device=device, dtype=torch.float32)  # N x classes
@@ -275,6 +282,8 @@ def deep_experiment(
             loss.backward()
             optimiser.step()
             total += loss.detach() * len(batch)
+        if annealing is not None:
+            annealing.step()
         losses.append(float(total) / N)
         objective.append(evaluate()[0])
         if progress:
