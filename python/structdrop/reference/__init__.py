@@ -21,3 +21,6 @@ __all__ = [
     "prox_ksupport_sq",
     "theta_for_width",
 ]
+
+# issue 3: deterministic objectives (direct formulas over all N samples)
+from . import objectives  # noqa: E402  (structdrop.reference.objectives.objective_terms, ...)
