@@ -1,27 +1,20 @@
 #include "ksupport.hpp"
 
-#include <Eigen/Core>
+#include "reduce.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
 namespace structdrop {
 namespace {
 
-using ConstMap = Eigen::Map<const Eigen::VectorXd>;
-
-double sum_range(const double* x, std::size_t begin, std::size_t end) {
-  if (end <= begin) return 0.0;
-  return ConstMap(x + begin, static_cast<Eigen::Index>(end - begin)).sum();
-}
-
-double sum_sq_range(const double* x, std::size_t begin, std::size_t end) {
-  if (end <= begin) return 0.0;
-  return ConstMap(x + begin, static_cast<Eigen::Index>(end - begin)).squaredNorm();
-}
+using reduce::scale_and_sum_sq;
+using reduce::sum_sq_range;
+using reduce::sum_range;
 
 // Number of strictly positive entries of a descending, non-negative array.
 std::size_t count_positive(const double* m, std::size_t n) {
@@ -29,7 +22,7 @@ std::size_t count_positive(const double* m, std::size_t n) {
       std::partition_point(m, m + n, [](double v) { return v > 0.0; }) - m);
 }
 
-// Block sums of m and m^2 so that any range sum costs O(kBlock) instead of O(n), without
+// Block sums of m so that any range sum costs O(kBlock) instead of O(n), without
 // storing a full prefix array. Range sums built from these are used only to *locate* the
 // threshold; the final values are recomputed directly from m, so the cancellation of long
 // prefix differences never reaches a result.
@@ -37,13 +30,19 @@ class SortedProfile {
  public:
   static constexpr std::size_t kBlock = 64;
 
-  SortedProfile(const double* m, std::size_t n) : m_(m), n_(n), nnz_(count_positive(m, n)) {
-    const std::size_t blocks = (nnz_ + kBlock - 1) / kBlock;
+  // Validates while it sums (one pass over m instead of two): throws std::invalid_argument unless
+  // m is finite, non-negative and non-increasing.
+  SortedProfile(const double* m, std::size_t n) : m_(m), n_(n), nnz_(0) {
+    const std::size_t blocks = (n + kBlock - 1) / kBlock;
     prefix_.assign(blocks + 1, 0.0);
+    bool valid = true;
     for (std::size_t b = 0; b < blocks; ++b) {
-      const std::size_t lo = b * kBlock, hi = std::min(nnz_, lo + kBlock);
+      const std::size_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
+      valid &= reduce::is_descending_nonnegative_finite(m_ + lo, hi - lo) && (lo == 0 || m_[lo] <= m_[lo - 1]);
       prefix_[b + 1] = prefix_[b] + sum_range(m_, lo, hi);
     }
+    if (!valid) throw std::invalid_argument("m must be finite, non-negative and sorted in descending order");
+    nnz_ = count_positive(m_, n_);
   }
 
   const double* values() const { return m_; }
@@ -226,12 +225,14 @@ KSupportNorm ksupport_norm_sq_sorted(const double* s, std::size_t n, std::int64_
 ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t r, double beta,
                                     double* out) {
   ProxSolution sol;
-  std::fill(out, out + n, 0.0);
   SortedProfile profile(m, n);
   const std::size_t p = profile.nnz();
   const std::size_t ru = static_cast<std::size_t>(r);
   const double shrink = shrink_factor(beta);
-  if (p == 0) return sol;
+  if (p == 0) {
+    std::fill(out, out + n, 0.0);
+    return sol;
+  }
   if (beta == 0.0) {  // no penalty: a = m (rho as in the limit of a head holding every unit)
     std::copy(m, m + n, out);
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
@@ -239,16 +240,16 @@ ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t
     return sol;
   }
   if (p <= ru) {  // t = 1 on every positive unit: a = m/(1 + beta)
-    for (std::size_t i = 0; i < p; ++i) out[i] = m[i] * shrink;
+    const double head_sq = scale_and_sum_sq(m, out, 0, n, shrink);  // zeros stay zeros
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
     sol.rank = static_cast<std::int64_t>(p);
-    sol.objective = beta * shrink * sum_sq_range(m, 0, p);
+    sol.objective = beta * shrink * head_sq;
     return sol;
   }
   const Threshold th = locate_threshold(profile, static_cast<double>(ru), beta);
-  double head_sq = 0.0, band_term = 0.0;
-  for (std::size_t i = 0; i < th.head; ++i) out[i] = m[i] * shrink;
-  head_sq = sum_sq_range(m, 0, th.head);
+  // One pass over the output: head (shrink), band (common cut), tail (zeros).
+  const double head_sq = scale_and_sum_sq(m, out, 0, th.head, shrink);
+  double band_term = 0.0;
   std::size_t rank = th.head;
   if (th.active_end > th.head) {
     const double cut = beta / th.tau;
@@ -258,7 +259,7 @@ ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t
     }
     band_term = cut * th.active_sum;  // sum_i beta m_i / tau
   }
-  const double tail_sq = sum_sq_range(m, th.active_end, p);
+  const double tail_sq = scale_and_sum_sq(m, out, th.active_end, n, 0.0);
   sol.rho = static_cast<std::int64_t>(std::min(th.head + 1, ru));
   sol.rank = static_cast<std::int64_t>(rank);
   sol.objective = beta * shrink * head_sq + band_term + tail_sq;

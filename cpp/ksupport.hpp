@@ -2,7 +2,8 @@
 // scaled square (Theorem 7, corrected), on singular values sorted in descending order.
 //
 // Conventions: inputs are non-negative and sorted descending (s[0] >= s[1] >= ... >= 0); rho and
-// the rank are 1-based counts as in the paper; r >= 1. Callers validate; these kernels assume.
+// the rank are 1-based counts as in the paper; r >= 1. Callers validate, except that the sweep
+// and the batch check m themselves (fused into their first pass) and throw std::invalid_argument.
 // Pure C++: no Python types.
 #pragma once
 

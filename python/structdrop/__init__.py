@@ -23,12 +23,15 @@ from .objectives import (
     objective_terms,
 )
 from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
+# --- many settings at once (issue 7) ---
+from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GlobalMin",
     "ProxResult",
+    "SweepResult",
     "SyntheticProblem",
     "beta_for_width",
     "dropblock_global_min",
@@ -50,4 +53,7 @@ __all__ = [
     "dropconnect_paper_approx_terms",
     "generalized_objective",
     "objective_terms",
+    "sweep_global_min",
+    "width_sweep",
+    "WidthSweepResult",
 ]
