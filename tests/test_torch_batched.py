@@ -206,3 +206,16 @@ def test_cuda_matches_cpu_and_graph_matches_eager(spec):
     f32 = sdt.batched_train(X, Y, U0, V0, spec, 0.03, 60, device="cuda", cuda_graph=True,
                             dtype=torch.float32, **kw)
     np.testing.assert_allclose(f32.final_objective, cpu.final_objective, rtol=1e-3)
+
+
+def test_accepts_structdrop_scheme_objects():
+    schemes = pytest.importorskip("structdrop.schemes")
+    X, Y, U0, V0 = _problem(9)
+    for scheme, spec in [(schemes.DropBlock(0.5, 3), SchemeSpec("dropblock", 0.5, 3)),
+                         (schemes.OverlappingDropBlock(2, gamma=0.3), SchemeSpec("overlapping", 0.49, 2, 0.3)),
+                         (schemes.DropConnect(0.6), SchemeSpec("dropconnect", 0.6))]:
+        ours = sdt.batched_train(X, Y, U0, V0, scheme, 0.05, 20, runs=2, device="cpu")
+        ref = sdt.batched_train(X, Y, U0, V0, spec, 0.05, 20, runs=2, device="cpu")
+        np.testing.assert_array_equal(ours.U, ref.U)
+        t = [torch.as_tensor(m) for m in (Y, ours.U[1], ours.V[1], X)]
+        assert np.isclose(ours.final_objective[1], scheme.objective(*[m.numpy() for m in t]), rtol=1e-10)
