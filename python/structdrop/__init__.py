@@ -57,3 +57,8 @@ __all__ = [
     "width_sweep",
     "WidthSweepResult",
 ]
+
+# --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---
+from .training import TrainingDiverged, TrainResult, train, train_many  # noqa: E402
+
+__all__ += ["TrainResult", "TrainingDiverged", "train", "train_many"]

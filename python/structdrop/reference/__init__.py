@@ -24,3 +24,7 @@ __all__ = [
 
 # issue 3: deterministic objectives (direct formulas over all N samples)
 from . import objectives  # noqa: E402  (structdrop.reference.objectives.objective_terms, ...)
+# --- masked SGD, Algorithm 1 (issue 4; the rest of reference.training stays in its module) ---
+from .training import train  # noqa: E402
+
+__all__ += ["train"]
