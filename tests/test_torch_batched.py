@@ -166,6 +166,8 @@ def test_bad_input():
 
 
 def test_statistically_equivalent_to_cpp_engine():
+    """Mean recorded objective over independent runs agrees with structdrop.train within its standard
+    error at every recording (a 15% change of the step size moves the early records by 3-5 SE)."""
     import structdrop
 
     if not hasattr(structdrop, "train"):
@@ -173,16 +175,21 @@ def test_statistically_equivalent_to_cpp_engine():
     from structdrop import schemes
 
     X, Y, U0, V0 = _problem(7, a=4, b=5, d=6, N=20)
-    lr, iters, runs = 0.01, 400, 64
-    for scheme in (schemes.DropBlock(0.5, 2), schemes.DropConnect(0.6)):
-        ours = sdt.batched_train(X, Y, U0, V0, scheme, lr, iters, runs=runs, record_every=iters, seed=0,
-                                 device="cpu").final_objective
-        theirs = np.array([
-            structdrop.train(X, Y, U0, V0, scheme, lr, iters, record_every=iters, seed=1000 + s).deterministic_objective[-1]
-            for s in range(runs)
-        ])
-        se = np.sqrt(ours.var(ddof=1) / runs + theirs.var(ddof=1) / runs)
-        assert abs(ours.mean() - theirs.mean()) <= 4 * se, (scheme, ours.mean(), theirs.mean(), se)
+    lr, iters, runs, every = 0.02, 200, 256, 25
+    for scheme in (schemes.DropBlock(0.5, 2), schemes.DropConnect(0.6), schemes.OverlappingDropBlock(2, theta=0.5)):
+        ours = sdt.batched_train(X, Y, U0, V0, scheme, lr, iters, runs=runs, batch_size=2, record_every=every,
+                                 seed=0, device="cpu")
+        theirs = structdrop.train_many(X, Y, U0, V0, scheme, lr, iters, batch_size=2, record_every=every,
+                                       seed=range(runs), threads=1)
+        assert np.array_equal(ours.record_iterations, theirs[0].record_iterations)
+        # same initial weights: the exact objective at step 0 agrees to rounding
+        assert np.allclose(ours.deterministic_objective[:, 0], theirs[0].deterministic_objective[0], rtol=1e-10)
+        for field in ("deterministic_objective", "stochastic_objective"):
+            a = getattr(ours, field)
+            b = np.array([getattr(r, field) for r in theirs])
+            se = np.sqrt(a[:, 1:].var(0, ddof=1) / runs + b[:, 1:].var(0, ddof=1) / runs)
+            z = (a[:, 1:].mean(0) - b[:, 1:].mean(0)) / se
+            assert np.all(np.abs(z) <= 4.5), (scheme, field, z)
 
 
 def test_cuda_graph_path_importable_on_cpu():
