@@ -52,7 +52,7 @@ class DeepExperimentResult:
         theory_rank: rank of the Theorem 7 minimiser.
         theta: retain probability of DropBlock1d.  block_size: r.  width: d (80).
         beta_bar: (r/d)(1 - theta)/theta.  theta_bar: 1/(1 + beta_bar).
-        trunk: "resnet50" or "small_cnn".  dataset: "digits", "mnist" or "cifar10".
+        trunk: "resnet50" or "small_cnn".  dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
     """
 
@@ -115,15 +115,29 @@ def _torchvision_available() -> bool:
     return True
 
 
-def load_dataset(dataset: str = "digits", root: str | None = None, n_train: int | None = None,
+def load_dataset(dataset: object = "digits", root: str | None = None, n_train: int | None = None,
                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Images (N x C x H x W, float32 in [0, 1]), integer labels and the class count.
+    """Images (N x C x H x W, float32), integer labels and the class count.
 
     ``"digits"``: scikit-learn's bundled 8 x 8 handwritten digits (1797 images, no download).
     ``"mnist"``/``"cifar10"``: the training split from a local torchvision folder ``root``
-    (``download=False``: a missing folder is an error, never a download). ``n_train`` keeps a
-    random subset (seeded) of that many samples.
+    (``download=False``: a missing folder is an error, never a download). A pair
+    ``(images, labels)`` (N x C x H x W and N integer labels 0..classes-1, arrays or tensors) uses
+    your own data. ``n_train`` keeps a random subset (seeded) of that many samples.
     """
+    if isinstance(dataset, (tuple, list)):
+        if len(dataset) != 2:
+            raise ValueError("dataset as data must be a pair (images, labels)")
+        images = torch.as_tensor(np.asarray(dataset[0]), dtype=torch.float32)
+        labels = torch.as_tensor(np.asarray(dataset[1]))
+        if images.dim() != 4 or labels.dim() != 1 or len(labels) != len(images):
+            raise ValueError(f"dataset images must be N x C x H x W and labels N, got {tuple(images.shape)}, {tuple(labels.shape)}")
+        if labels.dtype.is_floating_point or bool((labels < 0).any()):
+            raise ValueError("dataset labels must be non-negative integers")
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("dataset images contain NaN or infinite values")
+        labels = labels.to(torch.int64)
+        return _subset(images, labels, int(labels.max()) + 1, n_train, seed)
     name = str(dataset).lower()
     if name == "digits":
         try:
@@ -151,11 +165,16 @@ def load_dataset(dataset: str = "digits", root: str | None = None, n_train: int 
             labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         classes = 10
     else:
-        raise ValueError(f"dataset must be 'digits', 'mnist' or 'cifar10', got {dataset!r}")
+        raise ValueError(f"dataset must be 'digits', 'mnist', 'cifar10' or (images, labels), got {dataset!r}")
+    return _subset(images, labels, classes, n_train, seed)
+
+
+def _subset(images: torch.Tensor, labels: torch.Tensor, classes: int, n_train: int | None,
+            seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     if n_train is not None:
         n_train = as_int("n_train", n_train, minimum=1)
         if n_train > len(labels):
-            raise ValueError(f"n_train={n_train} exceeds the {len(labels)} samples of {name}")
+            raise ValueError(f"n_train={n_train} exceeds the {len(labels)} samples")
         perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n_train]
         images, labels = images[perm], labels[perm]
     return images, labels, classes
@@ -179,7 +198,7 @@ class _Net(nn.Module):
 def deep_experiment(
     theta: float = 0.5,
     *,
-    dataset: str = "digits",
+    dataset: object = "digits",
     root: str | None = None,
     n_train: int | None = None,
     trunk: str = "auto",
@@ -201,7 +220,8 @@ def deep_experiment(
 
     Args:
         theta: retain probability of the DropBlock layer, in (0, 1].
-        dataset: ``"digits"`` (scikit-learn's bundled images, default), ``"mnist"``, ``"cifar10"``.
+        dataset: ``"digits"`` (scikit-learn's bundled images, default), ``"mnist"``, ``"cifar10"``,
+            or your own ``(images, labels)`` (see :func:`load_dataset`).
         root: local torchvision folder for MNIST/CIFAR-10 (never downloaded).
         n_train: use a seeded random subset of this many training samples (default: all).
         trunk: ``"resnet50"`` (torchvision's ResNet-50 adapted to small images), ``"small_cnn"``,
@@ -308,7 +328,7 @@ def deep_experiment(
         beta_bar=float(beta_bar),
         theta_bar=float(theta_bar),
         trunk="resnet50" if use_resnet else "small_cnn",
-        dataset=str(dataset).lower(),
+        dataset=str(dataset).lower() if isinstance(dataset, str) else "custom",
         n_train=N,
         device=str(device),
         seconds=time.perf_counter() - start,
