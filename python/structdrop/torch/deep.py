@@ -228,7 +228,8 @@ def deep_experiment(
             or ``"auto"``: ResNet-50 when torchvision imports and the device is CUDA, else the small
             CNN. ``"resnet50"`` without a working torchvision warns and uses the small CNN.
         epochs, batch_size, lr, weight_decay: Adam training of all weights on the mean squared loss
-            (per sample, summed over classes) of each shuffled minibatch.
+            (per sample, summed over classes) of each shuffled minibatch (a last minibatch of one
+            sample is skipped: BatchNorm cannot train on it).
         schedule: ``"cosine"`` (learning rate annealed to 0 over the epochs, default) or ``"constant"``.
         seed: seeds the subset, the initialisation, the shuffling and the masks.
         device: torch device (default: CUDA when available).
@@ -294,8 +295,12 @@ def deep_experiment(
     for epoch in range(1, epochs + 1):
         order = torch.randperm(N, generator=shuffle).to(device)
         total = torch.zeros((), device=device)
+        seen = 0
         for i in range(0, N, batch_size):
             batch = order[i : i + batch_size]
+            if len(batch) == 1 and N > 1:
+                continue  # BatchNorm cannot train on a single sample (ResNet's 1 x 1 maps)
+            seen += len(batch)
             out = net(images_dev[batch])
             loss = (out - targets_dev[batch]).square().sum(1).mean()
             optimiser.zero_grad(set_to_none=True)
@@ -304,7 +309,7 @@ def deep_experiment(
             total += loss.detach() * len(batch)
         if annealing is not None:
             annealing.step()
-        losses.append(float(total) / N)
+        losses.append(float(total) / seen)
         objective.append(evaluate()[0])
         if progress:
             print(f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
