@@ -47,6 +47,8 @@ def test_small_deep_experiment_respects_the_bound():
     assert res.gap >= 1
     assert np.all(np.diff(res.singular_values) <= 1e-12) and res.singular_values.shape == (10,)
     np.testing.assert_allclose(res.theory_singular_values[: gm.singular_values.size], gm.singular_values[:10])
+    expected = np.max(np.abs(res.singular_values - res.theory_singular_values)) / gm.singular_values[0]
+    assert np.isclose(res.singular_value_error, expected)
 
 
 def test_recorded_objective_is_lemma1_of_the_features():

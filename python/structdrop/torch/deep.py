@@ -79,6 +79,11 @@ class DeepExperimentResult:
         """Final objective over the lower bound (>= 1)."""
         return float(self.objective[-1] / self.lower_bound)
 
+    @property
+    def singular_value_error(self) -> float:
+        """max_i |sigma_i(U G) - a*_i| / a*_1: how far the final spectrum is from the theory's."""
+        return float(np.max(np.abs(self.singular_values - self.theory_singular_values)) / self.theory_singular_values[0])
+
 
 def small_cnn(in_channels: int) -> tuple[nn.Module, int]:
     """A small CNN trunk for small images (any size >= 4 x 4); returns (module, feature count)."""
