@@ -100,7 +100,8 @@ class _Problem:
         self.yy = float(Y64.square().sum())
         self.inv_keep = None
         if spec.kind == "overlapping":
-            keep = torch.tensor([(1.0 - spec.gamma) ** c for c in cover_counts(d, spec.block_size)], dtype=torch.float64)
+            counts = cover_counts(d, spec.block_size)
+            keep = torch.tensor([(1.0 - spec.gamma) ** c for c in counts], dtype=torch.float64)
             self.inv_keep = (1.0 / keep).to(device=device, dtype=dtype)
         # slots of uniforms one step needs for its mask
         if spec.kind == "none":

@@ -82,7 +82,8 @@ class DeepExperimentResult:
     @property
     def singular_value_error(self) -> float:
         """max_i |sigma_i(U G) - a*_i| / a*_1: how far the final spectrum is from the theory's."""
-        return float(np.max(np.abs(self.singular_values - self.theory_singular_values)) / self.theory_singular_values[0])
+        error = np.max(np.abs(self.singular_values - self.theory_singular_values))
+        return float(error / self.theory_singular_values[0])
 
 
 def small_cnn(in_channels: int) -> tuple[nn.Module, int]:
@@ -136,7 +137,10 @@ def load_dataset(dataset: object = "digits", root: str | None = None, n_train: i
         images = torch.as_tensor(np.asarray(dataset[0]), dtype=torch.float32)
         labels = torch.as_tensor(np.asarray(dataset[1]))
         if images.dim() != 4 or labels.dim() != 1 or len(labels) != len(images):
-            raise ValueError(f"dataset images must be N x C x H x W and labels N, got {tuple(images.shape)}, {tuple(labels.shape)}")
+            raise ValueError(
+                "dataset images must be N x C x H x W and labels N, "
+                f"got {tuple(images.shape)}, {tuple(labels.shape)}"
+            )
         if labels.dtype.is_floating_point or bool((labels < 0).any()):
             raise ValueError("dataset labels must be non-negative integers")
         if not bool(torch.isfinite(images).all()):
