@@ -91,8 +91,8 @@ class _Problem:
         self.N = X.shape[1]
         self.device = device
         self.dtype = dtype
-        self.Xt = X.T.contiguous()  # N x b: one row per sample (a copy, in the training dtype)
-        self.Yt = Y.T.contiguous()  # N x a
+        # N x (b + a): one row per sample, inputs then targets, so one gather fetches both (a copy)
+        self.XYt = torch.cat([X.T, Y.T], dim=1).contiguous()
         X64 = X.to(torch.float64)
         Y64 = Y.to(torch.float64)
         self.S = X64 @ X64.T  # b x b
@@ -293,16 +293,17 @@ def batched_train(
     stoch = torch.empty(runs, n_rec, dtype=torch.float64, device=device)
     det = torch.empty(runs, n_rec, dtype=torch.float64, device=device)
     inv_b = 1.0 / batch_size
+    coef = -lr * inv_b
+    zero = torch.zeros(1, 1, 1, dtype=dtype, device=device)  # ignored input of baddbmm with beta=0
 
     def run_chunk(T: int) -> None:
         steps = step_counter + torch.arange(T, dtype=torch.int64, device=device)
         z_all, idx_all = _draw(prob, keys_mask, keys_sample, steps, batch_size)
         if decay is not None:
-            coefs = -(lr * inv_b) / (1.0 + steps.to(dtype) / decay)  # T, on the device
+            coefs = coef / (1.0 + steps.to(dtype) / decay)  # T, on the device
         for i in range(T):
-            idx = idx_all[:, i]
-            xb = prob.Xt[idx]  # R x B x b
-            yb = prob.Yt[idx]  # R x B x a
+            xy = prob.XYt[idx_all[:, i]]  # R x B x (b + a)
+            xb, yb = xy[..., :b], xy[..., b:]
             if spec.kind == "dropconnect":
                 Z = z_all[:, i]  # R x B x b x d: one mask per sample
                 if batch_size == 1:
@@ -314,11 +315,15 @@ def batched_train(
                 if prob.slots:
                     z = z_all[:, i]  # R x B x d: one mask per sample
                     h = h * z
-            # eps scaled by -eta/B: both updates are then plain in-place accumulations
-            eps = torch.bmm(h, U.transpose(1, 2)).sub_(yb)  # R x B x a
-            eps = eps.mul_(-lr * inv_b) if decay is None else eps.mul_(coefs[i])
-            eU = torch.bmm(eps, U)  # R x B x d, from the old U
-            U.baddbmm_(eps.transpose(1, 2), h)
+            eps = torch.baddbmm(yb, h, U.transpose(1, 2), beta=-1.0)  # U D V^T x - y, R x B x a
+            # both updates from the old U: eU = -(eta/B) eps^T U first, then U in place
+            if decay is None:
+                eU = torch.baddbmm(zero, eps, U, beta=0.0, alpha=coef)
+                U.baddbmm_(eps.transpose(1, 2), h, alpha=coef)
+            else:
+                eps = eps.mul_(coefs[i])
+                eU = torch.bmm(eps, U)
+                U.baddbmm_(eps.transpose(1, 2), h)
             if spec.kind == "dropconnect":
                 if batch_size == 1:
                     V.addcmul_(torch.bmm(xb.transpose(1, 2), eU), Z[:, 0])
