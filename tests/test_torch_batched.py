@@ -226,3 +226,29 @@ def test_accepts_structdrop_scheme_objects():
         np.testing.assert_array_equal(ours.U, ref.U)
         t = [torch.as_tensor(m) for m in (Y, ours.U[1], ours.V[1], X)]
         assert np.isclose(ours.final_objective[1], scheme.objective(*[m.numpy() for m in t]), rtol=1e-10)
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("graph", [False, True])
+def test_cuda_no_host_sync_per_step(graph):
+    """The number of host synchronisations does not grow with the number of steps or recordings."""
+    import warnings
+
+    X, Y, U0, V0 = _problem(10)
+    spec = SchemeSpec("dropblock", 0.5, 2)
+
+    def syncs(iterations):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                sdt.batched_train(X, Y, U0, V0, spec, 0.01, iterations, runs=8, record_every=10,
+                                  device="cuda", cuda_graph=graph, chunk_steps=5)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    syncs(20)  # warm-up
+    assert syncs(20) == syncs(200)
