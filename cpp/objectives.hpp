@@ -47,10 +47,23 @@ struct SchemeStats {
   Vector mean;       // E[z_i] (d); for dropconnect the (uniform) mean of each entry of V's mask
   double beta = 0.0; // (1 - theta)/theta where the scheme has one theta, 0 otherwise
   Matrix cbar;       // C-bar = diag(mean)^-1 Cov(z) diag(mean)^-1 (d x d), only for overlapping_dropblock
+  // Added: the band of C-bar that can be non-zero for overlapping_dropblock (block_size x d):
+  // cbar_band(k, i) = C-bar(i, i + k) for 0 <= k < block_size, i + k < d (0 elsewhere).
+  // C-bar(i, j) = (1 - gamma)^(-|W(i) n W(j)|) - 1 vanishes for |i - j| >= block_size, so the
+  // regulariser costs O(block_size (a + b) d) from this band; deterministic_objective uses it.
+  Matrix cbar_band;
 };
 
 // Throws std::invalid_argument on bad parameters (theta outside (0, 1], block_size not dividing d, ...).
 SchemeStats scheme_stats(const SchemeParams& params, long width);
+
+// Added: as above; with dense_cbar = false the d x d `cbar` of overlapping_dropblock is left
+// empty (only `cbar_band` is filled), so that large widths need O(block_size d) memory, not O(d^2).
+SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar);
+
+// Added: moments from the transposes Xt = X^T (N x b) and Yt = Y^T (N x a), i.e. from C-ordered
+// (row-major) X and Y viewed without a copy. Same result as compute_moments(X, Y).
+DataMoments compute_moments_transposed(const MatrixRef& Xt, const MatrixRef& Yt);
 
 // ||Y - U V^T X||_F^2 from the moments.
 double fit_term(const DataMoments& moments, const MatrixRef& U, const MatrixRef& V);
@@ -62,5 +75,13 @@ double regularizer(const SchemeStats& stats, const DataMoments& moments, const M
 // fit_term + regularizer: the exact expectation of the stochastic loss over the masks.
 double deterministic_objective(const SchemeStats& stats, const DataMoments& moments,
                                const MatrixRef& U, const MatrixRef& V);
+
+// Added: the DropConnect regulariser AS PRINTED in the paper (Theorem 13 / Corollary 14),
+// beta sum_i ||u_i||^2 ||X^T v_i||^2 -- the Dropout form. It is NOT the expectation of the
+// DropConnect loss unless X X^T is diagonal (the exact one is regularizer() with dropconnect:
+// beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2). Provided only to show the difference.
+// Requires stats.params.kind == dropconnect.
+double dropconnect_paper_regularizer(const SchemeStats& stats, const DataMoments& moments,
+                                     const MatrixRef& U, const MatrixRef& V);
 
 }  // namespace structdrop

@@ -27,3 +27,8 @@ __all__ = [
     "prox_ksupport_sq",
     "theta_for_width",
 ]
+
+# --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---
+from .training import TrainingDiverged, TrainResult, train, train_many  # noqa: E402
+
+__all__ += ["TrainResult", "TrainingDiverged", "train", "train_many"]

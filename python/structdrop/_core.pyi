@@ -10,3 +10,37 @@ def prox_search(m: npt.NDArray[np.float64], r: int, beta: float) -> tuple[npt.ND
 def prox_batch(
     m: npt.NDArray[np.float64], r: npt.NDArray[np.int64], beta: npt.NDArray[np.float64], threads: int = 0
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]: ...
+
+# --- masked SGD, Algorithm 1 (cpp/sgd.hpp, cpp/random.hpp) ---
+def sgd_train_runs(
+    X: npt.NDArray[np.float64],
+    Y: npt.NDArray[np.float64],
+    U0: list[npt.NDArray[np.float64]],
+    V0: list[npt.NDArray[np.float64]],
+    kind: list[int],
+    theta: list[float],
+    block_size: list[int],
+    gamma: list[float],
+    lr: list[float],
+    iterations: list[int],
+    batch_size: list[int],
+    record_every: list[int],
+    seed: list[int],
+    lr_decay: list[float],
+    threads: int = 0,
+    progress: object = None,
+    interval: float = 0.25,
+) -> list[tuple[str, str, int, object, object, object, object, object, float]]: ...
+def sgd_draws(
+    kind: int, theta: float, block_size: int, gamma: float, d: int, b: int, N: int, seed: int,
+    first_step: int, steps: int, batch: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]: ...
+def sgd_step(
+    U: npt.NDArray[np.float64], V: npt.NDArray[np.float64], Xb: npt.NDArray[np.float64], Yb: npt.NDArray[np.float64],
+    masks: npt.NDArray[np.uint8], kind: int, theta: float, block_size: int, gamma: float, lr: float,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def sgd_stochastic_loss(
+    X: npt.NDArray[np.float64], Y: npt.NDArray[np.float64], U: npt.NDArray[np.float64], V: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.uint8], kind: int, theta: float, block_size: int, gamma: float,
+) -> float: ...
+def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]: ...

@@ -21,3 +21,8 @@ __all__ = [
     "prox_ksupport_sq",
     "theta_for_width",
 ]
+
+# --- masked SGD, Algorithm 1 (issue 4; the rest of reference.training stays in its module) ---
+from .training import train  # noqa: E402
+
+__all__ += ["train"]
