@@ -1,0 +1,192 @@
+"""Benchmark: run-steps per second of structdrop.torch.batched_train (Algorithm 1, many runs at once).
+
+Paper sizes (Section 5.1): a, b, N, d = 80, 100, 1000, 50, DropBlock(theta=0.5, r=5), one sample
+per step. For R = 1 .. 65536 runs it times, in one process on one device:
+
+  batched_train            structdrop.torch.batched_train (eager, and with --cuda-graph on CUDA)
+  plain batched loop       the obvious batched PyTorch loop: torch.randint/torch.rand per step, bmm
+  per-sample loop          one run, autograd + torch.optim.SGD, one sample per step (run-steps/s
+                           does not grow with R: it is the per-step rate of a single run)
+  C++ engine               structdrop.train (one run on the CPU), when it is installed
+
+and prints a markdown table of medians (of --repeats timings) with the ratio batched_train / plain
+batched loop (target: >= 3 on CUDA). Usage::
+
+    python bench/torch_gpu.py                       # CUDA, float32, R = 1, 4, ..., 65536
+    python bench/torch_gpu.py --device cpu --quick  # a quick check on the CPU
+    python bench/torch_gpu.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+
+import structdrop
+import structdrop.torch as sdt
+
+A, B, N, D, R_BLOCK, THETA = 80, 100, 1000, 50, 5, 0.5
+LR = 1e-6
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn, repeats: int, device: torch.device) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def plain_batched_loop(X, Y, U0, V0, runs, iterations, device, dtype, seed=0):
+    """The obvious batched loop (Algorithm 1 for R runs, masks and samples from torch's RNG)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    Xt = X.T.contiguous()
+    Yt = Y.T.contiguous()
+    U = U0.expand(runs, *U0.shape).clone()
+    V = V0.expand(runs, *V0.shape).clone()
+    k = D // R_BLOCK
+    with torch.no_grad():
+        for _ in range(iterations):
+            idx = torch.randint(N, (runs,), device=device, generator=gen)
+            x, y = Xt[idx], Yt[idx]
+            w = (torch.rand(runs, k, device=device, generator=gen) < THETA).to(dtype)
+            z = w.repeat_interleave(R_BLOCK, dim=1) / THETA
+            h = torch.bmm(x.unsqueeze(1), V).squeeze(1) * z  # R x d
+            eps = torch.bmm(h.unsqueeze(1), U.transpose(1, 2)).squeeze(1) - y  # R x a
+            gU = eps.unsqueeze(2) * h.unsqueeze(1)
+            gV = x.unsqueeze(2) * (torch.bmm(eps.unsqueeze(1), U).squeeze(1) * z).unsqueeze(1)
+            U -= LR * gU
+            V -= LR * gV
+    return U, V
+
+
+def per_sample_loop(X, Y, U0, V0, iterations, device, dtype, seed=0):
+    """One run, one sample per step, autograd and torch.optim.SGD: the way most people write it."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    U = torch.nn.Parameter(U0.clone())
+    V = torch.nn.Parameter(V0.clone())
+    opt = torch.optim.SGD([U, V], lr=LR)
+    k = D // R_BLOCK
+    for _ in range(iterations):
+        i = torch.randint(N, (1,), device=device, generator=gen)
+        x, y = X[:, i], Y[:, i]
+        z = ((torch.rand(k, device=device, generator=gen) < THETA).to(dtype)).repeat_interleave(R_BLOCK) / THETA
+        loss = 0.5 * ((U * z) @ (V.T @ x) - y).square().sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return U, V
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--quick", action="store_true", help="few sizes, short timings")
+    parser.add_argument("--runs", type=int, nargs="*", help="numbers of runs (default 1, 4, ..., 65536)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--run-steps", type=float, default=None, help="target run-steps per timing")
+    parser.add_argument("--no-cuda-graph", action="store_true")
+    parser.add_argument("--json", default=None, help="write the results to this path")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    if args.runs:
+        run_counts = args.runs
+    elif args.quick:
+        run_counts = [1, 16, 256] if device.type == "cpu" else [1, 64, 4096]
+    else:
+        run_counts = [4**i for i in range(9)]  # 1 .. 65536
+    budget = args.run_steps or ((2e4 if args.quick else 2e5) if device.type == "cpu" else (2e6 if args.quick else 2e7))
+    repeats = 1 if args.quick else args.repeats
+    use_graph = device.type == "cuda" and not args.no_cuda_graph
+
+    prob = structdrop.paper_synthetic(0)
+    rng = np.random.default_rng(1)
+    U0n, V0n = rng.standard_normal((A, D)), rng.standard_normal((B, D))
+    X = torch.as_tensor(prob.X, dtype=dtype, device=device)
+    Y = torch.as_tensor(prob.Y, dtype=dtype, device=device)
+    U0 = torch.as_tensor(U0n, dtype=dtype, device=device)
+    V0 = torch.as_tensor(V0n, dtype=dtype, device=device)
+    scheme = sdt.SchemeSpec("dropblock", THETA, R_BLOCK)
+    try:
+        from structdrop import schemes as _schemes
+
+        scheme = _schemes.DropBlock(THETA, R_BLOCK)
+    except ImportError:
+        pass
+
+    # single-run references (independent of R)
+    ps_iters = int(min(2000, max(50, budget / 50)))
+    per_sample_loop(X, Y, U0, V0, 10, device, dtype)  # warm-up
+    t = _median_time(lambda: per_sample_loop(X, Y, U0, V0, ps_iters, device, dtype), repeats, device)
+    per_sample_rate = ps_iters / t
+    cpp_rate = None
+    if hasattr(structdrop, "train"):
+        cpp_iters = int(min(200000, max(1000, budget)))
+        t = _median_time(lambda: structdrop.train(prob.X, prob.Y, U0n, V0n, scheme, LR, cpp_iters,
+                                                  record_every=cpp_iters), repeats, torch.device("cpu"))
+        cpp_rate = cpp_iters / t
+
+    rows = []
+    for runs in run_counts:
+        iters = int(min(5000, max(200 if args.quick else 500, budget / runs)))
+        row = {"runs": runs, "iterations": iters}
+
+        def ours(graph: bool) -> sdt.BatchedTrainResult:
+            return sdt.batched_train(X, Y, U0, V0, scheme, LR, iters, runs=runs, record_every=iters,
+                                     device=device, dtype=dtype, cuda_graph=graph)
+
+        ours(False)  # warm-up
+        row["batched_train"] = runs * iters / _median_time(lambda: ours(False), repeats, device)
+        if use_graph:
+            ours(True)
+            row["batched_train_graph"] = runs * iters / _median_time(lambda: ours(True), repeats, device)
+        plain_batched_loop(X, Y, U0, V0, runs, 5, device, dtype)
+        row["plain_batched_loop"] = runs * iters / _median_time(
+            lambda: plain_batched_loop(X, Y, U0, V0, runs, iters, device, dtype), repeats, device)
+        row["per_sample_loop"] = per_sample_rate
+        row["cpp_engine"] = cpp_rate
+        best = max(row["batched_train"], row.get("batched_train_graph", 0.0))
+        row["ratio_vs_plain"] = best / row["plain_batched_loop"]
+        rows.append(row)
+        print(f"R={runs}: {best:.3g} run-steps/s ({row['ratio_vs_plain']:.2f}x plain)", flush=True)
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"\nDevice: {name} ({device}), torch {torch.__version__}, {args.dtype}; a, b, N, d = {A}, {B}, {N}, {D}; "
+          f"DropBlock(theta={THETA}, r={R_BLOCK}), batch 1. Run-steps per second (medians of {repeats}).\n")
+    head = "| runs | batched_train | " + ("batched_train + CUDA graph | " if use_graph else "") + \
+        "plain batched loop | per-sample loop | C++ engine (1 run, CPU) | best / plain |"
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1))
+    for row in rows:
+        cells = [str(row["runs"]), f"{row['batched_train']:.3g}"]
+        if use_graph:
+            cells.append(f"{row['batched_train_graph']:.3g}")
+        cells += [f"{row['plain_batched_loop']:.3g}", f"{row['per_sample_loop']:.3g}",
+                  "n/a" if row["cpp_engine"] is None else f"{row['cpp_engine']:.3g}", f"{row['ratio_vs_plain']:.2f}"]
+        print("| " + " | ".join(cells) + " |")
+    if args.json:
+        meta = {"device": name, "torch": torch.__version__, "dtype": args.dtype, "sizes": [A, B, N, D],
+                "theta": THETA, "block_size": R_BLOCK, "repeats": repeats}
+        with open(args.json, "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

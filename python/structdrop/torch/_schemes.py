@@ -1,0 +1,105 @@
+"""Normalised description of a mask scheme, shared by the torch objectives and batched training.
+
+The torch path accepts the scheme objects of :mod:`structdrop.schemes` (``NoDropout()``,
+``Dropout(theta)``, ``DropBlock(theta, block_size)``, ``OverlappingDropBlock(block_size, gamma,
+theta)``, ``DropConnect(theta)``). It reads only their public attributes, so it does not import
+:mod:`structdrop.schemes` (and any object with the same class name and attributes is accepted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .._validation import as_int, as_probability
+
+__all__ = ["SchemeSpec", "as_scheme_spec", "overlapping_gamma"]
+
+_KINDS = ("none", "dropout", "dropblock", "overlapping", "dropconnect")
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """A mask scheme reduced to numbers.
+
+    Attributes:
+        kind: one of ``"none"``, ``"dropout"``, ``"dropblock"``, ``"overlapping"``, ``"dropconnect"``.
+        theta: retain probability (dropout, dropblock, dropconnect; 1.0 for none; the nominal
+            ``(1 - gamma)**block_size`` for overlapping).
+        block_size: block length r (1 unless dropblock/overlapping).
+        gamma: seed probability of the overlapping scheme (0.0 otherwise).
+    """
+
+    kind: str
+    theta: float = 1.0
+    block_size: int = 1
+    gamma: float = 0.0
+
+    @property
+    def beta(self) -> float:
+        """(1 - theta)/theta."""
+        return (1.0 - self.theta) / self.theta
+
+
+def overlapping_gamma(block_size: int, gamma: object = None, theta: object = None) -> float:
+    """Seed probability gamma of overlapping DropBlock from ``gamma`` or ``theta``.
+
+    Exactly one of ``gamma`` (in [0, 1)) and ``theta`` (in (0, 1]) must be given; ``theta`` sets
+    ``(1 - gamma)**block_size = theta``, i.e. an interior unit is kept with probability ``theta``.
+    """
+    if (gamma is None) == (theta is None):
+        raise ValueError("give exactly one of gamma and theta")
+    if gamma is not None:
+        return as_probability("gamma", gamma, low_open=False, high_open=True)
+    th = as_probability("theta", theta)
+    return 1.0 - th ** (1.0 / block_size)
+
+
+def as_scheme_spec(scheme: object) -> SchemeSpec:
+    """Reduce a :mod:`structdrop.schemes` object (or a SchemeSpec) to a :class:`SchemeSpec`."""
+    if isinstance(scheme, SchemeSpec):
+        if scheme.kind not in _KINDS:
+            raise ValueError(f"scheme.kind must be one of {_KINDS}, got {scheme.kind!r}")
+        return scheme
+    name = type(scheme).__name__
+    if name == "NoDropout":
+        return SchemeSpec("none")
+    if name == "Dropout":
+        return SchemeSpec("dropout", as_probability("scheme.theta", scheme.theta))
+    if name == "DropConnect":
+        return SchemeSpec("dropconnect", as_probability("scheme.theta", scheme.theta))
+    if name == "DropBlock":
+        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
+        return SchemeSpec("dropblock", as_probability("scheme.theta", scheme.theta), r)
+    if name == "OverlappingDropBlock":
+        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
+        gamma = getattr(scheme, "gamma", None)
+        theta = getattr(scheme, "theta", None)
+        if gamma is None:
+            gamma = overlapping_gamma(r, theta=theta)
+        gamma = as_probability("scheme.gamma", gamma, low_open=False, high_open=True)
+        return SchemeSpec("overlapping", (1.0 - gamma) ** r, r, gamma)
+    raise TypeError(
+        "scheme must be a structdrop.schemes object (NoDropout, Dropout, DropBlock, "
+        f"OverlappingDropBlock, DropConnect), got {type(scheme).__name__}"
+    )
+
+
+def check_width(spec: SchemeSpec, d: int) -> None:
+    """Raise ValueError when the scheme cannot act on ``d`` hidden units."""
+    if spec.kind == "dropblock" and d % spec.block_size:
+        raise ValueError(f"block_size={spec.block_size} must divide the hidden width d={d}")
+    if spec.kind == "overlapping" and d < spec.block_size:
+        raise ValueError(f"block_size={spec.block_size} must not exceed the hidden width d={d}")
+
+
+def seed_count(d: int, block_size: int) -> int:
+    """Number of seed positions j = 0..d-block_size of overlapping DropBlock on d units."""
+    return d - block_size + 1
+
+
+def cover_counts(d: int, block_size: int) -> list[int]:
+    """|W(i)|: how many seed positions' blocks cover unit i (overlapping DropBlock)."""
+    last = d - block_size
+    return [min(i, last) - max(0, i - block_size + 1) + 1 for i in range(d)]
+
+

@@ -1,0 +1,75 @@
+"""The deep experiment (Section 5.2): its recorded objective is the exact deterministic objective and
+never falls below the corrected Theorem 7 bound."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+sdt = pytest.importorskip("structdrop.torch")
+pytest.importorskip("sklearn")
+
+import structdrop  # noqa: E402
+from structdrop.torch import deep  # noqa: E402
+
+
+def test_small_deep_experiment_respects_the_bound():
+    res = sdt.deep_experiment(0.5, n_train=200, epochs=3, batch_size=25, lr=3e-3, seed=1, device="cpu",
+                              trunk="small_cnn")
+    assert res.trunk == "small_cnn" and res.dataset == "digits" and res.n_train == 200
+    assert res.objective.shape == (4,) and res.train_loss.shape == (3,)
+    # Theorem 7 bound for one-hot targets: computed independently here from the singular values of Y
+    beta_bar = (5 / 80) * (1 - 0.5) / 0.5
+    assert np.isclose(res.beta_bar, beta_bar)
+    _, labels, _ = deep.load_dataset("digits", n_train=200, seed=1)
+    Y = np.eye(10)[labels.numpy()].T
+    gm = structdrop.dropblock_global_min(Y, 5, 1 / (1 + beta_bar))
+    assert np.isclose(res.lower_bound, gm.objective)
+    assert res.lower_bound <= np.sum(Y**2)  # A = 0 is feasible
+    assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
+    assert res.objective[-1] < res.objective[0]  # training decreases the exact objective
+    assert res.gap >= 1
+    assert np.all(np.diff(res.singular_values) <= 1e-12) and res.singular_values.shape == (10,)
+    np.testing.assert_allclose(res.theory_singular_values[: gm.singular_values.size], gm.singular_values[:10])
+
+
+def test_recorded_objective_is_lemma1_of_the_features():
+    # the formula the experiment records, checked against Monte Carlo over the layer's own masks
+    torch.manual_seed(0)
+    net = deep._Net(*deep.small_cnn(1), 10, 0.5).double()
+    images, labels, _ = deep.load_dataset("digits", n_train=40, seed=0)
+    x = images.double()
+    Y = torch.nn.functional.one_hot(labels, 10).double().T
+    with torch.no_grad():
+        G = net.features(x).T
+        exact = float(sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), Y, net.last.weight, G))
+        net.train()
+        head = torch.nn.Sequential(net.drop, net.last)
+        samples = torch.stack([(Y.T - head(G.T)).square().sum() for _ in range(4000)]).numpy()
+    assert abs(samples.mean() - exact) <= 5 * samples.std(ddof=1) / np.sqrt(samples.size)
+
+
+def test_dataset_arguments():
+    with pytest.raises(ValueError, match="root"):
+        deep.load_dataset("mnist")
+    with pytest.raises(ValueError, match="dataset"):
+        deep.load_dataset("imagenet")
+    with pytest.raises(ValueError, match="n_train"):
+        deep.load_dataset("digits", n_train=10**6)
+    with pytest.raises(ValueError, match="trunk"):
+        sdt.deep_experiment(trunk="vgg")
+    images, labels, classes = deep.load_dataset("digits")
+    assert images.shape == (1797, 1, 8, 8) and classes == 10 and float(images.max()) <= 1.0
+
+
+def test_resnet50_trunk_shapes():
+    pytest.importorskip("torchvision")
+    trunk, features = deep.resnet50_small(1)
+    assert trunk(torch.zeros(2, 1, 8, 8)).shape == (2, features)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_deep_experiment_on_cuda():
+    res = sdt.deep_experiment(0.5, n_train=300, epochs=2, device="cuda")
+    assert res.device.startswith("cuda")
+    assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
