@@ -161,6 +161,7 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     right.set_xlabel("index (descending)")
     right.set_ylabel("singular value")
     right.set_xticks(index)
+    right.set_ylim(0, max(sv.max(initial=0), theory.max(initial=0)) * 1.08)
     right.set_title(f"singular values, theta = {s['theta']}, r = {s['block_size']}, d = {s['width']}")
     right.legend(loc="upper right")
     fig.suptitle("Figure 3: " + TITLE, fontsize=11)

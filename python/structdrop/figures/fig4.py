@@ -186,7 +186,9 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     top.legend(loc="upper right")
     iteration_axis(top)
     corr = runs["overlapping_corrected"]
-    bottom.plot(it, corr["stochastic"], color=COLORS["stochastic"], lw=0.7, label="DropBlockOriginal corrected, stochastic")
+    bottom.plot(it, corr["stochastic"], color=COLORS["stochastic"], lw=0.5, alpha=0.5)
+    bottom.plot(it, ema(np.asarray(corr["stochastic"])), color="#6baed6", lw=1.2,
+                label="DropBlockOriginal corrected, stochastic (EMA)")
     bottom.plot(it, corr["deterministic"], color=COLORS["deterministic"],
                 label="exact deterministic (Lemma 10, exact C-bar)")
     bottom.plot(cp, data["corrected_approx_at_checkpoints"], color=COLORS["paper"], ls="--", marker=".", ms=3,
