@@ -7,5 +7,6 @@ namespace structdrop::bindings {
 
 void register_ksupport(pybind11::module_& m);
 void register_sgd(pybind11::module_& m);
+void register_objectives(pybind11::module_& m);
 
 }  // namespace structdrop::bindings

@@ -13,6 +13,17 @@ from .global_min import GlobalMin, dropblock_global_min
 from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
 from .width import beta_for_width, theta_for_width
 
+# --- exact deterministic objectives and mask schemes (issue 3) ---
+from .objectives import (
+    DataMoments,
+    ObjectiveTerms,
+    data_moments,
+    dropconnect_paper_approx_terms,
+    generalized_objective,
+    objective_terms,
+)
+from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -26,6 +37,19 @@ __all__ = [
     "paper_synthetic",
     "prox_ksupport_sq",
     "theta_for_width",
+    # issue 3: objectives and schemes
+    "DataMoments",
+    "DropBlock",
+    "DropConnect",
+    "Dropout",
+    "MaskScheme",
+    "NoDropout",
+    "ObjectiveTerms",
+    "OverlappingDropBlock",
+    "data_moments",
+    "dropconnect_paper_approx_terms",
+    "generalized_objective",
+    "objective_terms",
 ]
 
 # --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---

@@ -44,3 +44,24 @@ def sgd_stochastic_loss(
     mask: npt.NDArray[np.uint8], kind: int, theta: float, block_size: int, gamma: float,
 ) -> float: ...
 def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, int, int, int]: ...
+# --- exact deterministic objectives (cpp/objectives.hpp) ---
+# Schemes are (kind, theta, block_size, gamma) = MaskScheme._core_args(); kind: none=0, dropout=1,
+# dropblock=2, overlapping_dropblock=3, dropconnect=4. Arrays float64, C- or Fortran-contiguous.
+def objective_moments(
+    X: npt.NDArray[np.float64], Y: npt.NDArray[np.float64] | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None, float]: ...
+def scheme_stats(
+    kind: int, theta: float, block_size: int, gamma: float, d: int, dense_cbar: bool = True
+) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64] | None, npt.NDArray[np.float64] | None]: ...
+def objective_terms(
+    kind: int,
+    theta: float,
+    block_size: int,
+    gamma: float,
+    gram: npt.NDArray[np.float64],
+    cross: npt.NDArray[np.float64],
+    y_sq_norm: float,
+    U: npt.NDArray[np.float64],
+    V: npt.NDArray[np.float64],
+    paper_dropconnect: bool = False,
+) -> tuple[float, float]: ...

@@ -26,3 +26,6 @@ __all__ = [
 from .training import train  # noqa: E402
 
 __all__ += ["train"]
+
+# issue 3: deterministic objectives (direct formulas over all N samples)
+from . import objectives  # noqa: E402  (structdrop.reference.objectives.objective_terms, ...)

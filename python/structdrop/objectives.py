@@ -1,0 +1,225 @@
+"""Exact deterministic objectives of dropout-style training (Lemma 1, Lemma 10, corrected Theorem 13).
+
+For a mask scheme applied to the hidden units of ``Y ~ U V^T X`` (X: b x N, Y: a x N, U: a x d,
+V: b x d), the expectation of the stochastic loss over the masks is
+
+    E ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2 = ||Y - U V^T X||_F^2 + <C-bar, U^T U (.) V^T X X^T V>
+
+(Lemma 10, eqs. 16-18; Lemma 1 / eq. 5 for DropBlock, eq. 2 for Dropout). For DropConnect (mask on
+the entries of V) the exact identity is ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+not the Dropout form printed as Theorem 13 / Corollary 14 of the paper (see ``DropConnect``).
+
+Everything is computed from the data moments X X^T, Y X^T and ||Y||^2 (:func:`data_moments`, one
+O((a + b) b N) pass), after which one objective costs nothing that grows with N: O(b^2 d + a b d)
+for Dropout/DropConnect, plus O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for
+overlapping DropBlock (its C-bar is banded with half-width r - 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import _core
+from ._validation import as_float_array
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .schemes import MaskScheme
+
+__all__ = [
+    "DataMoments",
+    "ObjectiveTerms",
+    "data_moments",
+    "dropconnect_paper_approx_terms",
+    "generalized_objective",
+    "objective_terms",
+]
+
+
+@dataclass(frozen=True)
+class DataMoments:
+    """Sufficient statistics of data X (b x N) and targets Y (a x N) for every deterministic objective.
+
+    Attributes:
+        gram: X X^T, shape (b, b).
+        cross: Y X^T, shape (a, b); None when the moments were computed without targets.
+        y_sq_norm: ||Y||_F^2 (0.0 without targets).
+        n_samples: N, the number of columns of X.
+    """
+
+    gram: np.ndarray
+    cross: np.ndarray | None
+    y_sq_norm: float
+    n_samples: int
+
+    @property
+    def in_features(self) -> int:
+        """b, the number of rows of X."""
+        return int(self.gram.shape[0])
+
+    @property
+    def out_features(self) -> int | None:
+        """a, the number of rows of Y (None without targets)."""
+        return None if self.cross is None else int(self.cross.shape[0])
+
+
+@dataclass(frozen=True)
+class ObjectiveTerms:
+    """The two terms of a deterministic objective and their sum.
+
+    Attributes:
+        fit: ||Y - U V^T X||_F^2 (or ||Y - U G||_F^2).
+        regularizer: the scheme's exact regulariser, E[loss] - fit.
+        objective: fit + regularizer, the exact expectation of the stochastic loss over the masks.
+    """
+
+    fit: float
+    regularizer: float
+    objective: float
+
+
+def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
+    # The core reads C- or Fortran-contiguous arrays in place; anything else is copied here.
+    if array.flags.c_contiguous or array.flags.f_contiguous:
+        return array
+    return np.ascontiguousarray(array)
+
+
+def data_moments(X: object, Y: object | None = None) -> DataMoments:
+    """Moments X X^T, Y X^T, ||Y||^2 of data X (b x N) and targets Y (a x N), in C++.
+
+    One pass over the samples, O((a + b) b N). X and Y are read in place when they are float64 and
+    C- or Fortran-contiguous (otherwise converted/copied once). Cache the result and pass it to
+    :func:`objective_terms` to evaluate objectives at a cost independent of N.
+    """
+    x = _layout_for_core("X", as_float_array("X", X, ndim=2))
+    y = None
+    if Y is not None:
+        y = _layout_for_core("Y", as_float_array("Y", Y, ndim=2))
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+            )
+    gram, cross, y_sq = _core.objective_moments(x, y)
+    return DataMoments(gram=gram, cross=cross, y_sq_norm=float(y_sq), n_samples=int(x.shape[1]))
+
+
+def _check_factors(U: object, V: object, moments: DataMoments, need_targets: bool) -> tuple[np.ndarray, np.ndarray]:
+    u = _layout_for_core("U", as_float_array("U", U, ndim=2))
+    v = _layout_for_core("V", as_float_array("V", V, ndim=2))
+    if u.shape[1] != v.shape[1]:
+        raise ValueError(f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}")
+    b = moments.in_features
+    if v.shape[0] != b:
+        raise ValueError(f"V must have b = {b} rows (the rows of X), got V {v.shape}")
+    if need_targets:
+        if moments.cross is None:
+            raise ValueError("moments were computed without targets Y; call data_moments(X, Y)")
+        a = moments.cross.shape[0]
+        if u.shape[0] != a:
+            raise ValueError(f"U must have a = {a} rows (the rows of Y), got U {u.shape}")
+    return u, v
+
+
+def _check_moments(moments: object) -> DataMoments:
+    if not isinstance(moments, DataMoments):
+        raise TypeError(f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}")
+    return moments
+
+
+def _scheme_args(scheme: object, d: int) -> tuple[int, float, int, float]:
+    from .schemes import MaskScheme
+
+    if not isinstance(scheme, MaskScheme):
+        raise TypeError(f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}")
+    scheme.check_width(d)
+    return scheme._core_args()
+
+
+def _terms(scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool) -> ObjectiveTerms:
+    args = _scheme_args(scheme, u.shape[1])
+    if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
+        cross = np.zeros((u.shape[0], moments.in_features))
+        _, reg = _core.objective_terms(*args, moments.gram, cross, 0.0, u, v, paper)
+        return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
+    fit, reg = _core.objective_terms(*args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper)
+    return ObjectiveTerms(fit=float(fit), regularizer=float(reg), objective=float(fit + reg))
+
+
+def objective_terms(scheme: MaskScheme, U: object, V: object, moments: DataMoments) -> ObjectiveTerms:
+    """Exact deterministic objective of ``scheme`` at (U, V) from cached data moments, in C++.
+
+    E_z ||Y - U diag(mu)^-1 diag(z) V^T X||^2 = fit + regulariser with the regulariser of
+    eq. 2 (Dropout), Lemma 1 / eq. 5 (DropBlock), Lemma 10 / eq. 18 with the exact banded C-bar
+    (overlapping DropBlock), or the corrected DropConnect identity (not Theorem 13 as printed).
+    The cost does not depend on N. When ``moments`` has no targets, ``fit`` and ``objective`` are NaN.
+
+    The fit term is evaluated as ||Y||^2 - 2 <Y X^T, W> + <W X X^T, W> (W = U V^T), which loses
+    relative accuracy when the residual is tiny compared with ||Y||^2 (it is clamped at 0).
+
+    Args:
+        scheme: a :class:`structdrop.schemes.MaskScheme`.
+        U: a x d output weights. V: b x d input weights (float64; C-ordered U/V are copied once,
+            O((a + b) d)).
+        moments: :func:`data_moments` of X (and Y).
+    """
+    moments = _check_moments(moments)
+    u, v = _check_factors(U, V, moments, need_targets=moments.cross is not None)
+    return _terms(scheme, u, v, moments, paper=False)
+
+
+def dropconnect_paper_approx_terms(scheme: MaskScheme, U: object, V: object, moments: DataMoments) -> ObjectiveTerms:
+    """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): an approximation.
+
+    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact expectation
+    (:func:`objective_terms` with a DropConnect scheme: beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2)
+    only when X X^T is diagonal; otherwise it is off (by several percent on random data). Provided to
+    plot the difference.
+    """
+    from .schemes import DropConnect
+
+    if not isinstance(scheme, DropConnect):
+        raise TypeError(f"scheme must be a DropConnect, got {type(scheme).__name__}")
+    moments = _check_moments(moments)
+    u, v = _check_factors(U, V, moments, need_targets=moments.cross is not None)
+    return _terms(scheme, u, v, moments, paper=True)
+
+
+def generalized_objective(Y: object, U: object, G: object, mean: object, covariance: object) -> ObjectiveTerms:
+    """Lemma 10 (eqs. 15-18) for any mask distribution on the d hidden units, in NumPy.
+
+    E_z ||Y - U diag(mu)^-1 diag(z) G||_F^2 = ||Y - U G||_F^2 + <C-bar, U^T U (.) G G^T>,
+    C-bar = diag(mu)^-1 C diag(mu)^-1 (eq. 16), with G = V^T X for a shallow network or the
+    features g_Gamma(X) of a deep one.
+
+    Args:
+        Y: a x N targets. U: a x d. G: d x N.
+        mean: mu, the d mask means (no zero entry).
+        covariance: C, the d x d mask covariance (symmetric).
+
+    Cost O(a d N + d^2 N); allocates U G (a x N) and G G^T (d x d).
+    """
+    y = as_float_array("Y", Y, ndim=2)
+    u = as_float_array("U", U, ndim=2)
+    g = as_float_array("G", G, ndim=2)
+    mu = as_float_array("mean", mean, ndim=1)
+    cov = as_float_array("covariance", covariance, ndim=2)
+    a, d = u.shape
+    if g.shape[0] != d:
+        raise ValueError(f"G must have d = {d} rows (the columns of U), got G {g.shape}")
+    if y.shape != (a, g.shape[1]):
+        raise ValueError(f"Y must have shape (a, N) = {(a, g.shape[1])}, got {y.shape}")
+    if mu.shape != (d,):
+        raise ValueError(f"mean must have d = {d} entries, got shape {mu.shape}")
+    if cov.shape != (d, d):
+        raise ValueError(f"covariance must be d x d = {(d, d)}, got {cov.shape}")
+    if np.any(mu == 0):
+        raise ValueError("mean must have no zero entry (units are rescaled by 1/mean)")
+    if not np.allclose(cov, cov.T, rtol=1e-12, atol=1e-14 * max(1.0, float(np.abs(cov).max()))):
+        raise ValueError("covariance must be symmetric")
+    fit = float(np.sum((y - u @ g) ** 2))
+    cbar = cov / np.outer(mu, mu)
+    reg = float(np.sum(cbar * (u.T @ u) * (g @ g.T)))
+    return ObjectiveTerms(fit=fit, regularizer=reg, objective=fit + reg)

@@ -1,0 +1,378 @@
+"""Mask schemes of dropout-style training, each knowing its own statistics and exact objective.
+
+Every scheme is a small frozen dataclass. For the hidden-unit schemes (all but DropConnect) the
+network output under a mask z in {0, 1}^d is ``U diag(mu)^-1 diag(z) V^T X`` (eq. 15), mu = E[z];
+the schemes provide
+
+- ``mask_mean(d)``: mu; ``mask_covariance(d)``: C = Cov(z);
+- ``characteristic_matrix(d)``: C-bar = diag(mu)^-1 C diag(mu)^-1 (eq. 16);
+- ``sample_masks(d, count, rng)``: ``count`` masks z as rows of a float 0/1 array (unscaled);
+- ``regularizer(U, V, X)`` and ``objective(Y, U, V, X)``: the exact expectation over the masks of
+  the stochastic squared loss, minus / including the fit term ||Y - U V^T X||^2 (Lemma 10, eq. 18);
+- ``check_width(d)`` and ``_core_args()`` (the four scalars the C++ core takes).
+
+Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+
+from ._validation import as_int, as_probability
+from .objectives import ObjectiveTerms, _check_factors, _terms, data_moments
+
+__all__ = [
+    "DropBlock",
+    "DropConnect",
+    "Dropout",
+    "MaskScheme",
+    "NoDropout",
+    "OverlappingDropBlock",
+]
+
+RandomLike = Union[None, int, np.random.Generator]
+
+# Integers of the C++ enum structdrop::SchemeKind (cpp/objectives.hpp).
+KIND_NONE = 0
+KIND_DROPOUT = 1
+KIND_DROPBLOCK = 2
+KIND_OVERLAPPING_DROPBLOCK = 3
+KIND_DROPCONNECT = 4
+
+
+def _rng(rng: RandomLike) -> np.random.Generator:
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError("rng must be a numpy Generator, an integer seed or None, got a bool")
+    if rng is None or isinstance(rng, (int, np.integer, np.random.Generator)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}")
+
+
+@dataclass(frozen=True)
+class MaskScheme:
+    """Base class of the mask schemes (see the module docstring for the common interface)."""
+
+    # --- what the C++ core needs -------------------------------------------------------------
+    def _core_args(self) -> tuple[int, float, int, float]:
+        """(kind, theta, block_size, gamma) for the C++ SchemeParams; unused fields neutral (1.0, 1, 0.0)."""
+        raise NotImplementedError
+
+    def check_width(self, d: object) -> int:
+        """Return ``d`` as an int, or raise ValueError when the scheme cannot apply at width d."""
+        return as_int("d", d, minimum=1)
+
+    def _stats(self, d: object, *, dense: bool = False):
+        from . import _core
+
+        width = self.check_width(d)
+        return _core.scheme_stats(*self._core_args(), width, dense)
+
+    # --- mask statistics ----------------------------------------------------------------------
+    def mask_mean(self, d: int) -> np.ndarray:
+        """mu = E[z], the d mask means (eq. 15)."""
+        mean, _, _, _ = self._stats(d)
+        return mean
+
+    def characteristic_matrix(self, d: int) -> np.ndarray:
+        """C-bar = diag(mu)^-1 Cov(z) diag(mu)^-1 (eq. 16), a d x d array."""
+        raise NotImplementedError
+
+    def mask_covariance(self, d: int) -> np.ndarray:
+        """C = Cov(z) = diag(mu) C-bar diag(mu), a d x d array."""
+        mu = self.mask_mean(d)
+        return self.characteristic_matrix(d) * np.outer(mu, mu)
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        """``count`` independent masks z as the rows of a (count, d) float64 array of 0/1.
+
+        The masks are unscaled: the network uses z / mask_mean(d). ``rng`` is a numpy Generator
+        or an integer seed (the same seed gives the same masks).
+        """
+        raise NotImplementedError
+
+    # --- exact objectives ---------------------------------------------------------------------
+    def objective_terms(self, Y: object, U: object, V: object, X: object) -> ObjectiveTerms:
+        """fit, regulariser and their sum: the exact E_z of the stochastic loss (Lemma 10, eq. 17).
+
+        Computes the data moments (one O((a + b) b N) pass, C++), then the terms from them. To
+        evaluate many (U, V) on the same data, cache ``structdrop.data_moments(X, Y)`` and call
+        ``structdrop.objective_terms(scheme, U, V, moments)``.
+        """
+        moments = data_moments(X, Y)
+        u, v = _check_factors(U, V, moments, need_targets=True)
+        return _terms(self, u, v, moments, paper=False)
+
+    def objective(self, Y: object, U: object, V: object, X: object) -> float:
+        """E_z ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2, exactly (Lemma 10, eq. 17); see objective_terms."""
+        return self.objective_terms(Y, U, V, X).objective
+
+    def regularizer(self, U: object, V: object, X: object) -> float:
+        """The scheme's exact regulariser E_z[loss] - ||Y - U V^T X||^2 (independent of Y)."""
+        moments = data_moments(X)
+        u, v = _check_factors(U, V, moments, need_targets=False)
+        return _terms(self, u, v, moments, paper=False).regularizer
+
+
+@dataclass(frozen=True)
+class NoDropout(MaskScheme):
+    """No mask: z = 1, C-bar = 0 (eq. 16); the objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout)."""
+
+    def _core_args(self) -> tuple[int, float, int, float]:
+        return (KIND_NONE, 1.0, 1, 0.0)
+
+    def characteristic_matrix(self, d: int) -> np.ndarray:
+        width = self.check_width(d)
+        return np.zeros((width, width))
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(d)
+        n = as_int("count", count, minimum=0)
+        _rng(rng)
+        return np.ones((n, width))
+
+
+@dataclass(frozen=True)
+class Dropout(MaskScheme):
+    """Dropout: z_i i.i.d. Bernoulli(theta), units rescaled by 1/theta.
+
+    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, beta = (1 - theta)/theta (eq. 2; Corollary 11);
+    C-bar = beta I (Section 3).
+    """
+
+    theta: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "theta", as_probability("theta", self.theta))
+
+    @property
+    def beta(self) -> float:
+        """(1 - theta)/theta."""
+        return (1.0 - self.theta) / self.theta
+
+    @classmethod
+    def for_width(cls, theta_bar: float, d: int) -> "Dropout":
+        """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1)."""
+        from .width import theta_for_width
+
+        return cls(theta_for_width(theta_bar, d, 1))
+
+    def _core_args(self) -> tuple[int, float, int, float]:
+        return (KIND_DROPOUT, self.theta, 1, 0.0)
+
+    def characteristic_matrix(self, d: int) -> np.ndarray:
+        width = self.check_width(d)
+        return self.beta * np.eye(width)
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(d)
+        n = as_int("count", count, minimum=0)
+        return (_rng(rng).random((n, width)) < self.theta).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class DropBlock(MaskScheme):
+    """DropBlock on non-overlapping blocks of ``block_size`` consecutive units (the paper's DropBlockSample).
+
+    Each of the k = d / block_size blocks is kept with probability theta (i.i.d.), units rescaled by
+    1/theta. Regulariser beta sum_i ||U_i V_i^T X||_F^2 over the blocks (Lemma 1, eq. 5);
+    C-bar = beta BlkDiag(1 1^T, ..., 1 1^T) (Section 3). block_size must divide d.
+    """
+
+    theta: float
+    block_size: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "theta", as_probability("theta", self.theta))
+        object.__setattr__(self, "block_size", as_int("block_size", self.block_size, minimum=1))
+
+    @property
+    def beta(self) -> float:
+        """(1 - theta)/theta."""
+        return (1.0 - self.theta) / self.theta
+
+    @classmethod
+    def for_width(cls, theta_bar: float, d: int, block_size: int) -> "DropBlock":
+        """DropBlock at width d with theta(d) of eq. 7, so its objective is eq. 8.
+
+        The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
+        """
+        from .width import theta_for_width
+
+        return cls(theta_for_width(theta_bar, d, block_size), block_size)
+
+    def check_width(self, d: object) -> int:
+        width = as_int("d", d, minimum=1)
+        if width % self.block_size:
+            raise ValueError(
+                f"DropBlock needs block_size to divide d (non-overlapping blocks), got d={width}, "
+                f"block_size={self.block_size}"
+            )
+        return width
+
+    def _core_args(self) -> tuple[int, float, int, float]:
+        return (KIND_DROPBLOCK, self.theta, self.block_size, 0.0)
+
+    def characteristic_matrix(self, d: int) -> np.ndarray:
+        width = self.check_width(d)
+        k = width // self.block_size
+        return self.beta * np.kron(np.eye(k), np.ones((self.block_size, self.block_size)))
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(d)
+        n = as_int("count", count, minimum=0)
+        keep = _rng(rng).random((n, width // self.block_size)) < self.theta
+        return np.repeat(keep, self.block_size, axis=1).astype(np.float64)
+
+
+@dataclass(frozen=True, init=False)
+class OverlappingDropBlock(MaskScheme):
+    """The original (overlapping) DropBlock of Ghiasi et al. on a 1-D layer of d units.
+
+    Seeds s_j ~ Bernoulli(gamma) i.i.d. for j = 0..d - block_size; a firing seed drops units
+    j..j + block_size - 1, so every block lies inside the layer and blocks may overlap. Unit i is
+    kept when no seed of W(i) = {j : j <= i <= j + block_size - 1} fires:
+    mu_i = (1 - gamma)^|W(i)| (edge units are kept more often), and each unit is rescaled by its own
+    exact mu_i. Pairwise P(z_i = z_j = 1) = (1 - gamma)^|W(i) u W(j)|, hence the exact
+    C-bar_ij = (1 - gamma)^(-|W(i) n W(j)|) - 1, zero for |i - j| >= block_size (eq. 16), and the
+    objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only corrects theta
+    approximately.
+
+    Give exactly one of ``gamma`` (seed probability, [0, 1)) and ``theta`` ((0, 1]; then
+    gamma = 1 - theta^(1/block_size), i.e. (1 - gamma)^block_size = theta, the keep probability of
+    an interior unit). The resolved ``gamma`` is stored; ``theta`` reports (1 - gamma)^block_size.
+    """
+
+    block_size: int
+    gamma: float
+
+    def __init__(self, block_size: int, gamma: Optional[float] = None, theta: Optional[float] = None) -> None:
+        bs = as_int("block_size", block_size, minimum=1)
+        if (gamma is None) == (theta is None):
+            raise ValueError("give exactly one of gamma (seed probability) and theta (nominal retain probability)")
+        if gamma is not None:
+            g = as_probability("gamma", gamma, low_open=False, high_open=True)
+        else:
+            t = as_probability("theta", theta)
+            g = -math.expm1(math.log(t) / bs)  # 1 - theta^(1/bs), accurate for theta near 1
+            g = min(max(g, 0.0), math.nextafter(1.0, 0.0))
+        object.__setattr__(self, "block_size", bs)
+        object.__setattr__(self, "gamma", float(g))
+
+    @property
+    def theta(self) -> float:
+        """Nominal retain probability (1 - gamma)^block_size (that of a unit covered by block_size seeds)."""
+        return (1.0 - self.gamma) ** self.block_size
+
+    def check_width(self, d: object) -> int:
+        width = as_int("d", d, minimum=1)
+        if self.block_size > width:
+            raise ValueError(
+                f"OverlappingDropBlock needs block_size <= d (every block lies inside the layer), got "
+                f"d={width}, block_size={self.block_size}"
+            )
+        return width
+
+    def _core_args(self) -> tuple[int, float, int, float]:
+        return (KIND_OVERLAPPING_DROPBLOCK, 1.0, self.block_size, self.gamma)
+
+    def characteristic_matrix(self, d: int) -> np.ndarray:
+        _, _, cbar, _ = self._stats(d, dense=True)
+        return cbar
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(d)
+        n = as_int("count", count, minimum=0)
+        seeds_count = width - self.block_size + 1
+        seeds = _rng(rng).random((n, seeds_count)) < self.gamma
+        fired = np.zeros((n, seeds_count + 1), dtype=np.int32)
+        np.cumsum(seeds, axis=1, out=fired[:, 1:])
+        units = np.arange(width)
+        lo = np.maximum(units - self.block_size + 1, 0)
+        hi = np.minimum(units, seeds_count - 1)
+        return ((fired[:, hi + 1] - fired[:, lo]) == 0).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class DropConnect(MaskScheme):
+    """DropConnect: every entry of V (b x d) kept i.i.d. with probability theta, rescaled by 1/theta.
+
+    Exact identity (corrected; Theorem 13 / Corollary 14 of the paper are false unless X X^T is
+    diagonal):
+
+        E ||Y - (1/theta) U (Z (.) V)^T X||^2 = ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+
+    x_j the j-th row of X (input feature j), beta = (1 - theta)/theta. The printed formula
+    beta sum_i ||u_i||^2 ||X^T v_i||^2 (the Dropout form) is available as
+    :meth:`paper_approx_regularizer` / :meth:`paper_approx_objective`.
+
+    The mask has shape (b, d), so the statistics take ``in_features`` (b): ``mask_mean(d)`` gives
+    the d per-column means theta (all equal); with ``in_features`` the (b, d) array. Covariance and
+    C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta) and beta.
+    """
+
+    theta: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "theta", as_probability("theta", self.theta))
+
+    @property
+    def beta(self) -> float:
+        """(1 - theta)/theta."""
+        return (1.0 - self.theta) / self.theta
+
+    def _core_args(self) -> tuple[int, float, int, float]:
+        return (KIND_DROPCONNECT, self.theta, 1, 0.0)
+
+    @staticmethod
+    def _in_features(in_features: object, what: str) -> int:
+        if in_features is None:
+            raise ValueError(
+                f"DropConnect masks the b x d entries of V: {what} needs in_features=b (the rows of V)"
+            )
+        return as_int("in_features", in_features, minimum=1)
+
+    def mask_mean(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
+        """theta for each of the d columns, or the (in_features, d) array of entry means."""
+        width = self.check_width(d)
+        if in_features is None:
+            return np.full(width, self.theta)
+        return np.full((self._in_features(in_features, "mask_mean"), width), self.theta)
+
+    def mask_covariance(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
+        """theta (1 - theta) I over the row-major flattened (in_features * d) entries of the mask."""
+        width = self.check_width(d)
+        b = self._in_features(in_features, "mask_covariance")
+        return self.theta * (1.0 - self.theta) * np.eye(b * width)
+
+    def characteristic_matrix(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
+        """beta I over the row-major flattened (in_features * d) entries of the mask."""
+        width = self.check_width(d)
+        b = self._in_features(in_features, "characteristic_matrix")
+        return self.beta * np.eye(b * width)
+
+    def sample_masks(self, d: int, count: int, rng: RandomLike = None, *, in_features: Optional[int] = None) -> np.ndarray:
+        """``count`` masks of V as a (count, in_features, d) float64 array of 0/1 (unscaled)."""
+        width = self.check_width(d)
+        b = self._in_features(in_features, "sample_masks")
+        n = as_int("count", count, minimum=0)
+        return (_rng(rng).random((n, b, width)) < self.theta).astype(np.float64)
+
+    def paper_approx_regularizer(self, U: object, V: object, X: object) -> float:
+        """The paper's printed DropConnect regulariser (Theorem 13 / Corollary 14), an APPROXIMATION.
+
+        beta sum_i ||u_i||^2 ||X^T v_i||^2. Exact only when X X^T is diagonal; use
+        :meth:`regularizer` for the exact expectation.
+        """
+        moments = data_moments(X)
+        u, v = _check_factors(U, V, moments, need_targets=False)
+        return _terms(self, u, v, moments, paper=True).regularizer
+
+    def paper_approx_objective(self, Y: object, U: object, V: object, X: object) -> float:
+        """||Y - U V^T X||^2 + :meth:`paper_approx_regularizer` (the printed, approximate objective)."""
+        moments = data_moments(X, Y)
+        u, v = _check_factors(U, V, moments, need_targets=True)
+        return _terms(self, u, v, moments, paper=True).objective
