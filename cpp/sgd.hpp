@@ -150,7 +150,15 @@ void masked_sgd_step(const SchemeStats& stats, Matrix& U, Matrix& V, const Matri
                      const std::uint8_t* masks, double lr);
 
 // ||Y - U D V^T X||^2 over all N for one given mask (format of draw_slot), from the moments.
+// (Recordings use it with the mask of step t+1; O(a b kept + a b^2), independent of N.)
 double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
                        const MatrixRef& V, const std::uint8_t* mask);
+
+// The instruction set of the hot loops: "avx2" where the CPU has it, else "baseline" (the
+// compiler's default target, SSE2 on x86-64). Both give bit-identical results (fixed evaluation
+// order, no FMA contraction). set_sgd_kernel_isa("auto" | "baseline" | "avx2") overrides the
+// choice for the whole process (tests and benchmarks); it applies to runs started afterwards.
+std::string sgd_kernel_isa();
+void set_sgd_kernel_isa(const std::string& name);
 
 }  // namespace structdrop

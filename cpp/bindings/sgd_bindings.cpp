@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -245,6 +246,11 @@ void register_sgd(py::module_& m) {
       py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("U").noconvert(), py::arg("V").noconvert(),
       py::arg("mask").noconvert(), py::arg("kind"), py::arg("theta"), py::arg("block_size"), py::arg("gamma"),
       "||Y - U D V^T X||^2 for one mask (n = d or b*d 0/1 bytes), from the data moments.");
+
+  m.def("sgd_kernel_isa", &sgd_kernel_isa,
+        "The instruction set of the masked-SGD loops: 'avx2' or 'baseline' (bit-identical results).");
+  m.def("set_sgd_kernel_isa", &set_sgd_kernel_isa, py::arg("name"),
+        "Force the masked-SGD loops to 'baseline' or 'avx2' (or back to 'auto'), for tests and benchmarks.");
 
   m.def(
       "philox4x32_10",

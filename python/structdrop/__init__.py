@@ -13,6 +13,9 @@ from .global_min import GlobalMin, dropblock_global_min
 from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
 from .width import beta_for_width, theta_for_width
 
+# --- many settings at once (issue 7) ---
+from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
+
 # --- exact deterministic objectives and mask schemes (issue 3) ---
 from .objectives import (
     DataMoments,
@@ -29,6 +32,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GlobalMin",
     "ProxResult",
+    "SweepResult",
     "SyntheticProblem",
     "beta_for_width",
     "dropblock_global_min",
@@ -37,6 +41,9 @@ __all__ = [
     "paper_synthetic",
     "prox_ksupport_sq",
     "theta_for_width",
+    "sweep_global_min",
+    "width_sweep",
+    "WidthSweepResult",
     # issue 3: objectives and schemes
     "DataMoments",
     "DropBlock",

@@ -3,8 +3,8 @@
 Written separately from the C++ kernels (different formulations where possible) so that they
 serve as a test oracle and as the benchmark baseline:
 - the norm evaluates the corrected Theorem 6 condition for every rho at once (vectorised);
-- the sweep evaluates S(tau) = sum clip(m tau - beta, 0, 1) at every breakpoint (sorted, with
-  searchsorted and cumulative sums) and interpolates linearly inside the bracketing segment;
+- the sweep bisects over the sorted breakpoints of S(tau) = sum clip(m tau - beta, 0, 1),
+  evaluating S directly, and interpolates linearly inside the bracketing segment;
 - the search is the literal Theorem 7 scan, vectorised over lambda for each rho;
 - the global minimum projects with pinv(X) X instead of an SVD basis.
 """
@@ -67,21 +67,24 @@ def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
 
 
 def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
-    """tau with sum clip(m tau - beta, 0, 1) = r, by linear interpolation between breakpoints."""
-    # Breakpoints of the piecewise-linear S(tau), ascending.
-    taus = np.unique(np.concatenate([[0.0], beta / positive, (beta + 1.0) / positive]))
-    taus = taus[taus > 0]  # S(0) = 0 is handled below
-    asc = positive[::-1]
-    prefix = np.concatenate([[0.0], np.cumsum(positive)])
-    n = positive.size
-    # h: units with m tau - beta >= 1; l: units with m tau - beta > 0 (both prefixes of descending m).
-    h = n - np.searchsorted(asc, (1.0 + beta) / taus, side="left")
-    l = n - np.searchsorted(asc, beta / taus, side="right")
-    S = h + taus * (prefix[l] - prefix[h]) - beta * (l - h)
-    taus = np.concatenate([[0.0], taus])
-    S = np.concatenate([[0.0], S])
-    k = int(np.searchsorted(S, r, side="left"))  # first breakpoint with S >= r (k >= 1: S[0] = 0)
-    t0, t1, s0, s1 = taus[k - 1], taus[k], S[k - 1], S[k]
+    """tau with sum clip(m tau - beta, 0, 1) = r: bisection over the sorted breakpoints with S
+    evaluated directly, then linear interpolation inside the bracketing segment."""
+
+    def S(tau: float) -> float:
+        return float(np.clip(positive * tau - beta, 0.0, 1.0).sum())
+
+    taus = np.unique(np.concatenate([beta / positive, (beta + 1.0) / positive]))
+    taus = taus[taus > 0]
+    lo, hi = 0, taus.size - 1  # S(taus[-1]) = number of positive entries > r
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if S(taus[mid]) >= r:
+            hi = mid
+        else:
+            lo = mid + 1
+    t1 = taus[lo]
+    t0 = taus[lo - 1] if lo > 0 else 0.0
+    s0, s1 = S(t0), S(t1)
     return t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
 
 
@@ -180,6 +183,15 @@ def beta_for_width(theta: float, d: int, r: int) -> float:
     return r * (1 - theta) / (d * theta)
 
 
+def _pinv(X: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse with NumPy's matrix_rank cut-off (max(b, N) eps sigma_max)."""
+    cutoff = max(X.shape) * np.finfo(float).eps
+    try:
+        return np.linalg.pinv(X, rtol=cutoff)
+    except TypeError:  # NumPy < 2 names it rcond
+        return np.linalg.pinv(X, rcond=cutoff)
+
+
 def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
     """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective, ..."""
     Y = np.asarray(Y, dtype=float)
@@ -189,7 +201,7 @@ def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
         target = Y
     else:
         X = np.asarray(X, dtype=float)
-        P = np.linalg.pinv(X) @ X
+        P = _pinv(X) @ X
         target = Y @ P
     U, m, Vt = np.linalg.svd(target, full_matrices=False)
     prox = prox_ksupport_sq(m, r, beta)
