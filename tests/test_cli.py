@@ -177,6 +177,13 @@ def test_console_script():
     assert result.returncode == 0 and "--block-size" in result.stdout
 
 
+def test_command_line_imports_stay_light():
+    code = ("import sys, structdrop, structdrop.cli\n"
+            "print(sorted(m for m in ('matplotlib', 'torch', 'scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert structdrop.__version__ in capsys.readouterr().out

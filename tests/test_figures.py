@@ -176,6 +176,17 @@ def test_missing_torch_fig3_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "fig3.png").exists()
 
 
+def test_all_without_torch_skips_fig3_with_a_note(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from structdrop.cli import main\n"
+            f"sys.exit(main(['reproduce', 'all', '--iterations', '200', '--out', r'{tmp_path}', '--quiet']))")
+    result = run_module(code, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (tmp_path / "fig3.png").exists()
+    assert all((tmp_path / f"{name}.png").exists() for name in ("fig1", "fig2", "fig4"))
+    assert "fig3 skipped" in (tmp_path / "summary.md").read_text()
+
+
 def test_quiet_silences_progress_same_seed_same_numbers(tmp_path, capsys):
     from structdrop.cli import main
 

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="SGD steps (default 100000, or 20000 with --quick)")
     shallow.add_argument("--lr", type=positive_float, default=None, help="initial step size (default 2e-5)")
     deep = parser.add_argument_group("deep figure (3)")
-    deep.add_argument("--epochs", type=nonnegative_int, default=None, help="training epochs (default 40, or 12 with --quick)")
+    deep.add_argument("--epochs", type=nonnegative_int, default=None, help="training epochs (default 100, or 10 with --quick)")
     deep.add_argument("--dataset", choices=("digits", "mnist", "cifar10"), default="digits",
                       help="digits: scikit-learn's bundled images (default); mnist/cifar10 need --data-root")
     deep.add_argument("--data-root", default=None, metavar="DIR",
@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         outputs = reproduce(names, config, make_bar=make_bar, log=log, skip_without_torch=args.figure == "all")
     except MissingDependency as exc:
         raise CliError(str(exc)) from None
+    except ImportError as exc:  # e.g. --dataset mnist without a working torchvision
+        raise CliError(f"a dependency is missing: {exc}") from None
     except structdrop.TrainingDiverged as exc:
         raise CliError(f"{exc} (try a smaller --lr)") from None
     print(f"wrote {len(outputs)} figure(s) and summary.md to {out} in {time.perf_counter() - start:.1f} s")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  objective  {result.objective:.10g}   ({result.objective / total:.6g} of ||Y||^2 = {total:.6g})"
           if total > 0 else f"  objective  {result.objective:.10g}")
     if X is not None:
-        print(f"  residual   {result.residual:.10g}   (part of Y outside X's row space)")
+        print(f"  residual   {result.residual:.6g}   (part of Y outside X's row space)")
     print(f"  singular values of A*  {_format_values(result.singular_values, args.top)}")
     print(f"  singular values of Y{'P' if X is not None else ''}  {_format_values(result.target_singular_values, args.top)}")
     if args.out is not None:

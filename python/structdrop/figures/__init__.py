@@ -69,7 +69,7 @@ def reproduce(
     skipped: list[str] = []
     if "fig3" in names:
         try:
-            fig3.require_torch()
+            fig3.require_torch(config.dataset)
         except MissingDependency as exc:
             if not skip_without_torch:
                 raise

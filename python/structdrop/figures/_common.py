@@ -199,6 +199,17 @@ def mean_ratio(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, f
     return float(ratios.mean()), float(ratios.std(ddof=1) / np.sqrt(ratios.size)) if ratios.size > 1 else 0.0
 
 
+#: Fewer recorded steps than this make the stochastic-vs-deterministic comparisons inconclusive.
+MIN_RECORDS = 20
+
+
+def verdict_for(ok: bool, records: int, holds: str = "holds") -> str:
+    """Verdict of a statistical check over ``records`` recorded steps."""
+    if records < MIN_RECORDS:
+        return "inconclusive (too few recorded steps)"
+    return holds if ok else "fails"
+
+
 def tolist(array: Any) -> Any:
     """JSON-ready copy of an array (floats, ints)."""
     return np.asarray(array).tolist()

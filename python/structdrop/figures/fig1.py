@@ -23,6 +23,7 @@ import numpy as np
 
 from ._common import (
     LR_DECAY, RECORD_EVERY, THETA, WIDTH, Claim, FigureConfig, mean_ratio, paper_problem, tolist, train_chunked,
+    verdict_for,
 )
 
 NAME = "fig1"
@@ -89,7 +90,7 @@ def claims(data: dict[str, Any]) -> list[Claim]:
             "Lemma 1 as its expectation (Fig. 1 top).",
             f"mean stochastic / deterministic loss over the second half of the run = {ratio:.4f} +- {se:.4f} "
             "(standard error)",
-            "holds" if ok else "fails",
+            verdict_for(ok, len(data["iterations"])),
         ))
         final, low = run["final_ratio"], run["min_ratio"]
         out.append(Claim(
@@ -98,7 +99,7 @@ def claims(data: dict[str, Any]) -> list[Claim]:
             f"corrected Theorem 7 minimum (row space of X, beta_bar = {run['beta_bar']:.3g}, rho = {run['rho']}, "
             f"rank {run['rank']}) = {run['global_min']:.6g}; final deterministic objective / minimum = {final:.4f} "
             f"after {data['settings']['iterations']} steps; never below it (smallest ratio {low:.4f})",
-            ("holds" if final < 1.02 else "approached") if low >= 1.0 - 1e-9 else "fails (below the bound)",
+            ("holds" if final < 1.05 else "approached") if low >= 1.0 - 1e-9 else "fails (below the bound)",
         ))
     return out
 
