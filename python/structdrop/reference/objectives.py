@@ -37,8 +37,10 @@ def overlapping_dropblock_stats(d: int, block_size: int, gamma: float) -> tuple[
     sizes = B.sum(axis=1)
     union = sizes[:, None] + sizes[None, :] - B @ B.T
     mean = q**sizes
-    second = q**union
-    return mean, second / np.outer(mean, mean) - 1.0
+    # C-bar_ij = q^|W(i) u W(j)| / (q^|W(i)| q^|W(j)|) - 1; the exponent is formed in exact integer
+    # arithmetic so that C-bar is exactly 0 where W(i) and W(j) are disjoint.
+    exponent = union - sizes[:, None] - sizes[None, :]
+    return mean, q**exponent - 1.0
 
 
 def dropconnect_paper_regularizer(U, V, X, theta: float, chunk_size: int = 65536) -> float:
@@ -58,7 +60,8 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
       NoDropout            0
       Dropout              beta sum_i ||u_i||^2 ||g_i||^2            (g_i = row i of G = V^T X)
       DropBlock            beta sum_blocks ||U_blk G_blk||^2
-      OverlappingDropBlock sum_ij C-bar_ij (u_i . u_j)(g_i . g_j)    (C-bar from explicit seed sets)
+      OverlappingDropBlock sum_ij C-bar_ij (u_i . u_j)(g_i . g_j)    (C-bar by inclusion-exclusion;
+                           g_i . g_j accumulated only on the diagonals where C-bar is non-zero)
       DropConnect          beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2   (x_j = row j of X)
     Samples are processed ``chunk_size`` at a time (memory O((a + d) chunk_size)).
     """
@@ -68,21 +71,27 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     fit = 0.0
     g_sq = np.zeros(d)  # ||g_i||^2
     block_sq = 0.0
-    gg = np.zeros((d, d)) if name == "OverlappingDropBlock" else None
+    cbar = None
+    if name == "OverlappingDropBlock":
+        _, cbar = overlapping_dropblock_stats(d, scheme.block_size, scheme.gamma)
+        # Only the diagonals of C-bar that hold a non-zero entry need g_i . g_{i+k} (read off C-bar).
+        offsets = [k for k in range(d) if np.any(np.diagonal(cbar, k) != 0.0)]
+        gg_diag = {k: np.zeros(d - k) for k in offsets}
     x_sq = np.zeros(X.shape[0])  # ||x_j||^2
     r = getattr(scheme, "block_size", 1)
     for sl in _chunks(X.shape[1], chunk_size):
         G = V.T @ X[:, sl]
         fit += float(np.sum((Y[:, sl] - U @ G) ** 2))
-        if name in ("Dropout", "DropConnect"):
+        if name == "Dropout":
             g_sq += np.sum(G**2, axis=1)
         if name == "DropConnect":
             x_sq += np.sum(X[:, sl] ** 2, axis=1)
         if name == "DropBlock":
             for start in range(0, d, r):
                 block_sq += float(np.sum((U[:, start : start + r] @ G[start : start + r]) ** 2))
-        if gg is not None:
-            gg += G @ G.T
+        if cbar is not None:
+            for k in offsets:
+                gg_diag[k] += np.einsum("in,in->i", G[: d - k], G[k:])
     if name == "NoDropout":
         reg = 0.0
     elif name == "Dropout":
@@ -91,8 +100,11 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     elif name == "DropBlock":
         reg = (1.0 - scheme.theta) / scheme.theta * block_sq
     elif name == "OverlappingDropBlock":
-        _, cbar = overlapping_dropblock_stats(d, scheme.block_size, scheme.gamma)
-        reg = float(np.sum(cbar * (U.T @ U) * gg))
+        uu = U.T @ U
+        reg = 0.0
+        for k in offsets:  # sum over i, j of C-bar_ij (u_i . u_j)(g_i . g_j), C-bar symmetric
+            term = float(np.sum(np.diagonal(cbar, k) * np.diagonal(uu, k) * gg_diag[k]))
+            reg += term if k == 0 else 2.0 * term
     elif name == "DropConnect":
         beta = (1.0 - scheme.theta) / scheme.theta
         reg = beta * float(np.sum(U**2, axis=0) @ ((V**2).T @ x_sq))
