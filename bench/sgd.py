@@ -15,7 +15,9 @@ with U0, V0 of width d (entries 0.1 N(0, 1), lr = 1e-7 so that nothing diverges 
 4. cost versus theta (Dropout and DropBlock r = 5, d = 500): a dropped unit costs nothing;
 5. the cost of progress=True, and which kernel instruction set ran (AVX2 or baseline; same bits).
 
-Every timing is the median of repeats. Usage: python bench/sgd.py [--quick] [--json out.json]
+Every timing is the median of repeats. The NumPy and PyTorch loops run with one BLAS thread (as
+every engine run does; --blas-threads=N to change). Usage:
+    python bench/sgd.py [--quick] [--json out.json] [--blas-threads=1]
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ import io
 import os
 import sys
 import time
+
+# One BLAS thread: every engine run is single-threaded, so the per-step comparison is core for
+# core (parallelism is measured separately with train_many). Override with --blas-threads.
+_BLAS_THREADS = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--blas-threads=")), "1")
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, _BLAS_THREADS)
 
 import numpy as np
 from _timing import machine_info, markdown_table, write_json
@@ -63,22 +71,35 @@ def median(values) -> float:
     return float(np.median(values))
 
 
+def engine_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> float:
+    """Seconds per step of one structdrop.train run (its own loop timer; no recordings)."""
+    return sd.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds / steps
+
+
+def numpy_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> float:
+    return reference.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds / steps
+
+
 def time_engine(X, Y, U0, V0, scheme, steps: int, repeats: int) -> float:
-    """Median seconds per step of structdrop.train (its own loop timer; no recordings)."""
-    sd.train(X, Y, U0, V0, scheme, 1e-7, min(steps, 1000), record_every=10**12)  # warm-up
-    times = []
-    for rep in range(repeats):
-        result = sd.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=rep)
-        times.append(result.seconds / steps)
-    return median(times)
+    """Median seconds per step of structdrop.train."""
+    engine_step_seconds(X, Y, U0, V0, scheme, min(steps, 1000))  # warm-up
+    return median([engine_step_seconds(X, Y, U0, V0, scheme, steps, rep) for rep in range(repeats)])
 
 
-def time_numpy(X, Y, U0, V0, scheme, steps: int, repeats: int) -> float:
-    times = []
+def time_interleaved(X, Y, U0, V0, scheme, engine_steps: int, loop_steps: int, repeats: int) -> dict:
+    """Engine, NumPy and PyTorch timings interleaved repeat by repeat (so that a busy machine
+    slows all three alike); medians of the times and of the per-repeat ratios."""
+    engine_step_seconds(X, Y, U0, V0, scheme, min(engine_steps, 1000))
+    if torch is not None:
+        torch_loop(X, Y, U0, V0, scheme, min(loop_steps, 50), 0)
+    engine, numpy_loop, torch_time = [], [], []
     for rep in range(repeats):
-        result = reference.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=rep)
-        times.append(result.seconds / steps)
-    return median(times)
+        engine.append(engine_step_seconds(X, Y, U0, V0, scheme, engine_steps, rep))
+        numpy_loop.append(numpy_step_seconds(X, Y, U0, V0, scheme, loop_steps, rep))
+        torch_time.append(torch_loop(X, Y, U0, V0, scheme, loop_steps, rep) if torch is not None else float("nan"))
+    engine_arr, numpy_arr, torch_arr = np.array(engine), np.array(numpy_loop), np.array(torch_time)
+    return dict(engine=median(engine_arr), numpy=median(numpy_arr), torch=median(torch_arr),
+                numpy_ratio=median(numpy_arr / engine_arr), torch_ratio=median(torch_arr / engine_arr))
 
 
 def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
@@ -123,13 +144,6 @@ def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def time_torch(X, Y, U0, V0, scheme, steps: int, repeats: int) -> float:
-    if torch is None:
-        return float("nan")
-    torch_loop(X, Y, U0, V0, scheme, min(steps, 50), 0)  # warm-up
-    return median([torch_loop(X, Y, U0, V0, scheme, steps, rep) for rep in range(repeats)])
-
-
 def matvec_rate(rows: int, cols: int, repeats: int) -> float:
     """Multiply-adds per second of a dense BLAS A^T x (A: rows x cols float64, Fortran order)."""
     rng = np.random.default_rng(0)
@@ -150,14 +164,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke test)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
+    parser.add_argument("--blas-threads", default="1", help="BLAS/PyTorch threads of the NumPy and PyTorch loops (default 1)")
     args = parser.parse_args()
     quick = args.quick
+    if torch is not None:
+        torch.set_num_threads(int(args.blas_threads))
     repeats = 3 if quick else 5
 
     problem = sd.paper_synthetic(seed=0)
     X, Y = problem.X, problem.Y
     isa = _core.sgd_kernel_isa()
-    print(f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: {torch.__version__ if torch else 'not installed'}")
+    print(f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: {torch.__version__ if torch else 'not installed'};"
+          f" BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS')}")
 
     # 2. dense mat-vec rates at the memory levels of U, V (d = 50 and 500: L2; d = 5000: L3).
     rates = {d: matvec_rate(A + B, max(d, 500), repeats) for d in (50, 500, 5000)}
@@ -173,21 +191,21 @@ def main() -> int:
         if d == 50 or not quick:
             schemes.append(DropConnect(0.5))
         for scheme in schemes:
-            engine = time_engine(X, Y, U0, V0, scheme, engine_steps[d], repeats)
-            numpy_loop = time_numpy(X, Y, U0, V0, scheme, loop_steps[d], repeats)
-            torch_time = time_torch(X, Y, U0, V0, scheme, loop_steps[d], repeats)
+            t = time_interleaved(X, Y, U0, V0, scheme, engine_steps[d], loop_steps[d], repeats)
+            engine = t["engine"]
             macs = macs_per_step(scheme, d)
             ideal = macs / rates[d]
-            rows.append([d, repr(scheme), engine * 1e6, numpy_loop * 1e6, torch_time * 1e6, numpy_loop / engine,
-                         torch_time / engine, macs, macs / engine * 1e-9, engine / ideal])
-            records.append(dict(d=d, scheme=repr(scheme), engine_us=engine * 1e6, numpy_us=numpy_loop * 1e6,
-                                torch_us=torch_time * 1e6, numpy_over_engine=numpy_loop / engine,
-                                torch_over_engine=torch_time / engine, macs_per_step=macs,
+            rows.append([d, repr(scheme), engine * 1e6, t["numpy"] * 1e6, t["torch"] * 1e6, t["numpy_ratio"],
+                         t["torch_ratio"], macs, macs / engine * 1e-9, engine / ideal])
+            records.append(dict(d=d, scheme=repr(scheme), engine_us=engine * 1e6, numpy_us=t["numpy"] * 1e6,
+                                torch_us=t["torch"] * 1e6, numpy_over_engine=t["numpy_ratio"],
+                                torch_over_engine=t["torch_ratio"], macs_per_step=macs,
                                 engine_gmacs=macs / engine * 1e-9, matvec_gmacs=rates[d] * 1e-9,
                                 times_arithmetic=engine / ideal))
     print("\n## Microseconds per step (median of repeats)\n")
     print(markdown_table(["d", "scheme", "C++ us", "NumPy us", "PyTorch us", "NumPy/C++", "PyTorch/C++",
                           "MAC/step", "C++ GMAC/s", "x arithmetic"], rows))
+    print("\n(NumPy/C++ and PyTorch/C++: medians of the ratios of interleaved repeats.)")
     print("\nDense mat-vec rate (BLAS A^T x, same memory level): "
           + ", ".join(f"d={d}: {r * 1e-9:.2f} GMAC/s" for d, r in rates.items())
           + ". 'x arithmetic' = C++ time / (MAC per step / that rate).")

@@ -23,7 +23,8 @@ using Bits = std::vector<std::uint64_t>;
 // entries k mod 8, combined in a fixed tree; no FMA contraction: -ffp-contract=off), so every
 // correct compilation gives the same bits. The hot passes are compiled twice, for the x86-64
 // baseline (SSE2) and with AVX2 enabled, and picked at run time: the same results, about twice the
-// speed where AVX2 exists, with the default (portable) build flags.
+// speed where AVX2 exists, with the default (portable) build flags; a third copy uses AVX-512VL
+// (32 vector registers for the four-column kernels; still 256-bit vectors and no FMA).
 
 #if defined(__GNUC__) || defined(__clang__)
 #define SD_INLINE inline __attribute__((always_inline))
@@ -34,9 +35,11 @@ using Bits = std::vector<std::uint64_t>;
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define SD_X86_DISPATCH 1
 #define SD_TARGET_AVX2 __attribute__((target("avx2")))
+#define SD_TARGET_AVX512 __attribute__((target("avx2,avx512f,avx512vl")))
 #else
 #define SD_X86_DISPATCH 0
 #define SD_TARGET_AVX2
+#define SD_TARGET_AVX512
 #endif
 
 SD_INLINE double combine(const double* acc) {
@@ -542,31 +545,45 @@ struct ConnectPass {
   double* buf_next;  // b doubles of scratch
 };
 
-SD_INLINE void connect_pass_body(const ConnectPass& p) {
-  const long a = p.a, b = p.b;
-  for (long i = 0; i < p.d; ++i) {
-    double* u = p.U + i * a;
-    double* v = p.V + i * b;
-    if (p.now != nullptr) {
-      const double g = dot(u, p.e_now, a);
-      const double cu = p.lr * p.h_now[i], cv = p.lr * g;
-      expand_mask(p.buf_now, p.xs_now, p.now + i * p.wb, b);
+// K consecutive columns i0 .. i0+K-1 of the DropConnect pass.
+template <int K>
+SD_INLINE void connect_group(const ConnectPass& p, long i0) {
+  double* u[K];
+  double* v[K];
+  double cu[K] = {}, g[K] = {}, h[K] = {};
+  for (int c = 0; c < K; ++c) {
+    u[c] = p.U + (i0 + c) * p.a;
+    v[c] = p.V + (i0 + c) * p.b;
+  }
+  if (p.now != nullptr) {
+    for (int c = 0; c < K; ++c) cu[c] = p.lr * p.h_now[i0 + c];
+    dot_then_update<K>(u, cu, p.e_now, p.a, g);  // g from the old U_i; U_i updated
+    for (int c = 0; c < K; ++c) {
+      const double cv = p.lr * g[c];
+      expand_mask(p.buf_now, p.xs_now, p.now + (i0 + c) * p.wb, p.b);
       if (p.next != nullptr) {
-        expand_mask(p.buf_next, p.xs_next, p.next + i * p.wb, b);
-        const double hn = update_dot(v, cv, p.buf_now, p.buf_next, b);
-        p.h_next[i] = hn;
-        update_accumulate(u, cu, p.e_now, hn, p.e_next, a);
+        expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+        update_then_dot<1>(v + c, &cv, p.buf_now, p.buf_next, p.b, h + c);
       } else {
-        axpy(v, -cv, p.buf_now, b);
-        axpy(u, -cu, p.e_now, a);
+        update_only<1>(v + c, &cv, p.buf_now, p.b);
       }
-    } else {
-      expand_mask(p.buf_next, p.xs_next, p.next + i * p.wb, b);
-      const double hn = dot(v, p.buf_next, b);
-      p.h_next[i] = hn;
-      axpy(p.e_next, hn, u, a);
+    }
+  } else {
+    for (int c = 0; c < K; ++c) {
+      expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+      dots<1>(v + c, p.buf_next, p.b, h + c);
     }
   }
+  if (p.next != nullptr) {
+    for (int c = 0; c < K; ++c) p.h_next[i0 + c] = h[c];
+    accumulate<K>(p.e_next, h, u, p.a);
+  }
+}
+
+SD_INLINE void connect_pass_body(const ConnectPass& p) {
+  long i = 0;
+  for (; i + 4 <= p.d; i += 4) connect_group<4>(p, i);
+  for (; i < p.d; ++i) connect_group<1>(p, i);
 }
 
 // Minibatch (any scheme): forward pass of every slot from the old U, V, then the mean update.
@@ -660,22 +677,32 @@ SD_TARGET_AVX2 void connect_pass_avx2(const ConnectPass& p) { connect_pass_body(
 SD_TARGET_AVX2 bool batch_step_avx2(const Sampler& s, Matrix& U, Matrix& V, BatchWork& w, double lr) {
   return batch_step_body(s, U, V, w, lr);
 }
+SD_TARGET_AVX512 void unit_pass_avx512(const UnitPass& p) { unit_pass_body(p); }
+SD_TARGET_AVX512 void connect_pass_avx512(const ConnectPass& p) { connect_pass_body(p); }
+SD_TARGET_AVX512 bool batch_step_avx512(const Sampler& s, Matrix& U, Matrix& V, BatchWork& w, double lr) {
+  return batch_step_body(s, U, V, w, lr);
+}
 #endif
 
-std::atomic<int> isa_request{0};  // 0 auto, 1 baseline, 2 avx2
+enum Isa : int { isa_auto = 0, isa_baseline = 1, isa_avx2 = 2, isa_avx512 = 3 };
+std::atomic<int> isa_request{isa_auto};
 
-bool cpu_has_avx2() {
+int best_isa() {
 #if SD_X86_DISPATCH
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
+  static const int best = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                                  __builtin_cpu_supports("avx2")
+                              ? isa_avx512
+                          : __builtin_cpu_supports("avx2") ? isa_avx2
+                                                           : isa_baseline;
+  return best;
 #else
-  return false;
+  return isa_baseline;
 #endif
 }
 
-bool use_avx2() {
+int active_isa() {
   const int request = isa_request.load(std::memory_order_relaxed);
-  return request != 1 && cpu_has_avx2();
+  return request == isa_auto ? best_isa() : request;
 }
 
 struct Kernels {
@@ -685,10 +712,15 @@ struct Kernels {
 
   Kernels() {
 #if SD_X86_DISPATCH
-    if (use_avx2()) {
+    const int isa = active_isa();
+    if (isa == isa_avx2) {
       unit_pass = unit_pass_avx2;
       connect_pass = connect_pass_avx2;
       batch_step = batch_step_avx2;
+    } else if (isa == isa_avx512) {
+      unit_pass = unit_pass_avx512;
+      connect_pass = connect_pass_avx512;
+      batch_step = batch_step_avx512;
     }
 #endif
   }
@@ -1073,19 +1105,29 @@ double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, con
   return stochastic_loss_bits(sampler, moments, U, V, bits.data());
 }
 
-std::string sgd_kernel_isa() { return use_avx2() ? "avx2" : "baseline"; }
+std::string sgd_kernel_isa() {
+  switch (active_isa()) {
+    case isa_avx2: return "avx2";
+    case isa_avx512: return "avx512";
+    default: return "baseline";
+  }
+}
 
 void set_sgd_kernel_isa(const std::string& name) {
+  int isa = 0;
   if (name == "auto") {
-    isa_request.store(0);
+    isa = isa_auto;
   } else if (name == "baseline") {
-    isa_request.store(1);
+    isa = isa_baseline;
   } else if (name == "avx2") {
-    if (!cpu_has_avx2()) throw std::invalid_argument("this CPU has no AVX2");
-    isa_request.store(2);
+    isa = isa_avx2;
+  } else if (name == "avx512") {
+    isa = isa_avx512;
   } else {
-    throw std::invalid_argument("kernel ISA must be 'auto', 'baseline' or 'avx2', got '" + name + "'");
+    throw std::invalid_argument("kernel ISA must be 'auto', 'baseline', 'avx2' or 'avx512', got '" + name + "'");
   }
+  if (isa > best_isa()) throw std::invalid_argument("this CPU (or build) does not support " + name);
+  isa_request.store(isa);
 }
 
 }  // namespace structdrop

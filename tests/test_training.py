@@ -113,6 +113,8 @@ def test_expected_step_is_gradient_step_of_deterministic_objective(name):
         expected_V_ref += p * Vr
         total += p
     assert total == pytest.approx(1.0, abs=1e-12)
+    # The NumPy closed form used below agrees with structdrop.schemes' own exact objective.
+    assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(scheme.objective(Y, U, V, X), rel=1e-12)
     # The step is lr * grad of (1/2)||eps||^2 per sample, so its mean is -(lr/2) grad F_det.
     grad_U = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, W, V, scheme), U)
     grad_V = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, U, W, scheme), V)
@@ -200,6 +202,23 @@ def test_philox_known_answers():
     ]
     for counter, key, expected in cases:
         assert tuple(_core.philox4x32_10(counter, key)) == expected
+
+
+def test_draws_follow_the_documented_philox_counter_layout():
+    """random.hpp: key = seed, counter = (word pair, slot, step low, step high | purpose << 24);
+    sample index = floor(word * N / 2^64); Dropout(1/2) keeps unit i iff bit i of the word is 0."""
+    seed, step, N, d = 0x123456789ABCDEF0, 2**33 + 5, 1000, 40
+    index, masks = _core.sgd_draws(1, 0.5, 1, 0.0, d, 3, N, seed, step, 1, 2)
+    key = (seed & 0xFFFFFFFF, seed >> 32)
+    for slot in range(2):
+        def word(purpose, j):
+            counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
+            block = _core.philox4x32_10(counter, key)
+            lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
+            return lo | (hi << 32)
+
+        assert index[0, slot] == (word(0, 0) * N) >> 64
+        assert masks[0, slot].tolist() == [1 - ((word(1, 0) >> i) & 1) for i in range(d)]
 
 
 # ---- whole runs vs a NumPy replay of the same draws ----------------------------------------------
@@ -474,25 +493,31 @@ def test_a_raising_progress_callback_cancels_the_run():
     assert len(calls) == 1
 
 
-def test_baseline_and_avx2_kernels_give_identical_bits():
-    """The loops are compiled for the x86-64 baseline and for AVX2 with a fixed evaluation order:
-    a run must not depend on which one this machine picks."""
-    try:
-        _core.set_sgd_kernel_isa("avx2")
-    except ValueError:
-        pytest.skip("no AVX2 on this CPU")
+def test_every_kernel_instruction_set_gives_identical_bits():
+    """The loops are compiled for the x86-64 baseline, AVX2 and AVX-512VL with a fixed evaluation
+    order: a run must not depend on which one this machine picks."""
     X, Y, U0, V0 = problem(6, 13, 25, 12, seed=16)  # odd sizes: vector tails
     schemes = [NoDropout(), Dropout(0.5), DropBlock(0.3, 3), OverlappingDropBlock(3, gamma=0.1), DropConnect(0.6)]
     settings = dict(lr=0.002, iterations=200, record_every=50, seed=[1, 2, 3, 4, 5], batch_size=[1, 2, 1, 3, 1])
+    outcomes = {}
     try:
-        fast = structdrop.train_many(X, Y, U0, V0, schemes, **settings)
-        dc_fast = structdrop.train(X, Y, U0, V0, DropConnect(0.6), 0.002, 100, batch_size=2, seed=9)
-        _core.set_sgd_kernel_isa("baseline")
-        assert _core.sgd_kernel_isa() == "baseline"
-        slow = structdrop.train_many(X, Y, U0, V0, schemes, **settings)
-        dc_slow = structdrop.train(X, Y, U0, V0, DropConnect(0.6), 0.002, 100, batch_size=2, seed=9)
+        for isa in ("baseline", "avx2", "avx512"):
+            try:
+                _core.set_sgd_kernel_isa(isa)
+            except ValueError:
+                continue  # not on this CPU
+            assert _core.sgd_kernel_isa() == isa
+            runs = structdrop.train_many(X, Y, U0, V0, schemes, **settings)
+            runs.append(structdrop.train(X, Y, U0, V0, DropConnect(0.6), 0.002, 100, batch_size=2, seed=9))
+            outcomes[isa] = runs
     finally:
         _core.set_sgd_kernel_isa("auto")
-    for f, s in zip(fast + [dc_fast], slow + [dc_slow]):
-        assert np.array_equal(f.U, s.U) and np.array_equal(f.V, s.V)
-        assert np.array_equal(f.deterministic_objective, s.deterministic_objective)
+    if len(outcomes) < 2:
+        pytest.skip("only the baseline kernels exist on this CPU")
+    base = outcomes.pop("baseline")
+    for runs in outcomes.values():
+        for f, s in zip(runs, base):
+            assert np.array_equal(f.U, s.U) and np.array_equal(f.V, s.V)
+            assert np.array_equal(f.deterministic_objective, s.deterministic_objective)
+    with pytest.raises(ValueError):
+        _core.set_sgd_kernel_isa("sse9")

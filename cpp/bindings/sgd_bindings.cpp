@@ -248,9 +248,9 @@ void register_sgd(py::module_& m) {
       "||Y - U D V^T X||^2 for one mask (n = d or b*d 0/1 bytes), from the data moments.");
 
   m.def("sgd_kernel_isa", &sgd_kernel_isa,
-        "The instruction set of the masked-SGD loops: 'avx2' or 'baseline' (bit-identical results).");
+        "The instruction set of the masked-SGD loops: 'avx512', 'avx2' or 'baseline' (bit-identical results).");
   m.def("set_sgd_kernel_isa", &set_sgd_kernel_isa, py::arg("name"),
-        "Force the masked-SGD loops to 'baseline' or 'avx2' (or back to 'auto'), for tests and benchmarks.");
+        "Force the masked-SGD loops to 'baseline', 'avx2' or 'avx512' (or back to 'auto'), for tests and benchmarks.");
 
   m.def(
       "philox4x32_10",
