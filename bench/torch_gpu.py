@@ -10,7 +10,9 @@ per step. For R = 1 .. 65536 runs it times, in one process on one device:
   C++ engine               structdrop.train (one run on the CPU), when it is installed
 
 and prints a markdown table of medians (of --repeats timings) with the ratio batched_train / plain
-batched loop (target: >= 3 on CUDA). Usage::
+batched loop (target: >= 3 on CUDA). Each batched_train timing is a whole call (setup, graph capture,
+the two recordings and the final copy to the host included), with enough steps to amortise them.
+Usage::
 
     python bench/torch_gpu.py                       # CUDA, float32, R = 1, 4, ..., 65536
     python bench/torch_gpu.py --device cpu --quick  # a quick check on the CPU
@@ -102,7 +104,17 @@ def main() -> None:
     parser.add_argument("--run-steps", type=float, default=None, help="target run-steps per timing")
     parser.add_argument("--no-cuda-graph", action="store_true")
     parser.add_argument("--json", default=None, help="write the results to this path")
+    parser.add_argument("--deep", action="store_true",
+                        help="also run deep_experiment (ResNet-50 when torchvision imports) on the digits")
+    parser.add_argument("--deep-only", action="store_true", help="run only the deep experiment")
+    parser.add_argument("--deep-epochs", type=int, default=40)
     args = parser.parse_args()
+    deep = run_deep(args) if (args.deep or args.deep_only) else None
+    if args.deep_only:
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"deep": deep}, fh, indent=2)
+        return
 
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
@@ -145,21 +157,25 @@ def main() -> None:
 
     rows = []
     for runs in run_counts:
-        iters = int(min(5000, max(200 if args.quick else 500, budget / runs)))
-        row = {"runs": runs, "iterations": iters}
+        # batched_train: enough steps to amortise its start (one CUDA-graph capture per call);
+        # the plain loop has no start-up cost, so fewer steps measure its steady rate
+        lo, hi = (200, 5000) if device.type == "cpu" else ((500, 5000) if args.quick else (2000, 20000))
+        iters = int(min(hi, max(lo, budget / runs)))
+        plain_iters = min(iters, 500 if args.quick else 2000)
+        row = {"runs": runs, "iterations": iters, "plain_iterations": plain_iters}
 
-        def ours(graph: bool) -> sdt.BatchedTrainResult:
-            return sdt.batched_train(X, Y, U0, V0, scheme, LR, iters, runs=runs, record_every=iters,
+        def ours(graph: bool, steps: int) -> sdt.BatchedTrainResult:
+            return sdt.batched_train(X, Y, U0, V0, scheme, LR, steps, runs=runs, record_every=steps,
                                      device=device, dtype=dtype, cuda_graph=graph)
 
-        ours(False)  # warm-up
-        row["batched_train"] = runs * iters / _median_time(lambda: ours(False), repeats, device)
+        ours(False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
+        row["batched_train"] = runs * iters / _median_time(lambda: ours(False, iters), repeats, device)
         if use_graph:
-            ours(True)
-            row["batched_train_graph"] = runs * iters / _median_time(lambda: ours(True), repeats, device)
+            ours(True, 100)
+            row["batched_train_graph"] = runs * iters / _median_time(lambda: ours(True, iters), repeats, device)
         plain_batched_loop(X, Y, U0, V0, runs, 5, device, dtype)
-        row["plain_batched_loop"] = runs * iters / _median_time(
-            lambda: plain_batched_loop(X, Y, U0, V0, runs, iters, device, dtype), repeats, device)
+        row["plain_batched_loop"] = runs * plain_iters / _median_time(
+            lambda: plain_batched_loop(X, Y, U0, V0, runs, plain_iters, device, dtype), repeats, device)
         row["per_sample_loop"] = per_sample_rate
         row["cpp_engine"] = cpp_rate
         best = max(row["batched_train"], row.get("batched_train_graph", 0.0))
@@ -185,7 +201,28 @@ def main() -> None:
         meta = {"device": name, "torch": torch.__version__, "dtype": args.dtype, "sizes": [A, B, N, D],
                 "theta": THETA, "block_size": R_BLOCK, "repeats": repeats}
         with open(args.json, "w") as fh:
-            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
+            json.dump({"meta": meta, "rows": rows, "deep": deep}, fh, indent=2)
+
+
+def run_deep(args) -> dict:
+    """The Section 5.2 experiment: final objective over the Theorem 7 bound, singular values vs a*."""
+    device = torch.device(args.device)
+    trunk = "small_cnn" if args.quick else "auto"
+    epochs = 2 if args.quick else args.deep_epochs
+    res = sdt.deep_experiment(0.5, epochs=epochs, device=device, trunk=trunk, progress=True,
+                              n_train=300 if args.quick else None)
+    print(f"\nDeep experiment ({res.trunk}, {res.dataset}, N={res.n_train}, {epochs} epochs, {res.device}, "
+          f"{res.seconds:.1f} s): final objective {res.objective[-1]:.3f}, Theorem 7 bound {res.lower_bound:.3f}, "
+          f"ratio {res.gap:.4f}; max |sigma(UG) - a*| / a*_1 = {res.singular_value_error:.4f}\n")
+    print("| i | sigma_i(U G) | a*_i |\n|---|---|---|")
+    for i, (s_, t_) in enumerate(zip(res.singular_values, res.theory_singular_values), 1):
+        print(f"| {i} | {s_:.4f} | {t_:.4f} |")
+    return {"trunk": res.trunk, "dataset": res.dataset, "n_train": res.n_train, "epochs": epochs,
+            "objective": res.objective.tolist(), "lower_bound": res.lower_bound, "ratio": res.gap,
+            "singular_values": res.singular_values.tolist(),
+            "theory_singular_values": res.theory_singular_values.tolist(), "seconds": res.seconds,
+            "singular_value_error": res.singular_value_error,
+            "device": res.device}
 
 
 if __name__ == "__main__":

@@ -6,21 +6,38 @@ import pytest
 
 torch = pytest.importorskip("torch")
 sdt = pytest.importorskip("structdrop.torch")
-pytest.importorskip("sklearn")
-
 import structdrop  # noqa: E402
 from structdrop.torch import deep  # noqa: E402
 
+try:
+    import sklearn  # noqa: F401
+
+    HAVE_SKLEARN = True
+except ImportError:
+    HAVE_SKLEARN = False
+needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="the digits data ships with scikit-learn")
+
+
+def _data():
+    """The digits when scikit-learn is installed, else small synthetic class-pattern images."""
+    if HAVE_SKLEARN:
+        return "digits"
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    patterns = rng.standard_normal((10, 1, 8, 8))
+    return (patterns[labels] + 0.5 * rng.standard_normal((400, 1, 8, 8)), labels)
+
 
 def test_small_deep_experiment_respects_the_bound():
-    res = sdt.deep_experiment(0.5, n_train=200, epochs=3, batch_size=25, lr=3e-3, seed=1, device="cpu",
-                              trunk="small_cnn")
-    assert res.trunk == "small_cnn" and res.dataset == "digits" and res.n_train == 200
+    data = _data()
+    res = sdt.deep_experiment(0.5, dataset=data, n_train=200, epochs=3, batch_size=25, lr=3e-3, seed=1,
+                              device="cpu", trunk="small_cnn")
+    assert res.trunk == "small_cnn" and res.n_train == 200
     assert res.objective.shape == (4,) and res.train_loss.shape == (3,)
     # Theorem 7 bound for one-hot targets: computed independently here from the singular values of Y
     beta_bar = (5 / 80) * (1 - 0.5) / 0.5
     assert np.isclose(res.beta_bar, beta_bar)
-    _, labels, _ = deep.load_dataset("digits", n_train=200, seed=1)
+    _, labels, _ = deep.load_dataset(data, n_train=200, seed=1)
     Y = np.eye(10)[labels.numpy()].T
     gm = structdrop.dropblock_global_min(Y, 5, 1 / (1 + beta_bar))
     assert np.isclose(res.lower_bound, gm.objective)
@@ -30,13 +47,15 @@ def test_small_deep_experiment_respects_the_bound():
     assert res.gap >= 1
     assert np.all(np.diff(res.singular_values) <= 1e-12) and res.singular_values.shape == (10,)
     np.testing.assert_allclose(res.theory_singular_values[: gm.singular_values.size], gm.singular_values[:10])
+    expected = np.max(np.abs(res.singular_values - res.theory_singular_values)) / gm.singular_values[0]
+    assert np.isclose(res.singular_value_error, expected)
 
 
 def test_recorded_objective_is_lemma1_of_the_features():
     # the formula the experiment records, checked against Monte Carlo over the layer's own masks
     torch.manual_seed(0)
     net = deep._Net(*deep.small_cnn(1), 10, 0.5).double()
-    images, labels, _ = deep.load_dataset("digits", n_train=40, seed=0)
+    images, labels, _ = deep.load_dataset(_data(), n_train=40, seed=0)
     x = images.double()
     Y = torch.nn.functional.one_hot(labels, 10).double().T
     with torch.no_grad():
@@ -48,17 +67,27 @@ def test_recorded_objective_is_lemma1_of_the_features():
     assert abs(samples.mean() - exact) <= 5 * samples.std(ddof=1) / np.sqrt(samples.size)
 
 
+@needs_sklearn
+def test_digits_dataset():
+    images, labels, classes = deep.load_dataset("digits")
+    assert images.shape == (1797, 1, 8, 8) and classes == 10 and float(images.max()) <= 1.0
+
+
 def test_dataset_arguments():
     with pytest.raises(ValueError, match="root"):
         deep.load_dataset("mnist")
     with pytest.raises(ValueError, match="dataset"):
         deep.load_dataset("imagenet")
     with pytest.raises(ValueError, match="n_train"):
-        deep.load_dataset("digits", n_train=10**6)
+        deep.load_dataset((np.zeros((5, 1, 4, 4)), np.arange(5)), n_train=6)
+    with pytest.raises(ValueError, match="labels"):
+        deep.load_dataset((np.zeros((5, 1, 4, 4)), np.linspace(0, 1, 5)))
+    with pytest.raises(ValueError, match="images"):
+        deep.load_dataset((np.zeros((5, 4, 4)), np.arange(5)))
     with pytest.raises(ValueError, match="trunk"):
         sdt.deep_experiment(trunk="vgg")
-    images, labels, classes = deep.load_dataset("digits")
-    assert images.shape == (1797, 1, 8, 8) and classes == 10 and float(images.max()) <= 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        sdt.deep_experiment(schedule="step")
 
 
 def test_resnet50_trunk_shapes():
@@ -70,6 +99,6 @@ def test_resnet50_trunk_shapes():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_deep_experiment_on_cuda():
-    res = sdt.deep_experiment(0.5, n_train=300, epochs=2, device="cuda")
+    res = sdt.deep_experiment(0.5, dataset=_data(), n_train=300, epochs=2, device="cuda")
     assert res.device.startswith("cuda")
     assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))

@@ -123,6 +123,9 @@ def test_overlapping_matches_enumerated_distribution():
     _within(out.mean(0), np.ones(d), np.sqrt((1 - mu) / mu / N_MC))
     emp = keep.T @ keep / N_MC
     _within(emp, second, np.sqrt(second * (1 - second) / N_MC))
+    # samples are independent: the keep indicators of consecutive rows are uncorrelated
+    both = (keep[:-1, 2] * keep[1:, 2]).mean()
+    _within(both, mu[2] ** 2, np.sqrt(mu[2] ** 2 * (1 - mu[2] ** 2) / (N_MC - 1)))
     # frequencies of whole patterns
     for key, p in exact.items():
         freq = np.mean(np.all(keep == np.array(key), axis=1))

@@ -162,7 +162,7 @@ def test_float32_and_errors():
     with pytest.raises(ValueError, match="theta"):
         sdt.dropout_regularizer(U, G, 0.0)
     with pytest.raises(TypeError):
-        sdt.dropout_regularizer(U, G.double(), 0.5) if False else sdt.generalized_regularizer(U, G.double(), torch.eye(4))
+        sdt.generalized_regularizer(U, G.double(), torch.eye(4))
     with pytest.raises(ValueError, match="DropConnect"):
         sdt.characteristic_matrix(SchemeSpec("dropconnect", 0.5), 4)
     with pytest.raises(TypeError, match="scheme"):
@@ -194,7 +194,8 @@ def test_objectives_agree_with_numpy_schemes():
         assert np.isclose(float(sdt.objective(scheme, *t)), expected, rtol=1e-12), scheme
         assert np.isclose(float(sdt.regularizer(scheme, *t[1:])), scheme.regularizer(U, V, X), rtol=1e-11, atol=1e-12)
         if type(scheme).__name__ != "DropConnect":
-            assert np.allclose(sdt.characteristic_matrix(scheme, d).numpy(), scheme.characteristic_matrix(d), atol=1e-12)
+            cbar = sdt.characteristic_matrix(scheme, d).numpy()
+            assert np.allclose(cbar, scheme.characteristic_matrix(d), atol=1e-12)
 
 
 def test_generalized_objective_agrees_with_numpy():
@@ -208,4 +209,35 @@ def test_generalized_objective_agrees_with_numpy():
     Y, U, G, mean, cov = _rand(rng, 3, 5), _rand(rng, 3, d), _rand(rng, d, 5), rng.uniform(0.2, 1, d), L @ L.T
     expected = structdrop.generalized_objective(Y, U, G, mean, cov)
     got = sdt.generalized_objective(*[torch.as_tensor(m) for m in (Y, U, G, mean, cov)])
-    assert np.isclose(float(got), float(expected), rtol=1e-12)
+    assert np.isclose(float(got), expected.objective, rtol=1e-12)
+    cbar = cov / np.outer(mean, mean)
+    reg = sdt.generalized_regularizer(*[torch.as_tensor(m) for m in (U, G, cbar)])
+    assert np.isclose(float(reg), expected.regularizer, rtol=1e-11)
+
+
+def test_layers_and_batched_masks_sample_the_numpy_schemes_distributions():
+    """Empirical mean and C-bar of the torch masks against structdrop.schemes' exact ones."""
+    from structdrop.torch.batched import draws_for_testing
+
+    schemes = pytest.importorskip("structdrop.schemes")
+    d, n = 10, 20000
+    cases = [
+        (schemes.DropBlock(0.4, 5), sdt.DropBlock1d(0.4, 5)),
+        (schemes.OverlappingDropBlock(3, theta=0.5), sdt.OverlappingDropBlock1d(3, theta=0.5)),
+        (schemes.Dropout(0.7), sdt.DropBlock1d(0.7, 1)),
+    ]
+    torch.manual_seed(0)
+    for scheme, layer in cases:
+        mu = scheme.mask_mean(d)
+        cbar = scheme.characteristic_matrix(d)
+        second = cbar + 1.0  # E[(z/mu)(z/mu)^T]
+        from_layer = layer(torch.ones(n, d, dtype=torch.float64)).numpy()
+        masks, _ = draws_for_testing(scheme, 1, 1, d, 1, np.arange(n // 50), 50)
+        for scaled in (from_layer, masks.reshape(-1, d)):
+            kept = (scaled > 0).astype(float)
+            se_mu = np.sqrt(mu * (1 - mu) / len(kept))
+            assert np.all(np.abs(kept.mean(0) - mu) <= 5 * se_mu + 1e-12), scheme
+            emp = scaled.T @ scaled / len(scaled)
+            p_both = second * np.outer(mu, mu)
+            se = np.sqrt(p_both * (1 - p_both) / len(scaled)) / np.outer(mu, mu)
+            assert np.all(np.abs(emp - second) <= 5 * se + 1e-12), scheme

@@ -60,6 +60,20 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
         if scheme.kind not in _KINDS:
             raise ValueError(f"scheme.kind must be one of {_KINDS}, got {scheme.kind!r}")
         return scheme
+    core_args = getattr(scheme, "_core_args", None)
+    if callable(core_args):  # structdrop.schemes: (kind, theta, block_size, gamma), gamma resolved
+        kind, theta, block_size, gamma = core_args()
+        names = {0: "none", 1: "dropout", 2: "dropblock", 3: "overlapping", 4: "dropconnect"}
+        if int(kind) not in names:
+            raise ValueError(f"unknown scheme kind {kind!r} from {type(scheme).__name__}._core_args()")
+        kind = names[int(kind)]
+        r = as_int("scheme.block_size", block_size, minimum=1)
+        if kind == "overlapping":
+            g = as_probability("scheme.gamma", gamma, low_open=False, high_open=True)
+            return SchemeSpec(kind, (1.0 - g) ** r, r, g)
+        if kind == "none":
+            return SchemeSpec(kind)
+        return SchemeSpec(kind, as_probability("scheme.theta", theta), r)
     name = type(scheme).__name__
     if name == "NoDropout":
         return SchemeSpec("none")

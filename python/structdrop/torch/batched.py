@@ -25,9 +25,9 @@ __all__ = ["BatchedTrainResult", "batched_train"]
 
 _STREAM_MASK = 1
 _STREAM_SAMPLE = 2
-_STREAM_RECORD = 3
 _CHUNK_ELEMENTS = 1 << 24  # random numbers generated at once (bounds the int64 temporaries)
 _RECORD_RUNS = 2048  # runs per batch when evaluating objectives (bounds R x a x b temporaries)
+_GRAPH_STEPS = 50  # default steps per captured CUDA graph
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class BatchedTrainResult:
         V: final V of every run, R x b x d.
         record_iterations: the iterations at which objectives were recorded (0 = initial weights).
         stochastic_objective: R x n_records, ||Y - U diag(z/mu) V^T X||^2 over all N samples with
-            one fresh mask z per record (for DropConnect ||Y - U ((Z/theta) * V)^T X||^2).
+            the mask z that the next step draws for its first sample (for DropConnect
+            ||Y - U ((Z/theta) * V)^T X||^2).
         deterministic_objective: R x n_records, the exact expectation of the stochastic objective
             (Lemma 1 / Lemma 10 / corrected Theorem 13).
         diverged: R booleans: a recorded objective of the run was not finite.
@@ -90,8 +91,8 @@ class _Problem:
         self.N = X.shape[1]
         self.device = device
         self.dtype = dtype
-        self.Xt = X.T.contiguous()  # N x b: one row per sample (a copy, in the training dtype)
-        self.Yt = Y.T.contiguous()  # N x a
+        # N x (b + a): one row per sample, inputs then targets, so one gather fetches both (a copy)
+        self.XYt = torch.cat([X.T, Y.T], dim=1).contiguous()
         X64 = X.to(torch.float64)
         Y64 = Y.to(torch.float64)
         self.S = X64 @ X64.T  # b x b
@@ -99,7 +100,8 @@ class _Problem:
         self.yy = float(Y64.square().sum())
         self.inv_keep = None
         if spec.kind == "overlapping":
-            keep = torch.tensor([(1.0 - spec.gamma) ** c for c in cover_counts(d, spec.block_size)], dtype=torch.float64)
+            counts = cover_counts(d, spec.block_size)
+            keep = torch.tensor([(1.0 - spec.gamma) ** c for c in counts], dtype=torch.float64)
             self.inv_keep = (1.0 / keep).to(device=device, dtype=dtype)
         # slots of uniforms one step needs for its mask
         if spec.kind == "none":
@@ -124,21 +126,21 @@ class _Problem:
                     self.band.append((o, (diag * (1.0 if o == 0 else 2.0)).to(device)))
 
     def masks(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """Scaled masks from uniforms u (R x T x slots): R x T x d (R x T x b x d for DropConnect)."""
+        """Scaled masks from uniforms u (... x slots): ... x d (... x b x d for DropConnect)."""
         spec = self.spec
-        R, T = u.shape[0], u.shape[1]
+        lead = u.shape[:-1]
         if spec.kind in ("dropout", "dropconnect"):
             z = (u < spec.theta).to(dtype) * (1.0 / spec.theta)
-            return z if spec.kind == "dropout" else z.reshape(R, T, self.b, self.d)
+            return z if spec.kind == "dropout" else z.reshape(*lead, self.b, self.d)
         if spec.kind == "dropblock":
             r = spec.block_size
             keep = (u < spec.theta).to(dtype) * (1.0 / spec.theta)
-            return keep.unsqueeze(-1).expand(R, T, self.slots, r).reshape(R, T, self.d)
+            return keep.unsqueeze(-1).expand(*lead, self.slots, r).reshape(*lead, self.d)
         # overlapping: unit i dropped when a seed in [i - r + 1, i] fired
         r = spec.block_size
-        seeds = (u < spec.gamma).to(dtype).reshape(R * T, 1, self.slots)
+        seeds = (u < spec.gamma).to(dtype).reshape(-1, 1, self.slots)
         dropped = F.max_pool1d(F.pad(seeds, (r - 1, r - 1)), kernel_size=r, stride=1)
-        return ((1.0 - dropped) * self.inv_keep.to(dtype)).reshape(R, T, self.d)
+        return ((1.0 - dropped) * self.inv_keep.to(dtype)).reshape(*lead, self.d)
 
     def fit64(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """||Y - U V^T X||^2 per run from U (R x a x d), V (R x b x d), in float64 via Gram matrices."""
@@ -182,41 +184,54 @@ def batched_train(
     cuda_graph: bool = False,
     chunk_steps: int | None = None,
 ) -> BatchedTrainResult:
-    """Run ``runs`` independent copies of Algorithm 1 at once (same semantics as ``structdrop.train``).
+    """Run ``runs`` independent copies of Algorithm 1 at once (the semantics of ``structdrop.train``).
 
-    Each step of each run draws ``batch_size`` samples uniformly with replacement and one mask z
-    (scheme's distribution, scaled by the inverse of its mean), and with the minibatch mean
-    gradient updates (Algorithm 1, steps 7-9; both updates use the old U, V)::
+    Each step of each run draws ``batch_size`` samples uniformly with replacement, each with its own
+    mask z (the scheme's distribution, divided by its mean: ``z/theta``, or ``z_i/mu_i`` for
+    OverlappingDropBlock), and applies the mean of the per-sample steps (Algorithm 1, lines 7-9;
+    both updates from the old U, V)::
 
-        eps = U diag(z) V^T x - y
-        U <- U - eta eps x^T V diag(z)        V <- V - eta x eps^T U diag(z)
+        eps = U D V^T x - y,   U <- U - eta eps x^T V D,   V <- V - eta x eps^T U D,   D = diag(z)
 
-    (``diag(z)`` here includes the 1/theta scale, so this is the paper's ``(eta/theta) ...``.)
+    i.e. ``eta`` times the gradient of ``(1/2)||eps||^2`` (the paper's ``(eta/theta) ...``).
     DropConnect masks V elementwise instead: ``V~ = (Z/theta) * V``, ``U <- U - eta eps x^T V~``,
-    ``V <- V - eta (x eps^T U) * (Z/theta)``. The learning rate at step t (0-based) is
-    ``lr / (1 + lr_decay * t)`` when ``lr_decay`` is given.
+    ``V <- V - eta (x eps^T U) * (Z/theta)``. Step t = 1, 2, ... uses ``lr`` or, with ``lr_decay =
+    t0``, ``lr / (1 + (t - 1)/t0)``.
+
+    Recordings at steps 0, record_every, 2 record_every, ... and the last step, in float64:
+    ``deterministic_objective`` is the scheme's exact objective at (U_t, V_t) (Lemma 1, Lemma 10,
+    corrected Theorem 13) and ``stochastic_objective`` is ``||Y - U_t D V_t^T X||^2`` over all N
+    samples with the mask that step t + 1 draws for its first sample (independent of U_t, V_t, so
+    its expectation is the deterministic objective). Both use the Gram matrices X X^T, Y X^T.
+
+    Differences from ``structdrop.train``: the random numbers come from a different generator (a
+    counter-based hash, see :mod:`structdrop.torch._random`), so runs agree in distribution, not
+    draw by draw; a run that diverges does not raise: its recorded objectives become non-finite and
+    ``result.diverged`` flags it (checked once, at the end).
 
     Args:
-        X: b x N inputs; Y: a x N targets (arrays or tensors).
+        X: b x N inputs; Y: a x N targets (arrays or tensors; copied once to the device).
         U0, V0: initial weights, a x d and b x d (shared by all runs) or runs x a x d, runs x b x d.
         scheme: a :mod:`structdrop.schemes` object (NoDropout, Dropout, DropBlock,
             OverlappingDropBlock, DropConnect).
-        lr: learning rate eta > 0.  iterations: steps per run (>= 0).
+        lr: step size eta > 0.  iterations: steps per run (>= 0).
         runs: R, the number of independent runs.  batch_size: samples per step.
         record_every: record the objectives every this many steps (and at 0 and at the end).
-        seed: run r uses seed ``seed + r``; its masks and samples depend only on that seed.
-        lr_decay: optional decay of the learning rate (see above).
+        seed: run r uses seed ``seed + r`` (``seed + runs <= 2**63``); its masks and samples depend
+            only on that seed, not on R, the device, the dtype or ``record_every``.
+        lr_decay: None or t0 > 0 (see above).
         device: torch device (default: CUDA when available, else CPU).
         dtype: torch.float64 (default) or torch.float32 for the training arithmetic; objectives are
             recorded in float64.
         cuda_graph: capture each chunk of steps as a CUDA graph and replay it (CUDA only).
-        chunk_steps: steps whose random numbers are generated at once (default: as many as fit
-            a fixed memory budget, at most ``record_every``).
+        chunk_steps: steps whose random numbers are generated at once, and steps per CUDA graph
+            (default: as many as fit a fixed memory budget, at most ``record_every``, and at most
+            50 with ``cuda_graph``; one graph is captured per distinct chunk length, on the first
+            call, so graphs pay off when ``iterations`` is many times ``chunk_steps``).
 
     Returns:
-        :class:`BatchedTrainResult`. The only host synchronisations are at the end (and the
-        initial validation): recordings write into preallocated device tensors and divergence
-        (a non-finite recorded objective) is checked once at the end.
+        :class:`BatchedTrainResult` (NumPy arrays). The host waits for the device only at the start
+        and at the end: recordings write into preallocated device tensors.
     """
     spec = as_scheme_spec(scheme)
     if dtype not in (torch.float32, torch.float64):
@@ -235,6 +250,10 @@ def batched_train(
     if lr == 0:
         raise ValueError("lr must be > 0")
     decay = None if lr_decay is None else as_nonnegative_float("lr_decay", lr_decay)
+    if decay == 0:
+        raise ValueError("lr_decay must be None (constant step size) or > 0")
+    if seed + runs > 2**63:
+        raise ValueError(f"seed + runs must be <= 2**63, got seed={seed}, runs={runs}")
 
     Xd = _as_device_tensor("X", X, (2,), device, dtype)
     Yd = _as_device_tensor("Y", Y, (2,), device, dtype)
@@ -258,12 +277,13 @@ def batched_train(
     seeds = torch.arange(seed, seed + runs, dtype=torch.int64, device=device)
     keys_mask = run_keys(seeds, _STREAM_MASK)
     keys_sample = run_keys(seeds, _STREAM_SAMPLE)
-    keys_record = run_keys(seeds, _STREAM_RECORD)
     step_counter = torch.zeros((), dtype=torch.int64, device=device)
 
     per_step = prob.slots + batch_size
     if chunk_steps is None:
         chunk_steps = max(1, min(record_every, _CHUNK_ELEMENTS // max(1, runs * per_step)))
+        if cuda_graph:  # a short graph, replayed many times, amortises its capture
+            chunk_steps = min(chunk_steps, _GRAPH_STEPS)
     chunk_steps = as_int("chunk_steps", chunk_steps, minimum=1)
 
     points = list(range(0, iterations + 1, record_every))
@@ -273,31 +293,42 @@ def batched_train(
     stoch = torch.empty(runs, n_rec, dtype=torch.float64, device=device)
     det = torch.empty(runs, n_rec, dtype=torch.float64, device=device)
     inv_b = 1.0 / batch_size
+    coef = -lr * inv_b
+    zero = torch.zeros(1, 1, 1, dtype=dtype, device=device)  # ignored input of baddbmm with beta=0
 
     def run_chunk(T: int) -> None:
         steps = step_counter + torch.arange(T, dtype=torch.int64, device=device)
         z_all, idx_all = _draw(prob, keys_mask, keys_sample, steps, batch_size)
         if decay is not None:
-            coefs = -(lr * inv_b) / (1.0 + decay * steps.to(dtype))  # T, on the device
+            coefs = coef / (1.0 + steps.to(dtype) / decay)  # T, on the device
         for i in range(T):
-            idx = idx_all[:, i]
-            xb = prob.Xt[idx]  # R x B x b
-            yb = prob.Yt[idx]  # R x B x a
+            xy = prob.XYt[idx_all[:, i]]  # R x B x (b + a)
+            xb, yb = xy[..., :b], xy[..., b:]
             if spec.kind == "dropconnect":
-                Z = z_all[:, i]  # R x b x d
-                h = torch.bmm(xb, V * Z)
+                Z = z_all[:, i]  # R x B x b x d: one mask per sample
+                if batch_size == 1:
+                    h = torch.bmm(xb, V * Z[:, 0])
+                else:
+                    h = torch.einsum("rsb,rsbd->rsd", xb, V.unsqueeze(1) * Z)
             else:
                 h = torch.bmm(xb, V)
                 if prob.slots:
-                    z = z_all[:, i].unsqueeze(1)  # R x 1 x d
+                    z = z_all[:, i]  # R x B x d: one mask per sample
                     h = h * z
-            # eps scaled by -eta/B: both updates are then plain in-place accumulations
-            eps = torch.bmm(h, U.transpose(1, 2)).sub_(yb)  # R x B x a
-            eps = eps.mul_(-lr * inv_b) if decay is None else eps.mul_(coefs[i])
-            eU = torch.bmm(eps, U)  # R x B x d, from the old U
-            U.baddbmm_(eps.transpose(1, 2), h)
+            eps = torch.baddbmm(yb, h, U.transpose(1, 2), beta=-1.0)  # U D V^T x - y, R x B x a
+            # both updates from the old U: eU = -(eta/B) eps^T U first, then U in place
+            if decay is None:
+                eU = torch.baddbmm(zero, eps, U, beta=0.0, alpha=coef)
+                U.baddbmm_(eps.transpose(1, 2), h, alpha=coef)
+            else:
+                eps = eps.mul_(coefs[i])
+                eU = torch.bmm(eps, U)
+                U.baddbmm_(eps.transpose(1, 2), h)
             if spec.kind == "dropconnect":
-                V.addcmul_(torch.bmm(xb.transpose(1, 2), eU), Z)
+                if batch_size == 1:
+                    V.addcmul_(torch.bmm(xb.transpose(1, 2), eU), Z[:, 0])
+                else:
+                    V.add_(torch.einsum("rsb,rsd,rsbd->rbd", xb, eU, Z))
             else:
                 if prob.slots:
                     eU = eU.mul_(z)
@@ -305,14 +336,15 @@ def batched_train(
         step_counter.add_(T)
 
     def record(k: int) -> None:
-        rec_step = torch.full((1,), k, dtype=torch.int64, device=device)
+        rec_step = torch.full((1,), points[k], dtype=torch.int64, device=device)
         for start in range(0, runs, _RECORD_RUNS):
             stop = min(runs, start + _RECORD_RUNS)
             U64 = U[start:stop].to(torch.float64)
             V64 = V[start:stop].to(torch.float64)
             det[start:stop, k] = prob.fit64(U64, V64) + prob.regularizer64(U64, V64)
             if prob.slots:
-                u = uniform_field(keys_record[start:stop], rec_step, prob.slots, torch.float64)
+                # the mask that step t + 1 draws for its first sample (independent of U_t, V_t)
+                u = uniform_field(keys_mask[start:stop], rec_step, prob.slots, prob.dtype)
                 z = prob.masks(u, torch.float64)[:, 0]
                 Vz = V64 * z if spec.kind == "dropconnect" else V64 * z[:, None, :]
                 stoch[start:stop, k] = prob.fit64(U64, Vz)
@@ -366,10 +398,12 @@ def batched_train(
 
 def _draw(prob: _Problem, keys_mask: torch.Tensor, keys_sample: torch.Tensor, steps: torch.Tensor,
           batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Scaled masks (R x T x d, or R x T x b x d) and sample indices (R x T x B) of the given steps."""
+    """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the steps."""
     z_all = None
+    R, T = keys_mask.shape[0], steps.shape[0]
     if prob.slots:
-        z_all = prob.masks(uniform_field(keys_mask, steps, prob.slots, prob.dtype), prob.dtype)
+        u = uniform_field(keys_mask, steps, batch_size * prob.slots, prob.dtype)
+        z_all = prob.masks(u.reshape(R, T, batch_size, prob.slots), prob.dtype)
     u_idx = uniform_field(keys_sample, steps, batch_size, torch.float64)
     idx_all = (u_idx * prob.N).to(torch.int64).clamp_(max=prob.N - 1)
     return z_all, idx_all
@@ -379,7 +413,7 @@ def draws_for_testing(scheme: object, a: int, b: int, d: int, N: int, seeds, ite
                       batch_size: int = 1, dtype: torch.dtype = torch.float64):
     """The masks and sample indices :func:`batched_train` uses for runs with the given seeds.
 
-    Returns ``(masks, indices)`` as NumPy arrays: masks runs x iterations x d (x b x d for
+    Returns ``(masks, indices)`` as NumPy arrays: masks runs x iterations x B x d (x B x b x d for
     DropConnect; None for NoDropout), scaled by the inverse mean; indices runs x iterations x B.
     For tests that replay Algorithm 1 with an independent implementation.
     """

@@ -52,7 +52,7 @@ class DeepExperimentResult:
         theory_rank: rank of the Theorem 7 minimiser.
         theta: retain probability of DropBlock1d.  block_size: r.  width: d (80).
         beta_bar: (r/d)(1 - theta)/theta.  theta_bar: 1/(1 + beta_bar).
-        trunk: "resnet50" or "small_cnn".  dataset: "digits", "mnist" or "cifar10".
+        trunk: "resnet50" or "small_cnn".  dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
     """
 
@@ -78,6 +78,12 @@ class DeepExperimentResult:
     def gap(self) -> float:
         """Final objective over the lower bound (>= 1)."""
         return float(self.objective[-1] / self.lower_bound)
+
+    @property
+    def singular_value_error(self) -> float:
+        """max_i |sigma_i(U G) - a*_i| / a*_1: how far the final spectrum is from the theory's."""
+        error = np.max(np.abs(self.singular_values - self.theory_singular_values))
+        return float(error / self.theory_singular_values[0])
 
 
 def small_cnn(in_channels: int) -> tuple[nn.Module, int]:
@@ -115,15 +121,32 @@ def _torchvision_available() -> bool:
     return True
 
 
-def load_dataset(dataset: str = "digits", root: str | None = None, n_train: int | None = None,
+def load_dataset(dataset: object = "digits", root: str | None = None, n_train: int | None = None,
                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Images (N x C x H x W, float32 in [0, 1]), integer labels and the class count.
+    """Images (N x C x H x W, float32), integer labels and the class count.
 
     ``"digits"``: scikit-learn's bundled 8 x 8 handwritten digits (1797 images, no download).
     ``"mnist"``/``"cifar10"``: the training split from a local torchvision folder ``root``
-    (``download=False``: a missing folder is an error, never a download). ``n_train`` keeps a
-    random subset (seeded) of that many samples.
+    (``download=False``: a missing folder is an error, never a download). A pair
+    ``(images, labels)`` (N x C x H x W and N integer labels 0..classes-1, arrays or tensors) uses
+    your own data. ``n_train`` keeps a random subset (seeded) of that many samples.
     """
+    if isinstance(dataset, (tuple, list)):
+        if len(dataset) != 2:
+            raise ValueError("dataset as data must be a pair (images, labels)")
+        images = torch.as_tensor(np.asarray(dataset[0]), dtype=torch.float32)
+        labels = torch.as_tensor(np.asarray(dataset[1]))
+        if images.dim() != 4 or labels.dim() != 1 or len(labels) != len(images):
+            raise ValueError(
+                "dataset images must be N x C x H x W and labels N, "
+                f"got {tuple(images.shape)}, {tuple(labels.shape)}"
+            )
+        if labels.dtype.is_floating_point or bool((labels < 0).any()):
+            raise ValueError("dataset labels must be non-negative integers")
+        if not bool(torch.isfinite(images).all()):
+            raise ValueError("dataset images contain NaN or infinite values")
+        labels = labels.to(torch.int64)
+        return _subset(images, labels, int(labels.max()) + 1, n_train, seed)
     name = str(dataset).lower()
     if name == "digits":
         try:
@@ -151,11 +174,16 @@ def load_dataset(dataset: str = "digits", root: str | None = None, n_train: int 
             labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         classes = 10
     else:
-        raise ValueError(f"dataset must be 'digits', 'mnist' or 'cifar10', got {dataset!r}")
+        raise ValueError(f"dataset must be 'digits', 'mnist', 'cifar10' or (images, labels), got {dataset!r}")
+    return _subset(images, labels, classes, n_train, seed)
+
+
+def _subset(images: torch.Tensor, labels: torch.Tensor, classes: int, n_train: int | None,
+            seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     if n_train is not None:
         n_train = as_int("n_train", n_train, minimum=1)
         if n_train > len(labels):
-            raise ValueError(f"n_train={n_train} exceeds the {len(labels)} samples of {name}")
+            raise ValueError(f"n_train={n_train} exceeds the {len(labels)} samples")
         perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:n_train]
         images, labels = images[perm], labels[perm]
     return images, labels, classes
@@ -179,13 +207,14 @@ class _Net(nn.Module):
 def deep_experiment(
     theta: float = 0.5,
     *,
-    dataset: str = "digits",
+    dataset: object = "digits",
     root: str | None = None,
     n_train: int | None = None,
     trunk: str = "auto",
-    epochs: int = 30,
+    epochs: int = 40,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
+    schedule: str = "cosine",
     weight_decay: float = 0.0,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -200,14 +229,17 @@ def deep_experiment(
 
     Args:
         theta: retain probability of the DropBlock layer, in (0, 1].
-        dataset: ``"digits"`` (scikit-learn's bundled images, default), ``"mnist"``, ``"cifar10"``.
+        dataset: ``"digits"`` (scikit-learn's bundled images, default), ``"mnist"``, ``"cifar10"``,
+            or your own ``(images, labels)`` (see :func:`load_dataset`).
         root: local torchvision folder for MNIST/CIFAR-10 (never downloaded).
         n_train: use a seeded random subset of this many training samples (default: all).
         trunk: ``"resnet50"`` (torchvision's ResNet-50 adapted to small images), ``"small_cnn"``,
             or ``"auto"``: ResNet-50 when torchvision imports and the device is CUDA, else the small
             CNN. ``"resnet50"`` without a working torchvision warns and uses the small CNN.
         epochs, batch_size, lr, weight_decay: Adam training of all weights on the mean squared loss
-            (per sample, summed over classes) of each shuffled minibatch.
+            (per sample, summed over classes) of each shuffled minibatch (a last minibatch of one
+            sample is skipped: BatchNorm cannot train on it).
+        schedule: ``"cosine"`` (learning rate annealed to 0 over the epochs, default) or ``"constant"``.
         seed: seeds the subset, the initialisation, the shuffling and the masks.
         device: torch device (default: CUDA when available).
         progress: print one line per epoch.
@@ -223,6 +255,8 @@ def deep_experiment(
     lr = as_nonnegative_float("lr", lr)
     weight_decay = as_nonnegative_float("weight_decay", weight_decay)
     seed = as_int("seed", seed, minimum=0)
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
     if trunk not in ("auto", "resnet50", "small_cnn"):
         raise ValueError(f"trunk must be 'auto', 'resnet50' or 'small_cnn', got {trunk!r}")
     if device is None:
@@ -247,6 +281,9 @@ def deep_experiment(
     body, body_features = (resnet50_small if use_resnet else small_cnn)(images.shape[1])
     net = _Net(body, body_features, classes, theta).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    annealing = None
+    if schedule == "cosine" and epochs > 0:
+        annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
     spec = SchemeSpec("dropblock", theta, BLOCK)
     images_dev = images.to(device)
     targets_dev = Y.T.to(device=device, dtype=torch.float32)  # N x classes
@@ -267,15 +304,21 @@ def deep_experiment(
     for epoch in range(1, epochs + 1):
         order = torch.randperm(N, generator=shuffle).to(device)
         total = torch.zeros((), device=device)
+        seen = 0
         for i in range(0, N, batch_size):
             batch = order[i : i + batch_size]
+            if len(batch) == 1 and N > 1:
+                continue  # BatchNorm cannot train on a single sample (ResNet's 1 x 1 maps)
+            seen += len(batch)
             out = net(images_dev[batch])
             loss = (out - targets_dev[batch]).square().sum(1).mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             total += loss.detach() * len(batch)
-        losses.append(float(total) / N)
+        if annealing is not None:
+            annealing.step()
+        losses.append(float(total) / seen)
         objective.append(evaluate()[0])
         if progress:
             print(f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
@@ -299,7 +342,7 @@ def deep_experiment(
         beta_bar=float(beta_bar),
         theta_bar=float(theta_bar),
         trunk="resnet50" if use_resnet else "small_cnn",
-        dataset=str(dataset).lower(),
+        dataset=str(dataset).lower() if isinstance(dataset, str) else "custom",
         n_train=N,
         device=str(device),
         seconds=time.perf_counter() - start,
