@@ -36,7 +36,8 @@ DOCUMENTED = {
              "stochastic_over_deterministic_se", "claims", "seconds"},
 }
 FIG1_RUN_KEYS = {"block_size", "stochastic", "deterministic", "global_min", "rho", "rank", "beta_bar", "final_ratio",
-                 "min_ratio", "stochastic_over_deterministic", "stochastic_over_deterministic_se"}
+                 "min_ratio", "stochastic_over_deterministic", "stochastic_over_deterministic_se", "enumerated_final",
+                 "enumeration_rel_error"}
 FIG2_FINAL_KEYS = {"exact", "printed", "fit", "mc_mean", "mc_se", "mc_masks", "gap_measured", "gap_predicted",
                    "dropout_deterministic", "dropconnect_deterministic"}
 FIG4_RUN_KEYS = {"stochastic", "deterministic", "mean_keep", "interior_keep"}
@@ -121,6 +122,8 @@ def test_fig1_numbers_against_the_theory(reproduced):
         assert det.min() >= gm.objective * (1 - 1e-9)  # Theorem 7 is a lower bound
         assert det[-1] < 0.2 * det[0]  # training made progress
         assert len(run["stochastic"]) == len(det) == len(data["iterations"])
+        # the enumeration over all masks agrees with the engine's Lemma 1 value at the final weights
+        assert run["enumerated_final"] == pytest.approx(det[-1], rel=1e-9)
 
 
 def test_fig2_gap_measured_matches_the_corrected_identity(reproduced):

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="SGD steps (default 100000, or 20000 with --quick)")
     shallow.add_argument("--lr", type=positive_float, default=None, help="initial step size (default 2e-5)")
     deep = parser.add_argument_group("deep figure (3)")
-    deep.add_argument("--epochs", type=nonnegative_int, default=None, help="training epochs (default 100, or 10 with --quick)")
+    deep.add_argument("--epochs", type=nonnegative_int, default=None, help="training epochs (default 40, or 10 with --quick)")
     deep.add_argument("--dataset", choices=("digits", "mnist", "cifar10"), default="digits",
                       help="digits: scikit-learn's bundled images (default); mnist/cifar10 need --data-root")
     deep.add_argument("--data-root", default=None, metavar="DIR",

@@ -131,7 +131,9 @@ def claims(data: dict[str, Any]) -> list[Claim]:
               f"{100 * f['gap_predicted']:+.2f}% (the regulariser differs by "
               f"{100 * (f['exact'] - f['printed']) / max(f['printed'] - f['fit'], 1e-300):+.1f}%); "
               f"final deterministic objectives of the two runs: Dropout {f['dropout_deterministic']:.6g}, "
-              f"DropConnect {f['dropconnect_deterministic']:.6g}",
+              f"DropConnect {f['dropconnect_deterministic']:.6g}"
+              + (f", below Dropout's global minimum {data['dropout']['global_min']:.6g} (impossible if the "
+                 "objectives were equal)" if f["dropconnect_deterministic"] < data["dropout"]["global_min"] else ""),
               "fails in general (equal only when X X^T is diagonal); the corrected gap is confirmed"
               if abs(z_exact) < 4 and abs(z_printed) > 4 else "inconclusive"),
     ]

@@ -32,8 +32,8 @@ from ._plot import MissingDependency
 NAME = "fig3"
 TITLE = "Deep network with DropBlock before the last layer: objective vs lower bound, singular values"
 THETA = 0.5
-QUICK = {"epochs": 10, "n_train": 600, "lr": 2e-3, "batch_size": 32}
-FULL = {"epochs": 100, "n_train": None, "lr": 1e-3, "batch_size": 64}
+QUICK = {"epochs": 10, "n_train": None, "lr": 3e-3, "batch_size": 32}
+FULL = {"epochs": 40, "n_train": None, "lr": 2e-3, "batch_size": 64}
 
 
 def _settings(config: FigureConfig) -> dict[str, Any]:
