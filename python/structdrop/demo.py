@@ -42,6 +42,9 @@ def run_demo(seed: int = 0, theta_bar: float = 0.5, print_fn=print) -> None:
     print_fn(
         f"With theta = 0.5 fixed and r = 5 the strength fades with the width (Lemma 2): beta_bar {fading};\n"
         f"eq. 7 keeps it, e.g. theta(5000) = {theta_for_width(theta_bar, 5000, 5):.3g} for r = 5.\n\n"
-        "Next: help(structdrop.dropblock_global_min), structdrop.prox_ksupport_sq, structdrop.ksupport_norm_sq;\n"
+        "Next:\n"
+        "  structdrop solve Y.npy --block-size 5 --theta 0.5 [--X X.npy]   the global minimum for your data\n"
+        "  structdrop reproduce all --quick --out figures                 the paper's Figures 1-4 (needs structdrop[plot])\n"
+        "  structdrop --help; help(structdrop.dropblock_global_min), structdrop.prox_ksupport_sq, structdrop.train\n"
         "README.md lists where the library corrects the printed paper."
     )

@@ -1,0 +1,130 @@
+"""Reading and writing matrices for the command line: ``.npy``, ``.npz`` and ``.csv`` files.
+
+Every failure (missing file, unreadable or corrupt content, unsupported suffix, a missing ``.npz``
+key, non-numeric text) is raised as :class:`InputError` (a ValueError) whose message names the
+file and says what was expected, so that the command line can print it as one line.
+Pickled objects are never loaded (``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["InputError", "SUPPORTED_SUFFIXES", "load_matrix", "save_matrix"]
+
+SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+class InputError(ValueError):
+    """A file could not be read as a numeric array (message names the file)."""
+
+
+def _suffix(path: Path, what: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{what} '{path}': unsupported file type {suffix or '(no suffix)'!r}; use .npy, .npz or .csv"
+        )
+    return suffix
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    """Comma-separated numbers, one matrix row per line; '#' comments and one header line allowed."""
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.split("#", 1)[0].strip() for line in handle]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise InputError(f"'{path}' is empty: expected comma-separated numbers, one matrix row per line")
+
+    def parse(line: str, number: int) -> list[float]:
+        try:
+            return [float(field) for field in line.split(",")]
+        except ValueError:
+            raise InputError(
+                f"'{path}' line {number}: not comma-separated numbers: {line[:60]!r}"
+            ) from None
+
+    try:
+        parse(lines[0], 1)
+        start = 0
+    except InputError:
+        start = 1  # a header line
+    rows = [parse(line, start + i + 1) for i, line in enumerate(lines[start:])]
+    if not rows:
+        raise InputError(f"'{path}' has a header line but no numbers")
+    widths = {len(row) for row in rows}
+    if len(widths) != 1:
+        raise InputError(f"'{path}': rows have different numbers of columns {sorted(widths)}")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def load_matrix(path: str | os.PathLike[str], key: str | None = None, what: str = "input") -> np.ndarray:
+    """Read a numeric array from ``path`` (.npy, .npz or .csv).
+
+    Args:
+        path: the file. ``.npz`` archives give their array ``key``, or their first array when
+            ``key`` is None; ``.csv`` is comma-separated numbers, one row per line (an optional
+            header line and ``#`` comments are skipped).
+        key: name of the array inside a ``.npz`` archive (only for ``.npz``).
+        what: how the message of an error names the file (e.g. ``"Y"``).
+
+    Returns:
+        The array as stored (no dtype conversion here; the API validates it).
+
+    Raises:
+        InputError: the file cannot be read or parsed; the message names the file and the problem.
+    """
+    file = Path(path)
+    suffix = _suffix(file, what)
+    if key is not None and suffix != ".npz":
+        raise InputError(f"{what} '{file}': a key ({key!r}) only applies to .npz archives")
+    if not file.exists():
+        raise InputError(f"{what} '{file}': no such file")
+    if file.is_dir():
+        raise InputError(f"{what} '{file}' is a directory, not a file")
+    try:
+        if suffix == ".csv":
+            return _read_csv(file)
+        if suffix == ".npy":
+            array = np.load(file, allow_pickle=False)
+            return np.asarray(array)
+        with np.load(file, allow_pickle=False) as archive:
+            names = list(archive.files)
+            if not names:
+                raise InputError(f"{what} '{file}': the .npz archive holds no arrays")
+            if key is None:
+                return np.asarray(archive[names[0]])
+            if key not in names:
+                raise InputError(f"{what} '{file}': no array named {key!r} (the archive holds {', '.join(names)})")
+            return np.asarray(archive[key])
+    except InputError as exc:
+        if str(exc).startswith(f"{what} "):
+            raise
+        raise InputError(f"{what} {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{what} '{file}': cannot read it as {suffix}: {detail}") from None
+
+
+def save_matrix(path: str | os.PathLike[str], array: np.ndarray, key: str = "A") -> Path:
+    """Write ``array`` to ``path`` by its suffix: .npy, .npz (under ``key``) or .csv (full precision).
+
+    Raises:
+        InputError: unsupported suffix or the file cannot be written.
+    """
+    file = Path(path)
+    suffix = _suffix(file, "output")
+    try:
+        if suffix == ".npy":
+            np.save(file, array)
+        elif suffix == ".npz":
+            np.savez(file, **{key: array})
+        else:
+            np.savetxt(file, np.atleast_2d(array), delimiter=",", fmt="%.17g")
+    except OSError as exc:
+        raise InputError(f"output '{file}': cannot write it: {exc.strerror or exc}") from None
+    return file
