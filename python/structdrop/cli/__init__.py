@@ -15,13 +15,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import demo, reproduce, solve
+from . import demo, reproduce, solve, sweep
 from ._common import CliError, Parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them. Add a module here to add a subcommand.
-COMMANDS = (solve, reproduce, demo)
+COMMANDS = (solve, sweep, reproduce, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
