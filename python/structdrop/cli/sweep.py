@@ -123,7 +123,9 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
     paths = []
     thetas = grid.theta_bars
     half = (thetas[-1] - thetas[0]) / (2 * (thetas.size - 1)) if thetas.size > 1 else 0.025  # cell half-width
-    extent = [thetas[0] - half, thetas[-1] + half, grid.block_sizes[0] - 0.5, grid.block_sizes[-1] + 0.5]
+    rows = grid.block_sizes.size  # rows drawn by index, labelled with their block sizes (any spacing)
+    extent = [thetas[0] - half, thetas[-1] + half, -0.5, rows - 0.5]
+    ticks = np.unique(np.linspace(0, rows - 1, min(rows, 10)).round().astype(int))
     for name, values, label, cmap in (
         ("rank_phase.png", grid.rank, "rank of the global minimiser A*", "viridis"),
         ("objective_phase.png", grid.objective / y_norm_sq, "global minimum / ||Y||$^2$", "magma"),
@@ -132,6 +134,7 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         image = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=cmap, interpolation="nearest")
         fig.colorbar(image, ax=ax, label=label)
         ax.set_xlabel(r"$\bar\theta$ (product-space retain probability)")
+        ax.set_yticks(ticks, [str(grid.block_sizes[k]) for k in ticks])
         ax.set_ylabel("block size r")
         ax.set_title(f"DropBlock global minimum (corrected Thm 7): {label}")
         ax.grid(False)
