@@ -27,24 +27,28 @@ from .objectives import (
 )
 from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
 
+# --- masked-SGD training, Algorithm 1 (issue 4) ---
+from .training import TrainingDiverged, TrainResult, train, train_many
+
 __version__ = "0.1.0"
 
 __all__ = [
+    # closed form: k-support norm, prox, global minimum, width scaling, sweeps
     "GlobalMin",
     "ProxResult",
     "SweepResult",
     "SyntheticProblem",
+    "WidthSweepResult",
     "beta_for_width",
     "dropblock_global_min",
     "ksupport_norm_sq",
     "ksupport_split",
     "paper_synthetic",
     "prox_ksupport_sq",
-    "theta_for_width",
     "sweep_global_min",
+    "theta_for_width",
     "width_sweep",
-    "WidthSweepResult",
-    # issue 3: objectives and schemes
+    # exact objectives and mask schemes
     "DataMoments",
     "DropBlock",
     "DropConnect",
@@ -57,9 +61,9 @@ __all__ = [
     "dropconnect_paper_approx_terms",
     "generalized_objective",
     "objective_terms",
+    # masked SGD
+    "TrainResult",
+    "TrainingDiverged",
+    "train",
+    "train_many",
 ]
-
-# --- masked-SGD training, Algorithm 1 (issue 4: cpp/sgd.*, python/structdrop/training.py) ---
-from .training import TrainingDiverged, TrainResult, train, train_many  # noqa: E402
-
-__all__ += ["TrainResult", "TrainingDiverged", "train", "train_many"]
