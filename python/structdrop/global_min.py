@@ -9,7 +9,7 @@ import numpy as np
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
 
-__all__ = ["GlobalMin", "dropblock_global_min", "row_space_basis"]
+__all__ = ["GlobalMin", "dropblock_global_min", "reduce_to_row_space", "row_space_basis"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,27 @@ def row_space_basis(X: np.ndarray) -> np.ndarray | None:
     return vt[:k].T
 
 
+def reduce_to_row_space(Y: np.ndarray, X: object | None) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Coordinates of Y P in an orthonormal basis of X's row space, that basis, and ||Y (I - P)||^2.
+
+    Without X (or when X's row space is all of R^N) returns (Y, None, 0.0): no restriction.
+    Validates X (2-D, finite, as many columns as Y).
+    """
+    if X is None:
+        return Y, None, 0.0
+    data = as_float_array("X", X, ndim=2)
+    if data.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of samples (columns): X is {data.shape}, Y is {Y.shape}"
+        )
+    basis = row_space_basis(data)
+    if basis is None:
+        return Y, None, 0.0
+    reduced = Y @ basis  # a x k
+    residual = float(np.linalg.norm(Y - reduced @ basis.T) ** 2)
+    return reduced, basis, residual
+
+
 def dropblock_global_min(
     Y: object,
     r: int,
@@ -86,15 +107,7 @@ def dropblock_global_min(
     block = as_int("r", r, minimum=1)
     tb = as_probability("theta_bar", theta_bar)
     beta = (1.0 - tb) / tb
-    basis = None
-    residual = 0.0
-    if X is not None:
-        data = as_float_array("X", X, ndim=2)
-        if data.shape[1] != targets.shape[1]:
-            raise ValueError(
-                f"X and Y must have the same number of samples (columns): X is {data.shape}, Y is {targets.shape}"
-            )
-        basis = row_space_basis(data)
+    reduced, basis, residual = reduce_to_row_space(targets, X)
     if basis is not None and basis.shape[1] == 0:  # X = 0: only A = 0 is reachable
         norm_sq = float(np.linalg.norm(targets) ** 2)
         return GlobalMin(
@@ -104,8 +117,6 @@ def dropblock_global_min(
     if basis is None:
         left, m, right = np.linalg.svd(targets, full_matrices=False)
     else:
-        reduced = targets @ basis  # a x k coordinates of Y P
-        residual = float(np.linalg.norm(targets - reduced @ basis.T) ** 2)
         left, m, w = np.linalg.svd(reduced, full_matrices=False)
         right = w @ basis.T
     prox = prox_ksupport_sq(m, block, beta, method=method)

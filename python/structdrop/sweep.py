@@ -16,7 +16,7 @@ import numpy as np
 from . import _core
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
-from .global_min import row_space_basis
+from .global_min import reduce_to_row_space
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
@@ -87,18 +87,7 @@ def _target_spectrum(x: object, X: object | None) -> tuple[np.ndarray, float]:
         if (values < 0).any():
             raise ValueError("x must be non-negative when it holds singular values")
         return np.ascontiguousarray(np.sort(values)[::-1]), 0.0
-    residual = 0.0
-    target = values
-    if X is not None:
-        data = as_float_array("X", X, ndim=2)
-        if data.shape[1] != values.shape[1]:
-            raise ValueError(
-                f"X and Y must have the same number of samples (columns): X is {data.shape}, Y is {values.shape}"
-            )
-        basis = row_space_basis(data)
-        if basis is not None:
-            target = values @ basis
-            residual = float(np.linalg.norm(values - target @ basis.T) ** 2)
+    target, _, residual = reduce_to_row_space(values, X)
     if target.size == 0:
         return np.zeros(1), residual
     return np.linalg.svd(target, compute_uv=False), residual
