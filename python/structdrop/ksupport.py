@@ -102,6 +102,12 @@ def prox_ksupport_sq(m: object, r: int, beta: float, method: ProxMethod = "sweep
     rho = r (m = (3, 1, 0.5), r = 2, beta = 1: a* = (1.5, 0.5, 0) at rho = 2 with F* = 5.25,
     while rho <= 1 gives at best 5.75). Here rho ranges over 1..r.
 
+    Rounding: a band value m_i - c below 8 eps m_i (a unit sitting on the t_i = 0 breakpoint) is
+    returned as an exact 0, so ``rank`` does not count rounding noise. The search compares
+    candidates by value; among candidates within rounding of the best it keeps one that also meets
+    the complementary conditions (the next unit would not be positive, the previous is saturated),
+    so both methods return the same minimiser to rounding.
+
     Cost: one sort of m (O(n log n), a copy), then the kernel; the input is not modified.
     """
     values = as_float_array("m", m, ndim=1)
