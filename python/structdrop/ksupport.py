@@ -124,8 +124,10 @@ def prox_ksupport_sq(m: object, r: int, beta: float, method: ProxMethod = "sweep
         ordered /= scale
     kernel = _core.prox_sweep if method == "sweep" else _core.prox_search
     solution, rho, rank, objective = kernel(ordered, block, strength)
+    if scale != 1.0:
+        solution *= scale  # in place: no temporary of size n
     result = np.empty_like(solution)
-    result[order] = solution * scale
+    result[order] = solution
     return ProxResult(
         values=result,
         rho=int(rho),
