@@ -78,14 +78,14 @@ class WidthSweepResult:
     unregularized_minimum: float
 
 
-def _target_spectrum(x: object, X: object | None) -> tuple[np.ndarray, float]:
+def _target_spectrum(x: object, X: object | None, name: str = "x") -> tuple[np.ndarray, float]:
     """Descending singular values to solve on, and the residual outside X's row space."""
-    values = as_float_array("x", x, ndim=(1, 2))
+    values = as_float_array(name, x, ndim=(1, 2))
     if values.ndim == 1:
         if X is not None:
-            raise ValueError("X can only be given with a matrix Y (x is a 1-D array of singular values)")
+            raise ValueError(f"X can only be given with a matrix Y ({name} is a 1-D array of singular values)")
         if (values < 0).any():
-            raise ValueError("x must be non-negative when it holds singular values")
+            raise ValueError(f"{name} must be non-negative when it holds singular values")
         return np.ascontiguousarray(np.sort(values)[::-1]), 0.0
     target, _, residual = reduce_to_row_space(values, X)
     if target.size == 0:
@@ -187,7 +187,7 @@ def width_sweep(
         X: optional data b x N: A restricted to X's row space.
         threads: worker threads for the batched solver.
     """
-    m, residual = _target_spectrum(Y, X)
+    m, residual = _target_spectrum(Y, X, "Y")
     r = as_int("block_size", block_size, minimum=1)
     th = as_probability("theta", theta)
     ds = np.atleast_1d(np.asarray(widths))
