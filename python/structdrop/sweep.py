@@ -93,7 +93,7 @@ def _target_spectrum(x: object, X: object | None, name: str = "x") -> tuple[np.n
     return np.linalg.svd(target, compute_uv=False), residual
 
 
-def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None):
+def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"):
     scale = power_of_two_scale(m)
     scaled = m / scale if scale != 1.0 else m
     count = threads if threads is not None else (os.cpu_count() or 1)
@@ -101,7 +101,10 @@ def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int
         np.ascontiguousarray(scaled), np.ascontiguousarray(r, dtype=np.int64),
         np.ascontiguousarray(beta, dtype=np.float64), int(count),
     )
-    return objective * scale * scale, rho, rank
+    objective = objective * scale * scale
+    if not np.isfinite(objective).all():
+        raise ValueError(f"{name} is too large: the minimum objective overflows float64")
+    return objective, rho, rank
 
 
 def _as_block_sizes(block_sizes: object) -> np.ndarray:
@@ -117,11 +120,17 @@ def _as_block_sizes(block_sizes: object) -> np.ndarray:
 
 
 def _as_thetas(name: str, thetas: object) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(thetas, dtype=float))
+    try:
+        values = np.atleast_1d(np.asarray(thetas, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a sequence of numbers: {exc}") from None
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence")
     if not np.all((values > 0) & (values <= 1)):
         raise ValueError(f"{name} must all lie in (0, 1]")
+    with np.errstate(over="ignore"):
+        if not np.isfinite((1.0 - values) / values).all():
+            raise ValueError(f"{name} too small: beta = (1 - theta)/theta overflows")
     return values
 
 
@@ -152,6 +161,8 @@ def sweep_global_min(
     r_grid, beta_grid = np.meshgrid(sizes, betas, indexing="ij")
     objective, rho, rank = _solve_settings(m, r_grid.ravel(), beta_grid.ravel(), threads)
     shape = (sizes.size, thetas.size)
+    if not np.isfinite(objective + residual).all():
+        raise ValueError("x is too large: the minimum objective overflows float64")
     return SweepResult(
         block_sizes=sizes,
         theta_bars=thetas,
@@ -197,7 +208,7 @@ def width_sweep(
     scaled_theta = np.array([theta_for_width(th, int(d), r) for d in ds])
     scaled_beta = np.full(ds.size, (1.0 - th) / th)
     r_all = np.full(2 * ds.size, r, dtype=np.int64)
-    objective, _, rank = _solve_settings(m, r_all, np.concatenate([fixed_beta, scaled_beta]), threads)
+    objective, _, rank = _solve_settings(m, r_all, np.concatenate([fixed_beta, scaled_beta]), threads, "Y")
     W = ds.size
     return WidthSweepResult(
         widths=ds.astype(np.int64),
