@@ -183,7 +183,7 @@ def test_dropblock_global_min_fuzz(Y, r, theta, method):
     assert np.isfinite(res.objective) and res.objective >= 0
     # no larger than the value at A = 0 (||Y||^2), computed independently with a scale
     sc = np.abs(clean).max() or 1.0
-    assert res.objective / sc**2 <= float(np.sum((clean / sc) ** 2)) * (1 + 1e-9) + 1e-300
+    assert res.objective / sc / sc <= float(np.sum((clean / sc) ** 2)) * (1 + 1e-9) + 1e-300
 
 
 @fuzz
