@@ -155,16 +155,20 @@ def test_prox_fuzz(m, r, beta):
     scale = 2.0 ** np.floor(np.log2(clean.max())) if clean.max() > 0 else 1.0
     ms = clean / scale
 
-    def F(a_scaled):  # objective in units of scale^2, independent of the kernel
-        return float(np.sum((ms - a_scaled) ** 2)) + beta * structdrop.ksupport_norm_sq(a_scaled, r)
+    def F(a_scaled):  # objective at a = a_scaled * scale, independent of the kernel
+        value = float(np.sum((ms - a_scaled) ** 2)) + beta * structdrop.ksupport_norm_sq(a_scaled, r)
+        return value * scale * scale  # may underflow to 0 like the library's answer; never overflows here
 
-    best = sweep.objective / scale**2
-    tol = 1e-9 * (np.sum(ms**2) * (1 + beta)) + 1e-300
-    assert best <= float(np.sum(ms**2)) + tol  # a = 0
+    best = sweep.objective
+    zero = F(np.zeros_like(ms))  # = ||m||^2
+    tol = 1e-9 * zero + 1e-300
+    assert best <= zero + tol  # a = 0
     if np.isfinite(beta / (1 + beta)):
-        assert best <= F(ms / (1 + beta)) + tol  # a = m/(1+beta)
-    assert abs(F(sweep.values / scale) - best) <= 1e-7 * max(1.0, best) + tol  # reported = recomputed
-    assert abs(search.objective - sweep.objective) <= 1e-9 * max(1.0, abs(sweep.objective)) * scale**2 + tol * scale**2
+        shrunk = F(ms / (1 + beta))
+        assert best <= shrunk + 1e-9 * shrunk + 1e-300  # a = m/(1+beta)
+    recomputed = F(sweep.values / scale)
+    assert abs(recomputed - best) <= 1e-7 * max(recomputed, best) + 1e-300  # reported = recomputed
+    assert abs(search.objective - best) <= 1e-9 * best + 1e-300
     np.testing.assert_allclose(search.values / scale, sweep.values / scale, rtol=1e-7, atol=1e-7 * ms.max())
 
 
