@@ -330,3 +330,18 @@ def test_core_prox_batch_rejects(m, r, beta, threads):
     except OK_ERRORS:
         return
     assert np.isfinite(out[0]).all()
+
+
+@fuzz
+@given(kind=st.integers(-1, 5), theta=theta_values, block=st.integers(-1, 4), gamma=st.sampled_from([0.3, 0.0, 1.0, -1.0, np.nan]),
+       gram=core_arrays, cross=core_arrays, U=core_arrays, V=core_arrays)
+def test_core_objective_terms_rejects(kind, theta, block, gamma, gram, cross, U, V):
+    try:
+        fit, reg = _core.objective_terms(kind, theta, block, gamma, gram, cross, 1.0, U, V)
+    except OK_ERRORS:
+        return
+    # accepted: every array must have been float64 2-D and finite
+    for a in (gram, cross, U, V):
+        a = np.asarray(a)
+        assert a.dtype == np.float64 and a.ndim == 2
+    assert isinstance(fit, float) and isinstance(reg, float)
