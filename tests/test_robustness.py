@@ -159,9 +159,12 @@ def test_scaling_identity(method, rng):
         r = int(rng.integers(1, n + 2))
         beta = float(10.0 ** rng.uniform(-4, 4))
         base = sd.prox_ksupport_sq(m, r, beta, method=method)
-        for c in (2.0**-900, 2.0**-40, 2.0**40, 2.0**900):
+        for c in (2.0**-900, 2.0**-40, 2.0**40, 2.0**500):
             res = sd.prox_ksupport_sq(c * m, r, beta, method=method)
             np.testing.assert_array_equal(res.values, c * base.values)
+        # c = 2^900: the minimum value c^2 F* is beyond float64, an error rather than a silent inf
+        with pytest.raises(ValueError, match="m is too large"):
+            sd.prox_ksupport_sq(2.0**900 * m, r, beta, method=method)
         for c in (1e-150, 3.7, 1e150):
             res = sd.prox_ksupport_sq(c * m, r, beta, method=method)
             np.testing.assert_allclose(res.values, c * base.values, rtol=1e-12, atol=1e-14 * c * m.max())

@@ -107,9 +107,13 @@ def dropblock_global_min(
     block = as_int("r", r, minimum=1)
     tb = as_probability("theta_bar", theta_bar)
     beta = (1.0 - tb) / tb
+    if not np.isfinite(beta):
+        raise ValueError(f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}")
     reduced, basis, residual = reduce_to_row_space(targets, X)
     if basis is not None and basis.shape[1] == 0:  # X = 0: only A = 0 is reachable
         norm_sq = float(np.linalg.norm(targets) ** 2)
+        if not np.isfinite(norm_sq):
+            raise ValueError("Y is too large: ||Y||^2 overflows float64")
         return GlobalMin(
             A=np.zeros_like(targets), singular_values=np.zeros(0), rho=1, rank=0, objective=norm_sq,
             beta=beta, target_singular_values=np.zeros(0), residual=norm_sq,
@@ -119,7 +123,14 @@ def dropblock_global_min(
     else:
         left, m, w = np.linalg.svd(reduced, full_matrices=False)
         right = w @ basis.T
-    prox = prox_ksupport_sq(m, block, beta, method=method)
+    try:
+        prox = prox_ksupport_sq(m, block, beta, method=method)
+    except ValueError as exc:
+        if str(exc).startswith("m is too large"):
+            raise ValueError("Y is too large: the minimum objective overflows float64") from None
+        raise
+    if not np.isfinite(residual + prox.objective):
+        raise ValueError("Y is too large: the minimum objective overflows float64")
     a_star = prox.values
     A = (left[:, : prox.rank] * a_star[: prox.rank]) @ right[: prox.rank]
     return GlobalMin(

@@ -80,7 +80,10 @@ def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
     if scale != 1.0:
         s /= scale  # exact: a power of two; keeps s_i^2 away from overflow and underflow
     norm_sq, rho = _core.ksupport_norm_sq_sorted(s, block)
-    return int(rho), float(norm_sq) * scale * scale
+    value = float(norm_sq) * scale * scale
+    if not np.isfinite(value):
+        raise ValueError("x is too large: ||x||_(r)^2 overflows float64")
+    return int(rho), value
 
 
 def prox_ksupport_sq(m: object, r: int, beta: float, method: ProxMethod = "sweep") -> ProxResult:
@@ -128,10 +131,13 @@ def prox_ksupport_sq(m: object, r: int, beta: float, method: ProxMethod = "sweep
         solution *= scale  # in place: no temporary of size n
     result = np.empty_like(solution)
     result[order] = solution
+    value = float(objective) * scale * scale
+    if not np.isfinite(value):
+        raise ValueError("m is too large: the prox objective overflows float64")
     return ProxResult(
         values=result,
         rho=int(rho),
         rank=int(rank),
-        objective=float(objective) * scale * scale,
+        objective=value,
         method=method,
     )

@@ -103,6 +103,10 @@ def data_moments(X: object, Y: object | None = None) -> DataMoments:
                 f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
             )
     gram, cross, y_sq = _core.objective_moments(x, y)
+    if not np.isfinite(gram).all():
+        raise ValueError("X is too large: X X^T overflows float64")
+    if y is not None and not (np.isfinite(cross).all() and np.isfinite(y_sq)):
+        raise ValueError("Y is too large: Y X^T or ||Y||^2 overflows float64")
     return DataMoments(gram=gram, cross=cross, y_sq_norm=float(y_sq), n_samples=int(x.shape[1]))
 
 
@@ -143,8 +147,12 @@ def _terms(scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoment
     if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
         cross = np.zeros((u.shape[0], moments.in_features))
         _, reg = _core.objective_terms(*args, moments.gram, cross, 0.0, u, v, paper)
+        if not np.isfinite(reg):
+            raise ValueError("U, V are too large for the data: the regulariser overflows float64")
         return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
     fit, reg = _core.objective_terms(*args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper)
+    if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
+        raise ValueError("U, V are too large for the data: the objective overflows float64")
     return ObjectiveTerms(fit=float(fit), regularizer=float(reg), objective=float(fit + reg))
 
 
@@ -222,4 +230,6 @@ def generalized_objective(Y: object, U: object, G: object, mean: object, covaria
     fit = float(np.sum((y - u @ g) ** 2))
     cbar = cov / np.outer(mu, mu)
     reg = float(np.sum(cbar * (u.T @ u) * (g @ g.T)))
+    if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
+        raise ValueError("Y, U, G or mean are too large: the objective overflows float64")
     return ObjectiveTerms(fit=fit, regularizer=reg, objective=fit + reg)

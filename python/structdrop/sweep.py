@@ -78,14 +78,14 @@ class WidthSweepResult:
     unregularized_minimum: float
 
 
-def _target_spectrum(x: object, X: object | None) -> tuple[np.ndarray, float]:
+def _target_spectrum(x: object, X: object | None, name: str = "x") -> tuple[np.ndarray, float]:
     """Descending singular values to solve on, and the residual outside X's row space."""
-    values = as_float_array("x", x, ndim=(1, 2))
+    values = as_float_array(name, x, ndim=(1, 2))
     if values.ndim == 1:
         if X is not None:
-            raise ValueError("X can only be given with a matrix Y (x is a 1-D array of singular values)")
+            raise ValueError(f"X can only be given with a matrix Y ({name} is a 1-D array of singular values)")
         if (values < 0).any():
-            raise ValueError("x must be non-negative when it holds singular values")
+            raise ValueError(f"{name} must be non-negative when it holds singular values")
         return np.ascontiguousarray(np.sort(values)[::-1]), 0.0
     target, _, residual = reduce_to_row_space(values, X)
     if target.size == 0:
@@ -93,7 +93,7 @@ def _target_spectrum(x: object, X: object | None) -> tuple[np.ndarray, float]:
     return np.linalg.svd(target, compute_uv=False), residual
 
 
-def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None):
+def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"):
     scale = power_of_two_scale(m)
     scaled = m / scale if scale != 1.0 else m
     count = threads if threads is not None else (os.cpu_count() or 1)
@@ -101,7 +101,10 @@ def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int
         np.ascontiguousarray(scaled), np.ascontiguousarray(r, dtype=np.int64),
         np.ascontiguousarray(beta, dtype=np.float64), int(count),
     )
-    return objective * scale * scale, rho, rank
+    objective = objective * scale * scale
+    if not np.isfinite(objective).all():
+        raise ValueError(f"{name} is too large: the minimum objective overflows float64")
+    return objective, rho, rank
 
 
 def _as_block_sizes(block_sizes: object) -> np.ndarray:
@@ -117,11 +120,17 @@ def _as_block_sizes(block_sizes: object) -> np.ndarray:
 
 
 def _as_thetas(name: str, thetas: object) -> np.ndarray:
-    values = np.atleast_1d(np.asarray(thetas, dtype=float))
+    try:
+        values = np.atleast_1d(np.asarray(thetas, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a sequence of numbers: {exc}") from None
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D sequence")
     if not np.all((values > 0) & (values <= 1)):
         raise ValueError(f"{name} must all lie in (0, 1]")
+    with np.errstate(over="ignore"):
+        if not np.isfinite((1.0 - values) / values).all():
+            raise ValueError(f"{name} too small: beta = (1 - theta)/theta overflows")
     return values
 
 
@@ -152,6 +161,8 @@ def sweep_global_min(
     r_grid, beta_grid = np.meshgrid(sizes, betas, indexing="ij")
     objective, rho, rank = _solve_settings(m, r_grid.ravel(), beta_grid.ravel(), threads)
     shape = (sizes.size, thetas.size)
+    if not np.isfinite(objective + residual).all():
+        raise ValueError("x is too large: the minimum objective overflows float64")
     return SweepResult(
         block_sizes=sizes,
         theta_bars=thetas,
@@ -187,7 +198,7 @@ def width_sweep(
         X: optional data b x N: A restricted to X's row space.
         threads: worker threads for the batched solver.
     """
-    m, residual = _target_spectrum(Y, X)
+    m, residual = _target_spectrum(Y, X, "Y")
     r = as_int("block_size", block_size, minimum=1)
     th = as_probability("theta", theta)
     ds = np.atleast_1d(np.asarray(widths))
@@ -197,7 +208,7 @@ def width_sweep(
     scaled_theta = np.array([theta_for_width(th, int(d), r) for d in ds])
     scaled_beta = np.full(ds.size, (1.0 - th) / th)
     r_all = np.full(2 * ds.size, r, dtype=np.int64)
-    objective, _, rank = _solve_settings(m, r_all, np.concatenate([fixed_beta, scaled_beta]), threads)
+    objective, _, rank = _solve_settings(m, r_all, np.concatenate([fixed_beta, scaled_beta]), threads, "Y")
     W = ds.size
     return WidthSweepResult(
         widths=ds.astype(np.int64),

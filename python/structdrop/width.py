@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ._validation import as_int, as_probability
 
 __all__ = ["theta_for_width", "beta_for_width"]
@@ -44,4 +46,7 @@ def beta_for_width(theta: float, d: int, r: int) -> float:
     """
     th = as_probability("theta", theta)
     width, block = _check_width(d, r)
-    return (block / width) * (1.0 - th) / th
+    beta = (block / width) * (1.0 - th) / th
+    if not math.isfinite(beta):
+        raise ValueError(f"theta is too small: beta = (r/d)(1 - theta)/theta overflows, got {theta!r}")
+    return beta
