@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
 from .examples import SyntheticProblem, paper_synthetic
-from .global_min import GlobalMin, dropblock_global_min
+from .global_min import ConditioningWarning, GlobalMin, dropblock_global_min, global_min_from_moments
 from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
 from .width import beta_for_width, theta_for_width
 
@@ -34,6 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps
+    "ConditioningWarning",
     "GlobalMin",
     "ProxResult",
     "SweepResult",
@@ -41,6 +42,7 @@ __all__ = [
     "WidthSweepResult",
     "beta_for_width",
     "dropblock_global_min",
+    "global_min_from_moments",
     "ksupport_norm_sq",
     "ksupport_split",
     "paper_synthetic",

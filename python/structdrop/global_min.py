@@ -1,34 +1,73 @@
-"""Closed-form global minimum of the DropBlock objective (Theorem 7 and Corollary 8, corrected)."""
+"""Closed-form global minimum of the DropBlock objective (Theorem 7 and Corollary 8, corrected).
+
+Two entry points share one solver: :func:`dropblock_global_min` takes the data (Y and optionally X)
+and :func:`global_min_from_moments` takes only the moments X X^T, Y X^T, ||Y||^2 (merged from chunks,
+streamed from disk or reduced on a cluster). With X the minimiser is returned as coefficients C
+(a x b) with A* = C X; the a x N matrix A* itself is formed only when asked for.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
 
-__all__ = ["GlobalMin", "dropblock_global_min", "reduce_to_row_space", "row_space_basis"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .objectives import DataMoments
+
+__all__ = [
+    "ConditioningWarning",
+    "GlobalMin",
+    "dropblock_global_min",
+    "global_min_from_moments",
+    "ACCURACY_TARGET",
+]
+
+#: The Gram (moments) route is used with data at hand only when its estimated relative error of
+#: the objective is at most this; otherwise the data are read once more for the QR route.
+ACCURACY_TARGET = 1e-10
+
+
+class ConditioningWarning(RuntimeWarning):
+    """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient."""
 
 
 @dataclass(frozen=True)
 class GlobalMin:
     """The global minimiser of F(A) = ||Y - A||^2 + beta ||sigma(A)||_(r)^2 over reachable A.
 
+    With data X the minimiser is A* = C X, C = :attr:`coefficients` (a x b). Without X (A ranges
+    over all a x N matrices) the same formulas hold with X the N x N identity, so C = A*.
+
     Attributes:
-        A: the minimiser A* (a x N), the network output U V^T X at the global minimum.
-        singular_values: singular values a* of A*, descending (min(a, k) entries, k the rank of X's
-            row space, or N without X).
+        singular_values: singular values a* of A*, descending (one per singular value of Y P).
         rho: 1 + size of the head of a* that is only shrunk (1-based, in 1..r).
         rank: rank of A* (the paper's lambda).
         objective: the minimum value F(A*), including the part of Y outside X's row space.
         beta: beta_bar = (1 - theta_bar)/theta_bar.
         target_singular_values: singular values m of Y (of Y P when X is given), descending.
         residual: ||Y (I - P)||_F^2, the part no A in X's row space can fit (0 without X).
+        block_size: the block size r of the solve.
+        left_vectors: a x rank, orthonormal columns: the left singular vectors of A*.
+        right_coefficients: rank x b (rank x N without X): the rows of ``right_coefficients @ X``
+            are orthonormal, the right singular vectors of A*. So
+            A* = left_vectors diag(singular_values[:rank]) right_coefficients X.
+        route: how Y P was reduced: "svd" (no X), "gram" (eigendecomposition of X X^T) or "qr"
+            (triangular factor of [X; Y]^T, read in column chunks).
+        error_estimate: estimated relative error of the objective caused by the route: about
+            b u kappa(X)^2 (||Y P||^2 / F*) for the Gram route and max(b, N) u kappa(X) (...) for
+            the QR route (u = 2.2e-16, kappa(X) the condition number on its numerical rank); 0
+            without X.
+        x_rank: numerical rank of X (N without X).
     """
 
-    A: np.ndarray
     singular_values: np.ndarray
     rho: int
     rank: int
@@ -36,42 +75,145 @@ class GlobalMin:
     beta: float
     target_singular_values: np.ndarray
     residual: float
+    block_size: int
+    left_vectors: np.ndarray
+    right_coefficients: np.ndarray
+    route: str
+    error_estimate: float
+    x_rank: int
+    _data: object = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def coefficients(self) -> np.ndarray:
+        """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank)."""
+        return (self.left_vectors * self.singular_values[: self.rank]) @ self.right_coefficients
+
+    def output(self, X: object | None = None) -> np.ndarray:
+        """The network output at the minimum, A* = C X (a x N), for the X of the solve.
+
+        Args:
+            X: the data (b x N) the minimum was computed for. Not needed without X, nor when the
+                result came from :func:`dropblock_global_min` (which keeps a reference to its X).
+        """
+        if self.route == "svd":
+            return self.coefficients
+        data = self._data if X is None else X
+        if data is None:
+            raise ValueError("this minimum was computed from moments: pass the data, result.output(X)")
+        if np.shape(data)[0] != self.right_coefficients.shape[1]:  # type: ignore[index]
+            raise ValueError(
+                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {np.shape(data)}"
+            )
+        return np.asarray(self.coefficients @ data)  # type: ignore[operator]
+
+    @functools.cached_property
+    def A(self) -> np.ndarray:
+        """The minimiser A* = C X (a x N), formed on first access and kept.
+
+        Available without X and from :func:`dropblock_global_min`; a minimum from moments has no
+        data to form it from (use :meth:`output` with X, or :attr:`coefficients`).
+        """
+        if self.route != "svd" and self._data is None:
+            raise AttributeError(
+                "A* = coefficients @ X is not available for a minimum computed from moments; "
+                "use result.output(X) or result.coefficients"
+            )
+        return self.output()
+
+    def factorize(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """A width-d network (U, V) at the global minimum: see :func:`structdrop.factorize.balanced_factors`."""
+        from .factorize import balanced_factors
+
+        return balanced_factors(self, d)
 
 
-def row_space_basis(X: np.ndarray) -> np.ndarray | None:
-    """Orthonormal basis (N x k) of the row space of X, or None when it is all of R^N.
+def _validate_setting(r: object, theta_bar: object) -> tuple[int, float]:
+    block = as_int("r", r, minimum=1)
+    tb = as_probability("theta_bar", theta_bar)
+    beta = (1.0 - tb) / tb
+    if not np.isfinite(beta):
+        raise ValueError(f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}")
+    return block, beta
 
-    The numerical rank uses NumPy's matrix_rank tolerance, max(b, N) eps sigma_max.
+
+def _solve(
+    reduction: RowSpaceReduction, block: int, beta: float, method: ProxMethod, data: object = None,
+) -> GlobalMin:
+    """The corrected Theorem 7 on the singular values of Y P, assembled into a GlobalMin."""
+    m = reduction.target_singular_values
+    if m.size == 0:  # X = 0 (or Y empty in the row space): only A = 0 is reachable
+        prox_values, rho, rank, prox_objective = np.zeros(0), 1, 0, 0.0
+    else:
+        try:
+            prox = prox_ksupport_sq(m, block, beta, method=method)
+        except ValueError as exc:
+            if str(exc).startswith("m is too large"):
+                raise ValueError("Y is too large: the minimum objective overflows float64") from None
+            raise
+        prox_values, rho, rank, prox_objective = prox.values, prox.rho, prox.rank, prox.objective
+    objective = reduction.residual + prox_objective
+    if not np.isfinite(objective):
+        raise ValueError("Y is too large: the minimum objective overflows float64")
+    fitted = float(np.sum(m * m))
+    # The route's relative error is on ||m||^2; carried to the objective it scales by ||m||^2/F*.
+    error = reduction.error_estimate * (fitted / objective if objective > 0 else (1.0 if fitted > 0 else 0.0))
+    return GlobalMin(
+        singular_values=prox_values,
+        rho=rho,
+        rank=rank,
+        objective=objective,
+        beta=beta,
+        target_singular_values=m,
+        residual=reduction.residual,
+        block_size=block,
+        left_vectors=reduction.left[:, :rank],
+        right_coefficients=reduction.right_coefficients[:rank],
+        route=reduction.route,
+        error_estimate=error,
+        x_rank=reduction.x_rank,
+        _data=data,
+    )
+
+
+def _reduce_without_X(targets: np.ndarray) -> RowSpaceReduction:
+    left, m, right = np.linalg.svd(targets, full_matrices=False)
+    return RowSpaceReduction(
+        left=left, target_singular_values=m, right_coefficients=right, residual=0.0,
+        x_rank=targets.shape[1], route="svd", error_estimate=0.0, rank_deficient=False,
+    )
+
+
+def _check_moments_with_targets(moments: object) -> DataMoments:
+    from .objectives import DataMoments
+
+    if not isinstance(moments, DataMoments):
+        raise TypeError(f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}")
+    if moments.cross is None:
+        raise ValueError("moments were computed without targets Y; the global minimum needs Y X^T and ||Y||^2")
+    return moments
+
+
+def reduce_data(Y: object, X: object, *, chunk_columns: int | None = None) -> RowSpaceReduction:
+    """Y P for data at hand: the Gram route when it is accurate, else one chunked QR pass.
+
+    The moments route is taken when X has full row rank by the Gram tolerance and its error
+    estimate b u kappa(X)^2 is at most :data:`ACCURACY_TARGET`; otherwise (ill-conditioned or
+    rank-deficient X) the data are read once more in column chunks for the QR route, whose error is
+    about max(b, N) u kappa(X) and whose rank rule is NumPy's matrix_rank rule for X.
     """
-    _, sigma, vt = np.linalg.svd(X, full_matrices=False)
-    if sigma.size == 0 or sigma[0] == 0.0:
-        return np.zeros((X.shape[1], 0))
-    tol = sigma[0] * max(X.shape) * np.finfo(np.float64).eps
-    k = int(np.count_nonzero(sigma > tol))
-    if k == X.shape[1]:
-        return None
-    return vt[:k].T
+    from .objectives import data_moments
 
-
-def reduce_to_row_space(Y: np.ndarray, X: object | None) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Coordinates of Y P in an orthonormal basis of X's row space, that basis, and ||Y (I - P)||^2.
-
-    Without X (or when X's row space is all of R^N) returns (Y, None, 0.0): no restriction.
-    Validates X (2-D, finite, as many columns as Y).
-    """
-    if X is None:
-        return Y, None, 0.0
-    data = as_float_array("X", X, ndim=2)
-    if data.shape[1] != Y.shape[1]:
+    if np.shape(X)[1] != np.shape(Y)[1]:  # type: ignore[index]
         raise ValueError(
-            f"X and Y must have the same number of samples (columns): X is {data.shape}, Y is {Y.shape}"
+            f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is {np.shape(Y)}"
         )
-    basis = row_space_basis(data)
-    if basis is None:
-        return Y, None, 0.0
-    reduced = Y @ basis  # a x k
-    residual = float(np.linalg.norm(Y - reduced @ basis.T) ** 2)
-    return reduced, basis, residual
+    moments = data_moments(X, Y)  # validates shapes and finiteness in its pass over the data
+    assert moments.cross is not None
+    reduction = reduce_by_gram(moments.gram, moments.cross, moments.y_sq_norm)
+    if not reduction.rank_deficient and reduction.error_estimate <= ACCURACY_TARGET:
+        return reduction
+    R = triangular_factor(X, Y, chunk_columns=chunk_columns)
+    return reduce_by_qr(R, moments.in_features, moments.n_samples)
 
 
 def dropblock_global_min(
@@ -92,54 +234,93 @@ def dropblock_global_min(
         Y: targets, a x N.
         r: block size (integer >= 1).
         theta_bar: retain probability in (0, 1] of the product-space problem.
-        X: optional data, b x N. Without it A ranges over all a x N matrices (the paper's full
-            column rank case). With it A is restricted to X's row space, whatever X's rank.
+        X: optional data, b x N (an array of any float dtype, a memmap or a dask array: it is read
+            in column chunks, never copied whole). Without it A ranges over all a x N matrices
+            (the paper's full column rank case). With it A is restricted to X's row space,
+            whatever X's rank.
         method: "sweep" (O(n)) or "search" (literal Theorem 7 scan, O(n r)) for the prox.
+
+    Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
+    works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
+    condition number, so it is used only when X has full row rank and its error estimate
+    b u kappa(X)^2 is at most 1e-10 (``ACCURACY_TARGET``; kappa up to about 30 for b = 500).
+    Otherwise a second pass in column chunks computes the triangular factor of [X; Y]^T and the
+    minimum from it, with error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
+    rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
+    ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
+    (at most 32 MiB) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()`` is used.
 
     Deviations from the printed paper: rho ranges over 1..r (not 1..r-1), and any X is handled:
     with P the projector onto X's row space the minimum is ||Y (I - P)||^2 + [Theorem 7 on the
     singular values of Y P]; the paper assumes X has full column rank, which its own synthetic
     setup (b = 100 < N = 1000) does not.
-
-    Cost: one thin SVD of X (when given) and one of Y P (a x k); A* is a new a x N array.
     """
-    targets = as_float_array("Y", Y, ndim=2)
-    block = as_int("r", r, minimum=1)
-    tb = as_probability("theta_bar", theta_bar)
-    beta = (1.0 - tb) / tb
-    if not np.isfinite(beta):
-        raise ValueError(f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}")
-    reduced, basis, residual = reduce_to_row_space(targets, X)
-    if basis is not None and basis.shape[1] == 0:  # X = 0: only A = 0 is reachable
-        norm_sq = float(np.linalg.norm(targets) ** 2)
-        if not np.isfinite(norm_sq):
-            raise ValueError("Y is too large: ||Y||^2 overflows float64")
-        return GlobalMin(
-            A=np.zeros_like(targets), singular_values=np.zeros(0), rho=1, rank=0, objective=norm_sq,
-            beta=beta, target_singular_values=np.zeros(0), residual=norm_sq,
+    block, beta = _validate_setting(r, theta_bar)
+    if X is None:
+        targets = as_float_array("Y", Y, ndim=2)
+        return _solve(_reduce_without_X(targets), block, beta, method)
+    data = _as_data("X", X)
+    return _solve(reduce_data(_as_data("Y", Y), data), block, beta, method, data=data)
+
+
+def _as_data(name: str, value: object) -> object:
+    """Arrays, memmaps and dask arrays pass untouched (they are read in chunks); anything else is
+    converted. Finiteness and matching shapes are checked in the pass over the data."""
+    if hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "__getitem__"):
+        if len(value.shape) != 2:  # type: ignore[attr-defined]
+            raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")  # type: ignore[attr-defined]
+        if np.dtype(value.dtype).kind not in "fiub":  # type: ignore[attr-defined]
+            raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")  # type: ignore[attr-defined]
+        return value
+    return as_float_array(name, value, ndim=2)
+
+
+def global_min_from_moments(
+    moments: DataMoments,
+    r: int,
+    theta_bar: float,
+    method: ProxMethod = "sweep",
+    *,
+    warn: bool = True,
+) -> GlobalMin:
+    """Global minimum of the DropBlock objective from the data moments alone (Theorem 7, corrected).
+
+    With X X^T = Q diag(lambda) Q^T and k the numerical rank (eigenvalues above b u lambda_max),
+    B = (Y X^T) Q_k diag(lambda_k)^(-1/2) has the singular values m of Y P, and the minimum is
+    ||Y||^2 - ||m||^2 + F*(m), F* the corrected Theorem 7 on m. The minimiser comes back as
+    coefficients: ``result.coefficients`` (a x b) with A* = C X; ``result.output(X)`` forms A*.
+    Nothing of size N is touched: O(b^3 + a b^2) after the moments (:func:`structdrop.data_moments`,
+    :func:`structdrop.stream_moments`, merged with ``+``).
+
+    Accuracy: the eigendecomposition squares X's condition number. ``result.error_estimate`` is the
+    estimated relative error of the objective, b u kappa(X)^2 ||m||^2/F*; when it exceeds 1e-10,
+    or when X X^T is numerically singular (rank k < b: directions of X with singular values below
+    about sqrt(b u) sigma_max are then treated as absent, which only the data can confirm), a
+    :class:`ConditioningWarning` says so (``warn=False`` silences it) and
+    :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed as
+    ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
+
+    Args:
+        moments: :class:`structdrop.DataMoments` with targets (``data_moments(X, Y)``).
+        r: block size (integer >= 1).
+        theta_bar: retain probability in (0, 1] of the product-space problem.
+        method: "sweep" or "search", as in :func:`dropblock_global_min`.
+        warn: emit :class:`ConditioningWarning` when the estimate exceeds 1e-10 or X is
+            rank-deficient.
+    """
+    block, beta = _validate_setting(r, theta_bar)
+    data = _check_moments_with_targets(moments)
+    assert data.cross is not None
+    reduction = reduce_by_gram(data.gram, data.cross, data.y_sq_norm)
+    result = _solve(reduction, block, beta, method)
+    if warn and (result.error_estimate > ACCURACY_TARGET or reduction.rank_deficient):
+        why = (f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): directions "
+               "of X with singular values below about 1e-7 of the largest are treated as absent"
+               if reduction.rank_deficient else "X is ill-conditioned")
+        warnings.warn(
+            f"global minimum from moments: {why}; estimated relative error of the objective "
+            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the data "
+            "is exact (it reads the data once more in chunks)",
+            ConditioningWarning, stacklevel=2,
         )
-    if basis is None:
-        left, m, right = np.linalg.svd(targets, full_matrices=False)
-    else:
-        left, m, w = np.linalg.svd(reduced, full_matrices=False)
-        right = w @ basis.T
-    try:
-        prox = prox_ksupport_sq(m, block, beta, method=method)
-    except ValueError as exc:
-        if str(exc).startswith("m is too large"):
-            raise ValueError("Y is too large: the minimum objective overflows float64") from None
-        raise
-    if not np.isfinite(residual + prox.objective):
-        raise ValueError("Y is too large: the minimum objective overflows float64")
-    a_star = prox.values
-    A = (left[:, : prox.rank] * a_star[: prox.rank]) @ right[: prox.rank]
-    return GlobalMin(
-        A=A,
-        singular_values=a_star,
-        rho=prox.rho,
-        rank=prox.rank,
-        objective=residual + prox.objective,
-        beta=beta,
-        target_singular_values=m,
-        residual=residual,
-    )
+    return result

@@ -16,7 +16,7 @@ import numpy as np
 from . import _core
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
-from .global_min import reduce_to_row_space
+from .global_min import reduce_data
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
@@ -87,10 +87,12 @@ def _target_spectrum(x: object, X: object | None, name: str = "x") -> tuple[np.n
         if (values < 0).any():
             raise ValueError(f"{name} must be non-negative when it holds singular values")
         return np.ascontiguousarray(np.sort(values)[::-1]), 0.0
-    target, _, residual = reduce_to_row_space(values, X)
-    if target.size == 0:
-        return np.zeros(1), residual
-    return np.linalg.svd(target, compute_uv=False), residual
+    if X is None:
+        return np.linalg.svd(values, compute_uv=False), 0.0
+    reduction = reduce_data(values, X)
+    if reduction.target_singular_values.size == 0:
+        return np.zeros(1), reduction.residual
+    return reduction.target_singular_values, reduction.residual
 
 
 def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"):
