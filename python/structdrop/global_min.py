@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from .ksupport import ProxMethod, prox_ksupport_sq
 
 if TYPE_CHECKING:  # pragma: no cover
     from .objectives import DataMoments
+
+T = TypeVar("T")
 
 __all__ = [
     "ConditioningWarning",
@@ -61,10 +63,10 @@ class GlobalMin:
             A* = left_vectors diag(singular_values[:rank]) right_coefficients X.
         route: how Y P was reduced: "svd" (no X), "gram" (eigendecomposition of X X^T) or "qr"
             (triangular factor of [X; Y]^T, read in column chunks).
-        error_estimate: estimated relative error of the objective caused by the route: about
-            b u kappa(X)^2 (||Y P||^2 / F*) for the Gram route and max(b, N) u kappa(X) (...) for
-            the QR route (u = 2.2e-16, kappa(X) the condition number on its numerical rank); 0
-            without X.
+        error_estimate: estimated relative error of the objective caused by the route (first
+            order in the unit roundoff u: about u kappa(X)^2 for the Gram route and u kappa(X) for
+            the QR route, weighted by where Y P's energy lies; kappa(X) the condition number of X
+            on its numerical rank); 0 without X.
         x_rank: numerical rank of X (N without X).
     """
 
@@ -154,9 +156,7 @@ def _solve(
     objective = reduction.residual + prox_objective
     if not np.isfinite(objective):
         raise ValueError("Y is too large: the minimum objective overflows float64")
-    fitted = float(np.sum(m * m))
-    # The route's relative error is on ||m||^2; carried to the objective it scales by ||m||^2/F*.
-    error = reduction.error_estimate * (fitted / objective if objective > 0 else (1.0 if fitted > 0 else 0.0))
+    error = reduction.fit_error / objective if objective > 0 else (0.0 if reduction.fit_error == 0 else np.inf)
     return GlobalMin(
         singular_values=prox_values,
         rho=rho,
@@ -179,7 +179,7 @@ def _reduce_without_X(targets: np.ndarray) -> RowSpaceReduction:
     left, m, right = np.linalg.svd(targets, full_matrices=False)
     return RowSpaceReduction(
         left=left, target_singular_values=m, right_coefficients=right, residual=0.0,
-        x_rank=targets.shape[1], route="svd", error_estimate=0.0, rank_deficient=False,
+        x_rank=targets.shape[1], route="svd", fit_error=0.0, rank_deficient=False,
     )
 
 
@@ -193,13 +193,14 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
     return moments
 
 
-def reduce_data(Y: object, X: object, *, chunk_columns: int | None = None) -> RowSpaceReduction:
-    """Y P for data at hand: the Gram route when it is accurate, else one chunked QR pass.
+def solve_on_data(Y: object, X: object, solve: Callable[[RowSpaceReduction], T]) -> T:
+    """Run ``solve`` on Y P for data at hand: the Gram route when it is accurate, else chunked QR.
 
-    The moments route is taken when X has full row rank by the Gram tolerance and its error
-    estimate b u kappa(X)^2 is at most :data:`ACCURACY_TARGET`; otherwise (ill-conditioned or
-    rank-deficient X) the data are read once more in column chunks for the QR route, whose error is
-    about max(b, N) u kappa(X) and whose rank rule is NumPy's matrix_rank rule for X.
+    ``solve`` maps a reduction to a result and is called once or twice; the Gram route's result
+    is kept when X has full row rank by the Gram tolerance and the route's error estimate is at
+    most :data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports through
+    :func:`_smallest_objective`. Otherwise the data are read once more in column chunks for the QR
+    route (error about sqrt(max(b, N)) u kappa(X), NumPy's matrix_rank rule for X's rank).
     """
     from .objectives import data_moments
 
@@ -207,13 +208,21 @@ def reduce_data(Y: object, X: object, *, chunk_columns: int | None = None) -> Ro
         raise ValueError(
             f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is {np.shape(Y)}"
         )
-    moments = data_moments(X, Y)  # validates shapes and finiteness in its pass over the data
+    moments = data_moments(X, Y)  # validates finiteness in its pass over the data
     assert moments.cross is not None
     reduction = reduce_by_gram(moments.gram, moments.cross, moments.y_sq_norm)
-    if not reduction.rank_deficient and reduction.error_estimate <= ACCURACY_TARGET:
-        return reduction
-    R = triangular_factor(X, Y, chunk_columns=chunk_columns)
-    return reduce_by_qr(R, moments.in_features, moments.n_samples)
+    result = solve(reduction)
+    if not reduction.rank_deficient and reduction.fit_error <= ACCURACY_TARGET * _smallest_objective(result):
+        return result
+    R = triangular_factor(X, Y)
+    return solve(reduce_by_qr(R, moments.in_features, moments.n_samples))
+
+
+def _smallest_objective(result: object) -> float:
+    objective = getattr(result, "objective", None)
+    if objective is None:  # a sweep: its grid of objectives
+        objective = getattr(result, "objectives")
+    return float(np.min(objective))
 
 
 def dropblock_global_min(
@@ -242,9 +251,8 @@ def dropblock_global_min(
 
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
-    condition number, so it is used only when X has full row rank and its error estimate
-    b u kappa(X)^2 is at most 1e-10 (``ACCURACY_TARGET``; kappa up to about 30 for b = 500).
-    Otherwise a second pass in column chunks computes the triangular factor of [X; Y]^T and the
+    condition number, so it is used only when X has full row rank and its estimated relative error
+    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second pass in column chunks computes the triangular factor of [X; Y]^T and the
     minimum from it, with error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
     rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
     ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
@@ -260,7 +268,7 @@ def dropblock_global_min(
         targets = as_float_array("Y", Y, ndim=2)
         return _solve(_reduce_without_X(targets), block, beta, method)
     data = _as_data("X", X)
-    return _solve(reduce_data(_as_data("Y", Y), data), block, beta, method, data=data)
+    return solve_on_data(_as_data("Y", Y), data, lambda reduction: _solve(reduction, block, beta, method, data=data))
 
 
 def _as_data(name: str, value: object) -> object:
@@ -293,7 +301,9 @@ def global_min_from_moments(
     :func:`structdrop.stream_moments`, merged with ``+``).
 
     Accuracy: the eigendecomposition squares X's condition number. ``result.error_estimate`` is the
-    estimated relative error of the objective, b u kappa(X)^2 ||m||^2/F*; when it exceeds 1e-10,
+    estimated relative error of the objective (first order: each eigenvalue lambda_i of X X^T
+    carries an error of about u lambda_max, which moves Y P's energy along it by the relative
+    amount u lambda_max/lambda_i); when it exceeds 1e-10,
     or when X X^T is numerically singular (rank k < b: directions of X with singular values below
     about sqrt(b u) sigma_max are then treated as absent, which only the data can confirm), a
     :class:`ConditioningWarning` says so (``warn=False`` silences it) and

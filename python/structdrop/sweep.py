@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _core
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
-from .global_min import reduce_data
+from .global_min import solve_on_data
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
@@ -78,21 +79,37 @@ class WidthSweepResult:
     unregularized_minimum: float
 
 
-def _target_spectrum(x: object, X: object | None, name: str = "x") -> tuple[np.ndarray, float]:
-    """Descending singular values to solve on, and the residual outside X's row space."""
+class _SolvedGrid(NamedTuple):
+    singular_values: np.ndarray
+    residual: float
+    objective: np.ndarray  # residual included
+    rho: np.ndarray
+    rank: np.ndarray
+
+
+def _solve_grid(
+    x: object, X: object | None, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x",
+) -> _SolvedGrid:
+    """Descending singular values of x (of Y P with X), and the minimum at every (r, beta) setting."""
+
+    def solve(m: np.ndarray, residual: float) -> _SolvedGrid:
+        m = m if m.size else np.zeros(1)
+        objective, rho, rank = _solve_settings(m, r, beta, threads, name)
+        total = objective + residual
+        if not np.isfinite(total).all():
+            raise ValueError(f"{name} is too large: the minimum objective overflows float64")
+        return _SolvedGrid(m, residual, total, rho, rank)
+
     values = as_float_array(name, x, ndim=(1, 2))
     if values.ndim == 1:
         if X is not None:
             raise ValueError(f"X can only be given with a matrix Y ({name} is a 1-D array of singular values)")
         if (values < 0).any():
             raise ValueError(f"{name} must be non-negative when it holds singular values")
-        return np.ascontiguousarray(np.sort(values)[::-1]), 0.0
+        return solve(np.ascontiguousarray(np.sort(values)[::-1]), 0.0)
     if X is None:
-        return np.linalg.svd(values, compute_uv=False), 0.0
-    reduction = reduce_data(values, X)
-    if reduction.target_singular_values.size == 0:
-        return np.zeros(1), reduction.residual
-    return reduction.target_singular_values, reduction.residual
+        return solve(np.linalg.svd(values, compute_uv=False), 0.0)
+    return solve_on_data(values, X, lambda red: solve(red.target_singular_values, red.residual))
 
 
 def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"):
@@ -156,24 +173,21 @@ def sweep_global_min(
     Every cell equals ``dropblock_global_min(Y, r, theta_bar, X).objective`` (and its rank, rho).
     Cost: one SVD, then O(n) set-up and roughly O(log(n)^2 + band) per setting.
     """
-    m, residual = _target_spectrum(x, X)
     sizes = _as_block_sizes(block_sizes)
     thetas = _as_thetas("theta_bars", theta_bars)
     betas = (1.0 - thetas) / thetas
     r_grid, beta_grid = np.meshgrid(sizes, betas, indexing="ij")
-    objective, rho, rank = _solve_settings(m, r_grid.ravel(), beta_grid.ravel(), threads)
+    grid = _solve_grid(x, X, r_grid.ravel(), beta_grid.ravel(), threads)
     shape = (sizes.size, thetas.size)
-    if not np.isfinite(objective + residual).all():
-        raise ValueError("x is too large: the minimum objective overflows float64")
     return SweepResult(
         block_sizes=sizes,
         theta_bars=thetas,
         betas=betas,
-        objective=objective.reshape(shape) + residual,
-        rank=rank.reshape(shape),
-        rho=rho.reshape(shape),
-        singular_values=m,
-        residual=residual,
+        objective=grid.objective.reshape(shape),
+        rank=grid.rank.reshape(shape),
+        rho=grid.rho.reshape(shape),
+        singular_values=grid.singular_values,
+        residual=grid.residual,
     )
 
 
@@ -200,7 +214,6 @@ def width_sweep(
         X: optional data b x N: A restricted to X's row space.
         threads: worker threads for the batched solver.
     """
-    m, residual = _target_spectrum(Y, X, "Y")
     r = as_int("block_size", block_size, minimum=1)
     th = as_probability("theta", theta)
     ds = np.atleast_1d(np.asarray(widths))
@@ -210,18 +223,19 @@ def width_sweep(
     scaled_theta = np.array([theta_for_width(th, int(d), r) for d in ds])
     scaled_beta = np.full(ds.size, (1.0 - th) / th)
     r_all = np.full(2 * ds.size, r, dtype=np.int64)
-    objective, _, rank = _solve_settings(m, r_all, np.concatenate([fixed_beta, scaled_beta]), threads, "Y")
+    grid = _solve_grid(Y, X, r_all, np.concatenate([fixed_beta, scaled_beta]), threads, "Y")
+    objective, rank = grid.objective, grid.rank
     W = ds.size
     return WidthSweepResult(
         widths=ds.astype(np.int64),
         block_size=r,
         theta=th,
         fixed_beta=fixed_beta,
-        fixed_objective=objective[:W] + residual,
+        fixed_objective=objective[:W],
         fixed_rank=rank[:W],
         scaled_theta=scaled_theta,
         scaled_beta=scaled_beta,
-        scaled_objective=objective[W:] + residual,
+        scaled_objective=objective[W:],
         scaled_rank=rank[W:],
-        unregularized_minimum=residual,
+        unregularized_minimum=grid.residual,
     )
