@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["InputError", "SUPPORTED_SUFFIXES", "load_matrix", "save_matrix"]
+__all__ = ["InputError", "MappedNpy", "SUPPORTED_SUFFIXES", "check_npy_payload", "load_matrix", "save_matrix"]
 
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
 
@@ -62,7 +62,64 @@ def _read_csv(path: Path) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-def load_matrix(path: str | os.PathLike[str], key: str | None = None, what: str = "input") -> np.ndarray:
+def check_npy_payload(file: Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, after checking that the file holds the whole payload.
+
+    A header that promises more bytes than the file has (a truncated download, a header written
+    for another array) is an :class:`InputError` before anything is allocated or mapped.
+    """
+    try:
+        with open(file, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+    except (OSError, ValueError, EOFError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{what} '{file}': not a valid .npy file: {detail}") from None
+    if dtype.hasobject:
+        raise InputError(f"{what} '{file}': holds Python objects (dtype {dtype}); only numeric arrays are read")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = file.stat().st_size - offset
+    if size < expected:
+        raise InputError(
+            f"{what} '{file}': truncated: its header describes a {'x'.join(map(str, shape)) or 'scalar'} "
+            f"{dtype} array ({expected} bytes) but the file holds {size} bytes of data"
+        )
+    return tuple(shape), dtype
+
+
+class MappedNpy:
+    """A .npy file read lazily by memory map, that pickles as its path.
+
+    Slicing returns an in-memory copy of the slice only. Handing this object to
+    ``dask.array.from_array`` lets every worker of a cluster read its own column blocks from the
+    file (same machine or a shared file system) instead of shipping the data through the scheduler.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], what: str = "input") -> None:
+        self.path = Path(path)
+        self.shape, self.dtype = check_npy_payload(self.path, what)
+        self.ndim = len(self.shape)
+        self._array: np.ndarray | None = None
+
+    def _mapped(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return self._array
+
+    def __getitem__(self, index: object) -> np.ndarray:
+        return np.array(self._mapped()[index])  # type: ignore[index]
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (MappedNpy, (str(self.path),))
+
+
+def load_matrix(
+    path: str | os.PathLike[str], key: str | None = None, what: str = "input", *, mmap: bool = False,
+) -> np.ndarray:
     """Read a numeric array from ``path`` (.npy, .npz or .csv).
 
     Args:
@@ -71,6 +128,8 @@ def load_matrix(path: str | os.PathLike[str], key: str | None = None, what: str 
             header line and ``#`` comments are skipped).
         key: name of the array inside a ``.npz`` archive (only for ``.npz``).
         what: how the message of an error names the file (e.g. ``"Y"``).
+        mmap: map a ``.npy`` file read-only instead of reading it (pages are read on demand and
+            are page cache, not anonymous memory); other formats are read whole.
 
     Returns:
         The array as stored (no dtype conversion here; the API validates it).
@@ -90,8 +149,10 @@ def load_matrix(path: str | os.PathLike[str], key: str | None = None, what: str 
         if suffix == ".csv":
             return _read_csv(file)
         if suffix == ".npy":
-            array = np.load(file, allow_pickle=False)
-            return np.asarray(array)
+            check_npy_payload(file, what)
+            if mmap:
+                return np.load(file, mmap_mode="r", allow_pickle=False)
+            return np.asarray(np.load(file, allow_pickle=False))
         with np.load(file, allow_pickle=False) as archive:
             names = list(archive.files)
             if not names:
@@ -105,6 +166,8 @@ def load_matrix(path: str | os.PathLike[str], key: str | None = None, what: str 
         if str(exc).startswith(f"{what} "):
             raise
         raise InputError(f"{what} {exc}") from None
+    except MemoryError:
+        raise InputError(f"{what} '{file}': too large to read into memory; store it as .npy to have it mapped") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{what} '{file}': cannot read it as {suffix}: {detail}") from None
