@@ -17,10 +17,9 @@ from .width import beta_for_width, theta_for_width
 from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 
 # --- exact deterministic objectives and mask schemes (issue 3) ---
+from .moments import DataMoments, data_moments, stream_moments
 from .objectives import (
-    DataMoments,
     ObjectiveTerms,
-    data_moments,
     dropconnect_paper_approx_terms,
     generalized_objective,
     objective_terms,
@@ -63,6 +62,8 @@ __all__ = [
     "dropconnect_paper_approx_terms",
     "generalized_objective",
     "objective_terms",
+    # data moments: BLAS, merged, streamed, memory maps, dask (issue 11)
+    "stream_moments",
     # masked SGD
     "TrainResult",
     "TrainingDiverged",

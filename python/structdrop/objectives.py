@@ -9,8 +9,8 @@ V: b x d), the expectation of the stochastic loss over the masks is
 the entries of V) the exact identity is ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
 not the Dropout form printed as Theorem 13 / Corollary 14 of the paper (see ``DropConnect``).
 
-Everything is computed from the data moments X X^T, Y X^T and ||Y||^2 (:func:`data_moments`, one
-O((a + b) b N) pass), after which one objective costs nothing that grows with N: O(b^2 d + a b d)
+Everything is computed from the data moments X X^T, Y X^T and ||Y||^2 (:func:`structdrop.moments.data_moments`,
+one O((a + b/2) b N) BLAS pass), after which one objective costs nothing that grows with N: O(b^2 d + a b d)
 for Dropout/DropConnect, plus O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for
 overlapping DropBlock (its C-bar is banded with half-width r - 1).
 """
@@ -24,6 +24,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array
+from .moments import DataMoments, data_moments
 
 if TYPE_CHECKING:  # pragma: no cover
     from .schemes import MaskScheme
@@ -36,33 +37,6 @@ __all__ = [
     "generalized_objective",
     "objective_terms",
 ]
-
-
-@dataclass(frozen=True)
-class DataMoments:
-    """Sufficient statistics of data X (b x N) and targets Y (a x N) for every deterministic objective.
-
-    Attributes:
-        gram: X X^T, shape (b, b).
-        cross: Y X^T, shape (a, b); None when the moments were computed without targets.
-        y_sq_norm: ||Y||_F^2 (0.0 without targets).
-        n_samples: N, the number of columns of X.
-    """
-
-    gram: np.ndarray
-    cross: np.ndarray | None
-    y_sq_norm: float
-    n_samples: int
-
-    @property
-    def in_features(self) -> int:
-        """b, the number of rows of X."""
-        return int(self.gram.shape[0])
-
-    @property
-    def out_features(self) -> int | None:
-        """a, the number of rows of Y (None without targets)."""
-        return None if self.cross is None else int(self.cross.shape[0])
 
 
 @dataclass(frozen=True)
@@ -85,29 +59,6 @@ def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
     if array.flags.c_contiguous or array.flags.f_contiguous:
         return array
     return np.ascontiguousarray(array)
-
-
-def data_moments(X: object, Y: object | None = None) -> DataMoments:
-    """Moments X X^T, Y X^T, ||Y||^2 of data X (b x N) and targets Y (a x N), in C++.
-
-    One pass over the samples, O((a + b) b N). X and Y are read in place when they are float64 and
-    C- or Fortran-contiguous (otherwise converted/copied once). Cache the result and pass it to
-    :func:`objective_terms` to evaluate objectives at a cost independent of N.
-    """
-    x = _layout_for_core("X", as_float_array("X", X, ndim=2))
-    y = None
-    if Y is not None:
-        y = _layout_for_core("Y", as_float_array("Y", Y, ndim=2))
-        if y.shape[1] != x.shape[1]:
-            raise ValueError(
-                f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
-            )
-    gram, cross, y_sq = _core.objective_moments(x, y)
-    if not np.isfinite(gram).all():
-        raise ValueError("X is too large: X X^T overflows float64")
-    if y is not None and not (np.isfinite(cross).all() and np.isfinite(y_sq)):
-        raise ValueError("Y is too large: Y X^T or ||Y||^2 overflows float64")
-    return DataMoments(gram=gram, cross=cross, y_sq_norm=float(y_sq), n_samples=int(x.shape[1]))
 
 
 def _check_factors(U: object, V: object, moments: DataMoments, need_targets: bool) -> tuple[np.ndarray, np.ndarray]:

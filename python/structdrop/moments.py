@@ -1,0 +1,427 @@
+"""Data moments X X^T, Y X^T, ||Y||^2: computed at BLAS speed, merged exactly, streamed and distributed.
+
+Every deterministic objective of the package (Lemma 1, Lemma 10, the corrected DropConnect
+identity) and the global minimum depend on the data X (b x N) and targets Y (a x N) only through
+
+    X X^T (b x b),   Y X^T (a x b),   ||Y||_F^2,   N.
+
+These are sums over the samples (the columns), so moments of disjoint sets of samples add exactly
+(up to floating-point rounding): :class:`DataMoments` supports ``+`` and ``sum(...)``, which is what
+streaming (:func:`stream_moments`), chunked reading of memory-mapped files and the Dask adapter
+are built on.
+
+Arithmetic: float64 throughout. The Gram matrix is a symmetric rank-k update (BLAS syrk, half the
+multiply-adds of a general product; NumPy dispatches ``Xc @ Xc.T`` on one buffer to it), Y X^T a
+general product (gemm), both multithreaded by NumPy's BLAS. Inputs that are not float64 (float32,
+integers) are converted one column chunk at a time, never as a float64 copy of all of X.
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ._validation import as_int
+
+__all__ = ["DataMoments", "data_moments", "stream_moments"]
+
+#: Default size (bytes) of one float64 column chunk of X and Y together, when chunks are needed.
+CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class DataMoments:
+    """Sufficient statistics of data X (b x N) and targets Y (a x N) for every deterministic objective.
+
+    Moments of disjoint sets of samples merge exactly with ``+`` (Grams, cross products, squared
+    norms and sample counts add), and ``sum(list_of_moments)`` works.
+
+    Attributes:
+        gram: X X^T, shape (b, b).
+        cross: Y X^T, shape (a, b); None when the moments were computed without targets.
+        y_sq_norm: ||Y||_F^2 (0.0 without targets).
+        n_samples: N, the number of columns of X.
+    """
+
+    gram: np.ndarray
+    cross: np.ndarray | None
+    y_sq_norm: float
+    n_samples: int
+
+    @property
+    def in_features(self) -> int:
+        """b, the number of rows of X."""
+        return int(self.gram.shape[0])
+
+    @property
+    def out_features(self) -> int | None:
+        """a, the number of rows of Y (None without targets)."""
+        return None if self.cross is None else int(self.cross.shape[0])
+
+    @classmethod
+    def zeros(cls, in_features: int, out_features: int | None = None) -> DataMoments:
+        """The moments of no samples (the neutral element of ``+``) for b = ``in_features`` rows of X
+        and a = ``out_features`` rows of Y (None: without targets)."""
+        b = as_int("in_features", in_features, minimum=1)
+        cross = None
+        if out_features is not None:
+            cross = np.zeros((as_int("out_features", out_features, minimum=1), b))
+        return cls(gram=np.zeros((b, b)), cross=cross, y_sq_norm=0.0, n_samples=0)
+
+    def _describe(self) -> str:
+        cross = "no targets" if self.cross is None else f"cross {self.cross.shape}"
+        return f"gram {self.gram.shape}, {cross}"
+
+    def __add__(self, other: object) -> DataMoments:
+        if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+            return self
+        if not isinstance(other, DataMoments):
+            return NotImplemented
+        if self.gram.shape != other.gram.shape or (self.cross is None) != (other.cross is None) or (
+            self.cross is not None and self.cross.shape != other.cross.shape
+        ):
+            raise ValueError(
+                "cannot merge moments of differently shaped data: "
+                f"{self._describe()} and {other._describe()}"
+            )
+        gram = self.gram + other.gram
+        cross = None if self.cross is None else self.cross + other.cross
+        y_sq = self.y_sq_norm + other.y_sq_norm
+        if not (np.isfinite(gram).all() and (cross is None or np.isfinite(cross).all()) and np.isfinite(y_sq)):
+            raise ValueError("the merged moments overflow float64")
+        return DataMoments(gram=gram, cross=cross, y_sq_norm=float(y_sq), n_samples=self.n_samples + other.n_samples)
+
+    def __radd__(self, other: object) -> DataMoments:
+        # sum() starts from 0; anything else is the same commutative merge.
+        return self.__add__(other)
+
+
+# ----------------------------------------------------------------------------- array checks
+def _numeric_2d(name: str, value: object, *, allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a real 2-D ndarray WITHOUT dtype conversion (that happens per column chunk)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
+    kind = array.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got an array of shape {array.shape}")
+    if not allow_empty and array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    return array
+
+
+def _blas_ready(array: np.ndarray) -> bool:
+    """True when BLAS can read the float64 ``array`` in place (one unit stride, the other a multiple)."""
+    if array.dtype != np.float64 or not array.flags.aligned:
+        return False
+    item = array.itemsize
+    s0, s1 = array.strides
+    rows, cols = array.shape
+    if s1 == item and s0 % item == 0 and s0 >= item * max(cols, 1):
+        return True
+    return s0 == item and s1 % item == 0 and s1 >= item * max(rows, 1)
+
+
+def _as_float64_block(block: np.ndarray) -> np.ndarray:
+    # One column chunk: converted (float32, integers) or made BLAS-readable (negative or doubly
+    # strided views); bounded by the chunk size, never a copy of all of X.
+    if block.dtype != np.float64:
+        return block.astype(np.float64)
+    return block if _blas_ready(block) else np.ascontiguousarray(block)
+
+
+def _releasable_mapping(array: np.ndarray) -> mmap.mmap | None:
+    """The mmap behind a memory-mapped ``array`` whose pages may be dropped after reading.
+
+    Dropping (MADV_DONTNEED) a shared file mapping only unmaps the pages from this process: the
+    data stay in the page cache and on disk. Copy-on-write mappings (mode 'c') are excluded because
+    dropping them would discard the caller's in-memory modifications.
+    """
+    obj: object = array
+    while obj is not None:
+        if isinstance(obj, np.memmap):
+            handle = getattr(obj, "_mmap", None)
+            if obj.mode in ("r", "r+", "w+") and isinstance(handle, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+                return handle
+            return None
+        obj = getattr(obj, "base", None)
+    return None
+
+
+def _is_memory_mapped(array: np.ndarray) -> bool:
+    obj: object = array
+    while obj is not None:
+        if isinstance(obj, (np.memmap, mmap.mmap)):
+            return True
+        obj = getattr(obj, "base", None)
+    return False
+
+
+def _is_dask(value: object) -> bool:
+    # Never imports dask: a dask array can only exist when dask is already imported.
+    return "dask" in sys.modules and type(value).__module__.split(".")[0] == "dask"
+
+
+# ----------------------------------------------------------------------------- accumulation
+class _Accumulator:
+    """Running X X^T, Y X^T, ||Y||^2, N over column blocks (float64, BLAS)."""
+
+    def __init__(self, b: int, a: int | None) -> None:
+        self.gram = np.zeros((b, b))
+        self.cross = None if a is None else np.zeros((a, b))
+        self.y_sq = 0.0
+        self.n = 0
+        self._scratch = np.empty((b, b))
+
+    def add(self, xb: np.ndarray, yb: np.ndarray | None) -> None:
+        # Overflow and NaN are detected afterwards and raised as ValueErrors, not warned about.
+        with np.errstate(all="ignore"):
+            # xb @ xb.T on one buffer is a syrk in NumPy (the full symmetric result is filled in).
+            np.matmul(xb, xb.T, out=self._scratch)
+            self.gram += self._scratch
+            if yb is not None:
+                self.cross += yb @ xb.T
+                self.y_sq += float(np.einsum("ij,ij->", yb, yb))
+        self.n += xb.shape[1]
+
+    def diagonal_finite(self) -> tuple[bool, bool]:
+        """(X part finite, Y part finite): a NaN or inf entry of X always reaches diag(X X^T), one of
+        Y always reaches ||Y||^2, so these O(b) checks detect bad input without scanning it."""
+        x_ok = bool(np.isfinite(np.diagonal(self.gram)).all())
+        return x_ok, bool(np.isfinite(self.y_sq))
+
+    def result(self, prefix: str = "") -> DataMoments:
+        # Cauchy-Schwarz bounds the off-diagonal entries by the diagonal, but rounding can still
+        # overflow right at the edge: the final, O(b^2 + ab), check covers that.
+        if not np.isfinite(self.gram).all():
+            raise ValueError(f"{prefix}X is too large: X X^T overflows float64")
+        if self.cross is not None and not (np.isfinite(self.cross).all() and np.isfinite(self.y_sq)):
+            raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
+        return DataMoments(gram=self.gram, cross=self.cross, y_sq_norm=float(self.y_sq), n_samples=int(self.n))
+
+
+def _column_chunks(n: int, width: int) -> Iterator[slice]:
+    for start in range(0, n, width):
+        yield slice(start, min(n, start + width))
+
+
+def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
+    a = 0 if y is None else y.shape[0]
+    in_place = not _is_memory_mapped(x) and (y is None or not _is_memory_mapped(y))
+    if in_place and _blas_ready(x) and (y is None or _blas_ready(y)):
+        return max(1, x.shape[1])  # float64 in RAM, readable by BLAS: one call, no extra memory
+    return max(1, CHUNK_BYTES // (8 * (x.shape[0] + a)))
+
+
+def _release(handle: mmap.mmap | None) -> None:
+    """Unmap the pages read so far from this process (see :func:`_releasable_mapping`)."""
+    if handle is not None:
+        try:
+            handle.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # pragma: no cover - platform without madvise support
+            pass
+
+
+def _has_nonfinite(array: np.ndarray, width: int) -> bool:
+    """Scan ``array`` (column chunks, bounded temporaries) for NaN/inf; only run after a failure."""
+    handle = _releasable_mapping(array)
+    for cols in _column_chunks(array.shape[1], width):
+        bad = not np.isfinite(array[:, cols]).all()
+        _release(handle)
+        if bad:
+            return True
+    return False
+
+
+def _accumulate(
+    acc: _Accumulator,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    width: int,
+    prefix: str = "",
+    bar: object | None = None,
+) -> None:
+    """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on NaN/inf/overflow."""
+    x_map = _releasable_mapping(x)
+    y_map = None if y is None else _releasable_mapping(y)
+    for cols in _column_chunks(x.shape[1], width):
+        acc.add(_as_float64_block(x[:, cols]), None if y is None else _as_float64_block(y[:, cols]))
+        _release(x_map)  # keep resident only the chunk being read
+        _release(y_map)
+        if bar is not None:
+            bar.update(cols.stop - cols.start)
+    x_ok, y_ok = acc.diagonal_finite()
+    if not x_ok:
+        if _has_nonfinite(x, width):
+            raise ValueError(f"{prefix}X contains NaN or infinite values")
+        raise ValueError(f"{prefix}X is too large: X X^T overflows float64")
+    if not y_ok:
+        if y is not None and _has_nonfinite(y, width):
+            raise ValueError(f"{prefix}Y contains NaN or infinite values")
+        raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
+
+
+def _progress_bar(enabled: bool, total: int | None, desc: str, unit: str) -> object | None:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------- public API
+def data_moments(
+    X: object, Y: object | None = None, *, chunk_columns: int | None = None, progress: bool = False
+) -> DataMoments:
+    """Moments X X^T, Y X^T, ||Y||^2 of data X (b x N) and targets Y (a x N), at BLAS speed.
+
+    One pass over the samples, O((a + b/2) b N) multiply-adds: X X^T by a symmetric rank-k update
+    (syrk), Y X^T by a general product (gemm), both multithreaded by NumPy's BLAS, accumulated in
+    float64. Cache the result and pass it to :func:`structdrop.objective_terms` to evaluate
+    objectives at a cost independent of N.
+
+    Inputs:
+        * float64 NumPy arrays in RAM that BLAS can read (C- or Fortran-ordered, or views with
+          one unit stride) are read in place in one call: no extra memory beyond the outputs.
+        * float32, integer or boolean arrays, and views BLAS cannot read (negative or doubled
+          strides), are converted/copied one column chunk at a time, never as a whole.
+        * NumPy memory maps (``np.memmap``, ``np.load(..., mmap_mode="r")``) are read in column
+          chunks; after each chunk the mapped pages are released from the process (they stay in
+          the page cache), so neither anonymous memory nor the resident set grows with the file.
+          A C-ordered b x N file read by columns is strided, which BLAS handles in place.
+        * dask arrays (X, Y or both), with any chunking along either axis: per-block products
+          reduced by Dask as a tree, on whatever scheduler is active (a ``dask.distributed``
+          client included); see :func:`structdrop._dask_moments.dask_moments`. dask is imported
+          only when such an array is passed.
+        * anything else array-like goes through ``np.asarray``.
+
+    Peak extra memory: with chunks, one float64 chunk of X and of Y, (a + b) * ``chunk_columns`` * 8
+    bytes (about :data:`CHUNK_BYTES` = 64 MiB by default), plus O(b^2 + a b) for the results.
+
+    Args:
+        X: b x N data, samples as columns.
+        Y: a x N targets (optional).
+        chunk_columns: samples per chunk; default: all at once for float64 data in RAM, else as
+            many as fit in 64 MiB of float64 (X and Y together).
+        progress: show a tqdm progress bar on stderr (samples done).
+
+    Raises:
+        ValueError: X or Y not 2-D or empty, column counts differ, NaN/inf entries (naming X or Y),
+            or moments that overflow float64 ("X is too large: X X^T overflows float64").
+        TypeError: complex or non-numeric input.
+    """
+    if _is_dask(X) or _is_dask(Y):
+        from ._dask_moments import dask_moments
+
+        return dask_moments(X, Y, progress=progress)
+    x = _numeric_2d("X", X)
+    y = None
+    if Y is not None:
+        y = _numeric_2d("Y", Y)
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+            )
+    if chunk_columns is None:
+        width = _default_chunk_columns(x, y)
+    else:
+        width = as_int("chunk_columns", chunk_columns, minimum=1)
+    acc = _Accumulator(x.shape[0], None if y is None else y.shape[0])
+    bar = _progress_bar(progress, x.shape[1], "moments", "sample")
+    try:
+        _accumulate(acc, x, y, width, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return acc.result()
+
+
+def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: bool = False) -> DataMoments:
+    """Moments of data arriving in chunks of samples: the exact sum of every chunk's moments.
+
+    ``chunks`` is any iterable (a generator reading files, a DataLoader-like object, a list) of
+    ``(X_chunk, Y_chunk)`` pairs with samples as columns: X_chunk is b x n_k, Y_chunk is a x n_k or
+    None. The row counts b (and a) must be the same in every chunk, and Y_chunk must be None in all
+    chunks or in none. A chunk may have zero columns. Each chunk is processed as by
+    :func:`data_moments` (float32 converted, memory maps read in column chunks) and then released,
+    so memory is bounded by one chunk plus O(b^2 + a b).
+
+    Args:
+        chunks: iterable of (X_chunk, Y_chunk) pairs.
+        progress: show a tqdm progress bar on stderr (chunks done).
+
+    Raises:
+        ValueError: an empty iterable; a chunk that is not 2-D, whose row count differs from the
+            first chunk's, whose X and Y column counts differ, or which has Y where the first had
+            none (or vice versa), naming the chunk's 0-based index and the shapes involved; NaN/inf
+            in a chunk (naming the chunk and X or Y); overflow of the accumulated moments.
+        TypeError: an item that is not a pair, or non-numeric arrays.
+    """
+    acc: _Accumulator | None = None
+    first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
+    total = len(chunks) if hasattr(chunks, "__len__") else None  # type: ignore[arg-type]
+    bar = _progress_bar(progress, total, "moments", "chunk")
+    try:
+        for index, item in enumerate(chunks):
+            x, y = _stream_item(index, item)
+            if first is None:
+                first = (x.shape, None if y is None else y.shape)
+                acc = _Accumulator(x.shape[0], None if y is None else y.shape[0])
+            else:
+                _check_like_first(index, x, y, first)
+            assert acc is not None
+            width = _default_chunk_columns(x, y)
+            _accumulate(acc, x, y, width, prefix=f"chunk {index}: ")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if acc is None:
+        raise ValueError("chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair")
+    return acc.result()
+
+
+def _stream_item(index: int, item: object) -> tuple[np.ndarray, np.ndarray | None]:
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"chunk {index}: expected an (X_chunk, Y_chunk) pair, got {type(item).__name__}")
+    x = _numeric_2d(f"chunk {index}: X", item[0], allow_empty=True)
+    y = None if item[1] is None else _numeric_2d(f"chunk {index}: Y", item[1], allow_empty=True)
+    if x.shape[0] == 0:
+        raise ValueError(f"chunk {index}: X must have at least one row, got X {x.shape}")
+    if y is not None:
+        if y.shape[0] == 0:
+            raise ValueError(f"chunk {index}: Y must have at least one row, got Y {y.shape}")
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"chunk {index}: X and Y must have the same number of columns (samples), "
+                f"got X {x.shape} and Y {y.shape}"
+            )
+    return x, y
+
+
+def _check_like_first(
+    index: int, x: np.ndarray, y: np.ndarray | None, first: tuple[tuple[int, ...], tuple[int, ...] | None]
+) -> None:
+    x0, y0 = first
+    if (y is None) != (y0 is None):
+        have = "no Y" if y is None else f"Y {y.shape}"
+        had = "no Y" if y0 is None else f"Y {y0}"
+        raise ValueError(
+            f"chunk {index}: Y_chunk must be None in all chunks or in none; chunk {index} has {have}, chunk 0 had {had}"
+        )
+    if x.shape[0] != x0[0]:
+        raise ValueError(f"chunk {index}: X has {x.shape[0]} rows, chunk 0 had {x0[0]}: got X {x.shape}, chunk 0 X {x0}")
+    if y is not None and y0 is not None and y.shape[0] != y0[0]:
+        raise ValueError(f"chunk {index}: Y has {y.shape[0]} rows, chunk 0 had {y0[0]}: got Y {y.shape}, chunk 0 Y {y0}")
