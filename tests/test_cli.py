@@ -67,16 +67,21 @@ def test_solve_each_format_matches_the_library(capsys, files, problem, name, ext
 
 
 def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
+    """With X, --out writes the coefficients C (a x b) and --out-A the minimiser A* = C X (a x N)."""
     X, Y = problem
     out = tmp_path / "A.npy"
+    coefficients = tmp_path / "C.npy"
     got = solve_json(capsys, str(files / "Y.npy"), "--X", str(files / "data.npz"), "--X-key", "X",
-                     "-r", "2", "--theta", "0.5", "--width", "8", "--method", "search", "--out", str(out))
+                     "-r", "2", "--theta", "0.5", "--width", "8", "--method", "search",
+                     "--out", str(coefficients), "--out-A", str(out))
     theta_bar = 1.0 / (1.0 + (2 / 8) * (1 - 0.5) / 0.5)  # eq. 7 by hand
     assert got["theta_bar"] == pytest.approx(theta_bar, rel=1e-14)
     want = structdrop.dropblock_global_min(Y, 2, theta_bar, X=X, method="search")
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     assert got["residual"] == pytest.approx(want.residual, abs=1e-9)
     np.testing.assert_allclose(np.load(out), want.A, rtol=1e-10, atol=1e-10)
+    assert np.load(coefficients).shape == (Y.shape[0], X.shape[0])
+    np.testing.assert_allclose(np.load(coefficients) @ X, want.A, rtol=1e-10, atol=1e-10)
     # F(A*) recomputed from the saved A* with the library's k-support norm
     A = np.load(out)
     sigma = np.linalg.svd(A, compute_uv=False)

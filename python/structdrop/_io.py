@@ -78,7 +78,7 @@ def check_npy_payload(file: Path, what: str) -> tuple[tuple[int, ...], np.dtype]
             offset = handle.tell()
     except (OSError, ValueError, EOFError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{what} '{file}': not a valid .npy file: {detail}") from None
+        raise InputError(f"{what} '{file}': cannot read it as .npy: {detail}") from None
     if dtype.hasobject:
         raise InputError(f"{what} '{file}': holds Python objects (dtype {dtype}); only numeric arrays are read")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

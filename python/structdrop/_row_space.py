@@ -25,8 +25,9 @@ import numpy as np
 
 _EPS = float(np.finfo(np.float64).eps)
 
-# Bytes of float64 per column chunk of the QR route (the chunk buffer holds chunk x (a + b)).
-_QR_CHUNK_BYTES = 32 * 2**20
+# Bytes of float64 per column chunk of the QR route (the chunk buffer holds chunk x (a + b); LAPACK
+# works on a copy of it, so the pass needs about three times this).
+_QR_CHUNK_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)

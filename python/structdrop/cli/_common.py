@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, NoReturn
+from typing import NoReturn
+
+from .._progress import progress_bar
 
 __all__ = ["CliError", "MissingDependency", "Parser", "progress_bar", "positive_int", "probability"]
 
@@ -68,31 +70,3 @@ def probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text}")
     return value
 
-
-class _NoBar:
-    """Stand-in for a tqdm bar when progress is off."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        pass
-
-
-def progress_bar(total: int, desc: str, enabled: bool, unit: str = "it") -> Any:
-    """A tqdm progress bar on stderr, or a no-op stand-in when ``enabled`` is False (--quiet)."""
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True,
-                unit_scale=True)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ._common import CliError, positive_int, probability
+from ._common import CliError, MissingDependency, positive_int, probability, progress_bar
 
 NAME = "solve"
 HELP = "closed-form global minimum of the DropBlock objective (corrected Theorem 7)"
@@ -17,15 +21,25 @@ network can produce (corrected Theorem 7; with --X, A is restricted to the row s
 Prints rho, the rank, the minimum and the leading singular values of A*.
 
 Inputs are .npy, .npz (the first array, or --key/--X-key) or .csv (comma-separated, one matrix
-row per line). Y is a x N (targets as columns), X is b x N.
+row per line). Y is a x N (targets as columns), X is b x N. .npy files are memory-mapped and read
+in column chunks, so X may be larger than memory; a progress bar appears on stderr when a pass
+over the data takes more than a second.
+
+With --X the minimiser is A* = C X; --out writes the coefficients C (a x b), --out-A writes A*
+itself (a x N, written in column chunks to a .npy). Without --X, C = A* and --out writes A*.
 
 --theta is the product-space retain probability theta_bar (beta_bar = (1 - theta)/theta). With
 --width d it is instead the retain probability of a width-d network, beta_bar = (r/d)(1-theta)/theta
-(eq. 7, Lemma 2)."""
+(eq. 7, Lemma 2).
+
+--dask ADDRESS computes the moments of X and Y on a running dask.distributed scheduler (every
+worker reads its own column blocks of the .npy files, so they must see the same paths); --dask
+local starts a LocalCluster on this machine. Needs the 'dask' extra."""
 EPILOG = """\
 examples:
   structdrop solve Y.npy --block-size 5 --theta 0.5
-  structdrop solve Y.npy --X X.npy --block-size 5 --theta 0.5 --width 50 --out A.npy
+  structdrop solve Y.npy --X X.npy --block-size 5 --theta 0.5 --width 50 --out C.npy --out-A A.npy
+  structdrop solve Y.npy --X X.npy -r 10 --theta 0.8 --dask local --json
   structdrop solve data.npz --key Y --X data.npz --X-key X -r 10 --theta 0.8 --json"""
 
 
@@ -44,10 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="array name of X inside a .npz archive (default: the first)")
     parser.add_argument("--method", choices=("sweep", "search"), default="sweep",
                         help="sweep: O(n) (default); search: the literal Theorem 7 scan over (rho, lambda)")
-    parser.add_argument("--out", default=None, metavar="A_FILE",
-                        help="write A* here (.npy, .npz under key 'A', or .csv)")
+    parser.add_argument("--out", default=None, metavar="C_FILE",
+                        help="write the coefficients C with A* = C X here (A* itself without --X); "
+                             ".npy, .npz under key 'C', or .csv")
+    parser.add_argument("--out-A", dest="out_A", default=None, metavar="A_FILE",
+                        help="write A* (a x N) here; .npy is written in column chunks")
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help="compute the moments on a dask.distributed scheduler at ADDRESS, or 'local'")
     parser.add_argument("--top", type=positive_int, default=10, metavar="K",
                         help="how many leading singular values to print (default 10)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object instead")
 
 
@@ -56,27 +76,111 @@ def _format_values(values: np.ndarray, top: int) -> str:
     return shown + (", ..." if values.size > top else "")
 
 
+def _load(path: str, key: str | None, what: str, on_dask: bool) -> Any:
+    """The matrix in ``path``: mapped for .npy (a lazy dask array with --dask), else read whole."""
+    from .._io import MappedNpy, load_matrix
+
+    if on_dask and Path(path).suffix.lower() == ".npy" and key is None:
+        import dask.array as da
+
+        mapped = MappedNpy(path, what)
+        if mapped.ndim != 2:
+            raise CliError(f"{what} '{path}' must be a 2-D array, got shape {mapped.shape}")
+        columns = max(1, CHUNK_BYTES // (8 * mapped.shape[0]))
+        return da.from_array(mapped, chunks=(mapped.shape[0], columns), asarray=True, fancy=False)
+    matrix = load_matrix(path, key=key, what=what, mmap=True)
+    if on_dask:
+        import dask.array as da
+
+        return da.from_array(matrix, chunks=(matrix.shape[0], max(1, CHUNK_BYTES // (8 * max(1, matrix.shape[0])))))
+    return matrix
+
+
+#: Bytes of one column block of X read per task on Dask.
+CHUNK_BYTES = 64 * 2**20
+
+
+@contextlib.contextmanager
+def _dask_client(address: str | None) -> Iterator[Any]:
+    """A dask.distributed client for --dask (None without it); a LocalCluster for 'local'."""
+    if address is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MissingDependency("--dask needs dask.distributed: pip install 'structdrop[dask]'") from None
+    if address == "local":
+        with LocalCluster(dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(address, timeout=30)
+    except OSError as exc:
+        raise CliError(f"--dask: cannot reach a scheduler at {address}: {exc}") from None
+    with client:
+        yield client
+
+
+def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
+    """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its shape."""
+    from .._io import save_matrix
+
+    a, n = coefficients.shape[0], X.shape[1]
+    if Path(path).suffix.lower() != ".npy":
+        save_matrix(path, coefficients @ np.asarray(X), key="A")
+        return a, n
+    try:
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(a, n))
+    except OSError as exc:
+        raise CliError(f"output '{path}': cannot write it: {exc.strerror or exc}") from None
+    step = max(1, CHUNK_BYTES // (8 * max(a, X.shape[0])))
+    with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            out[:, start:stop] = coefficients @ np.asarray(X[:, start:stop])
+            bar.update(stop - start)
+    out.flush()
+    del out
+    return a, n
+
+
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
-    from .._io import load_matrix, save_matrix
+    from .._io import save_matrix
 
-    Y = load_matrix(args.Y, key=args.key, what="Y")
-    X = None if args.X is None else load_matrix(args.X, key=args.X_key, what="X")
-    if Y.ndim != 2:
-        raise CliError(f"Y '{args.Y}' must be a 2-D array (a x N), got shape {Y.shape}")
-    if X is not None and X.ndim != 2:
-        raise CliError(f"X '{args.X}' must be a 2-D array (b x N), got shape {X.shape}")
-    r = args.block_size
-    if args.width is not None:
-        beta_bar = structdrop.beta_for_width(args.theta, args.width, r)
-        theta_bar = 1.0 / (1.0 + beta_bar)
-    else:
-        theta_bar = args.theta
-    result = structdrop.dropblock_global_min(Y, r, theta_bar, X=X, method=args.method)
+    if args.dask is not None and args.X is None:
+        raise CliError("--dask computes the moments of X and Y: give --X")
+    with _dask_client(args.dask) as client:
+        on_dask = client is not None
+        Y = _load(args.Y, args.key, "Y", on_dask)
+        X = None if args.X is None else _load(args.X, args.X_key, "X", on_dask)
+        if Y.ndim != 2:
+            raise CliError(f"Y '{args.Y}' must be a 2-D array (a x N), got shape {Y.shape}")
+        if X is not None and X.ndim != 2:
+            raise CliError(f"X '{args.X}' must be a 2-D array (b x N), got shape {X.shape}")
+        r = args.block_size
+        if args.width is not None:
+            beta_bar = structdrop.beta_for_width(args.theta, args.width, r)
+            theta_bar = 1.0 / (1.0 + beta_bar)
+        else:
+            theta_bar = args.theta
+        result = structdrop.dropblock_global_min(
+            Y, r, theta_bar, X=X, method=args.method, progress=not (args.quiet or args.json),
+        )
     if args.out is not None:
-        save_matrix(args.out, result.A)
-    total = float(np.sum(np.asarray(Y, dtype=np.float64) ** 2))
+        save_matrix(args.out, result.coefficients, key="C" if X is not None else "A")
+    shape_A = None
+    if args.out_A is not None:
+        data = np.load(args.X, mmap_mode="r") if on_dask and X is not None else X
+        if X is None:
+            save_matrix(args.out_A, result.coefficients, key="A")
+            shape_A = result.coefficients.shape
+        else:
+            shape_A = _write_output(args.out_A, result.coefficients, data, not (args.quiet or args.json))
+    # ||Y||^2 = ||Y P||^2 + ||Y (I - P)||^2, without another pass over Y.
+    total = float(np.sum(result.target_singular_values ** 2)) + result.residual
     if args.json:
         print(json.dumps({
             "rho": result.rho,
@@ -90,7 +194,11 @@ def run(args: argparse.Namespace) -> int:
             "singular_values": result.singular_values.tolist(),
             "target_singular_values": result.target_singular_values.tolist(),
             "method": args.method,
+            "route": result.route,
+            "error_estimate": result.error_estimate,
+            "x_rank": result.x_rank,
             "out": args.out,
+            "out_A": args.out_A,
         }))
         return 0
     a, N = Y.shape
@@ -105,8 +213,13 @@ def run(args: argparse.Namespace) -> int:
           if total > 0 else f"  objective  {result.objective:.10g}")
     if X is not None:
         print(f"  residual   {result.residual:.6g}   (part of Y outside X's row space)")
+        print(f"  route      {result.route} (rank of X {result.x_rank}; estimated relative error "
+              f"{result.error_estimate:.1e}{'; moments on Dask' if on_dask else ''})")
     print(f"  singular values of A*  {_format_values(result.singular_values, args.top)}")
     print(f"  singular values of Y{'P' if X is not None else ''}  {_format_values(result.target_singular_values, args.top)}")
     if args.out is not None:
-        print(f"  wrote A* ({result.A.shape[0]} x {result.A.shape[1]}) to {args.out}")
+        what = f"C ({a} x {X.shape[0]}, A* = C X)" if X is not None else f"A* ({a} x {N})"
+        print(f"  wrote {what} to {args.out}")
+    if shape_A is not None:
+        print(f"  wrote A* ({shape_A[0]} x {shape_A[1]}) to {args.out_A}")
     return 0
