@@ -50,10 +50,14 @@ def _data(N=50, a=3, seed=1, dtype=torch.float64):
     return torch.randn(N, 6, generator=gen, dtype=dtype), torch.randn(N, a, generator=gen, dtype=dtype)
 
 
-def _materialised(net, X):
+def _materialised(net, X, batch_size=None):
+    """All features as a NumPy float64 d x N matrix (float32 models: in the loader's batches, so that
+    the float32 kernels, whose rounding may depend on the batch size, give the very same features)."""
     net.eval()
     with torch.no_grad():
-        return net(X).to(torch.float64).numpy().T  # d x N
+        if batch_size is None:
+            return net(X).to(torch.float64).cpu().numpy().T
+        return torch.cat([net(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]).double().cpu().numpy().T
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 16, 64])  # 50 samples: partial last batches, one batch
@@ -104,7 +108,7 @@ def test_float32_model_accumulates_in_float64():
     X, Yt = _data(N=203, dtype=torch.float32)
     X = X * 1e3  # large features: float32 sums of squares would lose digits
     moments = feature_moments(net, DataLoader(TensorDataset(X, Yt), batch_size=32))
-    G = _materialised(net, X)  # float32 features, as float64
+    G = _materialised(net, X, 32)  # float32 features, as float64
     _close(moments, G, Yt.numpy().astype(np.float64).T)
 
 
@@ -273,3 +277,14 @@ def test_deep_experiment_objective_equals_the_materialised_lemma1():
     assert res.objective[0] == pytest.approx(exact, rel=1e-10)
     sv = np.linalg.svd((U @ G).numpy(), compute_uv=False)
     np.testing.assert_allclose(res.singular_values, sv, rtol=0, atol=1e-7 * sv[0])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_moments_on_cuda_equal_the_materialised_products():
+    net = _net(torch.float32, seed=8).cuda()
+    X, Yt = _data(N=301, dtype=torch.float32)
+    labels = torch.arange(301) % 5
+    moments = feature_moments(net, DataLoader(TensorDataset(X, labels), batch_size=64), num_classes=5)
+    assert net[0].weight.device.type == "cuda"  # the default device is the module's
+    _close(moments, _materialised(net, X.cuda(), 64), np.eye(5)[labels.numpy()].T)

@@ -294,7 +294,10 @@ def feature_moments(
         if progress and (dist is None or dist.get_rank() == 0):
             from tqdm import tqdm
 
-            total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+            try:
+                total = len(loader)  # type: ignore[arg-type]
+            except TypeError:  # a generator, or a DataLoader over an IterableDataset
+                total = None
             bar = tqdm(total=total, desc="structdrop.feature_moments", unit="batch", file=sys.stderr,
                        dynamic_ncols=True)
         if modes:
