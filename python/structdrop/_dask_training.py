@@ -58,9 +58,9 @@ def _train_batch(
 
     A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
     worker (a raised one would be logged as an error by every worker it happens on)."""
-    for run in runs:  # deserialised arrays may have lost the engine's column-major layout
-        run["U0"] = np.asfortranarray(run["U0"])
-        run["V0"] = np.asfortranarray(run["V0"])
+    # deserialised arrays may have lost the engine's column-major layout (new dicts: an in-process
+    # worker may hand us the caller's own)
+    runs = [{**run, "U0": np.asfortranarray(run["U0"]), "V0": np.asfortranarray(run["V0"])} for run in runs]
     try:
         return _run(np.asfortranarray(X), np.asfortranarray(Y), runs, threads, None, first=first, total=total)
     except TrainingDiverged as diverged:
