@@ -94,7 +94,7 @@ class TrainingDiverged(FloatingPointError):
         self.run = run
 
     def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
-        # Pickle with step and run: a worker of a Dask cluster raises it and the client re-raises it.
+        # Pickle with step and run: it crosses processes (a Dask worker hands it to the client).
         return (type(self), (str(self), self.step, self.run))
 
 
