@@ -93,6 +93,10 @@ class TrainingDiverged(FloatingPointError):
         self.step = step
         self.run = run
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, int]]:
+        # Pickle with step and run: it crosses processes (a Dask worker hands it to the client).
+        return (type(self), (str(self), self.step, self.run))
+
 
 def _check_scheme(name: str, scheme: object, d: int) -> tuple[int, float, int, float]:
     if not isinstance(scheme, MaskScheme):
@@ -174,7 +178,13 @@ def _run(
     runs: list[dict[str, Any]],
     threads: int,
     progress: Callable[[int, int], None] | None,
+    first: int = 0,
+    total: int | None = None,
 ) -> list[TrainResult]:
+    """Runs ``runs`` in the C++ engine; they are runs ``first, first + 1, ...`` of a call with
+    ``total`` runs (the indices and the "run j (seed s)" prefix of errors refer to that call)."""
+    total = len(runs) if total is None else total
+
     def column(key: str) -> list[Any]:
         return [run[key] for run in runs]
 
@@ -200,10 +210,10 @@ def _run(
     results = []
     for j, (status, message, step, U, V, steps, stochastic, deterministic, seconds) in enumerate(outcomes):
         if status == "diverged":
-            prefix = "" if len(runs) == 1 else f"run {j} (seed {runs[j]['seed']}): "
-            raise TrainingDiverged(prefix + message, step=int(step), run=j)
+            prefix = "" if total == 1 else f"run {first + j} (seed {runs[j]['seed']}): "
+            raise TrainingDiverged(prefix + message, step=int(step), run=first + j)
         if status != "ok":
-            raise RuntimeError(f"run {j}: {message}")
+            raise RuntimeError(f"run {first + j}: {message}")
         results.append(TrainResult(U, V, steps, stochastic, deterministic, float(seconds)))
     return results
 
@@ -309,9 +319,10 @@ def train_many(
     threads: int = 0,
     progress: bool = False,
     *,
+    client: Any = None,
     _label: str = "structdrop.train_many",
 ) -> list[TrainResult]:
-    """Many independent masked-SGD runs on the same data, in parallel C++ threads.
+    """Many independent masked-SGD runs on the same data, in parallel C++ threads or on a Dask cluster.
 
     Same arguments as :func:`train`, but any of ``U0``, ``V0`` (a 3-D array or a list of 2-D
     arrays, widths may differ), ``scheme``, ``lr``, ``iterations``, ``batch_size``,
@@ -321,19 +332,39 @@ def train_many(
 
     Args:
         threads: worker threads (0: all cores); runs are dealt out dynamically. The result of each
-            run is exactly that of :func:`train` with its settings, whatever ``threads``.
-        progress: one progress line on stderr for all the runs together.
+            run is exactly that of :func:`train` with its settings, whatever ``threads``. With a
+            ``client``: C++ threads per Dask task (0 means 1, since every worker already runs one
+            task per thread of its own).
+        progress: one progress line on stderr for all the runs together (with a ``client``: a tqdm
+            bar on stderr counting runs as their tasks finish).
+        client: a ``dask.distributed.Client`` (needs the ``dask`` extra) to spread the runs over
+            its cluster's workers, or None (default) to run them here. X and Y are sent to every
+            worker once; the runs are cut into batches of consecutive runs (about four tasks per
+            worker thread, for load balance and progress), and each task runs its batch in the C++
+            engine on its worker. The engine's random numbers depend only on each run's seed and
+            settings, so every result is bit-identical to the same run done locally with
+            :func:`train`, whatever the cluster. Workers need structdrop installed.
 
     Returns:
         One :class:`TrainResult` per run, in order.
 
     Raises:
-        TrainingDiverged: naming the first run (index and seed) that diverged and its step.
-        ValueError / TypeError: bad arguments, naming the run.
+        TrainingDiverged: naming the first run (index and seed) that diverged and its step. With a
+            ``client``: the first diverged run to be reported, with its index in this call; the
+            remaining tasks are cancelled.
+        ValueError / TypeError: bad arguments, naming the run; a ``client`` that is not a
+            ``dask.distributed.Client`` is a TypeError.
+        RuntimeError: with a ``client``, a task that failed for another reason (a worker lost, for
+            example), naming its runs; the cause is chained.
 
     X and Y are copied once (to Fortran order) when needed and shared by every run. The GIL is
-    released for the whole call; Ctrl-C cancels it (KeyboardInterrupt).
+    released for the whole call; Ctrl-C cancels it (KeyboardInterrupt; with a ``client``, the
+    call's tasks are cancelled).
     """
+    if client is not None:
+        from ._dask_training import check_client  # lazy: dask is an optional extra
+
+        check_client(client)
     threads = as_int("threads", threads, minimum=0)
     Xf, Yf = _check_data(X, Y)
     a, b = Yf.shape[0], Xf.shape[0]
@@ -391,5 +422,9 @@ def train_many(
         )
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be a bool, got {progress!r}")
+    if client is not None:
+        from ._dask_training import run_on_client
+
+        return run_on_client(client, Xf, Yf, runs, threads, bool(progress), _label)
     printer = _ProgressLine(_label) if progress else None
     return _run(Xf, Yf, runs, threads, printer)

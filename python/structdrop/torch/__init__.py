@@ -6,6 +6,8 @@
   and per-scheme regularisers.
 - :func:`batched_train`: many independent runs of Algorithm 1 as batched tensors (CPU or CUDA).
 - :func:`deep_experiment`: the deep-network experiment of Section 5.2 (Figure 3).
+- :func:`feature_moments`: ``DataMoments`` of a feature extractor over a data loader, accumulated on
+  the device and summed over ``torch.distributed`` processes.
 
 ``import structdrop`` never imports this package (nor torch).
 """
@@ -23,6 +25,7 @@ from ._schemes import SchemeSpec
 from .batched import BatchedTrainResult, batched_train
 from .deep import DeepExperimentResult, deep_experiment
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
+from .moments import feature_moments
 from .objectives import (
     characteristic_matrix,
     dropblock_regularizer,
@@ -50,6 +53,7 @@ __all__ = [
     "dropblock_regularizer",
     "dropconnect_regularizer",
     "dropout_regularizer",
+    "feature_moments",
     "feature_objective",
     "generalized_objective",
     "generalized_regularizer",

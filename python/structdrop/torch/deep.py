@@ -13,7 +13,10 @@ and since U G ranges over matrices of the product form, it is bounded below by t
 learnt, so nothing restricts A), beta_bar = beta_for_width(theta, 80, 5) (corrected Theorem 7).
 The last layer has no bias: with a bias c the objective is ||Y - c 1^T - U G||^2 + ... and the bound
 would be the minimum over c as well, not the bound for Y. The recorded objective uses the features
-of the network in eval mode (BatchNorm with running statistics, the ResNet's), over the training set.
+of the network in eval mode (BatchNorm with running statistics, the ResNet's), over the training set,
+and is evaluated from their moments G G^T, Y G^T, ||Y||^2 (:func:`feature_moments`, accumulated on the
+device batch by batch), so nothing of size N is held; the singular values of U G come from the
+eigenvalues of U G G^T U^T (accurate to about 1e-8 of the largest, ample for the comparison).
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ import torch
 from torch import nn
 
 from .._validation import as_int, as_nonnegative_float, as_probability
-from ._schemes import SchemeSpec
 from .layers import DropBlock1d
-from .objectives import feature_objective
+from .moments import feature_moments
 
 __all__ = ["DeepExperimentResult", "deep_experiment", "load_dataset", "small_cnn", "resnet50_small"]
 
@@ -284,20 +286,23 @@ def deep_experiment(
     annealing = None
     if schedule == "cosine" and epochs > 0:
         annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
-    spec = SchemeSpec("dropblock", theta, BLOCK)
     images_dev = images.to(device)
     targets_dev = Y.T.to(device=device, dtype=torch.float32)  # N x classes
     shuffle = torch.Generator().manual_seed(seed + 1)
 
-    def evaluate() -> tuple[float, torch.Tensor]:
-        net.eval()
-        with torch.no_grad():
-            feats = torch.cat([net.features(images_dev[i : i + 512]) for i in range(0, N, 512)])
-            G = feats.to(torch.float64).T.cpu()  # 80 x N
-            U = net.last.weight.detach().to(torch.float64).cpu()
-            value = float(feature_objective(spec, Y, U, G))
-        net.train()
-        return value, U @ G
+    labels_dev = labels.to(device)
+    scheme = structdrop.DropBlock(theta, BLOCK)
+
+    def evaluate() -> tuple[float, np.ndarray]:
+        # Lemma 1 from the features' moments G G^T, Y G^T, ||Y||^2 (accumulated in eval mode, in
+        # float64 on the device, one batch at a time): nothing of size N is held.
+        batches = ((images_dev[i : i + 512], labels_dev[i : i + 512]) for i in range(0, N, 512))
+        moments = feature_moments(net.features, batches, device, num_classes=classes, all_reduce=False)
+        U = net.last.weight.detach().to(torch.float64).cpu().numpy()
+        value = structdrop.objective_terms(scheme, U, np.eye(WIDTH), moments).objective
+        # singular values of U G: sigma^2 are the eigenvalues of U (G G^T) U^T
+        eigenvalues = np.linalg.eigvalsh(U @ moments.gram @ U.T)[::-1]
+        return value, np.sqrt(np.clip(eigenvalues, 0.0, None))
 
     objective = [evaluate()[0]]
     losses = []
@@ -323,8 +328,7 @@ def deep_experiment(
         if progress:
             print(f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
                   f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}", flush=True)
-    _, prediction = evaluate()
-    sv = np.linalg.svd(prediction.numpy(), compute_uv=False)
+    _, sv = evaluate()
     theory = np.zeros(classes)
     a_star = np.asarray(bound.singular_values, dtype=np.float64)
     theory[: min(classes, a_star.size)] = a_star[:classes]

@@ -1,0 +1,120 @@
+"""``train_many(..., client=...)``: the runs spread over a ``dask.distributed`` cluster.
+
+Imported only when a client is given, so ``import structdrop`` imports neither dask nor
+distributed. Each task runs a batch of consecutive runs in the C++ engine on its worker
+(:func:`structdrop.training._run`, the code path of a local call), so a run's result does not depend
+on where it ran: the engine draws its random numbers from (seed, step, slot) only.
+
+What travels: X and Y once to every worker (``scatter(broadcast=True)``), each batch's validated
+settings (small dicts with that batch's U0/V0), and back :class:`~structdrop.training.TrainResult`
+objects or a :class:`~structdrop.training.TrainingDiverged` (both pickle, with their fields).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from .training import TrainingDiverged, TrainResult, _run
+
+__all__ = ["check_client", "run_on_client"]
+
+# Tasks per worker thread: enough for dynamic load balance when runs differ in length and for a
+# progress bar that moves, few enough that the per-task overhead (milliseconds) stays negligible.
+TASKS_PER_THREAD = 4
+
+
+def check_client(client: object) -> None:
+    """TypeError unless ``client`` is a synchronous ``dask.distributed.Client``."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise ImportError(
+            "train_many(client=...) needs dask.distributed: pip install 'structdrop[dask]'"
+        ) from exc
+    if not isinstance(client, Client):
+        raise TypeError(
+            "client must be a dask.distributed.Client (or None to run here), "
+            f"got {type(client).__name__}: {client!r}"
+        )
+    if client.asynchronous:
+        raise TypeError("client must be a synchronous dask.distributed.Client, got an asynchronous one")
+
+
+def batches(count: int, slots: int) -> list[tuple[int, int]]:
+    """Split runs ``0 .. count-1`` into at most ``TASKS_PER_THREAD * slots`` ranges of consecutive
+    runs whose sizes differ by at most one."""
+    tasks = max(1, min(count, TASKS_PER_THREAD * max(1, slots)))
+    bounds = [round(k * count / tasks) for k in range(tasks + 1)]
+    return [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+
+def _train_batch(
+    X: np.ndarray, Y: np.ndarray, runs: list[dict[str, Any]], threads: int, first: int, total: int
+) -> list[TrainResult] | TrainingDiverged:
+    """The task: runs ``first .. first + len(runs) - 1`` of a call with ``total`` runs, on a worker.
+
+    A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
+    worker (a raised one would be logged as an error by every worker it happens on)."""
+    # deserialised arrays may have lost the engine's column-major layout (new dicts: an in-process
+    # worker may hand us the caller's own)
+    runs = [{**run, "U0": np.asfortranarray(run["U0"]), "V0": np.asfortranarray(run["V0"])} for run in runs]
+    try:
+        return _run(np.asfortranarray(X), np.asfortranarray(Y), runs, threads, None, first=first, total=total)
+    except TrainingDiverged as diverged:
+        return diverged
+
+
+def run_on_client(
+    client: Any,
+    X: np.ndarray,
+    Y: np.ndarray,
+    runs: list[dict[str, Any]],
+    threads: int,
+    progress: bool,
+    label: str,
+) -> list[TrainResult]:
+    """Run the validated ``runs`` on ``client``'s cluster; results in run order."""
+    from distributed import as_completed
+
+    count = len(runs)
+    slots = sum(client.nthreads().values())
+    # A worker already runs one task per thread: one C++ thread per task unless asked otherwise.
+    per_task = threads if threads > 0 else 1
+    data = client.scatter([X, Y], broadcast=True, hash=False)
+    ranges = {}
+    for lo, hi in batches(count, slots):
+        future = client.submit(_train_batch, data[0], data[1], runs[lo:hi], per_task, lo, count, pure=False)
+        ranges[future] = (lo, hi)
+
+    results: list[TrainResult | None] = [None] * count
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, desc=label, unit="run", file=sys.stderr, dynamic_ncols=True)
+    try:
+        for future in as_completed(list(ranges)):
+            lo, hi = ranges[future]
+            try:
+                batch = future.result()
+            except Exception as exc:
+                hint = " (is structdrop installed on the workers?)" if isinstance(exc, ImportError) else ""
+                raise RuntimeError(
+                    f"runs {lo}..{hi - 1} (seeds {runs[lo]['seed']}..{runs[hi - 1]['seed']}) failed on the "
+                    f"Dask cluster{hint}: {type(exc).__name__}: {exc}"
+                ) from exc
+            if isinstance(batch, TrainingDiverged):
+                raise batch  # names the run (its index in this call), its seed and the step
+            results[lo:hi] = batch
+            if bar is not None:
+                bar.update(hi - lo)
+    except BaseException:
+        client.cancel(list(ranges))  # an error or Ctrl-C: stop the call's remaining tasks
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return results  # type: ignore[return-value]
