@@ -43,6 +43,9 @@ def test_small_deep_experiment_respects_the_bound():
     assert np.isclose(res.lower_bound, gm.objective)
     assert res.lower_bound <= np.sum(Y**2)  # A = 0 is feasible
     assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
+    # The bound within the final features' row space lies between: the final network is one of the
+    # width-80 networks on those features (Corollary 8), and the row space restricts the minimum.
+    assert res.lower_bound * (1 - 1e-9) <= res.feature_lower_bound <= res.objective[-1] * (1 + 1e-9)
     assert res.objective[-1] < res.objective[0]  # training decreases the exact objective
     assert res.gap >= 1
     assert np.all(np.diff(res.singular_values) <= 1e-12) and res.singular_values.shape == (10,)

@@ -49,6 +49,9 @@ class DeepExperimentResult:
             epoch (E + 1 values; summed over samples, Lemma 1 with the learnt features G).
         train_loss: mean stochastic minibatch loss (per sample, summed over classes) of each epoch (E values).
         lower_bound: minimum of ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 over all A (corrected Theorem 7).
+        feature_lower_bound: the same minimum over the A = U G the final features G allow (A in
+            G's row space), from G's moments (:func:`structdrop.global_min_from_moments`): a tighter
+            bound for the trained network, objective[-1] >= feature_lower_bound >= lower_bound.
         singular_values: singular values of U G at the end (classes values, descending).
         theory_singular_values: singular values a* of the Theorem 7 minimiser (descending).
         theory_rank: rank of the Theorem 7 minimiser.
@@ -62,6 +65,7 @@ class DeepExperimentResult:
     objective: np.ndarray
     train_loss: np.ndarray
     lower_bound: float
+    feature_lower_bound: float
     singular_values: np.ndarray
     theory_singular_values: np.ndarray
     theory_rank: int
@@ -293,7 +297,7 @@ def deep_experiment(
     labels_dev = labels.to(device)
     scheme = structdrop.DropBlock(theta, BLOCK)
 
-    def evaluate() -> tuple[float, np.ndarray]:
+    def evaluate() -> tuple[float, np.ndarray, structdrop.DataMoments]:
         # Lemma 1 from the features' moments G G^T, Y G^T, ||Y||^2 (accumulated in eval mode, in
         # float64 on the device, one batch at a time): nothing of size N is held.
         batches = ((images_dev[i : i + 512], labels_dev[i : i + 512]) for i in range(0, N, 512))
@@ -302,7 +306,7 @@ def deep_experiment(
         value = structdrop.objective_terms(scheme, U, np.eye(WIDTH), moments).objective
         # singular values of U G: sigma^2 are the eigenvalues of U (G G^T) U^T
         eigenvalues = np.linalg.eigvalsh(U @ moments.gram @ U.T)[::-1]
-        return value, np.sqrt(np.clip(eigenvalues, 0.0, None))
+        return value, np.sqrt(np.clip(eigenvalues, 0.0, None)), moments
 
     objective = [evaluate()[0]]
     losses = []
@@ -328,7 +332,9 @@ def deep_experiment(
         if progress:
             print(f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
                   f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}", flush=True)
-    _, sv = evaluate()
+    _, sv, final_moments = evaluate()
+    # Features may be rank-deficient (dead units): the estimate then stays in the docs, not a warning.
+    feature_bound = structdrop.global_min_from_moments(final_moments, BLOCK, theta_bar, warn=False)
     theory = np.zeros(classes)
     a_star = np.asarray(bound.singular_values, dtype=np.float64)
     theory[: min(classes, a_star.size)] = a_star[:classes]
@@ -337,6 +343,7 @@ def deep_experiment(
         objective=np.asarray(objective),
         train_loss=np.asarray(losses),
         lower_bound=float(bound.objective),
+        feature_lower_bound=float(feature_bound.objective),
         singular_values=sv[:classes],
         theory_singular_values=theory,
         theory_rank=int(bound.rank),
