@@ -21,8 +21,11 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 from ._schemes import SchemeSpec
 from .batched import BatchedTrainResult, batched_train
+from .conv_regularizer import dropblock_conv_objective, dropblock_conv_regularizer
 from .deep import DeepExperimentResult, deep_experiment
+from .dropblock_nd import DropBlock2d, DropBlock3d, MaskMoments
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
+from .schedules import DropRateScheduler, ScheduledDropRate, warmup_factor
 from .objectives import (
     characteristic_matrix,
     dropblock_regularizer,
@@ -41,12 +44,19 @@ __all__ = [
     "BatchedTrainResult",
     "DeepExperimentResult",
     "DropBlock1d",
+    "DropBlock2d",
+    "DropBlock3d",
+    "DropRateScheduler",
+    "MaskMoments",
+    "ScheduledDropRate",
     "DropConnectLinear",
     "OverlappingDropBlock1d",
     "SchemeSpec",
     "batched_train",
     "characteristic_matrix",
     "deep_experiment",
+    "dropblock_conv_objective",
+    "dropblock_conv_regularizer",
     "dropblock_regularizer",
     "dropconnect_regularizer",
     "dropout_regularizer",
@@ -57,4 +67,5 @@ __all__ = [
     "overlapping_dropblock_regularizer",
     "regularizer",
     "squared_error",
+    "warmup_factor",
 ]
