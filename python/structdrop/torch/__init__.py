@@ -25,7 +25,9 @@ from .conv_regularizer import dropblock_conv_objective, dropblock_conv_regulariz
 from .deep import DeepExperimentResult, deep_experiment
 from .dropblock_nd import DropBlock2d, DropBlock3d, MaskMoments
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
+from .weight_dropout import WeightDropout, linear_weight_dropout_objective, redraw_weight_masks, weight_dropout
 from .schedules import DropRateScheduler, ScheduledDropRate, warmup_factor
+from .mask_statistics import MaskStatistics, mask_statistics
 from .objectives import (
     characteristic_matrix,
     dropblock_regularizer,
@@ -48,10 +50,12 @@ __all__ = [
     "DropBlock3d",
     "DropRateScheduler",
     "MaskMoments",
+    "MaskStatistics",
     "ScheduledDropRate",
     "DropConnectLinear",
     "OverlappingDropBlock1d",
     "SchemeSpec",
+    "WeightDropout",
     "batched_train",
     "characteristic_matrix",
     "deep_experiment",
@@ -63,9 +67,13 @@ __all__ = [
     "feature_objective",
     "generalized_objective",
     "generalized_regularizer",
+    "linear_weight_dropout_objective",
+    "mask_statistics",
     "objective",
     "overlapping_dropblock_regularizer",
+    "redraw_weight_masks",
     "regularizer",
     "squared_error",
     "warmup_factor",
+    "weight_dropout",
 ]
