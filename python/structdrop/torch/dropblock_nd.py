@@ -55,6 +55,7 @@ from .schedules import ScheduledDropRate
 __all__ = ["DropBlock2d", "DropBlock3d", "MaskMoments"]
 
 _SEEDS = ("full", "valid")
+_SAMPLERS = ("auto", "dense", "sparse")
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,12 @@ class _DropBlockNd(ScheduledDropRate):
         warmup_steps: int = 0,
         warmup: str = "linear",
         generator: torch.Generator | None = None,
+        sampler: str = "auto",
     ) -> None:
         super().__init__()
+        if sampler not in _SAMPLERS:
+            raise ValueError(f"sampler must be one of {_SAMPLERS}, got {sampler!r}")
+        self.sampler = sampler
         self.block_size = _as_tuple("block_size", block_size, self._k)
         if seeds not in _SEEDS:
             raise ValueError(f"seeds must be one of {_SEEDS}, got {seeds!r}")
@@ -283,6 +288,48 @@ class _DropBlockNd(ScheduledDropRate):
             keep = keep.gather(2 + axis, index.reshape(view).expand(target))
         return keep
 
+    def _use_sparse(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...], p: float) -> bool:
+        if self.sampler != "auto":
+            return self.sampler == "sparse"
+        if x.device.type != "cpu":
+            return False  # the sparse path needs host-side sizes: a sync per call on accelerators
+        full = self.seeds == "full"
+        seeds = math.prod(n + b - 1 if full else n - b + 1 for n, b in zip(shape, self.block_size))
+        painted = seeds * self.gamma(p) * math.prod(self.block_size)  # expected block units per map
+        return painted <= 0.5 * math.prod(shape)
+
+    def _kept_sparse(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...],
+                     p: float, fill: float = 1.0) -> torch.Tensor:
+        """0/``fill`` keep tensor of lead + shape from the positions of the firing seeds only.
+
+        The same law as the dense path: the firing seeds of the whole (lead x seed grid) are the
+        successes of i.i.d. Bernoulli(gamma) trials, enumerated by geometric gaps, and each paints
+        its block (clipped to the map) with zeros. Work O(#fired * prod(b)) instead of one uniform
+        per seed position: at p = 0.1, block 7 only ~0.2 % of the seed positions fire.
+        """
+        full = self.seeds == "full"
+        seed_shape = [n + b - 1 if full else n - b + 1 for n, b in zip(shape, self.block_size)]
+        fired = _bernoulli_successes(math.prod(lead) * math.prod(seed_shape), self.gamma(p), x.device,
+                                     self.generator)
+        units_per_map = math.prod(shape)
+        rest = fired
+        flat = None
+        for axis in reversed(range(self._k)):
+            n, b, size = shape[axis], self.block_size[axis], seed_shape[axis]
+            start = rest % size - (b - 1 if full else 0)  # first unit of the seed's block on this axis
+            rest = torch.div(rest, size, rounding_mode="floor")
+            # every seed's block meets the map, so clamping a clipped block's outside units onto
+            # the border repaints units the block covers anyway: no validity mask is needed
+            unit = (start[:, None] + torch.arange(b, device=x.device)).clamp_(0, n - 1)
+            view = [-1] + [1] * self._k
+            view[1 + axis] = b
+            term = (unit * math.prod(shape[axis + 1:])).reshape(view)
+            flat = term if flat is None else flat + term
+        flat = flat + (rest * units_per_map).reshape([-1] + [1] * self._k)  # rest: the (sample, channel) index
+        keep = torch.full((math.prod(lead) * units_per_map,), fill, dtype=x.dtype, device=x.device)
+        keep.index_fill_(0, flat.reshape(-1), 0.0)
+        return keep.reshape(*lead, *shape)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
@@ -297,15 +344,39 @@ class _DropBlockNd(ScheduledDropRate):
             return x
         shape = self._check_shape(tuple(x.shape[2:]))
         lead = (x.shape[0], 1 if self.share_channels else x.shape[1])
-        if self.overlapping:
-            mask = 1.0 - self._dropped_overlapping(x, lead, shape, p)
-            if self.seeds == "full":  # every unit has |W(u)| = prod(b): one exact factor
-                mask = mask * (1.0 / math.exp(math.prod(self.block_size) * math.log1p(-self.gamma(p))))
-            else:
-                mask = mask * self._inverse_keep(shape, p, x)
+        if not self.overlapping:
+            return x * (self._kept_tiles(x, lead, shape, p) * (1.0 / (1.0 - p))).to(x.dtype)
+        full = self.seeds == "full"  # then every unit has |W(u)| = prod(b): one exact factor
+        scale = 1.0 / math.exp(math.prod(self.block_size) * math.log1p(-self.gamma(p))) if full else 1.0
+        if self._use_sparse(x, lead, shape, p):
+            mask = self._kept_sparse(x, lead, shape, p, fill=scale)
         else:
-            mask = self._kept_tiles(x, lead, shape, p) * (1.0 / (1.0 - p))
-        return x * mask.to(x.dtype)
+            mask = (1.0 - self._dropped_overlapping(x, lead, shape, p)).to(x.dtype) * scale
+        return x * (mask if full else mask * self._inverse_keep(shape, p, x))
+
+
+def _bernoulli_successes(trials: int, prob: float, device: torch.device,
+                         generator: torch.Generator | None) -> torch.Tensor:
+    """Sorted int64 indices of the successes among ``trials`` i.i.d. Bernoulli(prob) trials.
+
+    Gaps between successes are Geometric(prob): ``floor(log(U) / log(1 - prob))`` failures with
+    U uniform in (0, 1] (float64, so the tail is exact to ~2^-53), drawn in batches sized to cover
+    all trials with overwhelming probability; a further batch is drawn in the rare other case.
+    """
+    if prob <= 0.0 or trials == 0:
+        return torch.zeros(0, dtype=torch.int64, device=device)
+    log_q = math.log1p(-prob)
+    expected = trials * prob
+    chunks, position = [], -1
+    while position < trials:
+        count = int(expected + 8.0 * math.sqrt(expected) + 16)
+        u = 1.0 - torch.rand(count, dtype=torch.float64, device=device, generator=generator)
+        gaps = torch.floor(torch.log(u) / log_q).clamp(max=float(trials)).to(torch.int64) + 1
+        positions = position + torch.cumsum(gaps, 0)
+        chunks.append(positions)
+        position = int(positions[-1])
+    positions = torch.cat(chunks)
+    return positions[positions < trials]
 
 
 def _memory_format(x: torch.Tensor, k: int) -> torch.memory_format:
