@@ -171,7 +171,7 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
     assert np.isclose(float(got.detach()), exact, rtol=1e-12)
     # the paper's Theorem 13 form (beta sum_i ||u_i||^2 ||X^T v_i||^2) is a different number here
     U, V = readout.weight.detach().numpy(), W.detach().numpy().T
-    fit = float(((Y - readout(X @ W.T + layer.bias)) ** 2).sum())
+    fit = float(((Y - readout(X @ W.T + layer.bias)) ** 2).sum().detach())
     printed = fit + p / (1 - p) * np.sum(np.sum(U**2, 0) * np.sum((X.numpy() @ V) ** 2, 0))
     assert abs(printed - exact) > 1e-3 * exact
     # Monte Carlo through the real module (one mask per call)
@@ -182,8 +182,8 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
     got.backward()
     assert W.grad is not None and readout.weight.grad is not None
     plain = torch.nn.Linear(3, 2, dtype=torch.float64)
-    assert np.isclose(float(sdt.linear_weight_dropout_objective(Y, readout, plain, X)),
-                      float((Y - readout(plain(X))).square().sum()))
+    assert np.isclose(float(sdt.linear_weight_dropout_objective(Y, readout, plain, X).detach()),
+                      float((Y - readout(plain(X))).square().sum().detach()))
 
 
 def test_scheduled_weight_dropout():
