@@ -19,7 +19,8 @@ imported; neither package is needed):
   ``[u - cb // 2, u + cb // 2]`` clipped at the borders (max-pool, kernel ``cb``, padding
   ``cb // 2``), and the same batch-wide rescaling. The seed rate still assumes seeds only where a
   block fits, so units are dropped far more often than ``p`` on small maps. An even ``cb`` is a
-  shape error; ``b > min(H, W)`` a division by zero or a negative rate.
+  shape error; ``b > min(H, W)`` a division by zero or a negative rate (or, when both factors
+  of ``(W - b + 1)(H - b + 1)`` are negative, a rate the code accepts and uses).
 
 The batch-wide factor ``numel / sum(mask)`` tends to ``1 / mean_u(1 - drop_u)`` for large
 batches, so the expected gain of unit u (E[output] / input) under those rules tends to
