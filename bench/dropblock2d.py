@@ -4,7 +4,10 @@ On typical ResNet shapes (64 x 256 x 14 x 14 and 64 x 64 x 56 x 56, block 7, p =
 in one process, the call a user makes:
 
   structdrop full     structdrop.torch.DropBlock2d(7, p=0.1) (default: seeds wherever a block
-                      meets the map, every unit dropped with probability p)
+                      meets the map, every unit dropped with probability p; on the CPU the
+                      sparse sampler: only the firing seeds are drawn, by geometric gaps)
+  structdrop full dense  the same law with sampler="dense" (one uniform per seed position and a
+                      separable max-pool: the path used on GPUs)
   structdrop valid    the same with seeds="valid" (per-unit rescaling tensor)
   structdrop tiles    overlapping=False (the paper's non-overlapping tiles)
   torchvision rule    torchvision.ops.drop_block2d's rule, reimplemented below from its source
@@ -101,6 +104,7 @@ def main() -> None:
     shapes = [(batch, 256, 14, 14), (batch, 64, 56, 56)]
     layers = {
         "structdrop full": sdt.DropBlock2d(args.block, p=args.p),
+        "structdrop full dense": sdt.DropBlock2d(args.block, p=args.p, sampler="dense"),
         "structdrop valid": sdt.DropBlock2d(args.block, p=args.p, seeds="valid"),
         "structdrop tiles": sdt.DropBlock2d(args.block, p=args.p, overlapping=False),
     }
