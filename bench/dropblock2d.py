@@ -38,9 +38,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import machine_info, markdown_table, write_json  # noqa: E402
-
 import structdrop.torch as sdt  # noqa: E402
+from _timing import machine_info, markdown_table, write_json  # noqa: E402
 
 
 def torchvision_rule(x: torch.Tensor, p: float, block_size: int, eps: float = 1e-6) -> torch.Tensor:
@@ -111,9 +110,9 @@ def main() -> None:
     rows, results = [], []
     for shape in shapes:
         x = torch.randn(shape, device=device, dtype=dtype)
-        fns = {name: (lambda layer=layer: layer(x)) for name, layer in layers.items()}
-        fns["torchvision rule"] = lambda: torchvision_rule(x, args.p, args.block)
-        fns["timm rule"] = lambda: timm_rule(x, args.p, args.block)
+        fns = {name: (lambda layer=layer, x=x: layer(x)) for name, layer in layers.items()}
+        fns["torchvision rule"] = lambda x=x: torchvision_rule(x, args.p, args.block)
+        fns["timm rule"] = lambda x=x: timm_rule(x, args.p, args.block)
         times = _interleaved_medians(fns, repeats, device)
         ratio = times["structdrop full"] / times["torchvision rule"]
         label = " x ".join(map(str, shape))

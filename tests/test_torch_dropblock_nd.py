@@ -95,7 +95,7 @@ def test_sampled_patterns_follow_the_enumerated_law(shape, block, p, kw, sampler
     for row, pr in zip(map(tuple, keep), prob):
         law[row] = law.get(row, 0.0) + pr
     seen, counts = np.unique(kept, axis=0, return_counts=True)
-    for row, count in zip(map(tuple, seen), counts):
+    for row in map(tuple, seen):
         assert row in law, f"impossible pattern {row}"
     for row, pr in law.items():
         freq = counts[np.all(seen == np.array(row), axis=1)].sum() / n
@@ -175,6 +175,7 @@ def test_eval_identity_gradient_dtype_and_layouts():
     for cls, fmt, shape in [(sdt.DropBlock2d, torch.channels_last, (2, 4, 7, 6)),
                             (sdt.DropBlock3d, torch.channels_last_3d, (2, 4, 3, 5, 4))]:
         for kw in [dict(sampler="dense"), dict(sampler="sparse"), dict(seeds="valid", block_size=2),
+                   dict(seeds="valid", block_size=2, sampler="dense"),
                    dict(overlapping=False), dict(share_channels=True)]:
             kw = dict(kw)
             block = kw.pop("block_size", 3)

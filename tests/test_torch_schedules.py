@@ -36,6 +36,10 @@ def test_layer_uses_the_scheduled_rate():
     assert torch.allclose(m, torch.full_like(m, 0.8))
     layer.step(10)
     assert layer.p == pytest.approx(0.4)
+    layer.p = 0.25  # a new target rate (torchvision-style attribute)
+    assert layer.p == 0.25 and layer.target_p == 0.25
+    with pytest.raises(ValueError, match="p must lie"):
+        layer.p = 1.0
     with pytest.raises(ValueError, match="steps"):
         layer.step(-1)
 

@@ -1,6 +1,12 @@
 """structdrop.torch: the PyTorch path of structdrop (optional; ``pip install structdrop[torch]``).
 
 - Layers: :class:`DropBlock1d`, :class:`OverlappingDropBlock1d`, :class:`DropConnectLinear`.
+- Feature maps: :class:`DropBlock2d`, :class:`DropBlock3d` (exact per-unit rescaling, ``mask_moments``),
+  :func:`mask_statistics` (their drop rates next to torchvision's and timm's rules), and the exact
+  conv-readout objective :func:`dropblock_conv_objective` / :func:`dropblock_conv_regularizer`.
+- :func:`weight_dropout`: DropConnect on any module's weights (recurrent ones included);
+  :func:`linear_weight_dropout_objective` its exact expected loss for a linear network.
+- Drop-rate warm-up held in the layers' state: :class:`DropRateScheduler`, :func:`warmup_factor`.
 - Differentiable deterministic objectives (Lemma 1, Lemma 10, corrected Theorem 13):
   :func:`objective`, :func:`regularizer`, :func:`feature_objective`, :func:`generalized_objective`,
   and per-scheme regularisers.
@@ -25,8 +31,6 @@ from .conv_regularizer import dropblock_conv_objective, dropblock_conv_regulariz
 from .deep import DeepExperimentResult, deep_experiment
 from .dropblock_nd import DropBlock2d, DropBlock3d, MaskMoments
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
-from .weight_dropout import WeightDropout, linear_weight_dropout_objective, redraw_weight_masks, weight_dropout
-from .schedules import DropRateScheduler, ScheduledDropRate, warmup_factor
 from .mask_statistics import MaskStatistics, mask_statistics
 from .objectives import (
     characteristic_matrix,
@@ -41,6 +45,13 @@ from .objectives import (
     regularizer,
     squared_error,
 )
+from .schedules import DropRateScheduler, ScheduledDropRate, warmup_factor
+from .weight_dropout import (
+    WeightDropout,
+    linear_weight_dropout_objective,
+    redraw_weight_masks,
+    weight_dropout,
+)
 
 __all__ = [
     "BatchedTrainResult",
@@ -48,12 +59,12 @@ __all__ = [
     "DropBlock1d",
     "DropBlock2d",
     "DropBlock3d",
+    "DropConnectLinear",
     "DropRateScheduler",
     "MaskMoments",
     "MaskStatistics",
-    "ScheduledDropRate",
-    "DropConnectLinear",
     "OverlappingDropBlock1d",
+    "ScheduledDropRate",
     "SchemeSpec",
     "WeightDropout",
     "batched_train",

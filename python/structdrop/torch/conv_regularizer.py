@@ -68,7 +68,7 @@ def dropblock_conv_regularizer(layer: _DropBlockNd, weight: torch.Tensor, featur
     shape = _check(layer, weight, features)
     k = len(shape)
     p = layer.p
-    n_batch, channels = features.shape[:2]
+    channels = features.shape[1]
     W = weight.reshape(weight.shape[0], channels, *shape)
     if p == 0.0:
         return (W.sum() + features.sum()) * 0.0

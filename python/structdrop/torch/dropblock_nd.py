@@ -46,7 +46,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .._validation import as_int, as_probability

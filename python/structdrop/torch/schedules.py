@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .._validation import as_int
+from .._validation import as_int, as_probability
 
 __all__ = ["DropRateScheduler", "ScheduledDropRate", "warmup_factor"]
 
@@ -59,6 +59,11 @@ class ScheduledDropRate(nn.Module):
     def p(self) -> float:
         """The current drop probability (``target_p`` times the warm-up factor)."""
         return self.target_p * warmup_factor(self._step, self.warmup_steps, self.warmup)
+
+    @p.setter
+    def p(self, value: float) -> None:
+        """Set the target drop rate (the warm-up, if any, still scales it)."""
+        self.target_p = as_probability("p", value, low_open=False, high_open=True)
 
     @property
     def theta(self) -> float:
