@@ -215,6 +215,8 @@ def test_bad_input():
         sdt.DropBlock2d(2.5, p=0.1)
     with pytest.raises(ValueError, match="seeds"):
         sdt.DropBlock2d(3, p=0.1, seeds="inside")
+    with pytest.raises(ValueError, match="random_offset"):
+        sdt.DropBlock2d(3, p=0.1, random_offset=True)
     with pytest.raises(ValueError, match="sampler"):
         sdt.DropBlock2d(3, p=0.1, sampler="fast")
     with pytest.raises(ValueError, match="warmup"):

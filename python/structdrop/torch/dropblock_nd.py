@@ -21,8 +21,10 @@ windows are boxes, so the counts are products over the axes). Where seeds may li
 
 In both, ``gamma = 1 - (1 - p)^(1 / prod(b))``: a unit covered by ``prod(b)`` seeds (every unit
 for ``"full"``, the interior for ``"valid"``) is dropped with probability exactly ``p``. This
-replaces the printed DropBlock heuristic ``gamma = p n^2 / (b^2 (n - b + 1)^2)`` and its
-batch-wide renormalisation, which are not exact for any unit (see :func:`mask_statistics`).
+replaces the DropBlock paper's heuristic ``gamma = p n^2 / (b^2 (n - b + 1)^2)`` and its
+batch-wide renormalisation, under which interior units are dropped more often than ``p``, border
+units less often, and kept units are not rescaled by their own keep probability
+(see :func:`mask_statistics`).
 
 Non-overlapping (``overlapping=False``, the paper's DropBlockSample generalised to k axes). The
 map is tiled by boxes of ``b`` (partial tiles at the far borders); each tile is kept with
@@ -37,7 +39,9 @@ Masks are independent across samples and channels (``share_channels=True``: one 
 shared by all its channels), drawn with ``torch.rand`` on the input's device (``generator=`` for
 a private stream), in float64 for float64 inputs and float32 otherwise (float16/bfloat16 inputs
 would make ``rand < gamma`` coarse). Seeds become blocks by a separable sliding maximum
-(``max_pool`` along one axis at a time: ``sum(b)`` instead of ``prod(b)`` comparisons per unit).
+(``max_pool`` along one axis at a time: ``sum(b)`` instead of ``prod(b)`` comparisons per unit), or
+on the CPU, when few seeds fire, by enumerating only the firing seeds (geometric gaps between
+successes, float64 uniforms) and painting their blocks by index: the same law, much less work.
 """
 
 from __future__ import annotations
@@ -125,6 +129,8 @@ class _DropBlockNd(ScheduledDropRate):
         self.block_size = _as_tuple("block_size", block_size, self._k)
         if seeds not in _SEEDS:
             raise ValueError(f"seeds must be one of {_SEEDS}, got {seeds!r}")
+        if random_offset and overlapping:
+            raise ValueError("random_offset shifts the non-overlapping tiling: it needs overlapping=False")
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.overlapping = bool(overlapping)
@@ -398,12 +404,18 @@ class DropBlock2d(_DropBlockNd):
             DropBlock); False: the paper's non-overlapping tiles.
         seeds: ``"full"`` (every block meeting the map; all units dropped with probability p) or
             ``"valid"`` (blocks inside the map; border units dropped less, rescaled exactly).
+            Only for ``overlapping=True``.
         random_offset: non-overlapping tiles shifted by a random offset per mask (False: tiles
-            start at the top-left corner).
+            start at the top-left corner). Only for ``overlapping=False``.
         share_channels: one mask per sample shared by its channels (default: independent masks).
         warmup_steps, warmup: drop-rate warm-up (``"linear"`` or ``"cosine"``) over that many
             calls of :meth:`step` (see :mod:`structdrop.torch.schedules`); 0 = none.
         generator: a ``torch.Generator`` on the input's device (default: torch's global one).
+        sampler: how overlapping masks are drawn, the law being the same: ``"dense"`` (one
+            uniform per seed position, separable max-pool; no host synchronisation, the choice on
+            accelerators), ``"sparse"`` (only the firing seeds, by geometric gaps, painted by index;
+            needs the number of firing seeds on the host) or ``"auto"``: sparse on the CPU when
+            the blocks are expected to cover at most half the map, dense otherwise.
 
     In eval mode (and at p = 0) the layer returns its input. The output keeps the input's memory
     format (channels_last included). :meth:`mask_moments` gives the exact law; its expected
