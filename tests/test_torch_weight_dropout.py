@@ -234,3 +234,31 @@ def test_cuda_lstm_matches_the_hand_written_masked_loop():
     w_hh = lstm.parametrizations.weight_hh_l0.original
     ref = _manual_lstm(x, lstm.weight_ih_l0, w_hh * mask / 0.5, lstm.bias_ih_l0, lstm.bias_hh_l0)
     assert torch.allclose(out, ref, rtol=1e-9, atol=1e-10)
+
+
+def test_stacked_bidirectional_lstm_flatten_parameters_and_state_dict():
+    torch.manual_seed(47)
+    names = ("weight_hh_l0", "weight_hh_l0_reverse", "weight_hh_l1", "weight_hh_l1_reverse")
+    plain = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    dropped = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    dropped.load_state_dict(plain.state_dict())
+    sdt.weight_dropout(dropped, names, p=0.5)
+    dropped.flatten_parameters()  # a no-op on the CPU; must not freeze a mask
+    x = torch.randn(3, 5, 3)
+    first, _ = dropped(x)
+    masks = [_mask(dropped, n).clone() for n in names]
+    second, _ = dropped(x)
+    assert not torch.equal(first, second)
+    assert all(not torch.equal(_mask(dropped, n), m) for n, m in zip(names, masks))
+    second.sum().backward()
+    assert all(dropped.parametrizations[n].original.grad is not None for n in names)
+    dropped.eval()
+    assert torch.allclose(dropped(x)[0], plain(x)[0], atol=1e-6)
+    # the parametrized module stores the original under parametrizations.<name>.original
+    state = dropped.state_dict()
+    assert "parametrizations.weight_hh_l1.original" in state and "weight_ih_l1" in state
+    again = sdt.weight_dropout(torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True),
+                               names, p=0.5)
+    again.load_state_dict(state)
+    again.eval()
+    assert torch.equal(again(x)[0], dropped(x)[0])

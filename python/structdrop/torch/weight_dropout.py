@@ -21,7 +21,10 @@ the module's unmasked output (so the plain product is computed once more than ne
 Recurrent modules: PyTorch's RNN modules re-read their weights at every call when they are
 parametrized (``_update_flat_weights``), so masks are applied; on CUDA the masked weights are not
 one contiguous cuDNN buffer, so cuDNN copies them each call (PyTorch warns once) -- do not call
-``flatten_parameters()`` on a module with weight dropout. Remove the dropout with
+``flatten_parameters()`` on a module with weight dropout (on the CPU it is a no-op). The state
+dict stores a masked parameter as ``parametrizations.<name>.original`` (plus the schedule's
+``parametrizations.<name>.0.schedule_step``): load plain checkpoints before applying
+:func:`weight_dropout`, or into a module that has it. Remove the dropout with
 ``torch.nn.utils.parametrize.remove_parametrizations(module, name, leave_parametrized=False)``.
 
 The expected loss of a linear layer with weight dropout read out linearly is exact in closed
