@@ -107,6 +107,9 @@ def test_gradients():
     layer = sdt.DropBlock2d(2, p=0.3, seeds="valid")
     args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((3, 2), (2, 12), (3, 1, 3, 4))]
     assert torch.autograd.gradcheck(lambda Y, W, F: sdt.dropblock_conv_objective(layer, Y, W, F), args)
+    cube = sdt.DropBlock3d((2, 3, 2), p=0.25)
+    args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((2, 2 * 36), (2, 2, 3, 4, 3))]
+    assert torch.autograd.gradcheck(lambda W, F: sdt.dropblock_conv_regularizer(cube, W, F), args)
     shared = sdt.DropBlock2d(3, p=0.2, share_channels=True)
     args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((2, 24), (2, 2, 3, 4))]
     assert torch.autograd.gradcheck(lambda W, F: sdt.dropblock_conv_regularizer(shared, W, F), args)
