@@ -133,3 +133,23 @@ def test_follows_the_schedule_and_errors():
         sdt.dropblock_conv_regularizer(layer, W.double(), F)
     with pytest.raises(ValueError, match="targets"):
         sdt.dropblock_conv_objective(layer, torch.randn(3, 3), W, F)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kw", [dict(), dict(share_channels=True), dict(seeds="valid")])
+def test_cuda_matches_cpu(kw):
+    torch.manual_seed(24)
+    layer = sdt.DropBlock3d((2, 3, 2), p=0.3, **kw)
+    F = torch.randn(3, 2, 3, 4, 5, dtype=torch.float64)
+    W = torch.randn(2, 2 * 60, dtype=torch.float64)
+    values, grads = [], []
+    for device in ("cpu", "cuda"):
+        f, w = F.to(device).requires_grad_(), W.to(device).requires_grad_()
+        value = sdt.dropblock_conv_regularizer(layer, w, f)
+        value.backward()
+        values.append(float(value))
+        grads.append((f.grad.cpu(), w.grad.cpu()))
+    assert np.isclose(values[0], values[1], rtol=1e-12)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)

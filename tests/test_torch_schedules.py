@@ -109,3 +109,16 @@ def test_ddp_buffers(tmp_path):
         assert np.isclose(model[1].p, 0.3 * (1 - math.cos(math.pi * 0.1)) / 2)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_buffers_follow_the_module():
+    model = _model().cuda()
+    sdt.DropRateScheduler(model).step(30)
+    assert model[1].schedule_step.device.type == "cuda" and int(model[1].schedule_step) == 30
+    out = model(torch.randn(2, 2, 5, 5, device="cuda"))
+    assert out.device.type == "cuda"
+    resumed = _model()
+    resumed.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()})
+    assert resumed[1].p == pytest.approx(model[1].p)
