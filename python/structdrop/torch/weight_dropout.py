@@ -107,7 +107,7 @@ def _dropouts(module: nn.Module) -> Iterable[WeightDropout]:
 
 
 def _per_sample_linear(module: nn.Linear, args: tuple, output: torch.Tensor) -> torch.Tensor:
-    param = module.parametrizations.weight[0]
+    param = next(q for q in module.parametrizations.weight if isinstance(q, WeightDropout))
     p = param.p
     if not param.training or p == 0.0:
         return output
