@@ -64,13 +64,14 @@ Cost: O(rank^2 + (a + b) r d) to form U and V, plus O(n m) per segment of length
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ._least_squares import levenberg_marquardt
+from ._projector_sum import MAX_NUMERICAL_UNKNOWNS, bases_from_plan, segment_plan, solve_numerically
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 
@@ -91,6 +92,8 @@ __all__ = [
 _SATURATION_TOL = 1e-10
 # Largest number of block counts scanned by min_exact_width below the proven bound.
 _SCAN_LIMIT = 4096
+# Seeded starts of the local search below the exact widths (r > 1).
+_LOCAL_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -123,162 +126,6 @@ def _split(values: np.ndarray, r: int) -> _Split:
 
 
 # ----------------------------------------------------------------------------------------------
-# k diag(t) as a sum of k projectors of rank q: segments on a line, cell u -> block u mod k.
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Plan:
-    complement: bool  # the projectors are built for 1 - t (rank m - q) and complemented
-    rank: int  # q^, the rank of the built projectors
-    order: np.ndarray  # coordinate order along the line
-    bounds: np.ndarray  # positions of the coordinates' ends on [0, k q^], length m + 1
-    segments: tuple[tuple[int, int], ...]  # segments of length >= 2 (all other cells are unit)
-
-
-def _count(bounds: np.ndarray, s: float, e: float) -> int:
-    """Number of coordinates whose interval overlaps (s, e) with positive length."""
-    return int(np.searchsorted(bounds[:-1], e, "left") - np.searchsorted(bounds[1:], s, "right"))
-
-
-def _greedy_segments(bounds: np.ndarray, length: int) -> list[tuple[int, int]] | None:
-    """Forward greedy: unit cells where a cell holds one coordinate, else the shortest feasible segment."""
-    inner = bounds[1:-1]
-    segments: list[tuple[int, int]] = []
-    x = 0
-    while x < length:
-        nxt = int(np.searchsorted(inner, x, "right"))
-        if nxt == inner.size or inner[nxt] >= x + 1:
-            x = length if nxt == inner.size else max(int(math.floor(inner[nxt])), x + 1)
-            continue
-        e = x + 1
-        while _count(bounds, x, e) > e - x and e < length:
-            e += 1
-        while _count(bounds, x, e) > e - x:  # at the end of the line: grow backwards
-            if segments and segments[-1][1] == x:
-                x = segments.pop()[0]
-            elif x > 0:
-                x -= 1
-            else:
-                return None
-        while segments and segments[-1][1] > x:  # swallowed by the backward growth
-            x = min(x, segments.pop()[0])
-        segments.append((x, e))
-        x = e
-    return segments
-
-
-def _grid_segments(bounds: np.ndarray, length: int, m: int) -> list[tuple[int, int]] | None:
-    """Segments of length in [m, 2m - 1] (the proven fallback: each holds at most m coordinates)."""
-    size = max(m, 2)
-    if length < size:
-        return [(0, length)] if _count(bounds, 0, length) <= length else None
-    cuts = list(range(0, length - size + 1, size))
-    segments = [(s, s + size) for s in cuts[:-1]] + [(cuts[-1], length)]
-    return segments
-
-
-def _spans_ok(bounds: np.ndarray, segments: list[tuple[int, int]], k: int) -> bool:
-    starts = [s for s, _ in segments]
-    for i in range(bounds.size - 1):
-        lo, hi = bounds[i], bounds[i + 1]
-        j = bisect.bisect_right(starts, lo) - 1
-        first = segments[j][0] if j >= 0 and segments[j][1] > lo else math.floor(lo)
-        j = bisect.bisect_left(starts, hi) - 1
-        last = segments[j][1] if j >= 0 and segments[j][1] >= hi else math.ceil(hi)
-        if last - first > k:
-            return False
-    return True
-
-
-def _mirror(segments: list[tuple[int, int]], length: int) -> list[tuple[int, int]]:
-    return sorted((length - e, length - s) for s, e in segments)
-
-
-def _find_plan(t: np.ndarray, q: int, k: int) -> _Plan | None:
-    """A feasible segment plan for k diag(t) = sum of k rank-q projectors, or None."""
-    m = t.size
-    views = [(False, t, q), (True, 1.0 - t, m - q)]
-    views.sort(key=lambda view: view[2])  # the smaller rank first
-    for complement, tau, rank in views:
-        if k * rank < m:
-            return None  # rank bound (the other view's bound is no weaker when ranks are sorted)
-        length = k * rank
-        d = k * tau
-        for order in (np.argsort(-d, kind="stable"), np.argsort(d, kind="stable")):
-            bounds = np.concatenate(([0.0], np.cumsum(d[order])))
-            bounds[-1] = float(length)
-            forward = _greedy_segments(bounds, length)
-            mirrored = _greedy_segments(length - bounds[::-1], length)
-            candidates = [forward, None if mirrored is None else _mirror(mirrored, length),
-                          _grid_segments(bounds, length, m)]
-            for segments in candidates:
-                if segments is not None and _spans_ok(bounds, segments, k):
-                    return _Plan(complement, rank, order, bounds, tuple(segments))
-    return None
-
-
-def _unit_frame(shares: np.ndarray, n: int) -> np.ndarray:
-    """n unit vectors (columns, p x n) with sum u u^T = diag(shares), sum(shares) = n, p <= n.
-
-    Equal-diagonal rotation as a sequence of pairings: keep orthogonal "images" y with ||y||^2 = mu;
-    pair the largest mu >= 1 with the smallest mu <= 1: emit cos y_hi + sin y_lo (unit norm),
-    keep -sin y_hi + cos y_lo (norm^2 mu_hi + mu_lo - 1). Exact in exact arithmetic.
-    """
-    p = shares.size
-    values = np.zeros(n)
-    values[:p] = shares
-    images = np.zeros((n, p))
-    images[np.arange(p), np.arange(p)] = np.sqrt(shares)
-    alive = np.ones(n, dtype=bool)
-    out = np.empty((p, n))
-    for step in range(n - 1):
-        masked = np.where(alive, values, -np.inf)
-        hi = int(np.argmax(masked))
-        lo = int(np.argmin(np.where(alive, values, np.inf)))
-        v_hi, v_lo = values[hi], values[lo]
-        if hi == lo or v_hi - v_lo <= 0.0:
-            cos2 = 1.0 / max(v_hi, np.finfo(float).tiny)
-            out[:, step] = images[hi] * math.sqrt(cos2)
-            alive[hi] = False
-            continue
-        cos2 = min(max((1.0 - v_lo) / (v_hi - v_lo), 0.0), 1.0)
-        cos, sin = math.sqrt(cos2), math.sqrt(1.0 - cos2)
-        out[:, step] = cos * images[hi] + sin * images[lo]
-        images[lo] = -sin * images[hi] + cos * images[lo]
-        values[lo] = v_hi + v_lo - 1.0
-        alive[hi] = False
-    last = int(np.flatnonzero(alive)[0])
-    norm = float(np.linalg.norm(images[last]))
-    out[:, n - 1] = images[last] / norm if norm > 0 else 0.0
-    return out
-
-
-def _projector_bases(t: np.ndarray, q: int, k: int, plan: _Plan) -> list[np.ndarray]:
-    """The k orthonormal bases W_j (m x q) with sum W_j W_j^T = k diag(t), from a plan."""
-    m = t.size
-    length = k * plan.rank
-    lines = np.zeros((m, length))  # column u: the unit vector of cell u, coordinates in t's order
-    covered = np.zeros(length, dtype=bool)
-    bounds, order = plan.bounds, plan.order
-    for s, e in plan.segments:
-        lo = int(np.searchsorted(bounds[1:], s, "right"))
-        hi = int(np.searchsorted(bounds[:-1], e, "left"))
-        shares = np.minimum(bounds[lo + 1: hi + 1], e) - np.maximum(bounds[lo:hi], s)
-        shares = np.maximum(shares, 0.0)
-        shares *= (e - s) / shares.sum()
-        lines[order[lo:hi], s:e] = _unit_frame(shares, e - s)
-        covered[s:e] = True
-    for u in np.flatnonzero(~covered):  # unit cells: the pure basis vector of their coordinate
-        i = min(int(np.searchsorted(bounds, u + 0.5, "right")) - 1, m - 1)
-        lines[order[i], u] = 1.0
-    bases = [lines[:, j::k] for j in range(k)]
-    if plan.complement:
-        bases = [np.linalg.qr(W, mode="complete")[0][:, plan.rank:] for W in bases]
-    return bases
-
-
-# ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
 
@@ -295,10 +142,14 @@ class BalancedFactorization:
         blocks: k = d / r.
         objective: the width-d DropBlock objective (eq. 8, theta from eq. 7) of (U, V).
         minimum: the global minimum F* (``GlobalMin.objective``).
-        exact: True when U V^T X = A* and objective == minimum (to rounding).
-        kept_rank: l, the number of singular directions of Y P the network fits (the rank of A*
-            when exact).
-        min_exact_width: see :func:`min_exact_width`.
+        exact: True when U V^T X = A*, the blocks are balanced and objective == minimum (to rounding).
+        kept_rank: the number of singular directions of Y P the network may use (rank(A*) when exact).
+        method: how it was built: "saturated" (rank(A*) <= r or all t_i = 1: the blocks are A*/k),
+            "construction" (the segment construction), "numerical" (Levenberg-Marquardt solve of
+            the projector equations, verified to rounding), "truncation" (not exact: the best
+            truncation, see the module docstring) or "local search" (not exact, r > 1: the best
+            of seeded Levenberg-Marquardt runs on the width-d objective, started from the
+            truncation and from random points; a stationary point, not certified global).
     """
 
     U: np.ndarray
@@ -310,11 +161,11 @@ class BalancedFactorization:
     minimum: float
     exact: bool
     kept_rank: int
-    min_exact_width: int
+    method: str
 
     @property
     def gap(self) -> float:
-        """objective - minimum (>= 0; 0 when exact)."""
+        """objective - minimum (>= 0 up to rounding; 0 when exact)."""
         return self.objective - self.minimum
 
 
@@ -327,18 +178,18 @@ class WidthGap:
         objectives: the width-d objective of the returned network, per width.
         minimum: the global minimum F*.
         exact: whether that network attains F*, per width.
-        kept_rank: the number of singular directions it fits, per width.
+        methods: how it was built, per width (see :class:`BalancedFactorization`).
     """
 
     widths: np.ndarray
     objectives: np.ndarray
     minimum: float
     exact: np.ndarray
-    kept_rank: np.ndarray
+    methods: tuple[str, ...]
 
     @property
     def relative_gap(self) -> np.ndarray:
-        """(objective - minimum) / minimum (0 where the minimum is 0 and the gap too)."""
+        """(objective - minimum) / minimum (the absolute gap where the minimum is 0)."""
         gap = self.objectives - self.minimum
         return gap / self.minimum if self.minimum > 0 else gap
 
@@ -367,33 +218,98 @@ def _truncated(result: GlobalMin, kept: int) -> tuple[np.ndarray, float]:
     if kept == 0:
         return np.zeros(0), result.residual + float(np.sum(m**2))
     prox = prox_ksupport_sq(m[:kept], result.block_size, result.beta)
-    lost = float(np.sum(m[kept:] ** 2))
-    values = prox.values[: prox.rank]
-    return values, result.residual + lost + prox.objective
+    return prox.values[: prox.rank], result.residual + float(np.sum(m[kept:] ** 2)) + prox.objective
 
 
-def _decide(result: GlobalMin, k: int) -> tuple[int, np.ndarray, float, _Split, _Plan | None]:
-    """(kept, singular values, objective, split, plan) of the best network this module builds at k."""
-    r = result.block_size
-    for kept in range(result.rank, -1, -1):
-        values, objective = _truncated(result, kept)
-        split = _split(values, r)
-        if split.t.size == 0:
-            return kept, values, objective, split, None
-        plan = _find_plan(split.t, split.q, k)
-        if plan is not None:
-            return kept, values, objective, split, plan
-    raise AssertionError("unreachable: kept = 0 always balances")  # pragma: no cover
+def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.ndarray] | None, str]:
+    if split.t.size == 0:
+        return [], "saturated"
+    plan = segment_plan(split.t, split.q, k)
+    if plan is not None:
+        return bases_from_plan(split.t, k, plan), "construction"
+    if numerical:
+        bases = solve_numerically(split.t, split.q, k)
+        if bases is not None:
+            return bases, "numerical"
+    return None, ""
+
+
+def _factor(values: np.ndarray, split: _Split, bases: list[np.ndarray], k: int, r: int, rows: int) -> np.ndarray:
+    """E (rows x r k) with E_j E_j^T = (1/k) (diag(a_S) (+) c W_j W_j^T): U = L E, V = R E."""
+    S = split.saturated
+    E = np.zeros((rows, r * k))
+    head = np.sqrt(values[:S] / k)
+    band = math.sqrt(split.c / k) if split.t.size else 0.0
+    for j, W in enumerate(bases if bases else [None] * k):
+        block = E[:, j * r: (j + 1) * r]
+        block[np.arange(S), np.arange(S)] = head
+        if W is not None:
+            block[S: S + W.shape[0], S: S + W.shape[1]] = band * W
+    return E
+
+
+def _width_objective(target: np.ndarray, r: int, strength: float):
+    """Residuals and Jacobian of the width-d objective in the singular coordinates of Y P.
+
+    x = (U~, V~), both n x d; residuals diag(target) - U~ V~^T and sqrt(strength) U~_j V~_j^T.
+    """
+    n = target.size
+    eye = np.eye(n)
+    goal = np.diag(target)
+    root = math.sqrt(strength)
+
+    def fun(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = x.size // (2 * n)
+        Ut, Vt = x[: n * d].reshape(n, d), x[n * d:].reshape(n, d)
+        k = d // r
+        res = [(goal - Ut @ Vt.T).ravel()]
+        jac_u = np.zeros((k + 1, n, n, n, d))
+        jac_v = np.zeros((k + 1, n, n, n, d))
+        jac_u[0] = -np.einsum("ac,bl->abcl", eye, Vt)
+        jac_v[0] = -np.einsum("al,bc->abcl", Ut, eye)
+        for j in range(k):
+            cols = slice(j * r, (j + 1) * r)
+            res.append(root * (Ut[:, cols] @ Vt[:, cols].T).ravel())
+            jac_u[j + 1][..., cols] = root * np.einsum("ac,bl->abcl", eye, Vt[:, cols])
+            jac_v[j + 1][..., cols] = root * np.einsum("al,bc->abcl", Ut[:, cols], eye)
+        jac = np.concatenate((jac_u.reshape((k + 1) * n * n, n * d), jac_v.reshape((k + 1) * n * n, n * d)), axis=1)
+        return np.concatenate(res), jac
+
+    return fun
+
+
+def _local_search(result: GlobalMin, k: int, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Best of seeded Levenberg-Marquardt runs on the width-d objective (U~, V~ in A*'s singular
+    coordinates), from the truncation (slightly perturbed: it is a saddle) and random points."""
+    n, d = start.shape
+    if n == 0 or 2 * n * d > MAX_NUMERICAL_UNKNOWNS:
+        return None
+    target = result.target_singular_values[:n]
+    fun = _width_objective(target, result.block_size, k * result.beta)
+    rng = np.random.default_rng(0)
+    scale = math.sqrt(float(target[0]) / d)
+    best = None
+    for attempt in range(_LOCAL_STARTS):
+        if attempt == 0:
+            x0 = np.concatenate((start.ravel(), start.ravel())) + 1e-3 * scale * rng.standard_normal(2 * n * d)
+        else:
+            x0 = scale * rng.standard_normal(2 * n * d)
+        x, cost, _ = levenberg_marquardt(fun, x0, max_iterations=500, tolerance=1e-24)
+        if best is None or cost < best[2]:
+            best = (x[: n * d].reshape(n, d), x[n * d:].reshape(n, d), cost)
+    return best
 
 
 def min_exact_width(result: GlobalMin) -> int:
-    """The smallest width d (a multiple of r) from which :func:`balanced_factorization` is exact at
-    every larger multiple of r.
+    """The smallest width d (a multiple of r) from which the segment construction is exact at
+    every larger multiple of r: :func:`balanced_factorization` is exact for every d >= it.
 
     With the notation of the module docstring: r when the band is empty (rank(A*) <= r or all
-    t_i = 1); r m when q^ = 1 (necessary and sufficient); otherwise the smallest k with success at
-    every k' up to the proven bound ceil((4 m - 2)/(1 - max tau)) (scanned when that bound is within
-    4096 of the rank bound, else the proven bound itself).
+    t_i = 1); r m when q^ = 1 (then exactness holds iff d >= r m: m is the rank bound); otherwise
+    r times the smallest k with success at every k' up to the proven bound
+    ceil((4 m - 2)/(1 - max tau)) (scanned when that bound is within 4096 of the rank bound, else
+    the proven bound itself). Below it :func:`balanced_factorization` may still be exact (the
+    construction at that k, or the numerical solve) and says so in ``exact``.
     """
     res = _check_result(result)
     r = res.block_size
@@ -404,62 +320,72 @@ def min_exact_width(result: GlobalMin) -> int:
     low = max(-(-m // q), -(-m // (m - q)))
     if min(q, m - q) == 1:
         return r * m
-    bounds = []
+    proven = math.inf
     for tau in (split.t, 1.0 - split.t):
         gap = 1.0 - float(tau.max())
-        bounds.append(math.ceil((4 * m - 2) / gap) if gap > 0 else math.inf)
-    proven = max(min(bounds), low)
-    if not math.isfinite(proven):  # pragma: no cover - t in (0, 1) strictly
-        raise AssertionError("no proven bound")
+        if gap > 0:
+            proven = min(proven, math.ceil((4 * m - 2) / gap))
+    proven = max(int(proven), low)
     if proven - low > _SCAN_LIMIT:
-        return r * int(proven)
-    k = int(proven)
-    while k > low and _find_plan(split.t, q, k - 1) is not None:
+        return r * proven
+    k = proven
+    while k > low and segment_plan(split.t, q, k - 1) is not None:
         k -= 1
     return r * k
 
 
 def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
-    """A width-d network at the global minimum when one exists (see the module docstring).
+    """A width-d network at the global minimum when one can be built (see the module docstring).
 
     Args:
         result: a :class:`structdrop.GlobalMin` (from data, from moments, or without X).
         d: the width, a positive multiple of the block size r of the solve.
 
     Returns:
-        :class:`BalancedFactorization`: U (a x d), V (b x d; N x d without X) with blocks of r
-        consecutive columns; when ``exact``, U V^T X = A*, all block products have Frobenius norm
-        ||sigma(A*)||_(r)/k (Definition 3) and the width-d objective (eq. 8) equals F*. Otherwise
-        the best truncation the module can balance (``kept_rank`` < rank(A*)), with its objective.
+        :class:`BalancedFactorization`: U (a x d), V (b x d; N x d without X), blocks of r
+        consecutive columns. When ``exact``: U V^T X = A*, every block product has Frobenius norm
+        ||sigma(A*)||_(r)/k (Definition 3) and the width-d objective (eq. 8, theta from eq. 7)
+        equals F*. Otherwise the best network found (``method`` says which), with its objective.
 
     Raises:
-        ValueError: d < 1 or r does not divide d.
+        TypeError: result is not a GlobalMin, or d is not an integer.
+        ValueError: d < 1, or r does not divide d.
     """
     res = _check_result(result)
     k = _blocks(res, d)
     r = res.block_size
-    kept, values, objective, split, plan = _decide(res, k)
-    n = values.size
-    S = split.saturated
-    # E_j (n x r) in the coordinates of A*'s singular vectors: E_j E_j^T = (1/k)(diag(a_S) + c P_j).
-    E = np.zeros((n, r * k))
-    head = np.sqrt(values[:S] / k)
-    bases = _projector_bases(split.t, split.q, k, plan) if plan is not None else None
-    for j in range(k):
-        cols = slice(j * r, j * r + r)
-        block = E[:, cols]
-        block[np.arange(S), np.arange(S)] = head
+    n = res.rank
+    values = res.singular_values[:n]
+    split = _split(values, r)
+    bases, method = _balanced_bases(split, k, numerical=True)
+    if bases is not None:
+        E = _factor(values, split, bases, k, r, n)
+        return _network(res, E, E, k, res.objective, True, n, method)
+    for kept in range(n - 1, -1, -1):  # the largest truncation the construction can balance
+        values, objective = _truncated(res, kept)
+        split = _split(values, r)
+        bases, _ = _balanced_bases(split, k, numerical=False)
         if bases is not None:
-            block[S:, S: S + split.q] = math.sqrt(split.c / k) * bases[j]
-    U = res.left_vectors[:, :n] @ E
-    V = res.right_coefficients[:n].T @ E
-    exact = kept >= res.rank
-    return BalancedFactorization(
-        U=U, V=V, width=r * k, block_size=r, blocks=k,
-        objective=res.objective if exact else objective,
-        minimum=res.objective, exact=exact, kept_rank=kept if not exact else res.rank,
-        min_exact_width=min_exact_width(res),
-    )
+            break
+    E = _factor(values, split, bases, k, r, n)  # type: ignore[arg-type]
+    left, right, method = E, E, "truncation"
+    if r > 1:  # the truncation is optimal over width d for r = 1 only: search locally for r > 1
+        found = _local_search(res, k, E)
+        if found is not None:
+            lost = res.residual + float(np.sum(res.target_singular_values[n:] ** 2))
+            if lost + found[2] < objective:
+                left, right, objective, method = found[0], found[1], lost + found[2], "local search"
+    return _network(res, left, right, k, objective, False, kept, method)
+
+
+def _network(res: GlobalMin, left: np.ndarray, right: np.ndarray, k: int, objective: float,
+             exact: bool, kept: int, method: str) -> BalancedFactorization:
+    n = left.shape[0]
+    U = res.left_vectors[:, :n] @ left
+    V = res.right_coefficients[:n].T @ right
+    r = res.block_size
+    return BalancedFactorization(U=U, V=V, width=r * k, block_size=r, blocks=k, objective=objective,
+                                 minimum=res.objective, exact=exact, kept_rank=kept, method=method)
 
 
 def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -467,8 +393,8 @@ def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]
 
     U is a x d, V is b x d (N x d for a minimum computed without X, where the rows of
     ``result.right_coefficients`` are the right singular vectors themselves). Exact (U V^T X = A*,
-    balanced, objective = F*) for every d >= :func:`min_exact_width`; see the module docstring for
-    the construction, the widths, the cost and a counterexample below them.
+    balanced, objective = F*) for every d >= :func:`min_exact_width`, and often below it; see the
+    module docstring for the construction, the widths, the cost and a counterexample.
     """
     fact = balanced_factorization(result, d)
     return fact.U, fact.V
@@ -477,16 +403,14 @@ def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]
 def width_gap(result: GlobalMin, widths: Sequence[int]) -> WidthGap:
     """The width-d objective of the network :func:`balanced_factorization` returns, for each d.
 
-    Cheap: no network is formed (only the plan of the construction and a prox per truncation).
+    Builds each network (cost as in :func:`balanced_factorization`, per width).
     """
     res = _check_result(result)
-    ds = [as_int("widths", w, minimum=1) for w in widths]
-    objectives, exact, kept = [], [], []
-    for w in ds:
-        kept_w, _, objective, _, _ = _decide(res, _blocks(res, w))
-        is_exact = kept_w >= res.rank
-        objectives.append(res.objective if is_exact else objective)
-        exact.append(is_exact)
-        kept.append(kept_w if not is_exact else res.rank)
-    return WidthGap(np.asarray(ds, dtype=int), np.asarray(objectives, dtype=float), res.objective,
-                    np.asarray(exact, dtype=bool), np.asarray(kept, dtype=int))
+    facts = [balanced_factorization(res, w) for w in widths]
+    return WidthGap(
+        widths=np.asarray([f.width for f in facts], dtype=int),
+        objectives=np.asarray([f.objective for f in facts], dtype=float),
+        minimum=res.objective,
+        exact=np.asarray([f.exact for f in facts], dtype=bool),
+        methods=tuple(f.method for f in facts),
+    )
