@@ -28,7 +28,7 @@ from ._least_squares import levenberg_marquardt
 __all__ = ["SegmentPlan", "bases_from_plan", "segment_plan", "solve_numerically"]
 
 # Largest number of unknowns (m k q^) the numerical solve takes on.
-MAX_NUMERICAL_UNKNOWNS = 2000
+MAX_NUMERICAL_UNKNOWNS = 600
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def _equations(diagonal: np.ndarray, rank: int, k: int):
     return fun
 
 
-def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 4, seed: int = 0) -> list[np.ndarray] | None:
+def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: int = 0) -> list[np.ndarray] | None:
     """W_1..W_k (m x q, orthonormal) with sum W_j W_j^T = k diag(t) to rounding, or None.
 
     Levenberg-Marquardt from ``starts`` seeded random orthonormal starts, on the view (t or 1 - t)
@@ -230,7 +230,7 @@ def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 4, seed: i
     rng = np.random.default_rng(seed)
     for _ in range(starts):
         start = np.hstack([np.linalg.qr(rng.standard_normal((m, rank)))[0] for _ in range(k)])
-        x, _, _ = levenberg_marquardt(fun, start.ravel(), max_iterations=300, tolerance=1e-30)
+        x, _, _ = levenberg_marquardt(fun, start.ravel(), max_iterations=200, tolerance=1e-30)
         W = x.reshape(m, k * rank)
         bases = [np.linalg.qr(W[:, j * rank:(j + 1) * rank])[0] for j in range(k)]
         total = sum(B @ B.T for B in bases)

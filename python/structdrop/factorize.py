@@ -4,62 +4,67 @@ The paper proves that the DropBlock objective of a width-d network with theta sc
 
     f_d(U, V) = ||Y - U V^T X||^2 + k beta_bar sum_j ||U_j V_j^T X||_F^2     (eq. 8, d = r k),
 
-attains the minimum F* of the convex problem ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 at a balanced
+reaches the minimum F* of the convex problem ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 at a balanced
 factorisation (Definition 3), but never builds one. This module builds it, says for which widths
-that is possible, and returns the best network it can build at the other widths.
+that is possible, and returns the best network it finds at the other widths.
 
-Why a balanced factorisation is what is needed. Write A = U V^T X = sum_j A_j with the block
-products A_j = U_j V_j^T X (rank <= r). Cauchy-Schwarz gives k sum_j ||A_j||^2 >= (sum_j ||A_j||)^2,
-with equality iff all ||A_j|| are equal (balanced), and sum_j ||A_j|| >= ||sigma(A)||_(r) because the
-r-support norm is the atomic norm of the rank-<=r matrices of unit Frobenius norm (its unit ball is
-their convex hull). So f_d(U, V) >= F(A) >= F*, with equality iff A = A* and the blocks form an
-equal-norm decomposition of A* attaining the norm.
+What is needed. Write A = U V^T X = sum_j A_j with the block products A_j = U_j V_j^T X (rank <= r;
+only the products enter eq. 8, so how each block is split between U_j and V_j does not matter).
+Cauchy-Schwarz gives k sum_j ||A_j||^2 >= (sum_j ||A_j||)^2, with equality iff all ||A_j|| are equal
+(balanced), and sum_j ||A_j|| >= ||sigma(A)||_(r) because the r-support norm is the atomic norm of
+the rank-<=r matrices of unit Frobenius norm (its unit ball is their convex hull). So
+f_d(U, V) >= F(A) >= F*, with equality iff A = A* and the blocks are an equal-norm decomposition of
+A* that attains the norm.
 
-Which decompositions attain the norm. Let a_1 >= ... >= a_n > 0 be the singular values of A*
-(A* = L diag(a) R^T) and t_i = min(1, a_i / c) the minimiser of the variational form
-||a||_(r)^2 = min {sum a_i^2 / t_i : 0 < t_i <= 1, sum t_i <= r} (c is fixed by sum t_i = r; for
-n <= r all t_i = 1). Call S = {i : t_i = 1} (the head of the corrected Theorem 6 and any band value
-equal to c) and B the other m = n - |S| indices, with q = r - |S| = sum_{i in B} t_i. A dual
-certificate argument (the atoms touching the optimal face) shows that the optimal equal-norm
-decompositions into k pieces are exactly
+Which decompositions attain the norm. Let a_1 >= ... >= a_n > 0 be the singular values of
+A* = L diag(a) R^T and t_i = min(1, a_i / c) the minimiser of the variational form
+||a||_(r)^2 = min {sum a_i^2 / t_i : 0 < t_i <= 1, sum t_i <= r}, c fixed by sum t_i = r (for n <= r
+all t_i = 1). Let S = {i : t_i = 1} (the head of the corrected Theorem 6 and any value equal to c)
+and B the other m = n - |S| indices, q = r - |S| = sum_{i in B} t_i. Every atom of an optimal
+decomposition must attain the dual certificate L diag(a_S, c, ..., c) R^T / ||a||_(r), which forces
 
-    A_j = (1/k) L [diag(a_S) (+) c P_j] R^T,   P_j an orthogonal projector of rank q on R^B,
+    A_j = mu_j L [diag(a_S) (+) c P_j] R^T,   P_j an orthogonal projector of rank q on R^B,
 
-with sum_j P_j = k diag(t_B). Everything therefore reduces to writing the diagonal matrix
-k diag(t_B) as a sum of k rank-q projectors. Necessary: rank, k q >= m, and (applied to the
-complements I - P_j, of rank m - q) k (m - q) >= m.
+and balance forces mu_j = 1/k, so sum_j P_j = k diag(t_B). Hence: a width-d network attains F*
+iff k diag(t_B) is a sum of k projectors of rank q. Necessary: the rank bounds k q >= m and
+k (m - q) >= m (the complements I - P_j have rank m - q and sum to k diag(1 - t_B), of rank m).
 
-The construction. Lay the values k t_i (or their complements k (1 - t_i), whichever view has the
-smaller rank q^ = min(q, m - q)) end to end on [0, k q^], cut it at integers into segments that
-overlap at most as many coordinates as they are long, and in each segment of length n build n unit
-vectors whose frame operator is the diagonal of the coordinates' shares (equal-diagonal rotation,
-the construction of Mianjy, Arora and Vidal 2018 for r = 1, done as O(n m) pairings of one value
->= 1 with one value <= 1). Cell u of the line goes to block u mod k. Vectors of segments that share
-no coordinate are orthogonal, so every block gets q^ orthonormal vectors as soon as every
-coordinate's segments span at most k cells; the blocks' projectors then sum to k diag(t) exactly.
+The construction (exact in exact arithmetic). Take the view tau = t_B or 1 - t_B with the smaller
+rank q^ = min(q, m - q). Lay the lengths k tau_i end to end on [0, k q^], cut the line at integers
+into segments that overlap at most as many coordinates as they are long, and in each segment of
+length n build n unit vectors whose frame operator is the diagonal of the coordinates' shares (an
+equal-diagonal rotation, the construction of Mianjy, Arora and Vidal 2018 for r = 1, done as n
+pairings of a value >= 1 with a value <= 1). Cell u of the line goes to block u mod k. Vectors of
+segments that share no coordinate are orthogonal, so each block gets q^ orthonormal vectors as
+soon as the segments touching any one coordinate span at most k cells; their projectors sum to
+k diag(tau). The pieces U_j = L E_j, V_j = R E_j with E_j E_j^T = (1/k)(diag(a_S) (+) c P_j) follow.
 
-For which widths d = r k it is exact:
-- A* = 0, or rank(A*) <= r, or every t_i = 1: every k >= 1.
-- q^ = 1 (always for r = 1; also whenever m - q = 1): exactly k >= m (iff: the rank bound).
-- q^ >= 2: the construction is tried at the requested k (several orders and segmentations); it
-  provably succeeds for every k >= ceil((4 m - 2) / (1 - max_i tau_i)), tau the chosen view, and in
-  practice from about k = m. :func:`min_exact_width` reports the smallest width from which it
-  succeeds at every larger width (scanned up to that proven bound).
-Below these widths, or when k q^ < m (rank bound: no width-d network reaches F* at all), the
-returned network is the best balanced network over truncations: A_l = the minimiser of F with
-only the l largest singular values of Y P (fit to the rest lost), for the largest l whose
-minimiser the construction can balance at width d. For r = 1 this is the global minimum of f_d
-over all width-d networks (min over rank(A) <= k of ||Y - A||^2 + beta ||A||_*^2; the best
-support is the top k singular values, since ||v||^2 - min_a(||v - a||^2 + beta (sum a)^2) is
-non-decreasing in every v_i); for r > 1 it is the best network of this form, not proven optimal
-over width d.
+For which widths d = r k the result is exact (``exact``; U V^T X = A*, balanced, f_d = F*):
+- A* = 0, rank(A*) <= r, or all t_i = 1: every k >= 1 (the blocks are A*/k).
+- q^ = 1 (always for r = 1; also when m - q = 1): iff k >= m (the rank bound).
+- q^ >= 2: for every k >= :func:`min_exact_width` / r, which the construction provably reaches by
+  k = ceil((4 m - 2) / (1 - max_i tau_i)) (segments of length m to 2m - 1) and in practice near
+  k = m. Below it, a seeded Levenberg-Marquardt solve of the projector equations often finds an
+  exact solution down to the rank bound (accepted only when the equations hold to 1e-12); where
+  it does not, the network is not exact.
+Not exact: k q^ < m (no width-d network attains F*), or no solution found. Then the network is the
+best truncation A_l = argmin F restricted to the top l singular directions of Y P, for the largest
+l the construction can balance at width d. For r = 1 this is the global minimum of f_d over all
+width-d networks: f_d's minimum is min {||Y - A||^2 + beta ||A||_*^2 : rank A <= k} and the best
+support is the top k singular values (||v||^2 - min_a(||v - a||^2 + beta (sum a)^2) is
+non-decreasing in every v_i). For r > 1 the truncation is refined by block-coordinate descent on
+the block products (each step the Eckart-Young optimum of one block given the others) from the
+truncation and from seeded random starts: a block-coordinate minimum, not certified global.
 
-Counterexample (no finite width below the rank bound is exact). Y = diag(3, 2, 1) (no X), r = 1,
-theta_bar = 1/2 (beta = 1): A* = diag(1, 0, 0)... has rank 1 only for this beta; with beta = 0.1
-A* has rank 3, and at d = 2 every network product U V^T has rank <= 2, so f_2 > F*: the returned
-network is the truncation to the top 2 singular values, which is the width-2 optimum.
+Counterexample. Y = diag(3, 2, 1) (no X), r = 1, theta_bar = 1/1.1 (beta = 0.1): A* has singular
+values (2.538, 1.538, 0.538) and F* = 2.7692. Every width-2 network product has rank <= 2, so
+f_2 > F* for every width-2 network; the best is the truncation to (3, 2): f_2 = 37/12 = 3.0833
+(and f_1 = 5.8182 at width 1); from width 3 on the network is exact. :func:`width_gap` reports such
+objective/minimum tables.
 
-Cost: O(rank^2 + (a + b) r d) to form U and V, plus O(n m) per segment of length n.
+Cost: the construction is O(k q^ m + n r d) plus O(n m) per segment of length n; forming U and V is
+O((a + b) n d). The numerical solve (at most 600 unknowns m k q^) and the block descent
+(O(k n^3) per sweep) run only below the construction's widths.
 """
 
 from __future__ import annotations
@@ -248,7 +253,7 @@ def _factor(values: np.ndarray, split: _Split, bases: list[np.ndarray], k: int, 
 
 
 def _block_descent(target: np.ndarray, pieces: np.ndarray, r: int, strength: float,
-                   sweeps: int = 5000) -> tuple[np.ndarray, float]:
+                   sweeps: int = 2000) -> tuple[np.ndarray, float]:
     """Block-coordinate descent on ||diag(target) - sum_j A_j||^2 + strength sum_j ||A_j||^2, rank A_j <= r.
 
     The width-d objective depends on the network only through its block products A_j (n x n in
