@@ -20,12 +20,21 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ._least_squares import levenberg_marquardt
 
-__all__ = ["SegmentPlan", "bases_from_plan", "segment_plan", "solve_numerically"]
+__all__ = [
+    "SegmentPlan",
+    "SummedPlans",
+    "bases_from_plan",
+    "proven_block_count",
+    "rank_bound",
+    "segment_plan",
+    "solve_numerically",
+]
 
 # Largest number of unknowns (m k q^) the numerical solve takes on.
 MAX_NUMERICAL_UNKNOWNS = 600
@@ -188,7 +197,7 @@ def _complements(bases: list[np.ndarray], rank: int) -> list[np.ndarray]:
     return [np.linalg.qr(W, mode="complete")[0][:, rank:] for W in bases]
 
 
-def _equations(diagonal: np.ndarray, rank: int, k: int):
+def _equations(diagonal: np.ndarray, rank: int, k: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Residuals and Jacobian of W W^T = diag(diagonal), W_j^T W_j = I (W = [W_1 ... W_k], m x k rank)."""
     m = diagonal.size
     width = k * rank
@@ -237,3 +246,85 @@ def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: i
         if np.max(np.abs(total - np.diag(diagonal))) <= 1e-12 * max(k, 1):
             return _complements(bases, rank) if complement else bases
     return None
+
+
+def rank_bound(t: np.ndarray, q: int) -> int:
+    """The least k with k q >= m and k (m - q) >= m: no k below it admits a solution."""
+    m = t.size
+    return max(-(-m // q), -(-m // (m - q)))
+
+
+def proven_block_count(t: np.ndarray, q: int) -> int:
+    """A k from which the construction succeeds at every larger k (segments of length m to 2m - 1).
+
+    Each such segment overlaps at most m coordinates, and a coordinate of length k tau_i touches
+    segments spanning at most k tau_i + 4m - 2 cells, which is <= k once
+    k >= (4m - 2)/(1 - tau_i); the view (t or 1 - t) with the smaller bound is used.
+    """
+    m = t.size
+    bound = math.inf
+    for tau in (t, 1.0 - t):
+        gap = 1.0 - float(tau.max())
+        if gap > 0:
+            bound = min(bound, math.ceil((4 * m - 2) / gap))
+    return max(int(bound), rank_bound(t, q))
+
+
+class SummedPlans:
+    """Block counts reachable as sums of counts at which a solution is known.
+
+    Solutions add: if sum_{j<k1} P_j = k1 diag(t) and sum_{j<k2} P'_j = k2 diag(t), the k1 + k2
+    projectors together sum to (k1 + k2) diag(t). Scanning k upwards from the rank bound, once every
+    k in a run as long as the smallest solvable count c_min is reachable, every larger k is (add
+    copies of c_min). ``solvable(k)`` decides a single count (by default: the construction succeeds).
+    """
+
+    def __init__(self, t: np.ndarray, q: int, scan_limit: int,
+                 solvable: Callable[[int], bool] | None = None) -> None:
+        self.t, self.q = t, q
+        self.solvable = solvable if solvable is not None else (lambda k: segment_plan(t, q, k) is not None)
+        self.low = rank_bound(t, q)
+        self.limit = self.low + scan_limit
+        self.parts: dict[int, tuple[int, ...] | None] = {}
+        self.run_start: int | None = None
+        self.smallest: int | None = None
+        self._scanned = self.low - 1
+        self._run = 0
+
+    def _scan_to(self, upto: int) -> None:
+        while self._scanned < min(upto, self.limit) and self.run_start is None:
+            k = self._scanned + 1
+            self._scanned = k
+            found: tuple[int, ...] | None = None
+            for j, first in self.parts.items():  # a sum first: cheaper than deciding k itself
+                rest = self.parts.get(k - j)
+                if first is not None and k - j >= j and rest is not None:
+                    found = first + rest
+                    break
+            if found is None and self.solvable(k):
+                found = (k,)
+            self.parts[k] = found
+            if found is None:
+                self._run = 0
+                continue
+            self.smallest = k if self.smallest is None else self.smallest
+            self._run += 1
+            if self._run >= self.smallest:
+                self.run_start = k - self._run + 1
+
+    def first_of_all_larger(self) -> int | None:
+        """The least k0 such that every k >= k0 is reachable (None if not found within the scan)."""
+        self._scan_to(self.limit)
+        return self.run_start
+
+    def decompose(self, k: int) -> tuple[int, ...] | None:
+        """Solvable block counts summing to k; None when not found within the scan."""
+        self._scan_to(k)
+        if k in self.parts:
+            return self.parts[k]
+        if self.run_start is not None and self.smallest is not None and k >= self.run_start:
+            copies = (k - self.run_start) // self.smallest
+            rest = self.parts[k - copies * self.smallest]
+            assert rest is not None
+            return rest + (self.smallest,) * copies
+        return None
