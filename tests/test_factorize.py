@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import structdrop as sd
 from conftest import variational_norm_sq
 from scipy.optimize import minimize
-
-import structdrop as sd
 from structdrop import factorize as fz
 from structdrop._projector_sum import bases_from_plan, segment_plan, solve_numerically
 
@@ -183,7 +182,7 @@ def best_lbfgs(Y, X, r, strength, d, starts, seed):
     best = np.inf
     for _ in range(starts):
         out = minimize(f, 0.5 * rng.standard_normal(size), jac=True, method="L-BFGS-B",
-                       options=dict(maxiter=2000, gtol=1e-11, ftol=1e-15))
+                       options={"maxiter": 2000, "gtol": 1e-11, "ftol": 1e-15})
         best = min(best, out.fun)
     return best
 

@@ -64,7 +64,7 @@ def _greedy_segments(bounds: np.ndarray, length: int) -> list[tuple[int, int]] |
     while x < length:
         nxt = int(np.searchsorted(inner, x, "right"))
         if nxt == inner.size or inner[nxt] >= x + 1:
-            x = length if nxt == inner.size else max(int(math.floor(inner[nxt])), x + 1)
+            x = length if nxt == inner.size else max(math.floor(inner[nxt]), x + 1)
             continue
         e = x + 1
         while _count(bounds, x, e) > e - x and e < length:

@@ -75,8 +75,9 @@ a few seconds at most) and, when not exact, the block descent (O(k n^3) per swee
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
