@@ -421,6 +421,7 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
             lost = res.residual + float(np.sum(res.target_singular_values[n:] ** 2))
             if lost + found[2] < objective - 1e-12 * objective:
                 left, right, objective, method = found[0], found[1], lost + found[2], "local search"
+                kept = n  # the search may use every singular direction of A*
     return _network(res, left, right, k, objective, False, kept, method)
 
 
