@@ -10,6 +10,7 @@ from __future__ import annotations
 # --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
 from .examples import SyntheticProblem, paper_synthetic
 from .global_min import ConditioningWarning, GlobalMin, dropblock_global_min, global_min_from_moments
+from .factorize import BalancedFactorization, WidthGap, balanced_factorization, balanced_factors, min_exact_width, width_gap
 from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
 from .width import beta_for_width, theta_for_width
 
@@ -33,21 +34,27 @@ __version__ = "0.1.0"
 
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps
+    "BalancedFactorization",
     "ConditioningWarning",
     "GlobalMin",
     "ProxResult",
     "SweepResult",
     "SyntheticProblem",
+    "WidthGap",
     "WidthSweepResult",
+    "balanced_factorization",
+    "balanced_factors",
     "beta_for_width",
     "dropblock_global_min",
     "global_min_from_moments",
     "ksupport_norm_sq",
     "ksupport_split",
+    "min_exact_width",
     "paper_synthetic",
     "prox_ksupport_sq",
     "sweep_global_min",
     "theta_for_width",
+    "width_gap",
     "width_sweep",
     # exact objectives and mask schemes
     "DataMoments",
