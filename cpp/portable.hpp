@@ -7,8 +7,6 @@
 // AVX2 nor AVX-512, so only the baseline kernels run. Every route returns the same integers, so
 // results do not depend on the route (the random stream is integer arithmetic only).
 //
-// Everything here is integer code without floating point or vector registers, so a copy that an
-// instruction-set-specific translation unit emits is safe to run on any CPU of the architecture.
 // Pure C++: no Python types.
 #pragma once
 
@@ -38,10 +36,19 @@
 #define STRUCTDROP_X86_64 0
 #endif
 
+// Linkage of the functions below: inline (one copy for the program), or static inline where a
+// translation unit compiled for one instruction set (sgd/kernels_*.cpp) defines
+// STRUCTDROP_PORTABLE_PRIVATE first: its copies then stay its own, never shared by the linker.
+#if defined(STRUCTDROP_PORTABLE_PRIVATE)
+#define STRUCTDROP_PORTABLE_FN static inline
+#else
+#define STRUCTDROP_PORTABLE_FN inline
+#endif
+
 namespace structdrop::portable {
 
 // floor(a b / 2^64).
-inline std::uint64_t mulhi64(std::uint64_t a, std::uint64_t b) {
+STRUCTDROP_PORTABLE_FN std::uint64_t mulhi64(std::uint64_t a, std::uint64_t b) {
 #if STRUCTDROP_GNU && defined(__SIZEOF_INT128__)
   __extension__ typedef unsigned __int128 u128;
   return static_cast<std::uint64_t>((static_cast<u128>(a) * b) >> 64);
@@ -58,10 +65,10 @@ inline std::uint64_t mulhi64(std::uint64_t a, std::uint64_t b) {
 }
 
 // (a b) mod 2^64 (unsigned arithmetic wraps: the same everywhere).
-inline std::uint64_t mullo64(std::uint64_t a, std::uint64_t b) { return a * b; }
+STRUCTDROP_PORTABLE_FN std::uint64_t mullo64(std::uint64_t a, std::uint64_t b) { return a * b; }
 
 // The index of the lowest set bit of x; x must not be 0.
-inline int ctz64(std::uint64_t x) {
+STRUCTDROP_PORTABLE_FN int ctz64(std::uint64_t x) {
 #if STRUCTDROP_GNU
   return __builtin_ctzll(x);
 #elif STRUCTDROP_MSVC && (defined(_M_X64) || defined(_M_ARM64))
@@ -81,7 +88,7 @@ inline int ctz64(std::uint64_t x) {
 }
 
 // A hint to bring the cache line holding p closer (no effect on results).
-inline void prefetch(const void* p) {
+STRUCTDROP_PORTABLE_FN void prefetch(const void* p) {
 #if STRUCTDROP_GNU
   __builtin_prefetch(p);
 #elif STRUCTDROP_MSVC && (defined(_M_X64) || defined(_M_IX86))
@@ -97,7 +104,7 @@ struct CpuFeatures {
   bool avx512 = false;  // AVX-512 F, VL, BW and DQ (every CPU with VL has BW and DQ)
 };
 
-inline CpuFeatures detect_cpu_features() {
+STRUCTDROP_PORTABLE_FN CpuFeatures detect_cpu_features() {
   CpuFeatures f;
 #if STRUCTDROP_X86_64 && STRUCTDROP_GNU
   // libgcc / compiler-rt check the CPUID bits and the OS's XCR0 state.

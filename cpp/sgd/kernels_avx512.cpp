@@ -2,6 +2,7 @@
 // -mavx512vl, or /arch:AVX512 with MSVC, on this file only; no FMA): still four-wide vectors, but
 // 32 vector registers for the four-column groups. x86-64 only: elsewhere, and in the portable
 // build, this file compiles to nothing and the dispatch never names it.
+#define STRUCTDROP_PORTABLE_PRIVATE 1  // this unit shares no inline function with others
 #include "portable.hpp"
 
 #if STRUCTDROP_X86_64
