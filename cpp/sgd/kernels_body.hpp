@@ -182,6 +182,9 @@ SD_INLINE void next_group(const UnitPass& p, const long* idx) {
   accumulate<K>(p.e_next, h, u, p.a);
 }
 
+// The kept columns are split into those kept at both steps, only at t and only at t+1, and each
+// group is processed four columns at a time, so that the shared vectors (e_now, x_now, x_next,
+// e_next) are loaded once per four columns.
 SD_INLINE void unit_pass_body(const UnitPass& p) {
   const long d = p.words * 64;
   long* both = p.lists;
