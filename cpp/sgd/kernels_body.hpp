@@ -251,54 +251,68 @@ SD_INLINE void connect_pass_body(const ConnectPass& p) {
 
 // Minibatch: returns false when an error vector is not finite (U, V are not updated then).
 SD_INLINE bool batch_step_body(const BatchPass& p) {
-  const long a = p.a, b = p.b, d = p.d, B = p.B;
-  double* mx = p.mx;
+  // Every field in a local: stores through the double pointers below cannot then alias them, so
+  // the compiler keeps them in registers and vectorises the loops.
+  const long a = p.a, b = p.b, d = p.d, B = p.B, words = p.words, wb = p.wb;
+  const bool connect = p.connect;
+  const double inv_theta = p.inv_theta;
+  const double* const scale = p.scale;
+  const double* const* const xcols = p.x;
+  const double* const* const ycols = p.y;
+  const std::uint64_t* const masks = p.masks;
+  double* const H = p.H;
+  double* const G = p.G;
+  double* const E = p.E;
+  double* const XS = p.xs;
+  double* const mx = p.mx;
+  double* const U = p.U;
+  double* const V = p.V;
   for (long s = 0; s < B; ++s) {
-    const double* x = p.x[s];
-    const double* y = p.y[s];
-    const std::uint64_t* mask = p.masks + s * p.words;
-    double* h = p.H + s * d;
-    double* g = p.G + s * d;
-    double* eps = p.E + s * a;
+    const double* x = xcols[s];
+    const double* y = ycols[s];
+    const std::uint64_t* mask = masks + s * words;
+    double* h = H + s * d;
+    double* g = G + s * d;
+    double* eps = E + s * a;
     for (long j = 0; j < a; ++j) eps[j] = -y[j];
-    if (p.connect) {
-      double* xs = p.xs + s * b;
-      for (long j = 0; j < b; ++j) xs[j] = x[j] * p.inv_theta;
+    if (connect) {
+      double* xs = XS + s * b;
+      for (long j = 0; j < b; ++j) xs[j] = x[j] * inv_theta;
       for (long i = 0; i < d; ++i) {
-        expand_mask(mx, xs, mask + i * p.wb, b);
-        h[i] = dot(p.V + i * b, mx, b);
-        axpy(eps, h[i], p.U + i * a, a);
+        expand_mask(mx, xs, mask + i * wb, b);
+        h[i] = dot(V + i * b, mx, b);
+        axpy(eps, h[i], U + i * a, a);
       }
       if (!all_finite(eps, a)) return false;
-      for (long i = 0; i < d; ++i) g[i] = dot(p.U + i * a, eps, a);
+      for (long i = 0; i < d; ++i) g[i] = dot(U + i * a, eps, a);
     } else {
-      for (long w = 0; w < p.words; ++w)
+      for (long w = 0; w < words; ++w)
         for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
           const long i = (w << 6) + portable::ctz64(bits);
-          h[i] = p.scale[i] * dot(p.V + i * b, x, b);
-          axpy(eps, h[i], p.U + i * a, a);
+          h[i] = scale[i] * dot(V + i * b, x, b);
+          axpy(eps, h[i], U + i * a, a);
         }
       if (!all_finite(eps, a)) return false;
-      for (long w = 0; w < p.words; ++w)
+      for (long w = 0; w < words; ++w)
         for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
           const long i = (w << 6) + portable::ctz64(bits);
-          g[i] = p.scale[i] * dot(p.U + i * a, eps, a);
+          g[i] = scale[i] * dot(U + i * a, eps, a);
         }
     }
   }
   const double c = p.lr / static_cast<double>(B);
   for (long i = 0; i < d; ++i) {
-    double* u = p.U + i * a;
-    double* v = p.V + i * b;
+    double* u = U + i * a;
+    double* v = V + i * b;
     for (long s = 0; s < B; ++s) {
-      const std::uint64_t* mask = p.masks + s * p.words;
-      if (p.connect) {
-        axpy(u, -c * p.H[i + s * d], p.E + s * a, a);
-        expand_mask(mx, p.xs + s * b, mask + i * p.wb, b);
-        axpy(v, -c * p.G[i + s * d], mx, b);
+      const std::uint64_t* mask = masks + s * words;
+      if (connect) {
+        axpy(u, -c * H[i + s * d], E + s * a, a);
+        expand_mask(mx, XS + s * b, mask + i * wb, b);
+        axpy(v, -c * G[i + s * d], mx, b);
       } else if (test_bit(mask, i)) {
-        axpy(u, -c * p.H[i + s * d], p.E + s * a, a);
-        axpy(v, -c * p.G[i + s * d], p.x[s], b);
+        axpy(u, -c * H[i + s * d], E + s * a, a);
+        axpy(v, -c * G[i + s * d], xcols[s], b);
       }
     }
   }
