@@ -20,6 +20,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "portable.hpp"
+
 namespace structdrop::rng {
 
 using Block = std::array<std::uint32_t, 4>;
@@ -83,7 +85,7 @@ class Stream {
 // floor(word * n / 2^64): an index in [0, n). Its distribution differs from uniform by at most
 // n / 2^64 in each probability (< 1e-15 for n < 10^4), far below anything measurable.
 inline std::uint64_t bounded_index(std::uint64_t word, std::uint64_t n) {
-  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(word) * n) >> 64);
+  return portable::mulhi64(word, n);
 }
 
 // A retain probability prepared for bit-sliced Bernoulli sampling: 64 Bernoulli(p) lanes at once
@@ -104,7 +106,7 @@ struct BernoulliBits {
     always = false;
     if (!(p > 0.0)) return;  // never: bits = 0, levels = 0
     bits = static_cast<std::uint64_t>(std::ldexp(p, 64));  // p < 1 so p 2^64 < 2^64
-    levels = bits == 0 ? 0 : 64 - __builtin_ctzll(bits);
+    levels = bits == 0 ? 0 : 64 - portable::ctz64(bits);
   }
 };
 

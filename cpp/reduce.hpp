@@ -7,8 +7,14 @@
 #include <cstddef>
 #include <limits>
 
-#if defined(__SSE2__)
+#include "portable.hpp"
+
+// SSE2 intrinsics where the compiler targets them, except in the ISO C++ (portable) build.
+#if defined(__SSE2__) && !STRUCTDROP_PORTABLE
+#define STRUCTDROP_REDUCE_SSE2 1
 #include <emmintrin.h>
+#else
+#define STRUCTDROP_REDUCE_SSE2 0
 #endif
 
 namespace structdrop::reduce {
@@ -23,7 +29,7 @@ template <bool Square, bool Store>
 inline double stream(const double* x, double* out, std::size_t begin, std::size_t end, double factor) {
   Lanes lanes;
   std::size_t i = begin;
-#if defined(__SSE2__)
+#if STRUCTDROP_REDUCE_SSE2
   __m128d a01 = _mm_setzero_pd(), a23 = _mm_setzero_pd();
   const __m128d f = _mm_set1_pd(factor);
   for (; i + 4 <= end; i += 4) {
@@ -79,7 +85,7 @@ inline bool is_descending_nonnegative_finite(const double* v, std::size_t n) {
   const double largest = std::numeric_limits<double>::max();
   unsigned bad = static_cast<unsigned>(!(v[0] >= 0.0)) | static_cast<unsigned>(v[0] > largest);
   std::size_t i = 1;
-#if defined(__SSE2__)
+#if STRUCTDROP_REDUCE_SSE2
   const __m128d zero = _mm_setzero_pd(), big = _mm_set1_pd(largest);
   __m128d flags = _mm_setzero_pd();
   for (; i + 2 <= n; i += 2) {

@@ -156,7 +156,8 @@ double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, con
                        const MatrixRef& V, const std::uint8_t* mask);
 
 // The instruction set of the hot loops: "avx512" (AVX-512VL) or "avx2" where the CPU has it, else
-// "baseline" (the compiler's default target, SSE2 on x86-64). All give bit-identical results
+// "baseline" (the compiler's default target, SSE2 on x86-64; the only one on other architectures
+// and in the portable ISO C++ build, STRUCTDROP_PORTABLE). All give bit-identical results
 // (fixed evaluation order, no FMA contraction). set_sgd_kernel_isa("auto" | "baseline" | "avx2" |
 // "avx512") overrides the choice for the whole process (tests and benchmarks); it applies to runs
 // started afterwards. Throws std::invalid_argument for a set this CPU lacks.

@@ -30,7 +30,7 @@ from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, Ove
 # --- masked-SGD training, Algorithm 1 (issue 4) ---
 from .training import TrainingDiverged, TrainResult, train, train_many
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (scikit-build metadata.version)
 
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps

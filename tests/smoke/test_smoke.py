@@ -1,0 +1,38 @@
+"""Smoke test of an installed structdrop: what a wheel build runs against the wheel (< 30 s).
+
+A fast subset of the suite, chosen to fail when a wheel is broken (missing or mis-compiled
+extension, kernels the CPU cannot run or that disagree, wrong version metadata), each check
+against something independent of the compiled core: the Philox known-answer vectors, a NumPy
+replay of whole runs, mask enumeration, the variational form of the k-support norm, KKT
+conditions and the NumPy reference of the global minimum. The subset's tests live in the suite's
+modules and are imported here, so they are the same tests; run from anywhere:
+``python -m pytest <project>/tests/smoke``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from pathlib import Path
+
+import structdrop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the suite's modules (tests/)
+
+from test_global_min import test_rank_deficient_X_kkt_and_reference, test_without_X_objective_and_kkt  # noqa: E402,F401
+from test_ksupport_norm import test_agrees_with_numpy_reference, test_matches_variational_form_on_thousands_of_vectors  # noqa: E402,F401
+from test_objectives import (  # noqa: E402,F401
+    test_dropconnect_matches_enumeration_and_printed_formula_does_not,
+    test_unit_schemes_match_enumeration,
+)
+from test_training import (  # noqa: E402,F401
+    test_every_kernel_instruction_set_gives_identical_bits,
+    test_expected_step_is_gradient_step_of_deterministic_objective,
+    test_philox_known_answers,
+    test_run_matches_numpy_replay_of_its_draws,
+)
+
+
+def test_version_is_the_installed_metadata():
+    """One version source: __init__.py, which the build writes into the distribution's metadata."""
+    assert structdrop.__version__ == importlib.metadata.version("structdrop")
