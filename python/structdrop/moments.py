@@ -18,13 +18,13 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 
 from __future__ import annotations
 
-import mmap
 import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from ._memmap_chunks import ChunkReader, is_memory_mapped
 from ._validation import as_int
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
@@ -141,33 +141,6 @@ def _as_float64_block(block: np.ndarray) -> np.ndarray:
     return block if _blas_ready(block) else np.ascontiguousarray(block)
 
 
-def _releasable_mapping(array: np.ndarray) -> mmap.mmap | None:
-    """The mmap behind a memory-mapped ``array`` whose pages may be dropped after reading.
-
-    Dropping (MADV_DONTNEED) a shared file mapping only unmaps the pages from this process: the
-    data stay in the page cache and on disk. Copy-on-write mappings (mode 'c') are excluded because
-    dropping them would discard the caller's in-memory modifications.
-    """
-    obj: object = array
-    while obj is not None:
-        if isinstance(obj, np.memmap):
-            handle = getattr(obj, "_mmap", None)
-            if obj.mode in ("r", "r+", "w+") and isinstance(handle, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-                return handle
-            return None
-        obj = getattr(obj, "base", None)
-    return None
-
-
-def _is_memory_mapped(array: np.ndarray) -> bool:
-    obj: object = array
-    while obj is not None:
-        if isinstance(obj, (np.memmap, mmap.mmap)):
-            return True
-        obj = getattr(obj, "base", None)
-    return False
-
-
 def _is_dask(value: object) -> bool:
     # Never imports dask: a dask array can only exist when dask is already imported.
     return "dask" in sys.modules and type(value).__module__.split(".")[0] == "dask"
@@ -218,30 +191,24 @@ def _column_chunks(n: int, width: int) -> Iterator[slice]:
 
 def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
     a = 0 if y is None else y.shape[0]
-    in_place = not _is_memory_mapped(x) and (y is None or not _is_memory_mapped(y))
+    in_place = not is_memory_mapped(x) and (y is None or not is_memory_mapped(y))
     if in_place and _blas_ready(x) and (y is None or _blas_ready(y)):
         return max(1, x.shape[1])  # float64 in RAM, readable by BLAS: one call, no extra memory
     return max(1, CHUNK_BYTES // (8 * (x.shape[0] + a)))
 
 
-def _release(handle: mmap.mmap | None) -> None:
-    """Unmap the pages read so far from this process (see :func:`_releasable_mapping`)."""
-    if handle is not None:
-        try:
-            handle.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):  # pragma: no cover - platform without madvise support
-            pass
-
-
-def _has_nonfinite(array: np.ndarray, width: int) -> bool:
-    """Scan ``array`` (column chunks, bounded temporaries) for NaN/inf; only run after a failure."""
-    handle = _releasable_mapping(array)
-    for cols in _column_chunks(array.shape[1], width):
-        bad = not np.isfinite(array[:, cols]).all()
-        _release(handle)
-        if bad:
-            return True
-    return False
+def _has_nonfinite(name: str, array: np.ndarray, width: int) -> bool:
+    """Scan ``array`` (column chunks, bounded memory) for NaN/inf; only run after a failure."""
+    reader = ChunkReader(array, width)
+    try:
+        for cols in _column_chunks(array.shape[1], width):
+            bad = not np.isfinite(reader.read(name, cols)).all()
+            reader.release()
+            if bad:
+                return True
+        return False
+    finally:
+        reader.close()
 
 
 def _accumulate(
@@ -253,21 +220,28 @@ def _accumulate(
     bar: object | None = None,
 ) -> None:
     """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on NaN/inf/overflow."""
-    x_map = _releasable_mapping(x)
-    y_map = None if y is None else _releasable_mapping(y)
-    for cols in _column_chunks(x.shape[1], width):
-        acc.add(_as_float64_block(x[:, cols]), None if y is None else _as_float64_block(y[:, cols]))
-        _release(x_map)  # keep resident only the chunk being read
-        _release(y_map)
-        if bar is not None:
-            bar.update(cols.stop - cols.start)
+    readers = [ChunkReader(x, width), None if y is None else ChunkReader(y, width)]
+    try:
+        for cols in _column_chunks(x.shape[1], width):
+            xb = _as_float64_block(readers[0].read(f"{prefix}X", cols))
+            yb = None if y is None else _as_float64_block(readers[1].read(f"{prefix}Y", cols))
+            acc.add(xb, yb)
+            for reader in readers:
+                if reader is not None:
+                    reader.release()
+            if bar is not None:
+                bar.update(cols.stop - cols.start)
+    finally:
+        for reader in readers:
+            if reader is not None:
+                reader.close()
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
-        if _has_nonfinite(x, width):
+        if _has_nonfinite(f"{prefix}X", x, width):
             raise ValueError(f"{prefix}X contains NaN or infinite values")
         raise ValueError(f"{prefix}X is too large: X X^T overflows float64")
     if not y_ok:
-        if y is not None and _has_nonfinite(y, width):
+        if y is not None and _has_nonfinite(f"{prefix}Y", y, width):
             raise ValueError(f"{prefix}Y contains NaN or infinite values")
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
@@ -297,9 +271,10 @@ def data_moments(
         * float32, integer or boolean arrays, and views BLAS cannot read (negative or doubled
           strides), are converted/copied one column chunk at a time, never as a whole.
         * NumPy memory maps (``np.memmap``, ``np.load(..., mmap_mode="r")``) are read in column
-          chunks; after each chunk the mapped pages are released from the process (they stay in
-          the page cache), so neither anonymous memory nor the resident set grows with the file.
-          A C-ordered b x N file read by columns is strided, which BLAS handles in place.
+          chunks straight from the file (pread into one reused chunk buffer) for C- and F-ordered
+          files and column slices of them, so neither anonymous memory nor the resident set grows
+          with the file; other strides are read through the mapping, whose pages are dropped from
+          the process after each chunk (they stay in the page cache).
         * dask arrays (X, Y or both), with any chunking along either axis: per-block products
           reduced by Dask as a tree, on whatever scheduler is active (a ``dask.distributed``
           client included); see :func:`structdrop._dask_moments.dask_moments`. dask is imported
