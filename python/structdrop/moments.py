@@ -226,6 +226,7 @@ def _accumulate(
             xb = _as_float64_block(readers[0].read(f"{prefix}X", cols))
             yb = None if y is None else _as_float64_block(readers[1].read(f"{prefix}Y", cols))
             acc.add(xb, yb)
+            del xb, yb  # free this chunk's conversion before the next one is made
             for reader in readers:
                 if reader is not None:
                     reader.release()
