@@ -16,6 +16,7 @@ beyond the inputs. Results are checked against the NumPy products (max relative 
     python bench/moments.py                 # N = 1e5 and 4e5
     python bench/moments.py --quick         # N = 2e4, seconds
     python bench/moments.py --json bench/results/moments.json
+    python bench/moments.py --threads 1     # one BLAS thread for every route (steadier on a busy machine)
 """
 
 from __future__ import annotations
@@ -77,8 +78,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="interleaved timed repeats (default 5)")
     parser.add_argument("--no-cpp", action="store_true", help="skip the old single-threaded C++ route")
     parser.add_argument("--no-memmap", action="store_true", help="skip the memory-mapped route")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS to this many threads for every route (threadpoolctl); default: BLAS's own")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads, user_api="blas"):
+            run(args)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     Ns = [int(n) for n in (args.N or ([2e4] if args.quick else [1e5, 4e5]))]
     repeats = args.repeats or (3 if args.quick else 5)
@@ -145,7 +158,8 @@ def main() -> None:
         del X, Y, X32, Y32
 
     print()
-    print(f"a = {a}, b = {b}; medians of {repeats} interleaved repeats; ratio = median / NumPy float64 median; "
+    threads = "BLAS default threads" if args.threads is None else f"BLAS limited to {args.threads} thread(s)"
+    print(f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratio = median / NumPy float64 median; "
           "peak = VmHWM growth during one call (X is b*N*8 bytes).")
     print()
     table = [
@@ -153,7 +167,7 @@ def main() -> None:
         for r in rows
     ]
     print(markdown_table(["N", "route", "median (s)", "ratio to NumPy", "peak growth (MiB)", "rel. diff"], table))
-    write_json(args.json, dict(benchmark="moments", quick=args.quick, repeats=repeats, machine=machine_info(), rows=rows))
+    write_json(args.json, dict(benchmark="moments", quick=args.quick, repeats=repeats, blas_threads=args.threads, machine=machine_info(), rows=rows))
 
 
 if __name__ == "__main__":
