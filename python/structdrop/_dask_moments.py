@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_real_dtype
 from .moments import DataMoments
 
 __all__ = ["dask_moments"]
@@ -55,11 +56,7 @@ def _from_numpy(value: object, like):
 
 
 def _checked(name: str, value):
-    kind = np.dtype(value.dtype).kind
-    if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {value.dtype}")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")
+    check_real_dtype(name, value.dtype)
     if value.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")
     if any(np.isnan(size) for size in value.shape):

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ._memmap_chunks import ChunkReader, is_memory_mapped
-from ._validation import as_int
+from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
 
@@ -101,26 +101,6 @@ class DataMoments:
 
 
 # ----------------------------------------------------------------------------- array checks
-def _numeric_2d(name: str, value: object, *, allow_empty: bool = False) -> np.ndarray:
-    """``value`` as a real 2-D ndarray WITHOUT dtype conversion (that happens per column chunk)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
-    kind = array.dtype.kind
-    if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got an array of shape {array.shape}")
-    if not allow_empty and array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    return array
-
-
 def _blas_ready(array: np.ndarray) -> bool:
     """True when BLAS can read the float64 ``array`` in place (one unit stride, the other a multiple)."""
     if array.dtype != np.float64 or not array.flags.aligned:
@@ -303,10 +283,10 @@ def data_moments(
         from ._dask_moments import dask_moments
 
         return dask_moments(X, Y, progress=progress)
-    x = _numeric_2d("X", X)
+    x = as_real_array("X", X, ndim=2)
     y = None
     if Y is not None:
-        y = _numeric_2d("Y", Y)
+        y = as_real_array("Y", Y, ndim=2)
         if y.shape[1] != x.shape[1]:
             raise ValueError(
                 f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
@@ -374,8 +354,8 @@ def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: boo
 def _stream_item(index: int, item: object) -> tuple[np.ndarray, np.ndarray | None]:
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise TypeError(f"chunk {index}: expected an (X_chunk, Y_chunk) pair, got {type(item).__name__}")
-    x = _numeric_2d(f"chunk {index}: X", item[0], allow_empty=True)
-    y = None if item[1] is None else _numeric_2d(f"chunk {index}: Y", item[1], allow_empty=True)
+    x = as_real_array(f"chunk {index}: X", item[0], ndim=2, allow_empty=True)
+    y = None if item[1] is None else as_real_array(f"chunk {index}: Y", item[1], ndim=2, allow_empty=True)
     if x.shape[0] == 0:
         raise ValueError(f"chunk {index}: X must have at least one row, got X {x.shape}")
     if y is not None:
