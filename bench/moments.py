@@ -32,33 +32,10 @@ from typing import Callable
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import machine_info, markdown_table, write_json  # noqa: E402
+from _timing import machine_info, markdown_table, peak_rss_growth_mib, write_json  # noqa: E402
 
 import structdrop as sd  # noqa: E402
 from structdrop import _core  # noqa: E402
-
-MiB = 2**20
-
-
-def _status(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
-
-def peak_growth(fn: Callable[[], object]) -> float:
-    """Peak resident-set growth (MiB) during fn(), or NaN where /proc/self/clear_refs is unavailable."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return float("nan")
-    before = _status("VmRSS")
-    fn()
-    return (_status("VmHWM") - before) / MiB
-
 
 def rel_diff(got, want_gram, want_cross) -> float:
     g, c = (got.gram, got.cross) if isinstance(got, sd.DataMoments) else (got[0], got[1])
@@ -140,7 +117,7 @@ def run(args: argparse.Namespace) -> None:
                     route=name,
                     seconds=t,
                     ratio_to_numpy=t / base,
-                    peak_mib=peak_growth(routes[name]),
+                    peak_mib=peak_rss_growth_mib(routes[name]),
                     rel_diff=rel_diff(results[name], want_gram, want_cross),
                     samples=times[name],
                 )
