@@ -35,6 +35,30 @@ def median_seconds(fn: Callable[[], object], repeats: int = 7, min_time: float =
     return float(np.median(samples))
 
 
+def peak_rss_growth_mib(fn: Callable[[], object]) -> float:
+    """Growth (MiB) of the process's peak resident set during ``fn()`` over the resident set before.
+
+    Linux only: the peak (VmHWM) is reset through /proc/self/clear_refs; NaN elsewhere. Counts every
+    resident page, anonymous or file-backed (memory-mapped files read through the mapping).
+    """
+
+    def status(field: str) -> int:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError(field)
+
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return float("nan")
+    before = status("VmRSS")
+    fn()
+    return (status("VmHWM") - before) / 2**20
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def fmt(value: object) -> str:
         if isinstance(value, float):

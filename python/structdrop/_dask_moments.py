@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validation import check_real_dtype
 from .moments import DataMoments
 
 __all__ = ["dask_moments"]
@@ -30,16 +31,18 @@ def _as_float64(block: np.ndarray) -> np.ndarray:
 
 def _product_block(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """left @ right^T of one column chunk, as a (1, rows_left, rows_right) partial sum."""
-    if left is right:  # a diagonal block: one buffer, so NumPy uses a syrk
-        lf = _as_float64(left)
-        return (lf @ lf.T)[None]
-    return (_as_float64(left) @ _as_float64(right).T)[None]
+    with np.errstate(all="ignore"):  # overflow and NaN are raised as ValueErrors after the reduction
+        if left is right:  # a diagonal block: one buffer, so NumPy uses a syrk
+            lf = _as_float64(left)
+            return (lf @ lf.T)[None]
+        return (_as_float64(left) @ _as_float64(right).T)[None]
 
 
 def _row_squares_block(block: np.ndarray) -> np.ndarray:
     """Per-row sums of squares of one block, as a (1, rows) partial sum."""
     bf = _as_float64(block)
-    return np.einsum("ij,ij->i", bf, bf)[None]
+    with np.errstate(all="ignore"):
+        return np.einsum("ij,ij->i", bf, bf)[None]
 
 
 def _from_numpy(value: object, like):
@@ -53,11 +56,7 @@ def _from_numpy(value: object, like):
 
 
 def _checked(name: str, value):
-    kind = np.dtype(value.dtype).kind
-    if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {value.dtype}")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")
+    check_real_dtype(name, value.dtype)
     if value.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")
     if any(np.isnan(size) for size in value.shape):
@@ -65,6 +64,24 @@ def _checked(name: str, value):
     if value.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     return value
+
+
+def moment_graph(x, y, split_every: int | None = None) -> list:
+    """The lazy dask arrays [X X^T] or [X X^T, Y X^T, ||Y||^2] (validated dask arrays in)."""
+    import dask.array as da
+
+    reduce = {"axis": 0, "split_every": split_every}
+
+    def partials(func, out_ind, *args):
+        return da.blockwise(
+            func, out_ind, *args, adjust_chunks={"k": 1}, dtype=np.float64,
+            meta=np.empty((0,) * len(out_ind), dtype=np.float64),
+        ).sum(**reduce)
+
+    lazy = [partials(_product_block, "kij", x, "ik", x, "jk")]
+    if y is not None:
+        lazy += [partials(_product_block, "kij", y, "ik", x, "jk"), partials(_row_squares_block, "ki", y, "ik").sum()]
+    return lazy
 
 
 def dask_moments(X: object, Y: object | None = None, *, split_every: int | None = None, progress: bool = False) -> DataMoments:
@@ -92,27 +109,16 @@ def dask_moments(X: object, Y: object | None = None, *, split_every: int | None 
         x = _checked("X", _from_numpy(X, y))
     if y is not None and y.shape[1] != x.shape[1]:
         raise ValueError(f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}")
-    reduce = {"axis": 0, "split_every": split_every}
-
-    def partials(func, out_ind, *args, new_axes=None):
-        return da.blockwise(
-            func, out_ind, *args, adjust_chunks={"k": 1}, new_axes=new_axes, dtype=np.float64,
-            meta=np.empty((0,) * len(out_ind), dtype=np.float64),
-        ).sum(**reduce)
-
-    targets = []
-    gram = partials(_product_block, "kij", x, "ik", x, "jk")
-    if y is not None:
-        targets = [partials(_product_block, "kij", y, "ik", x, "jk"), partials(_row_squares_block, "ki", y, "ik").sum()]
+    lazy = moment_graph(x, y, split_every)
     if progress:
         import sys
 
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr):
-            results = dask.compute(gram, *targets)
+            results = dask.compute(*lazy)
     else:
-        results = dask.compute(gram, *targets)
+        results = dask.compute(*lazy)
     gram_np = np.asarray(results[0], dtype=np.float64)
     # Blocks (i, j) and (j, i) come from separate products: make the result exactly symmetric.
     upper = np.triu(gram_np)

@@ -13,10 +13,40 @@ import numpy as np
 
 __all__ = [
     "as_float_array",
+    "as_real_array",
+    "check_real_dtype",
     "as_int",
     "as_nonnegative_float",
     "as_probability",
 ]
+
+
+def check_real_dtype(name: str, dtype: object) -> None:
+    """Raise TypeError unless ``dtype`` is a real numeric (float, integer or boolean) dtype."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {dtype}")
+    if dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {dtype}")
+
+
+def as_real_array(name: str, value: object, *, ndim: int | tuple[int, ...], allow_empty: bool = False) -> np.ndarray:
+    """Return ``value`` as a real numeric ndarray of the given dimension(s), WITHOUT converting its
+    dtype and without a finiteness check (for callers that convert and check chunk by chunk)."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
+    check_real_dtype(name, array.dtype)
+    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if array.ndim not in dims:
+        expected = " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"{name} must be {expected}, got an array of shape {array.shape}")
+    if not allow_empty and array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    return array
 
 
 def as_float_array(
@@ -34,23 +64,7 @@ def as_float_array(
     No copy is made when ``value`` already is a float64 array (a C-contiguous copy only when
     ``contiguous`` is requested and the layout is not contiguous).
     """
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
-    kind = array.dtype.kind
-    if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
-    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if array.ndim not in dims:
-        expected = " or ".join(f"{d}-D" for d in dims)
-        raise ValueError(f"{name} must be {expected}, got an array of shape {array.shape}")
-    if not allow_empty and array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    array = as_real_array(name, value, ndim=ndim, allow_empty=allow_empty)
     if array.dtype != dtype:
         array = array.astype(dtype)
     if contiguous:

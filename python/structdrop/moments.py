@@ -18,14 +18,14 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 
 from __future__ import annotations
 
-import mmap
 import sys
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from ._validation import as_int
+from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
 
@@ -101,26 +101,6 @@ class DataMoments:
 
 
 # ----------------------------------------------------------------------------- array checks
-def _numeric_2d(name: str, value: object, *, allow_empty: bool = False) -> np.ndarray:
-    """``value`` as a real 2-D ndarray WITHOUT dtype conversion (that happens per column chunk)."""
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a numeric array, got {type(value).__name__}")
-    try:
-        array = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be convertible to a numeric array: {exc}") from None
-    kind = array.dtype.kind
-    if kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {array.dtype}")
-    if kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {array.dtype}")
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got an array of shape {array.shape}")
-    if not allow_empty and array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    return array
-
-
 def _blas_ready(array: np.ndarray) -> bool:
     """True when BLAS can read the float64 ``array`` in place (one unit stride, the other a multiple)."""
     if array.dtype != np.float64 or not array.flags.aligned:
@@ -139,33 +119,6 @@ def _as_float64_block(block: np.ndarray) -> np.ndarray:
     if block.dtype != np.float64:
         return block.astype(np.float64)
     return block if _blas_ready(block) else np.ascontiguousarray(block)
-
-
-def _releasable_mapping(array: np.ndarray) -> mmap.mmap | None:
-    """The mmap behind a memory-mapped ``array`` whose pages may be dropped after reading.
-
-    Dropping (MADV_DONTNEED) a shared file mapping only unmaps the pages from this process: the
-    data stay in the page cache and on disk. Copy-on-write mappings (mode 'c') are excluded because
-    dropping them would discard the caller's in-memory modifications.
-    """
-    obj: object = array
-    while obj is not None:
-        if isinstance(obj, np.memmap):
-            handle = getattr(obj, "_mmap", None)
-            if obj.mode in ("r", "r+", "w+") and isinstance(handle, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-                return handle
-            return None
-        obj = getattr(obj, "base", None)
-    return None
-
-
-def _is_memory_mapped(array: np.ndarray) -> bool:
-    obj: object = array
-    while obj is not None:
-        if isinstance(obj, (np.memmap, mmap.mmap)):
-            return True
-        obj = getattr(obj, "base", None)
-    return False
 
 
 def _is_dask(value: object) -> bool:
@@ -218,30 +171,24 @@ def _column_chunks(n: int, width: int) -> Iterator[slice]:
 
 def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
     a = 0 if y is None else y.shape[0]
-    in_place = not _is_memory_mapped(x) and (y is None or not _is_memory_mapped(y))
+    in_place = not is_memory_mapped(x) and (y is None or not is_memory_mapped(y))
     if in_place and _blas_ready(x) and (y is None or _blas_ready(y)):
         return max(1, x.shape[1])  # float64 in RAM, readable by BLAS: one call, no extra memory
     return max(1, CHUNK_BYTES // (8 * (x.shape[0] + a)))
 
 
-def _release(handle: mmap.mmap | None) -> None:
-    """Unmap the pages read so far from this process (see :func:`_releasable_mapping`)."""
-    if handle is not None:
-        try:
-            handle.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):  # pragma: no cover - platform without madvise support
-            pass
-
-
-def _has_nonfinite(array: np.ndarray, width: int) -> bool:
-    """Scan ``array`` (column chunks, bounded temporaries) for NaN/inf; only run after a failure."""
-    handle = _releasable_mapping(array)
-    for cols in _column_chunks(array.shape[1], width):
-        bad = not np.isfinite(array[:, cols]).all()
-        _release(handle)
-        if bad:
-            return True
-    return False
+def _has_nonfinite(name: str, array: np.ndarray, width: int) -> bool:
+    """Scan ``array`` (column chunks, bounded memory) for NaN/inf; only run after a failure."""
+    reader = ChunkReader(array, width)
+    try:
+        for cols in _column_chunks(array.shape[1], width):
+            bad = not np.isfinite(reader.read(name, cols)).all()
+            reader.release()
+            if bad:
+                return True
+        return False
+    finally:
+        reader.close()
 
 
 def _accumulate(
@@ -253,21 +200,29 @@ def _accumulate(
     bar: object | None = None,
 ) -> None:
     """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on NaN/inf/overflow."""
-    x_map = _releasable_mapping(x)
-    y_map = None if y is None else _releasable_mapping(y)
-    for cols in _column_chunks(x.shape[1], width):
-        acc.add(_as_float64_block(x[:, cols]), None if y is None else _as_float64_block(y[:, cols]))
-        _release(x_map)  # keep resident only the chunk being read
-        _release(y_map)
-        if bar is not None:
-            bar.update(cols.stop - cols.start)
+    readers = [ChunkReader(x, width), None if y is None else ChunkReader(y, width)]
+    try:
+        for cols in _column_chunks(x.shape[1], width):
+            xb = _as_float64_block(readers[0].read(f"{prefix}X", cols))
+            yb = None if y is None else _as_float64_block(readers[1].read(f"{prefix}Y", cols))
+            acc.add(xb, yb)
+            del xb, yb  # free this chunk's conversion before the next one is made
+            for reader in readers:
+                if reader is not None:
+                    reader.release()
+            if bar is not None:
+                bar.update(cols.stop - cols.start)
+    finally:
+        for reader in readers:
+            if reader is not None:
+                reader.close()
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
-        if _has_nonfinite(x, width):
+        if _has_nonfinite(f"{prefix}X", x, width):
             raise ValueError(f"{prefix}X contains NaN or infinite values")
         raise ValueError(f"{prefix}X is too large: X X^T overflows float64")
     if not y_ok:
-        if y is not None and _has_nonfinite(y, width):
+        if y is not None and _has_nonfinite(f"{prefix}Y", y, width):
             raise ValueError(f"{prefix}Y contains NaN or infinite values")
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
@@ -297,17 +252,20 @@ def data_moments(
         * float32, integer or boolean arrays, and views BLAS cannot read (negative or doubled
           strides), are converted/copied one column chunk at a time, never as a whole.
         * NumPy memory maps (``np.memmap``, ``np.load(..., mmap_mode="r")``) are read in column
-          chunks; after each chunk the mapped pages are released from the process (they stay in
-          the page cache), so neither anonymous memory nor the resident set grows with the file.
-          A C-ordered b x N file read by columns is strided, which BLAS handles in place.
+          chunks straight from the file (pread into one reused chunk buffer) for C- and F-ordered
+          files and column slices of them, so neither anonymous memory nor the resident set grows
+          with the file; other strides are read through the mapping, whose pages are dropped from
+          the process after each chunk (they stay in the page cache).
         * dask arrays (X, Y or both), with any chunking along either axis: per-block products
           reduced by Dask as a tree, on whatever scheduler is active (a ``dask.distributed``
           client included); see :func:`structdrop._dask_moments.dask_moments`. dask is imported
           only when such an array is passed.
         * anything else array-like goes through ``np.asarray``.
 
-    Peak extra memory: with chunks, one float64 chunk of X and of Y, (a + b) * ``chunk_columns`` * 8
-    bytes (about :data:`CHUNK_BYTES` = 64 MiB by default), plus O(b^2 + a b) for the results.
+    Peak extra memory: O(b^2 + a b) for the results and, when reading in chunks, one float64 chunk
+    of X and Y, (a + b) * ``chunk_columns`` * 8 bytes (:data:`CHUNK_BYTES` = 64 MiB by default), plus
+    for a memory map its read buffer in the file's dtype (at most as much again): at most about
+    128 MiB beyond the inputs, whatever N (measured in tests/test_moments.py and bench/moments.py).
 
     Args:
         X: b x N data, samples as columns.
@@ -325,10 +283,10 @@ def data_moments(
         from ._dask_moments import dask_moments
 
         return dask_moments(X, Y, progress=progress)
-    x = _numeric_2d("X", X)
+    x = as_real_array("X", X, ndim=2)
     y = None
     if Y is not None:
-        y = _numeric_2d("Y", Y)
+        y = as_real_array("Y", Y, ndim=2)
         if y.shape[1] != x.shape[1]:
             raise ValueError(
                 f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
@@ -396,8 +354,8 @@ def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: boo
 def _stream_item(index: int, item: object) -> tuple[np.ndarray, np.ndarray | None]:
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise TypeError(f"chunk {index}: expected an (X_chunk, Y_chunk) pair, got {type(item).__name__}")
-    x = _numeric_2d(f"chunk {index}: X", item[0], allow_empty=True)
-    y = None if item[1] is None else _numeric_2d(f"chunk {index}: Y", item[1], allow_empty=True)
+    x = as_real_array(f"chunk {index}: X", item[0], ndim=2, allow_empty=True)
+    y = None if item[1] is None else as_real_array(f"chunk {index}: Y", item[1], ndim=2, allow_empty=True)
     if x.shape[0] == 0:
         raise ValueError(f"chunk {index}: X must have at least one row, got X {x.shape}")
     if y is not None:

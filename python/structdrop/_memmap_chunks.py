@@ -1,0 +1,120 @@
+"""Column chunks of a NumPy memory map, read with pread instead of through the mapping.
+
+Reading a memory-mapped b x N array through its mapping makes every touched page resident in the
+process, and on current Linux kernels (large page-cache folios) touching one element of each row
+of a C-ordered file maps practically the whole file: the resident set grows to the file's size
+even when reading a narrow column chunk. Those pages are file-backed (reclaimable page cache, not
+anonymous memory), but they count in the resident set, which is what memory limits and users see.
+
+So, where the layout allows, chunks are read from the file itself with ``os.preadv`` into one
+reused chunk buffer: the resident set then grows by one chunk only. Layouts handled:
+
+  * rows contiguous (C-ordered files, and column slices of them): one pread per row per chunk;
+  * Fortran-contiguous (F-ordered files): one pread per chunk.
+
+Other layouts (and copy-on-write maps, mode 'c', whose in-memory changes the file does not have)
+are read through the mapping, whose pages are dropped from the process after each chunk
+(``madvise(MADV_DONTNEED)``: the data stay in the page cache and on disk).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+__all__ = ["ChunkReader", "is_memory_mapped"]
+
+# Modes whose mapping is shared with the file: what pread returns is what the array holds.
+_SHARED_MODES = ("r", "r+", "w+")
+
+
+def _root_memmap(array: np.ndarray) -> np.memmap | None:
+    obj: object = array
+    while obj is not None:
+        if isinstance(obj, np.memmap):
+            return obj
+        obj = getattr(obj, "base", None)
+    return None
+
+
+def is_memory_mapped(array: np.ndarray) -> bool:
+    """True when ``array`` is (a view of) a NumPy memory map or another mmap."""
+    obj: object = array
+    while obj is not None:
+        if isinstance(obj, (np.memmap, mmap.mmap)):
+            return True
+        obj = getattr(obj, "base", None)
+    return False
+
+
+class ChunkReader:
+    """Reads column chunks of one memory-mapped 2-D array (see the module docstring)."""
+
+    def __init__(self, array: np.ndarray, width: int) -> None:
+        self.array = array
+        self._fd: int | None = None
+        self._handle: mmap.mmap | None = None
+        root = _root_memmap(array)
+        handle = getattr(root, "_mmap", None) if root is not None else None
+        if root is None or not isinstance(handle, mmap.mmap) or root.mode not in _SHARED_MODES:
+            return  # plain array, or copy-on-write: read in place
+        self._handle = handle if hasattr(mmap, "MADV_DONTNEED") else None
+        rows, cols = array.shape
+        item = array.itemsize
+        s0, s1 = array.strides
+        if s1 == item and s0 >= item * cols:
+            order = "C"
+        elif s0 == item and s1 == item * rows:
+            order = "F"
+        else:
+            return  # other strides: through the mapping, pages released per chunk
+        filename = getattr(root, "filename", None)
+        if not filename:
+            return
+        # The mapping starts at the file offset rounded down to the allocation granularity
+        # (np.memmap's construction); the array's first element lies that many bytes further in.
+        base = np.frombuffer(handle, dtype=np.uint8).ctypes.data
+        start = root.offset - root.offset % mmap.ALLOCATIONGRANULARITY
+        self._position = start + (array.ctypes.data - base)
+        self._order = order
+        self._buffer = np.empty((rows, min(width, cols)), dtype=array.dtype, order=order)
+        self._fd = os.open(filename, os.O_RDONLY)
+
+    def read(self, name: str, cols: slice) -> np.ndarray:
+        """The columns ``cols`` of the array (a view of the reused buffer when read from the file)."""
+        if self._fd is None:
+            return self.array[:, cols]
+        rows = self.array.shape[0]
+        item = self.array.itemsize
+        width = cols.stop - cols.start
+        out = self._buffer[:, :width]
+        if self._order == "F":
+            views = [memoryview(out.reshape(-1, order="F").view(np.uint8))]
+            offsets = [self._position + cols.start * rows * item]
+        else:
+            views = [memoryview(out[i].view(np.uint8)) for i in range(rows)]
+            offsets = [self._position + i * self.array.strides[0] + cols.start * item for i in range(rows)]
+        for view, offset in zip(views, offsets):
+            if os.preadv(self._fd, [view], offset) != view.nbytes:
+                raise ValueError(f"{name}: its file {self._root_name()} is shorter than the array it maps")
+        return out
+
+    def _root_name(self) -> str:
+        root = _root_memmap(self.array)
+        return repr(getattr(root, "filename", None))
+
+    def release(self) -> None:
+        """Drop the mapped pages read so far from the process (reading through the mapping only)."""
+        if self._fd is None and self._handle is not None:
+            try:
+                self._handle.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):  # pragma: no cover - platform without madvise support
+                pass
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
