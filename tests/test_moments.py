@@ -174,6 +174,11 @@ def test_progress_bar_on_stderr(capfd):
     stream_moments([(X, Y), (X, Y)], progress=True)
     out, err = capfd.readouterr()
     assert out == "" and "257/257" in err and "2/2" in err
+    # A delay in seconds: a pass shorter than it prints nothing.
+    data_moments(X, Y, chunk_columns=50, progress=30.0)
+    assert capfd.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress must be"):
+        data_moments(X, Y, progress=-1.0)
 
 
 # ---------------------------------------------------------------- merge

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["NoBar", "progress_bar"]
+__all__ = ["NoBar", "progress_bar", "progress_delay"]
 
 
 class NoBar:
@@ -27,11 +27,29 @@ class NoBar:
         self.close()
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = "it", delay: float = 0.0) -> Any:
-    """A tqdm bar on stderr (shown only after ``delay`` seconds), or :class:`NoBar` when disabled."""
+def progress_delay(progress: bool | float) -> float | None:
+    """The ``progress`` argument of the data passes: False (None here: no bar), True (a bar at
+    once) or a number of seconds after which a bar appears (short passes stay quiet)."""
+    if progress is False or progress is None:
+        return None
+    if progress is True:
+        return 0.0
+    delay = float(progress)
+    if not delay >= 0.0:
+        raise ValueError(f"progress must be True, False or a delay in seconds >= 0, got {progress!r}")
+    return delay
+
+
+def progress_bar(
+    total: int | None, desc: str, enabled: bool, unit: str = "it", delay: float = 0.0, unit_scale: bool = True,
+) -> Any:
+    """A tqdm bar on stderr (shown only after ``delay`` seconds), or :class:`NoBar` when disabled.
+
+    ``unit_scale`` prints large counts with SI prefixes (1.2M samples); turn it off for small counts.
+    """
     if not enabled:
         return NoBar()
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True,
-                unit_scale=True, delay=delay)
+                unit_scale=unit_scale, delay=delay)

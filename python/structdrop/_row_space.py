@@ -23,6 +23,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ._memmap_chunks import ChunkReader, is_memory_mapped
+
 _EPS = float(np.finfo(np.float64).eps)
 
 # Bytes of float64 per column chunk of the QR route (the chunk buffer holds chunk x (a + b); LAPACK
@@ -135,15 +137,34 @@ def triangular_factor(
     chunk = chunk_columns or max(p, _QR_CHUNK_BYTES // (8 * p))
     stacked = np.zeros((p + chunk, p))
     rows = 0  # rows of the running R at the top of ``stacked``
-    for start, stop in column_chunks(n, chunk):
-        width = stop - start
-        stacked[rows:rows + width, :b] = np.asarray(X[:, start:stop]).T  # type: ignore[index]
-        stacked[rows:rows + width, b:] = np.asarray(Y[:, start:stop]).T  # type: ignore[index]
-        factor = np.linalg.qr(stacked[: rows + width], mode="r")
-        rows = factor.shape[0]
-        stacked[:rows] = factor
-        if progress is not None:
-            progress(stop)
+    # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk only.
+    readers = {
+        name: ChunkReader(data, chunk)
+        for name, data in (("X", X), ("Y", Y))
+        if isinstance(data, np.ndarray) and is_memory_mapped(data)
+    }
+
+    def columns(name: str, data: object, start: int, stop: int) -> np.ndarray:
+        reader = readers.get(name)
+        if reader is not None:
+            return reader.read(name, slice(start, stop))
+        return np.asarray(data[:, start:stop])  # type: ignore[index]
+
+    try:
+        for start, stop in column_chunks(n, chunk):
+            width = stop - start
+            stacked[rows:rows + width, :b] = columns("X", X, start, stop).T
+            stacked[rows:rows + width, b:] = columns("Y", Y, start, stop).T
+            for reader in readers.values():
+                reader.release()
+            factor = np.linalg.qr(stacked[: rows + width], mode="r")
+            rows = factor.shape[0]
+            stacked[:rows] = factor
+            if progress is not None:
+                progress(stop)
+    finally:
+        for reader in readers.values():
+            reader.close()
     full = np.zeros((p, p))
     full[:rows] = np.triu(stacked[:rows])
     return full

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 import numpy as np
 
-from ._progress import progress_bar
+from ._progress import progress_bar, progress_delay
 from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
@@ -194,7 +194,9 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
     return moments
 
 
-def solve_on_data(Y: object, X: object, solve: Callable[[RowSpaceReduction], T], *, progress: bool = False) -> T:
+def solve_on_data(
+    Y: object, X: object, solve: Callable[[RowSpaceReduction], T], *, progress: bool | float = False,
+) -> T:
     """Run ``solve`` on Y P for data at hand: the Gram route when it is accurate, else chunked QR.
 
     ``solve`` maps a reduction to a result and is called once or twice; the Gram route's result
@@ -216,7 +218,8 @@ def solve_on_data(Y: object, X: object, solve: Callable[[RowSpaceReduction], T],
     result = solve(reduction)
     if not reduction.rank_deficient and reduction.fit_error <= ACCURACY_TARGET * _smallest_objective(result):
         return result
-    with progress_bar(moments.n_samples, "QR pass", progress, unit="sample") as bar:
+    delay = progress_delay(progress)
+    with progress_bar(moments.n_samples, "QR pass", delay is not None, unit="sample", delay=delay or 0.0) as bar:
         done = [0]
 
         def advance(columns: int) -> None:
@@ -241,7 +244,7 @@ def dropblock_global_min(
     X: object | None = None,
     method: ProxMethod = "sweep",
     *,
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> GlobalMin:
     """Global minimum of the DropBlock objective in product space (Theorem 7, corrected).
 
@@ -259,7 +262,8 @@ def dropblock_global_min(
             (the paper's full column rank case). With it A is restricted to X's row space,
             whatever X's rank.
         method: "sweep" (O(n)) or "search" (literal Theorem 7 scan, O(n r)) for the prox.
-        progress: show a progress bar on stderr for each pass over the data (with X).
+        progress: show a progress bar on stderr for each pass over the data (with X); a number
+            of seconds shows it only once a pass has taken that long.
 
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's

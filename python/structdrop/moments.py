@@ -25,6 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._progress import progress_bar, progress_delay
 from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
@@ -227,17 +228,14 @@ def _accumulate(
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
 
-def _progress_bar(enabled: bool, total: int | None, desc: str, unit: str) -> object | None:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+def _progress_bar(progress: bool | float, total: int | None, desc: str, unit: str) -> object | None:
+    delay = progress_delay(progress)
+    return None if delay is None else progress_bar(total, desc, True, unit=unit, delay=delay, unit_scale=False)
 
 
 # ----------------------------------------------------------------------------- public API
 def data_moments(
-    X: object, Y: object | None = None, *, chunk_columns: int | None = None, progress: bool = False
+    X: object, Y: object | None = None, *, chunk_columns: int | None = None, progress: bool | float = False
 ) -> DataMoments:
     """Moments X X^T, Y X^T, ||Y||^2 of data X (b x N) and targets Y (a x N), at BLAS speed.
 
@@ -272,7 +270,8 @@ def data_moments(
         Y: a x N targets (optional).
         chunk_columns: samples per chunk; default: all at once for float64 data in RAM, else as
             many as fit in 64 MiB of float64 (X and Y together).
-        progress: show a tqdm progress bar on stderr (samples done).
+        progress: show a tqdm progress bar on stderr (samples done); a number of seconds shows it
+            only once the pass has taken that long.
 
     Raises:
         ValueError: X or Y not 2-D or empty, column counts differ, NaN/inf entries (naming X or Y),
@@ -305,7 +304,7 @@ def data_moments(
     return acc.result()
 
 
-def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: bool = False) -> DataMoments:
+def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: bool | float = False) -> DataMoments:
     """Moments of data arriving in chunks of samples: the exact sum of every chunk's moments.
 
     ``chunks`` is any iterable (a generator reading files, a DataLoader-like object, a list) of
@@ -317,7 +316,8 @@ def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: boo
 
     Args:
         chunks: iterable of (X_chunk, Y_chunk) pairs.
-        progress: show a tqdm progress bar on stderr (chunks done).
+        progress: show a tqdm progress bar on stderr (chunks done); a number of seconds shows it
+            only once the stream has taken that long.
 
     Raises:
         ValueError: an empty iterable; a chunk that is not 2-D, whose row count differs from the

@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             theta_bar = args.theta
         result = structdrop.dropblock_global_min(
-            Y, r, theta_bar, X=X, method=args.method, progress=not (args.quiet or args.json),
+            Y, r, theta_bar, X=X, method=args.method, progress=False if (args.quiet or args.json) else 1.0,
         )
     if args.out is not None:
         save_matrix(args.out, result.coefficients, key="C" if X is not None else "A")
