@@ -10,7 +10,14 @@ from __future__ import annotations
 # --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
 from .examples import SyntheticProblem, paper_synthetic
 from .global_min import GlobalMin, dropblock_global_min
-from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
+from .ksupport import (
+    ProxBatchResult,
+    ProxResult,
+    ksupport_norm_sq,
+    ksupport_split,
+    prox_ksupport_sq,
+    prox_ksupport_sq_batch,
+)
 from .width import beta_for_width, theta_for_width
 
 # --- many settings at once (issue 7) ---
@@ -35,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps
     "GlobalMin",
+    "ProxBatchResult",
     "ProxResult",
     "SweepResult",
     "SyntheticProblem",
@@ -45,6 +53,7 @@ __all__ = [
     "ksupport_split",
     "paper_synthetic",
     "prox_ksupport_sq",
+    "prox_ksupport_sq_batch",
     "sweep_global_min",
     "theta_for_width",
     "width_sweep",
