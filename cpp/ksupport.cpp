@@ -104,7 +104,7 @@ struct Threshold {
   std::size_t head = 0;
   std::size_t active_end = 0;
   double tau = 0.0;
-  double active_sum = 0.0;  // sum of m over [head, active_end), summed directly
+  double active_sum = 0.0;  // sum of m over [head, active_end), summed directly (compensated)
 };
 
 // Number of leading indices in [0, count) where a monotone (true, then false) predicate holds.
@@ -175,14 +175,14 @@ Threshold locate_threshold(const SortedProfile& profile, double r, double beta) 
   th.head = ends;
   th.active_end = std::max(starts, ends);
   if (th.active_end > th.head) {
-    th.active_sum = sum_range(m, th.head, th.active_end);
+    th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
     th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
              th.active_sum;
   }
   if (th.active_end == th.head || !threshold_consistent(m, p, th, beta)) {
     th = locate_by_merge(m, p, r, beta);
     if (th.active_end > th.head) {
-      th.active_sum = sum_range(m, th.head, th.active_end);
+      th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
       th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
                th.active_sum;
     }

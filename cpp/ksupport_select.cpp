@@ -123,6 +123,24 @@ struct Thresholds {
   double unsat;      // m <= unsat: (1 + beta)/m >= hi
 };
 
+// A compensated (Neumaier) sum of non-negative terms: the band values m_i - c cancel, so the
+// relative error of sum m over the band reaches the values multiplied by m_i/a_i; compensated,
+// it stays at a few eps whatever n is. Branch-free (the terms are >= 0, so the larger of s and v
+// is known from one comparison).
+struct CompensatedSum {
+  double sum = 0.0, carry = 0.0;
+  void add(double v) {
+    const double t = sum + v;
+    carry += sum >= v ? (sum - t) + v : (v - t) + sum;
+    sum = t;
+  }
+  void add(const CompensatedSum& other) {
+    add(other.sum);
+    carry += other.carry;
+  }
+  double value() const { return sum + carry; }
+};
+
 // The state of the selection: the root tau lies in the bracket [lo, hi] with S(lo) <= r < S(hi)
 // (no lo: 0; no hi: +inf; a root exactly on a breakpoint is lo, so a unit that saturates there is
 // in the head, where its value m/(1 + beta) carries no cancellation, as in the sorted sweep), and every unit outside the active set is resolved on (lo, hi):
@@ -132,10 +150,10 @@ struct Bracket {
   bool has_lo = false, has_hi = false;
   End lo{0.0, false, 0.0}, hi{kInf, false, 0.0};
   std::size_t saturated = 0, linear = 0;
-  double linear_sum = 0.0;  // sum of m over the linear units
+  CompensatedSum linear_sum;  // sum of m over the linear units
 
   double resolved_weight(double tau, double beta) const {
-    return static_cast<double>(saturated) + (linear_sum * tau - beta * static_cast<double>(linear));
+    return static_cast<double>(saturated) + (linear_sum.value() * tau - beta * static_cast<double>(linear));
   }
   Thresholds thresholds(const Problem& pb) const {
     Thresholds t{kInf, kInf, 0.0, 0.0};
@@ -186,7 +204,7 @@ void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<do
   const std::size_t k = src.size();
   const Thresholds t = br.thresholds(pb);
   std::size_t written = 0, saturated = 0, linear = 0;
-  double linear_sum = 0.0;
+  CompensatedSum linear_sum;
   next.clear();
   for (std::size_t begin = 0; begin < k; begin += kChunk) {
     const std::size_t end = std::min(k, begin + kChunk);
@@ -200,7 +218,7 @@ void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<do
       const bool lin = !sat & !zero & (m >= t.started) & (m <= t.unsat);
       saturated += sat;
       linear += lin;
-      linear_sum += lin ? m : 0.0;
+      linear_sum.add(lin ? m : 0.0);
       dst[written] = m;
       written += !(sat | zero | lin);
     }
@@ -208,7 +226,7 @@ void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<do
   next.resize(written);
   br.saturated += saturated;
   br.linear += linear;
-  br.linear_sum += linear_sum;
+  br.linear_sum.add(linear_sum);
 }
 
 template <class Source>
@@ -382,7 +400,7 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     if (round > kMaxRounds) {
       // Never seen: the units left have breakpoints within rounding of the bracket's ends
       // (thresholds that disagree by an ulp); either class is right to rounding: linear.
-      for (const double m : ws.current) { ++br.linear; br.linear_sum += m; }
+      for (const double m : ws.current) { ++br.linear; br.linear_sum.add(m); }
       break;
     }
     select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next);
@@ -392,10 +410,11 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
   // Every unit is now resolved on the bracket: one pass writes the values and the objective terms.
   double cut = 0.0;
   if (br.linear > 0)
-    cut = beta * br.linear_sum /
+    cut = beta * br.linear_sum.value() /
           (pb.r - static_cast<double>(br.saturated) + beta * static_cast<double>(br.linear));  // beta/tau
   const Thresholds t = br.thresholds(pb);
-  double head_sq = 0.0, band_sum = 0.0, tail_sq = 0.0;
+  double head_sq = 0.0, tail_sq = 0.0;
+  CompensatedSum band_sum;
   std::size_t saturated = 0, rank = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const double m = input[i];
@@ -404,14 +423,14 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m ? cut_value : 0.0);
     head_sq += sat ? m * m : 0.0;
     tail_sq += zero ? m * m : 0.0;
-    band_sum += band ? m : 0.0;
+    band_sum.add(band ? m : 0.0);
     saturated += sat;
     rank += a > 0.0;
     out[i] = signed_value(a * sc.scale, x[i]);
   }
   sol.rho = static_cast<std::int64_t>(std::min(saturated + 1, ru));
   sol.rank = static_cast<std::int64_t>(rank);
-  sol.objective = (beta * shrink * head_sq + cut * band_sum + tail_sq) * sc.scale * sc.scale;
+  sol.objective = (beta * shrink * head_sq + cut * band_sum.value() + tail_sq) * sc.scale * sc.scale;
   return sol;
 }
 
