@@ -307,13 +307,13 @@ void sample_pivots(const Source& src, const Bracket& br, const Problem& pb, Spli
 
 // One round over the active units in `src`: place pivots, evaluate S at both in one pass while
 // speculatively partitioning against the likely bracket (p_lo, p_hi), and repartition only when
-// the root fell outside it. The new active set goes to `next`.
-template <class Source>
+// the root fell outside it. The new active set goes to `next`; visit(m) sees every unit once.
+template <class Source, class Visit>
 void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64& rng, SelectWorkspace& ws,
-                  std::vector<double>& next) {
+                  std::vector<double>& next, Visit visit) {
   if (src.size() <= kExactFinish) {
     finish_exactly(src, br, pb, ws.ends);
-    partition(src, br, pb, next, [](double) {});
+    partition(src, br, pb, next, visit);
     return;
   }
   bool has_lo, has_hi;
@@ -322,7 +322,11 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
   if (!has_lo && !has_hi) {  // no sampled breakpoint inside: take the first one there is
     ws.ends.clear();
     inside_breakpoints(src, br.thresholds(pb), pb, ws.ends);
-    p_hi = ws.ends.front();  // an active unit always has a breakpoint inside
+    if (ws.ends.empty()) {  // no active unit at all (all zero, say): everything is resolved
+      partition(src, br, pb, next, visit);
+      return;
+    }
+    p_hi = ws.ends.front();
     has_hi = true;
   }
   Bracket spec = br;
@@ -330,6 +334,7 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
   if (has_hi) { spec.hi = p_hi; spec.has_hi = true; }
   double s_lo = br.resolved_weight(p_lo.tau, pb.beta), s_hi = br.resolved_weight(p_hi.tau, pb.beta);
   partition(src, spec, pb, next, [&](double m) {
+    visit(m);
     s_lo += weight(m, p_lo.tau, pb.beta);
     s_hi += weight(m, p_hi.tau, pb.beta);
   });
@@ -352,6 +357,73 @@ T signed_value(double a, T x) {
 
 }  // namespace
 
+namespace {
+
+// What the output pass adds up besides writing the values.
+struct OutputSums {
+  double head_sq = 0.0, tail_sq = 0.0;  // sum of m^2 over the saturated and the zero units
+  std::size_t saturated = 0, rank = 0;
+};
+
+// One pass over the input: out_i = sign(x_i) a_i with a_i = m_i/(1 + beta) (saturated), 0 (zero)
+// or m_i - cut (band; rounding noise below 8 eps m_i flushed to 0), m = |x| inv.
+template <class T>
+OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresholds& t, double shrink, double cut,
+                        T* out) {
+  OutputSums o;
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  if constexpr (std::is_same_v<T, double>) {
+    // Two lanes at a time; the per-lane sums are combined at the end (a fixed order).
+    const __m128d sign = _mm_set1_pd(-0.0), inv = _mm_set1_pd(sc.inv), scale = _mm_set1_pd(sc.scale);
+    const __m128d t_sat = _mm_set1_pd(t.saturated), t_zero = _mm_set1_pd(t.zero), vshrink = _mm_set1_pd(shrink);
+    const __m128d vcut = _mm_set1_pd(cut), flush = _mm_set1_pd(rounding::kFlush), zero = _mm_setzero_pd();
+    __m128d head = _mm_setzero_pd(), tail = _mm_setzero_pd();
+    for (; i + 2 <= n; i += 2) {
+      const __m128d xv = _mm_loadu_pd(x + i);
+      const __m128d m = _mm_mul_pd(_mm_andnot_pd(sign, xv), inv);
+      const __m128d sat = _mm_cmpge_pd(m, t_sat);
+      const __m128d low = _mm_andnot_pd(sat, _mm_cmple_pd(m, t_zero));
+      const __m128d cut_value = _mm_sub_pd(m, vcut);
+      const __m128d band = _mm_andnot_pd(_mm_or_pd(sat, low), _mm_cmpgt_pd(cut_value, _mm_mul_pd(flush, m)));
+      const __m128d a = _mm_or_pd(_mm_and_pd(sat, _mm_mul_pd(m, vshrink)), _mm_and_pd(band, cut_value));
+      const __m128d sq = _mm_mul_pd(m, m);
+      head = _mm_add_pd(head, _mm_and_pd(sat, sq));
+      tail = _mm_add_pd(tail, _mm_and_pd(low, sq));
+      const __m128d positive = _mm_cmpgt_pd(a, zero);
+      o.saturated += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(_mm_movemask_pd(sat))));
+      o.rank += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(_mm_movemask_pd(positive))));
+      // copysign for a > 0; +0.0 otherwise
+      const __m128d value = _mm_or_pd(_mm_mul_pd(a, scale), _mm_and_pd(positive, _mm_and_pd(sign, xv)));
+      _mm_storeu_pd(out + i, value);
+    }
+    alignas(16) double h[2], z[2];
+    _mm_store_pd(h, head);
+    _mm_store_pd(z, tail);
+    o.head_sq = h[0] + h[1];
+    o.tail_sq = z[0] + z[1];
+  }
+#endif
+  for (; i < n; ++i) {
+    const double m = std::fabs(static_cast<double>(x[i])) * sc.inv;
+    const bool sat = m >= t.saturated, low = !sat & (m <= t.zero), band = !(sat | low);
+    const double cut_value = m - cut;
+    const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m ? cut_value : 0.0);
+    o.head_sq += sat ? m * m : 0.0;
+    o.tail_sq += low ? m * m : 0.0;
+    o.saturated += sat;
+    o.rank += a > 0.0;
+    out[i] = signed_value(a * sc.scale, x[i]);
+  }
+  return o;
+}
+
+// Magnitudes of this size need no rescaling before the selection (squares, sums and breakpoints
+// stay far from overflow and underflow); beyond, the input is rescaled by a power of two.
+constexpr int kSafeExponent = 400;
+
+}  // namespace
+
 template <class T>
 ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, double beta, T* out,
                                      SelectWorkspace& ws) {
@@ -363,10 +435,38 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
         prox_ksupport_sq_sweep_if_sorted(x, n, r, beta, out, &sol))
       return sol;
   }
-  const Scan s = scan(x, n);
-  if (!s.finite) throw std::invalid_argument("input contains NaN or infinite values");
-  const std::size_t p = s.positive;
   const std::size_t ru = static_cast<std::size_t>(r);
+  const double shrink = shrink_factor(beta);
+  const Problem pb{static_cast<double>(ru), beta, 1.0 + beta, (1.0 + beta) / beta, beta / (1.0 + beta)};
+  Bracket br;
+  SplitMix64 rng;
+  Scan s;
+  Scale sc;
+  // Large input with a penalty: the first round runs on the unscaled magnitudes and takes the
+  // scan (finite, largest, non-zeros) on the way, saving a pass; it is redone rescaled when the
+  // largest magnitude turns out to be extreme (or the scan comes first for small input).
+  bool first_round_done = false;
+  if (beta > 0.0 && n > kExactFinish) {
+    const double largest = std::numeric_limits<double>::max();
+    bool finite = true;
+    double mx = 0.0;
+    std::size_t positive = 0;
+    select_round(InputSource<T>{x, n, 1.0}, br, pb, rng, ws, ws.current, [&](double m) {
+      finite &= m <= largest;
+      mx = std::max(mx, m);
+      positive += m > 0.0;
+    });
+    s = Scan{mx, positive, finite};
+    if (!s.finite) throw std::invalid_argument("input contains NaN or infinite values");
+    int exponent = 0;
+    std::frexp(s.max, &exponent);
+    first_round_done = s.max > 0.0 && std::abs(exponent) <= kSafeExponent;
+    if (!first_round_done) br = Bracket{}, rng = SplitMix64{};
+  } else {
+    s = scan(x, n);
+    if (!s.finite) throw std::invalid_argument("input contains NaN or infinite values");
+  }
+  const std::size_t p = s.positive;
   sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
   sol.rank = static_cast<std::int64_t>(p);
   if (p == 0) {
@@ -378,24 +478,14 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     std::copy(x, x + n, out);
     return sol;
   }
-  const Scale sc = power_of_two_scale(s.max);
-  const InputSource<T> input{x, n, sc.inv};
-  const double shrink = shrink_factor(beta);
+  if (!first_round_done) sc = power_of_two_scale(s.max);
   if (p <= ru) {  // t = 1 on every positive unit: a = m/(1 + beta)
-    double head_sq = 0.0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const double m = input[i];
-      head_sq += m * m;
-      out[i] = signed_value(m * shrink * sc.scale, x[i]);
-    }
-    sol.objective = beta * shrink * head_sq * sc.scale * sc.scale;
+    const Thresholds all_saturated{0.0, 0.0, -1.0, -1.0};
+    const OutputSums o = write_values(x, n, sc, all_saturated, shrink, 0.0, out);
+    sol.objective = beta * shrink * o.head_sq * sc.scale * sc.scale;
     return sol;
   }
-
-  const Problem pb{static_cast<double>(ru), beta, 1.0 + beta, (1.0 + beta) / beta, beta / (1.0 + beta)};
-  Bracket br;
-  SplitMix64 rng;
-  select_round(input, br, pb, rng, ws, ws.current);
+  if (!first_round_done) select_round(InputSource<T>{x, n, sc.inv}, br, pb, rng, ws, ws.current, [](double) {});
   for (std::size_t round = 1; !ws.current.empty(); ++round) {
     if (round > kMaxRounds) {
       // Never seen: the units left have breakpoints within rounding of the bracket's ends
@@ -403,34 +493,20 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
       for (const double m : ws.current) { ++br.linear; br.linear_sum.add(m); }
       break;
     }
-    select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next);
+    select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next, [](double) {});
     std::swap(ws.current, ws.next);
   }
 
-  // Every unit is now resolved on the bracket: one pass writes the values and the objective terms.
+  // Every unit is now resolved on the bracket: one pass writes the values and the objective terms
+  // (the band's sum of m is the carried linear sum: the same units).
+  const double band_sum = br.linear_sum.value();
   double cut = 0.0;
   if (br.linear > 0)
-    cut = beta * br.linear_sum.value() /
-          (pb.r - static_cast<double>(br.saturated) + beta * static_cast<double>(br.linear));  // beta/tau
-  const Thresholds t = br.thresholds(pb);
-  double head_sq = 0.0, tail_sq = 0.0;
-  CompensatedSum band_sum;
-  std::size_t saturated = 0, rank = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double m = input[i];
-    const bool sat = m >= t.saturated, zero = !sat & (m <= t.zero), band = !(sat | zero);
-    const double cut_value = m - cut;
-    const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m ? cut_value : 0.0);
-    head_sq += sat ? m * m : 0.0;
-    tail_sq += zero ? m * m : 0.0;
-    band_sum.add(band ? m : 0.0);
-    saturated += sat;
-    rank += a > 0.0;
-    out[i] = signed_value(a * sc.scale, x[i]);
-  }
-  sol.rho = static_cast<std::int64_t>(std::min(saturated + 1, ru));
-  sol.rank = static_cast<std::int64_t>(rank);
-  sol.objective = (beta * shrink * head_sq + cut * band_sum.value() + tail_sq) * sc.scale * sc.scale;
+    cut = beta * band_sum / (pb.r - static_cast<double>(br.saturated) + beta * static_cast<double>(br.linear));
+  const OutputSums o = write_values(x, n, sc, br.thresholds(pb), shrink, cut, out);
+  sol.rho = static_cast<std::int64_t>(std::min(o.saturated + 1, ru));
+  sol.rank = static_cast<std::int64_t>(o.rank);
+  sol.objective = (beta * shrink * o.head_sq + cut * band_sum + o.tail_sq) * sc.scale * sc.scale;
   return sol;
 }
 
