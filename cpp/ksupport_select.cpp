@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <stdexcept>
@@ -229,6 +230,144 @@ void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<do
   br.linear_sum.add(linear_sum);
 }
 
+// The scan (finite, largest, non-zeros) when the first round takes it on the way.
+struct ScanAcc {
+  bool finite = true;
+  double max = 0.0;
+  std::size_t positive = 0;
+  void add(double m) {
+    finite &= m <= std::numeric_limits<double>::max();  // false for NaN and inf
+    max = std::max(max, m);
+    positive += m > 0.0;
+  }
+};
+
+// Sources the SSE2 partition can read directly: |x| inv from a double input, or a buffer.
+struct SimdView {
+  const double* v;
+  std::size_t n;
+  double inv;
+  bool magnitude;  // take |v| inv, else v as is
+};
+template <class Source>
+constexpr bool kHasSimdView = std::is_same_v<Source, InputSource<double>> || std::is_same_v<Source, BufferSource>;
+inline SimdView simd_view(const InputSource<double>& s) { return {s.x, s.n, s.inv, true}; }
+inline SimdView simd_view(const BufferSource& s) { return {s.v, s.n, 1.0, false}; }
+
+#if defined(__SSE2__)
+// partition() fused with S(tau_lo), S(tau_hi) (and the scan when Track), two units per step. The
+// compaction stays scalar (two conditional-advance stores); every sum is per lane, combined in a
+// fixed order, so results do not depend on anything but the input.
+template <bool Track>
+void partition_sse2(const SimdView& view, Bracket& br, const Problem& pb, std::vector<double>& next, double tau_lo,
+                    double tau_hi, double& s_lo, double& s_hi, ScanAcc* track) {
+  constexpr std::size_t kChunk = 4096;
+  const std::size_t k = view.n;
+  const Thresholds t = br.thresholds(pb);
+  const __m128d sign = _mm_set1_pd(-0.0), inv = _mm_set1_pd(view.inv), zero = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
+  const __m128d vbeta = _mm_set1_pd(pb.beta), vlo = _mm_set1_pd(tau_lo), vhi = _mm_set1_pd(tau_hi);
+  const __m128d t_sat = _mm_set1_pd(t.saturated), t_zero = _mm_set1_pd(t.zero);
+  const __m128d t_started = _mm_set1_pd(t.started), t_unsat = _mm_set1_pd(t.unsat);
+  const __m128d largest = _mm_set1_pd(std::numeric_limits<double>::max());
+  __m128d w_lo = zero, w_hi = zero, lin_sum = zero, lin_carry = zero, mx = zero, bad = zero;
+  std::size_t written = 0, saturated = 0, linear = 0, positive = 0;
+  next.clear();
+  std::size_t i = 0;
+  alignas(16) double lane[2];
+  for (std::size_t begin = 0; begin + 2 <= k; begin += kChunk) {
+    const std::size_t end = std::min(k, begin + kChunk) & ~std::size_t{1};
+    if (next.size() < written + (end - begin)) next.resize(std::max(2 * next.size(), written + (end - begin)));
+    double* dst = next.data();
+    for (i = begin; i < end; i += 2) {
+      __m128d m = _mm_loadu_pd(view.v + i);
+      if (view.magnitude) m = _mm_mul_pd(_mm_andnot_pd(sign, m), inv);
+      if constexpr (Track) {
+        bad = _mm_or_pd(bad, _mm_cmpnle_pd(m, largest));  // NaN or inf
+        mx = _mm_max_pd(m, mx);                            // a NaN m keeps mx (and sets bad)
+        positive += static_cast<std::size_t>(_mm_movemask_pd(_mm_cmpgt_pd(m, zero)) & 1) +
+                    static_cast<std::size_t>(_mm_movemask_pd(_mm_cmpgt_pd(m, zero)) >> 1);
+      }
+      w_lo = _mm_add_pd(w_lo, _mm_min_pd(_mm_max_pd(_mm_sub_pd(_mm_mul_pd(m, vlo), vbeta), zero), one));
+      w_hi = _mm_add_pd(w_hi, _mm_min_pd(_mm_max_pd(_mm_sub_pd(_mm_mul_pd(m, vhi), vbeta), zero), one));
+      const __m128d sat = _mm_cmpge_pd(m, t_sat);
+      const __m128d low = _mm_andnot_pd(sat, _mm_cmple_pd(m, t_zero));
+      const __m128d lin = _mm_andnot_pd(_mm_or_pd(sat, low), _mm_and_pd(_mm_cmpge_pd(m, t_started), _mm_cmple_pd(m, t_unsat)));
+      // Kahan per lane over the linear units' m
+      const __m128d y = _mm_sub_pd(_mm_and_pd(lin, m), lin_carry);
+      const __m128d sum = _mm_add_pd(lin_sum, y);
+      lin_carry = _mm_sub_pd(_mm_sub_pd(sum, lin_sum), y);
+      lin_sum = sum;
+      const unsigned sat_bits = static_cast<unsigned>(_mm_movemask_pd(sat));
+      const unsigned lin_bits = static_cast<unsigned>(_mm_movemask_pd(lin));
+      const unsigned active = ~static_cast<unsigned>(_mm_movemask_pd(_mm_or_pd(_mm_or_pd(sat, low), lin))) & 3u;
+      saturated += (sat_bits & 1u) + (sat_bits >> 1);
+      linear += (lin_bits & 1u) + (lin_bits >> 1);
+      _mm_store_pd(lane, m);
+      dst[written] = lane[0];
+      written += active & 1u;
+      dst[written] = lane[1];
+      written += active >> 1;
+    }
+  }
+  next.resize(written);
+  alignas(16) double lo2[2], hi2[2], ls2[2], lc2[2], mx2[2], bad2[2];
+  _mm_store_pd(lo2, w_lo);
+  _mm_store_pd(hi2, w_hi);
+  _mm_store_pd(ls2, lin_sum);
+  _mm_store_pd(lc2, lin_carry);
+  _mm_store_pd(mx2, mx);
+  _mm_store_pd(bad2, bad);
+  s_lo += lo2[0] + lo2[1];
+  s_hi += hi2[0] + hi2[1];
+  br.saturated += saturated;
+  br.linear += linear;
+  CompensatedSum lanes;
+  lanes.add(ls2[0]);
+  lanes.add(ls2[1]);
+  lanes.carry -= lc2[0] + lc2[1];
+  br.linear_sum.add(lanes);
+  if constexpr (Track) {
+    std::uint64_t bits0, bits1;
+    std::memcpy(&bits0, &bad2[0], 8);
+    std::memcpy(&bits1, &bad2[1], 8);
+    track->finite &= (bits0 | bits1) == 0;
+    track->max = std::max(track->max, std::max(mx2[0], mx2[1]));
+    track->positive += positive;
+  }
+  // the odd last unit
+  for (i = k & ~std::size_t{1}; i < k; ++i) {
+    const double m = view.magnitude ? std::fabs(view.v[i]) * view.inv : view.v[i];
+    if constexpr (Track) track->add(m);
+    s_lo += weight(m, tau_lo, pb.beta);
+    s_hi += weight(m, tau_hi, pb.beta);
+    const bool sat = m >= t.saturated, low = !sat & (m <= t.zero);
+    const bool lin = !sat & !low & (m >= t.started) & (m <= t.unsat);
+    br.saturated += sat;
+    br.linear += lin;
+    if (lin) br.linear_sum.add(m);
+    if (!(sat | low | lin)) next.push_back(m);
+  }
+}
+#endif
+
+// partition() that also adds up S at two pivots (and the scan when track is given).
+template <class Source>
+void partition_weighed(const Source& src, Bracket& br, const Problem& pb, std::vector<double>& next, double tau_lo,
+                       double tau_hi, double& s_lo, double& s_hi, ScanAcc* track) {
+#if defined(__SSE2__)
+  if constexpr (kHasSimdView<Source>) {
+    if (track) partition_sse2<true>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, track);
+    else partition_sse2<false>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, nullptr);
+    return;
+  }
+#endif
+  partition(src, br, pb, next, [&](double m) {
+    if (track) track->add(m);
+    s_lo += weight(m, tau_lo, pb.beta);
+    s_hi += weight(m, tau_hi, pb.beta);
+  });
+}
+
 template <class Source>
 double total_weight(const Source& src, const Bracket& br, const Problem& pb, double tau) {
   double s = br.resolved_weight(tau, pb.beta);
@@ -307,10 +446,13 @@ void sample_pivots(const Source& src, const Bracket& br, const Problem& pb, Spli
 
 // One round over the active units in `src`: place pivots, evaluate S at both in one pass while
 // speculatively partitioning against the likely bracket (p_lo, p_hi), and repartition only when
-// the root fell outside it. The new active set goes to `next`; visit(m) sees every unit once.
-template <class Source, class Visit>
+// the root fell outside it. The new active set goes to `next`; `track` (if given) sees every unit once.
+template <class Source>
 void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64& rng, SelectWorkspace& ws,
-                  std::vector<double>& next, Visit visit) {
+                  std::vector<double>& next, ScanAcc* track) {
+  auto visit = [track](double m) {
+    if (track) track->add(m);
+  };
   if (src.size() <= kExactFinish) {
     finish_exactly(src, br, pb, ws.ends);
     partition(src, br, pb, next, visit);
@@ -333,11 +475,7 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
   if (has_lo) { spec.lo = p_lo; spec.has_lo = true; }
   if (has_hi) { spec.hi = p_hi; spec.has_hi = true; }
   double s_lo = br.resolved_weight(p_lo.tau, pb.beta), s_hi = br.resolved_weight(p_hi.tau, pb.beta);
-  partition(src, spec, pb, next, [&](double m) {
-    visit(m);
-    s_lo += weight(m, p_lo.tau, pb.beta);
-    s_hi += weight(m, p_hi.tau, pb.beta);
-  });
+  partition_weighed(src, spec, pb, next, p_lo.tau, p_hi.tau, s_lo, s_hi, track);
   const bool below = has_lo && s_lo > pb.r;   // the root is left of p_lo
   const bool above = has_hi && s_hi <= pb.r;  // the root is right of (or at) p_hi
   if (!below && !above) {
@@ -391,8 +529,10 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
       head = _mm_add_pd(head, _mm_and_pd(sat, sq));
       tail = _mm_add_pd(tail, _mm_and_pd(low, sq));
       const __m128d positive = _mm_cmpgt_pd(a, zero);
-      o.saturated += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(_mm_movemask_pd(sat))));
-      o.rank += static_cast<std::size_t>(__builtin_popcount(static_cast<unsigned>(_mm_movemask_pd(positive))));
+      const unsigned sat_bits = static_cast<unsigned>(_mm_movemask_pd(sat));
+      const unsigned pos_bits = static_cast<unsigned>(_mm_movemask_pd(positive));
+      o.saturated += (sat_bits & 1u) + (sat_bits >> 1);  // two-bit counts (no popcnt in the baseline ISA)
+      o.rank += (pos_bits & 1u) + (pos_bits >> 1);
       // copysign for a > 0; +0.0 otherwise
       const __m128d value = _mm_or_pd(_mm_mul_pd(a, scale), _mm_and_pd(positive, _mm_and_pd(sign, xv)));
       _mm_storeu_pd(out + i, value);
@@ -447,16 +587,9 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
   // largest magnitude turns out to be extreme (or the scan comes first for small input).
   bool first_round_done = false;
   if (beta > 0.0 && n > kExactFinish) {
-    const double largest = std::numeric_limits<double>::max();
-    bool finite = true;
-    double mx = 0.0;
-    std::size_t positive = 0;
-    select_round(InputSource<T>{x, n, 1.0}, br, pb, rng, ws, ws.current, [&](double m) {
-      finite &= m <= largest;
-      mx = std::max(mx, m);
-      positive += m > 0.0;
-    });
-    s = Scan{mx, positive, finite};
+    ScanAcc acc;
+    select_round(InputSource<T>{x, n, 1.0}, br, pb, rng, ws, ws.current, &acc);
+    s = Scan{acc.max, acc.positive, acc.finite};
     if (!s.finite) throw std::invalid_argument("input contains NaN or infinite values");
     int exponent = 0;
     std::frexp(s.max, &exponent);
@@ -485,7 +618,7 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     sol.objective = beta * shrink * o.head_sq * sc.scale * sc.scale;
     return sol;
   }
-  if (!first_round_done) select_round(InputSource<T>{x, n, sc.inv}, br, pb, rng, ws, ws.current, [](double) {});
+  if (!first_round_done) select_round(InputSource<T>{x, n, sc.inv}, br, pb, rng, ws, ws.current, nullptr);
   for (std::size_t round = 1; !ws.current.empty(); ++round) {
     if (round > kMaxRounds) {
       // Never seen: the units left have breakpoints within rounding of the bracket's ends
@@ -493,7 +626,7 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
       for (const double m : ws.current) { ++br.linear; br.linear_sum.add(m); }
       break;
     }
-    select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next, [](double) {});
+    select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next, nullptr);
     std::swap(ws.current, ws.next);
   }
 
