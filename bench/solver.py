@@ -81,6 +81,18 @@ def modopt_checks(KSupportNorm, trials: int) -> dict:
             "prox_differs": differs, "worst_relative_gap": worst}
 
 
+def cpu_seconds(fn, repeats: int = 15) -> float:
+    """Least process CPU time of one call (all threads): on a shared machine the wall time
+    includes waiting for a core, the CPU time does not."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def memory_allows(n: int) -> bool:
     """Input, a sorted copy, two outputs and the reference's arrays: about 8 arrays of n doubles."""
     try:
@@ -116,6 +128,11 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
             alive["modopt"] = rec["modopt"] < budget / 2
         else:
             rec["modopt"] = float("nan")
+        if n == 10**6:  # the targets: also in CPU time (the machine is shared)
+            rec["cpu"] = {"copy": cpu_seconds(lambda: np.copy(data["unsorted"])),
+                          "sort": cpu_seconds(lambda: np.sort(data["unsorted"]))}
+            for kind, x in data.items():
+                rec["cpu"][kind] = cpu_seconds(lambda: sd.prox_ksupport_sq(x, r, beta))
         records.append(rec)
         c = rec["copy"]
         rows.append([
@@ -129,6 +146,35 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
     return rows, records
 
 
+def families(n: int, seed: int = 5) -> dict[str, np.ndarray]:
+    """Inputs that would make a naive selection quadratic."""
+    rng = np.random.default_rng(seed)
+    ordered = np.sort(rng.exponential(size=n))[::-1].copy()
+    half = np.sort(rng.exponential(size=n // 2))
+    return {
+        "random": rng.exponential(size=n),
+        "sorted": ordered,
+        "reverse sorted": ordered[::-1].copy(),
+        "organ pipe": np.concatenate([half, half[::-1], np.full(n - 2 * half.size, 0.5)]),
+        "all ties": np.full(n, 1.7),
+        "two clusters": np.where(rng.random(n) < 0.5, 1.0, 1.0 + 1e-9),
+    }
+
+
+def family_rows(sizes, progress):
+    """Time per element of the public call on each family (median), to show it flat in n."""
+    table, records = {}, []
+    for n in sizes:
+        for name, x in families(n).items():
+            out = np.empty_like(x)
+            seconds = median_seconds(lambda: sd.prox_ksupport_sq(x, max(1, n // 20), 1.0, out=out), repeats=5)
+            table.setdefault(name, {})[n] = seconds / n * 1e9
+            records.append({"family": name, "n": n, "seconds": seconds})
+        progress(f"families n={n}: done")
+    rows = [[name] + [per[n] for n in sizes] for name, per in table.items()]
+    return rows, records
+
+
 def batch_record(rows_n, cols, progress) -> dict:
     M = np.random.default_rng(3).standard_normal((rows_n, cols))
     r = max(1, cols // 20)
@@ -136,6 +182,10 @@ def batch_record(rows_n, cols, progress) -> dict:
     for threads in (1, 2):
         rec[f"threads_{threads}"] = median_seconds(lambda: sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads),
                                                    repeats=5)
+    for threads in (1, 2):  # CPU time / wall time: how many cores the call kept busy
+        wall, cpu = time.perf_counter(), time.process_time()
+        sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads)
+        rec[f"cores_busy_{threads}"] = (time.process_time() - cpu) / (time.perf_counter() - wall)
     rec["python_loop"] = median_seconds(lambda: [sd.prox_ksupport_sq(row, r, 1.0) for row in M], repeats=3)
     rec["speedup_2_threads"] = rec["threads_1"] / rec["threads_2"]
     progress(f"batch {rows_n} x {cols}: 1 thread {rec['threads_1'] * 1e3:.1f} ms, 2 threads "
@@ -184,11 +234,26 @@ def main(argv=None) -> int:
         rows,
     ))
 
+    family_sizes = [10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7]
+    fam_rows, fam_records = family_rows(family_sizes, progress)
+    print("\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = 1\n")
+    print(markdown_table(["input"] + [f"n = {n:.0e}" for n in family_sizes], fam_rows))
+
+    target = next((rec for rec in records if rec["n"] == 10**6), None)
+    if target is not None:
+        cpu = target["cpu"]
+        print("\n## n = 1e6 in CPU time (least of 15 calls; ratios to np.copy)\n")
+        print(markdown_table(["np.copy ms", "np.sort", "sorted", "unsorted", "signed", "float32"],
+                             [[cpu["copy"] * 1e3, cpu["sort"] / cpu["copy"], cpu["sorted"] / cpu["copy"],
+                               cpu["unsorted"] / cpu["copy"], cpu["signed"] / cpu["copy"],
+                               cpu["float32"] / cpu["copy"]]]))
+
     batch = batch_record(10**3 if args.quick else 10**4, 10**3, progress)
     print(f"\n## Batch: {batch['rows']} rows x {batch['n']}, r = {batch['r']} (median ms)\n")
-    print(markdown_table(["1 thread", "2 threads", "speed-up", "Python loop of single calls"],
+    print(markdown_table(["1 thread", "2 threads", "speed-up", "cores busy (1 / 2 threads)", "Python loop of single calls"],
                          [[batch["threads_1"] * 1e3, batch["threads_2"] * 1e3, batch["speedup_2_threads"],
-                           batch["python_loop"] * 1e3]]))
+                           f"{batch['cores_busy_1']:.2f} / {batch['cores_busy_2']:.2f}", batch["python_loop"] * 1e3]]))
+    print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
     spectral = spectral_records([(100, 100), (300, 200)] if args.quick else [(100, 100), (1000, 1000), (2000, 500)],
                                 progress)
@@ -218,7 +283,7 @@ def main(argv=None) -> int:
         print("\nModOpt not installed (pip install modopt): peer comparison skipped.")
 
     write_json(args.json, {"machine": machine_info(), "sizes": records, "batch": batch, "spectral": spectral,
-                           "search_target": target, "modopt": checks})
+                           "search_target": target, "modopt": checks, "families": fam_records})
     return 0
 
 

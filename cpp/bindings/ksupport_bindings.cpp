@@ -96,18 +96,24 @@ py::tuple prox_select(const Array<T>& x, std::int64_t r, double beta, Array<T>& 
   return py::make_tuple(sol.rho, sol.rank, sol.objective);
 }
 
-template <class T>
-py::tuple norm_select(const Array<T>& x, std::int64_t r) {
-  if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+// (norm_sq, rho) of a 1-D array by `kernel`, with the GIL released.
+template <class T, class Kernel>
+py::tuple norm_tuple(const Array<T>& x, std::int64_t r, Kernel kernel) {
   require_r(r);
   KSupportNorm result;
   {
     const T* in = x.data();
     const auto n = static_cast<std::size_t>(x.shape(0));
     py::gil_scoped_release release;
-    result = ksupport_norm_sq_select(in, n, r);
+    result = kernel(in, n, r);
   }
   return py::make_tuple(result.norm_sq, result.rho);
+}
+
+template <class T>
+py::tuple norm_select(const Array<T>& x, std::int64_t r) {
+  if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+  return norm_tuple(x, r, &ksupport_norm_sq_select<T>);
 }
 
 template <class T>
@@ -157,15 +163,7 @@ void register_ksupport(py::module_& m) {
       "ksupport_norm_sq_sorted",
       [](const DoubleArray& s, std::int64_t r) {
         require_sorted_nonnegative(s, "s");
-        require_r(r);
-        KSupportNorm result;
-        {
-          const double* data = s.data();
-          const auto n = static_cast<std::size_t>(s.shape(0));
-          py::gil_scoped_release release;
-          result = ksupport_norm_sq_sorted(data, n, r);
-        }
-        return py::make_tuple(result.norm_sq, result.rho);
+        return norm_tuple(s, r, &ksupport_norm_sq_sorted);
       },
       py::arg("s").noconvert(), py::arg("r"),
       "Squared spectral r-support norm of descending non-negative s (corrected Theorem 6).\n"
