@@ -242,24 +242,39 @@ struct ScanAcc {
   }
 };
 
-// Sources the SSE2 partition can read directly: |x| inv from a double input, or a buffer.
+// Sources the SSE2 partition can read directly: |x| inv from a float or double input, or a buffer.
+template <class E>
 struct SimdView {
-  const double* v;
+  const E* v;
   std::size_t n;
   double inv;
   bool magnitude;  // take |v| inv, else v as is
 };
 template <class Source>
-constexpr bool kHasSimdView = std::is_same_v<Source, InputSource<double>> || std::is_same_v<Source, BufferSource>;
-inline SimdView simd_view(const InputSource<double>& s) { return {s.x, s.n, s.inv, true}; }
-inline SimdView simd_view(const BufferSource& s) { return {s.v, s.n, 1.0, false}; }
+constexpr bool kHasSimdView = std::is_same_v<Source, InputSource<double>> ||
+                              std::is_same_v<Source, InputSource<float>> || std::is_same_v<Source, BufferSource>;
+template <class T>
+SimdView<T> simd_view(const InputSource<T>& s) { return {s.x, s.n, s.inv, true}; }
+inline SimdView<double> simd_view(const BufferSource& s) { return {s.v, s.n, 1.0, false}; }
+
+#if defined(__SSE2__)
+// Two consecutive values as doubles (floats are widened exactly).
+inline __m128d load2(const double* p) { return _mm_loadu_pd(p); }
+inline __m128d load2(const float* p) {
+  return _mm_cvtps_pd(_mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+inline void store2(double* p, __m128d v) { _mm_storeu_pd(p, v); }
+inline void store2(float* p, __m128d v) {  // rounds to float, as static_cast does
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_castps_si128(_mm_cvtpd_ps(v)));
+}
+#endif
 
 #if defined(__SSE2__)
 // partition() fused with S(tau_lo), S(tau_hi) (and the scan when Track), two units per step. The
 // compaction stays scalar (two conditional-advance stores); every sum is per lane, combined in a
 // fixed order, so results do not depend on anything but the input.
-template <bool Track>
-void partition_sse2(const SimdView& view, Bracket& br, const Problem& pb, std::vector<double>& next, double tau_lo,
+template <bool Track, class E>
+void partition_sse2(const SimdView<E>& view, Bracket& br, const Problem& pb, std::vector<double>& next, double tau_lo,
                     double tau_hi, double& s_lo, double& s_hi, ScanAcc* track) {
   constexpr std::size_t kChunk = 4096;
   const std::size_t k = view.n;
@@ -279,7 +294,7 @@ void partition_sse2(const SimdView& view, Bracket& br, const Problem& pb, std::v
     if (next.size() < written + (end - begin)) next.resize(std::max(2 * next.size(), written + (end - begin)));
     double* dst = next.data();
     for (i = begin; i < end; i += 2) {
-      __m128d m = _mm_loadu_pd(view.v + i);
+      __m128d m = load2(view.v + i);
       if (view.magnitude) m = _mm_mul_pd(_mm_andnot_pd(sign, m), inv);
       if constexpr (Track) {
         bad = _mm_or_pd(bad, _mm_cmpnle_pd(m, largest));  // NaN or inf
@@ -336,7 +351,7 @@ void partition_sse2(const SimdView& view, Bracket& br, const Problem& pb, std::v
   }
   // the odd last unit
   for (i = k & ~std::size_t{1}; i < k; ++i) {
-    const double m = view.magnitude ? std::fabs(view.v[i]) * view.inv : view.v[i];
+    const double m = view.magnitude ? std::fabs(static_cast<double>(view.v[i])) * view.inv : view.v[i];
     if constexpr (Track) track->add(m);
     s_lo += weight(m, tau_lo, pb.beta);
     s_hi += weight(m, tau_hi, pb.beta);
@@ -511,14 +526,14 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
   OutputSums o;
   std::size_t i = 0;
 #if defined(__SSE2__)
-  if constexpr (std::is_same_v<T, double>) {
-    // Two lanes at a time; the per-lane sums are combined at the end (a fixed order).
+  {
+    // Two lanes at a time (float input widened exactly, the values rounded back once); the per-lane sums are combined at the end (a fixed order).
     const __m128d sign = _mm_set1_pd(-0.0), inv = _mm_set1_pd(sc.inv), scale = _mm_set1_pd(sc.scale);
     const __m128d t_sat = _mm_set1_pd(t.saturated), t_zero = _mm_set1_pd(t.zero), vshrink = _mm_set1_pd(shrink);
     const __m128d vcut = _mm_set1_pd(cut), flush = _mm_set1_pd(rounding::kFlush), zero = _mm_setzero_pd();
     __m128d head = _mm_setzero_pd(), tail = _mm_setzero_pd();
     for (; i + 2 <= n; i += 2) {
-      const __m128d xv = _mm_loadu_pd(x + i);
+      const __m128d xv = load2(x + i);
       const __m128d m = _mm_mul_pd(_mm_andnot_pd(sign, xv), inv);
       const __m128d sat = _mm_cmpge_pd(m, t_sat);
       const __m128d low = _mm_andnot_pd(sat, _mm_cmple_pd(m, t_zero));
@@ -535,7 +550,7 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
       o.rank += (pos_bits & 1u) + (pos_bits >> 1);
       // copysign for a > 0; +0.0 otherwise
       const __m128d value = _mm_or_pd(_mm_mul_pd(a, scale), _mm_and_pd(positive, _mm_and_pd(sign, xv)));
-      _mm_storeu_pd(out + i, value);
+      store2(out + i, value);
     }
     alignas(16) double h[2], z[2];
     _mm_store_pd(h, head);

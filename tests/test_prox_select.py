@@ -277,19 +277,21 @@ def test_norm_by_partial_selection_matches_sorting(rng):
                 reference.ksupport_norm_sq(x.astype(np.float32).astype(float), r), rel=1e-12, abs=1e-300)
 
 
-def _seconds_per_element(fn, n, repeats=5):
+def _seconds_per_element(fn, n, repeats=7):
+    """Least CPU time per element (the process's CPU time: waiting for a core on a shared machine
+    does not count)."""
     best = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best / n
 
 
 @pytest.mark.parametrize("family", ["random", "sorted", "reverse_sorted", "organ_pipe", "all_ties", "two_clusters"])
 def test_time_per_element_is_flat_in_n(family, rng):
-    """No quadratic worst case: from n = 2e4 to 1e6 (50x) the time per element may not grow more
-    than 3x (minimum of 5 runs; the machine is shared, so the bound is loose)."""
+    """No quadratic worst case: from n = 2e4 to 1e6 (50x) the CPU time per element may not grow
+    more than 3x (least of 7 runs; measured ratios are 0.5-1.5, the bound is loose for noise)."""
     per = {}
     for n in (20_000, 1_000_000):
         m = families(n, rng)[family]
