@@ -217,6 +217,19 @@ def test_float32_in_float32_out(rng):
         assert sd.ksupport_norm_sq(x32, r) == pytest.approx(sd.ksupport_norm_sq(x32.astype(np.float64), r), rel=1e-12)
 
 
+def test_unaligned_input_is_copied_not_misread(rng):
+    m = rng.standard_normal(33)
+    buffer = bytearray(8 * 33 + 1)
+    unaligned = np.frombuffer(buffer, np.float64, 33, 1)
+    unaligned[...] = m
+    assert not unaligned.flags.aligned
+    np.testing.assert_array_equal(sd.prox_ksupport_sq(unaligned, 3, 0.5).values, sd.prox_ksupport_sq(m, 3, 0.5).values)
+    assert sd.ksupport_norm_sq(unaligned, 3) == sd.ksupport_norm_sq(m, 3)
+    rows = np.frombuffer(bytearray(8 * 66 + 1), np.float64, 66, 1).reshape(2, 33)
+    rows[...] = m
+    np.testing.assert_array_equal(sd.prox_ksupport_sq_batch(rows, 3, 0.5).values[1], sd.prox_ksupport_sq(m, 3, 0.5).values)
+
+
 def test_out_argument(rng):
     m = rng.standard_normal(50)
     out = np.full(50, np.nan)
@@ -242,6 +255,8 @@ def test_out_argument(rng):
         (lambda m: sd.prox_ksupport_sq(m[:5], 2, 1.0, out=m[5:]), ValueError, None),  # no overlap: accepted
         (lambda m: sd.prox_ksupport_sq(m[:6], 2, 1.0, out=m[4:10]), ValueError, "out must not share memory"),
         (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(np.zeros(10).tobytes())), ValueError, "writeable"),
+        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(bytearray(81), np.float64, 10, 1)), ValueError,
+         "out must be aligned"),
         (lambda m: sd.prox_ksupport_sq(m.reshape(2, 5), 2, 1.0, out=np.empty(10)), ValueError, r"out must have shape \(2, 5\)"),
         (lambda m: sd.prox_ksupport_sq_batch(m, 2, 1.0), ValueError, "M must be 2-D"),
         (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5, 1), 2, 1.0), ValueError, "M must be 2-D"),

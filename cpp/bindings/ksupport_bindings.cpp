@@ -66,8 +66,17 @@ py::tuple prox(const DoubleArray& m, std::int64_t r, double beta, bool search) {
 template <class T>
 using Array = py::array_t<T, py::array::c_style>;
 
+// The kernels load whole words (SSE2 too): an unaligned view of a byte buffer is rejected.
+template <class T>
+void require_aligned(const Array<T>& a, const char* name) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+    throw std::invalid_argument(std::string(name) + " must be aligned to its element size");
+}
+
 template <class T>
 void require_output(const Array<T>& x, Array<T>& out) {
+  require_aligned(x, "the input");
+  require_aligned(out, "out");
   if (out.ndim() != x.ndim()) throw std::invalid_argument("out must have the shape of the input");
   for (py::ssize_t d = 0; d < x.ndim(); ++d)
     if (out.shape(d) != x.shape(d)) throw std::invalid_argument("out must have the shape of the input");
@@ -113,6 +122,7 @@ py::tuple norm_tuple(const Array<T>& x, std::int64_t r, Kernel kernel) {
 template <class T>
 py::tuple norm_select(const Array<T>& x, std::int64_t r) {
   if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+  require_aligned(x, "x");
   return norm_tuple(x, r, &ksupport_norm_sq_select<T>);
 }
 

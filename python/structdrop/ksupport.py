@@ -92,7 +92,7 @@ def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
     (std::nth_element) and sorts that head, O(n + r log r), from float32 or float64 input.
     """
     block = _check_r(r)
-    array = as_float_array("x", x, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False)
+    array = _aligned(as_float_array("x", x, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False))
     if array.ndim == 2:
         if not np.isfinite(array).all():
             raise ValueError("x contains NaN or infinite values")
@@ -110,6 +110,11 @@ def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
     if not np.isfinite(value):
         raise ValueError("x is too large: ||x||_(r)^2 overflows float64")
     return int(rho), float(value)
+
+
+def _aligned(array: np.ndarray) -> np.ndarray:
+    """The kernels read whole float/double words: an unaligned view (from a byte buffer) is copied."""
+    return array if array.flags.aligned else array.copy()
 
 
 def _check_method(method: object) -> str:
@@ -131,6 +136,8 @@ def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *inputs: ob
         raise ValueError("out must be writeable")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    if not out.flags.aligned:
+        raise ValueError("out must be aligned (the kernels write whole words)")
     for array in inputs:
         if isinstance(array, np.ndarray) and np.may_share_memory(out, array):
             raise ValueError("out must not share memory with the input")
@@ -253,7 +260,7 @@ def prox_ksupport_sq(
     block = _check_r(r)
     strength = as_nonnegative_float("beta", beta)
     method = _check_method(method)
-    array = as_float_array("m", m, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False)
+    array = _aligned(as_float_array("m", m, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False))
     if array.ndim == 2:
         return _prox_matrix(array, m, block, strength, method, out)
     return _prox_vector(array, m, block, strength, method, out)
@@ -298,7 +305,7 @@ def prox_ksupport_sq_batch(
     block = _check_r(r)
     strength = as_nonnegative_float("beta", beta)
     workers = as_int("threads", threads, minimum=0)
-    array = as_float_array("M", M, ndim=2, keep_float32=True, contiguous=True, check_finite=False)
+    array = _aligned(as_float_array("M", M, ndim=2, keep_float32=True, contiguous=True, check_finite=False))
     if out is None:
         out = np.empty_like(array)
     else:
