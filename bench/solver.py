@@ -194,6 +194,17 @@ def batch_record(rows_n, cols, progress) -> dict:
 
 
 def spectral_records(shapes, progress) -> list[dict]:
+    """The spectral prox next to the SVD it needs. BLAS runs on one thread when threadpoolctl is
+    installed: on a shared machine OpenBLAS's spinning threads made SVD timings vary 100x."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return _spectral(shapes, progress)
+    with threadpool_limits(limits=1):
+        return _spectral(shapes, progress)
+
+
+def _spectral(shapes, progress) -> list[dict]:
     out = []
     for shape in shapes:
         X = np.random.default_rng(4).standard_normal(shape)
