@@ -22,6 +22,7 @@ namespace {
 using rounding::shrink_factor;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNormal = std::numeric_limits<double>::min();  // smallest normal double
 constexpr std::size_t kExactFinish = 256;  // active sets this small are finished by an exact search
 constexpr std::size_t kMaxSample = 512;    // units sampled to place a round's two pivots
 constexpr std::size_t kMaxRounds = 1000;     // a safety net; about log(n) rounds are the rule
@@ -109,6 +110,7 @@ struct Problem {
   double beta1;  // 1 + beta
   double up;     // (1 + beta)/beta
   double down;   // beta/(1 + beta)
+  double floor;  // (1 + beta)/DBL_MAX: below it (1 + beta)/m overflows; such a unit is taken as zero
   End start(double m) const { return {beta / m, false, m}; }
   End saturation(double m) const { return {beta1 / m, true, m}; }
 };
@@ -166,6 +168,11 @@ struct Bracket {
       t.zero = hi.saturates ? hi.m * pb.down : hi.m;
       t.unsat = hi.saturates ? hi.m : hi.m * pb.up;
     }
+    // Units whose breakpoints are not both finite doubles (m < (1 + beta)/DBL_MAX after the
+    // rescaling, i.e. below ~1e-308 (1 + beta) times the largest magnitude) are zero: no pivot is
+    // ever infinite, and their exact a_i are below that bound.
+    t.zero = std::max(t.zero, pb.floor);
+    t.unsat = std::max(t.unsat, t.zero);  // a zero unit's saturation is beyond hi as well
     return t;
   }
 };
@@ -519,7 +526,9 @@ struct OutputSums {
 };
 
 // One pass over the input: out_i = sign(x_i) a_i with a_i = m_i/(1 + beta) (saturated), 0 (zero)
-// or m_i - cut (band; rounding noise below 8 eps m_i flushed to 0), m = |x| inv.
+// or m_i - cut (band; rounding noise below 8 eps m_i flushed to 0, and band values below the
+// smallest normal double, 1e-308 of the rescaled largest magnitude, where subnormal arithmetic has
+// lost the relative precision that test needs), m = |x| inv.
 template <class T>
 OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresholds& t, double shrink, double cut,
                         T* out) {
@@ -531,6 +540,7 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
     const __m128d sign = _mm_set1_pd(-0.0), inv = _mm_set1_pd(sc.inv), scale = _mm_set1_pd(sc.scale);
     const __m128d t_sat = _mm_set1_pd(t.saturated), t_zero = _mm_set1_pd(t.zero), vshrink = _mm_set1_pd(shrink);
     const __m128d vcut = _mm_set1_pd(cut), flush = _mm_set1_pd(rounding::kFlush), zero = _mm_setzero_pd();
+    const __m128d normal = _mm_set1_pd(std::numeric_limits<double>::min());
     __m128d head = _mm_setzero_pd(), tail = _mm_setzero_pd();
     for (; i + 2 <= n; i += 2) {
       const __m128d xv = load2(x + i);
@@ -538,7 +548,8 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
       const __m128d sat = _mm_cmpge_pd(m, t_sat);
       const __m128d low = _mm_andnot_pd(sat, _mm_cmple_pd(m, t_zero));
       const __m128d cut_value = _mm_sub_pd(m, vcut);
-      const __m128d band = _mm_andnot_pd(_mm_or_pd(sat, low), _mm_cmpgt_pd(cut_value, _mm_mul_pd(flush, m)));
+      const __m128d band = _mm_andnot_pd(_mm_or_pd(sat, low), _mm_and_pd(_mm_cmpgt_pd(cut_value, _mm_mul_pd(flush, m)),
+                                                                         _mm_cmpge_pd(cut_value, normal)));
       const __m128d a = _mm_or_pd(_mm_and_pd(sat, _mm_mul_pd(m, vshrink)), _mm_and_pd(band, cut_value));
       const __m128d sq = _mm_mul_pd(m, m);
       head = _mm_add_pd(head, _mm_and_pd(sat, sq));
@@ -563,7 +574,7 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
     const double m = std::fabs(static_cast<double>(x[i])) * sc.inv;
     const bool sat = m >= t.saturated, low = !sat & (m <= t.zero), band = !(sat | low);
     const double cut_value = m - cut;
-    const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m ? cut_value : 0.0);
+    const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m && cut_value >= kNormal ? cut_value : 0.0);
     o.head_sq += sat ? m * m : 0.0;
     o.tail_sq += low ? m * m : 0.0;
     o.saturated += sat;
@@ -592,7 +603,8 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
   }
   const std::size_t ru = static_cast<std::size_t>(r);
   const double shrink = shrink_factor(beta);
-  const Problem pb{static_cast<double>(ru), beta, 1.0 + beta, (1.0 + beta) / beta, beta / (1.0 + beta)};
+  const Problem pb{static_cast<double>(ru), beta, 1.0 + beta, (1.0 + beta) / beta, beta / (1.0 + beta),
+                   (1.0 + beta) / std::numeric_limits<double>::max()};
   Bracket br;
   SplitMix64 rng;
   Scan s;

@@ -29,14 +29,15 @@ def bisection_prox(m: np.ndarray, r: int, beta: float) -> np.ndarray:
         return m / (1.0 + beta) if beta else m.copy()
     scale = m.max()
     s = m / scale  # tau scales as 1/scale; keeps m tau finite
-    lo, hi = 0.0, (1.0 + beta) / s[positive].min()
+    # tau lies between beta/max(s) (S = 0) and (1 + beta)/min(s) (S = count): bisect log(tau)
+    lo, hi = np.log(beta / s.max()), np.log((1.0 + beta) / s[positive].min())
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        if np.clip(s * mid - beta, 0.0, 1.0).sum() < r:
+        if np.clip(s * np.exp(mid) - beta, 0.0, 1.0).sum() < r:
             lo = mid
         else:
             hi = mid
-    t = np.clip(s * 0.5 * (lo + hi) - beta, 0.0, 1.0)
+    t = np.clip(s * np.exp(0.5 * (lo + hi)) - beta, 0.0, 1.0)
     return m * t / (t + beta)
 
 
@@ -313,3 +314,18 @@ def test_time_per_element_is_flat_in_n(family, rng):
         out = np.empty_like(m)
         per[n] = _seconds_per_element(lambda: sd.prox_ksupport_sq(m, max(1, n // 20), 1.0, out=out), n)
     assert per[1_000_000] <= 3.0 * per[20_000] + 5e-9, per
+
+
+def test_values_at_the_bottom_of_the_double_range():
+    """Units whose breakpoints (1 + beta)/m overflow after the rescaling (found by hypothesis:
+    (1, 2, tiny, tiny)) are zero, as the sorted sweep and the independent bisection say."""
+    tiny = np.finfo(float).tiny
+    for t in (5e-324, tiny, 1.5 * tiny, 4 * tiny, 1e-300):
+        m = np.array([1.0, 2.0, t, t, 0.5])
+        for r in (1, 2, 3):
+            for beta in (1e-3, 2.0, 1e3):
+                res = sd.prox_ksupport_sq(m, r, beta)
+                np.testing.assert_allclose(res.values, sorted_sweep(m, r, beta), rtol=1e-12, atol=1e-300)
+                if t >= 1e-300:  # below, the bisection's own bracket (1 + beta)/min(m) overflows
+                    np.testing.assert_allclose(res.values, bisection_prox(m, r, beta), rtol=1e-6, atol=1e-300)
+                assert res.rank == np.count_nonzero(sorted_sweep(m, r, beta))
