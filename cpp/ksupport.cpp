@@ -1,12 +1,14 @@
 #include "ksupport.hpp"
+#include "parallel.hpp"
 
+#include "ksupport_rounding.hpp"
 #include "reduce.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 namespace structdrop {
@@ -15,6 +17,8 @@ namespace {
 using reduce::scale_and_sum_sq;
 using reduce::sum_sq_range;
 using reduce::sum_range;
+using rounding::band_value;
+using rounding::shrink_factor;
 
 // Number of strictly positive entries of a descending, non-negative array.
 std::size_t count_positive(const double* m, std::size_t n) {
@@ -32,19 +36,23 @@ class SortedProfile {
 
   // Validates while it sums (one pass over m instead of two): throws std::invalid_argument unless
   // m is finite, non-negative and non-increasing.
-  SortedProfile(const double* m, std::size_t n) : m_(m), n_(n), nnz_(0) {
+  SortedProfile(const double* m, std::size_t n) : SortedProfile(m, n, std::nothrow) {
+    if (!valid_) throw std::invalid_argument("m must be finite, non-negative and sorted in descending order");
+  }
+  // The same without throwing: stops at the first block that breaks the order (so unsorted input
+  // costs O(kBlock), not a pass) and reports it through valid().
+  SortedProfile(const double* m, std::size_t n, std::nothrow_t) : m_(m), n_(n), nnz_(0) {
     const std::size_t blocks = (n + kBlock - 1) / kBlock;
     prefix_.assign(blocks + 1, 0.0);
-    bool valid = true;
-    for (std::size_t b = 0; b < blocks; ++b) {
+    for (std::size_t b = 0; b < blocks && valid_; ++b) {
       const std::size_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-      valid &= reduce::is_descending_nonnegative_finite(m_ + lo, hi - lo) && (lo == 0 || m_[lo] <= m_[lo - 1]);
+      valid_ = reduce::is_descending_nonnegative_finite(m_ + lo, hi - lo) && (lo == 0 || m_[lo] <= m_[lo - 1]);
       prefix_[b + 1] = prefix_[b] + sum_range(m_, lo, hi);
     }
-    if (!valid) throw std::invalid_argument("m must be finite, non-negative and sorted in descending order");
-    nnz_ = count_positive(m_, n_);
+    if (valid_) nnz_ = count_positive(m_, n_);
   }
 
+  bool valid() const { return valid_; }
   const double* values() const { return m_; }
   std::size_t size() const { return n_; }
   std::size_t nnz() const { return nnz_; }
@@ -85,6 +93,7 @@ class SortedProfile {
   const double* m_;
   std::size_t n_;
   std::size_t nnz_;
+  bool valid_ = true;
   std::vector<double> prefix_;
 };
 
@@ -95,7 +104,7 @@ struct Threshold {
   std::size_t head = 0;
   std::size_t active_end = 0;
   double tau = 0.0;
-  double active_sum = 0.0;  // sum of m over [head, active_end), summed directly
+  double active_sum = 0.0;  // sum of m over [head, active_end), summed directly (compensated)
 };
 
 // Number of leading indices in [0, count) where a monotone (true, then false) predicate holds.
@@ -166,14 +175,14 @@ Threshold locate_threshold(const SortedProfile& profile, double r, double beta) 
   th.head = ends;
   th.active_end = std::max(starts, ends);
   if (th.active_end > th.head) {
-    th.active_sum = sum_range(m, th.head, th.active_end);
+    th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
     th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
              th.active_sum;
   }
   if (th.active_end == th.head || !threshold_consistent(m, p, th, beta)) {
     th = locate_by_merge(m, p, r, beta);
     if (th.active_end > th.head) {
-      th.active_sum = sum_range(m, th.head, th.active_end);
+      th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
       th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
                th.active_sum;
     }
@@ -181,51 +190,65 @@ Threshold locate_threshold(const SortedProfile& profile, double r, double beta) 
   return th;
 }
 
-double shrink_factor(double beta) { return 1.0 / (1.0 + beta); }
-
-// A band value m_i - cut below this multiple of m_i is rounding noise of a unit that sits on the
-// t = 0 breakpoint; it is returned as an exact 0 so that `rank` is stable.
-constexpr double kFlush = 8.0 * std::numeric_limits<double>::epsilon();
-
-double band_value(double m, double cut) {
-  const double a = m - cut;
-  return a > kFlush * m ? a : 0.0;
-}
-
 }  // namespace
 
 KSupportNorm ksupport_norm_sq_sorted(const double* s, std::size_t n, std::int64_t r) {
-  KSupportNorm out;
   const std::size_t nnz = count_positive(s, n);
-  if (nnz == 0) return out;
   const std::size_t ru = static_cast<std::size_t>(r);
-  if (ru > nnz) {  // r >= nnz + 1: every unit is in the head; rho* = nnz + 1 <= r.
-    out.rho = static_cast<std::int64_t>(nnz) + 1;
-    out.norm_sq = sum_sq_range(s, 0, nnz);
+  if (nnz == 0 || ru > nnz) return ksupport_norm_sq_head(s, nnz, r, 0.0);
+  return ksupport_norm_sq_head(s, ru, r, sum_range(s, ru, nnz));
+}
+
+KSupportNorm ksupport_norm_sq_head(const double* head, std::size_t count, std::int64_t r, double rest_sum) {
+  KSupportNorm out;
+  if (count == 0) return out;
+  const std::size_t ru = static_cast<std::size_t>(r);
+  if (ru > count) {  // r >= nnz + 1: every unit is in the head; rho* = nnz + 1 <= r.
+    out.rho = static_cast<std::int64_t>(count) + 1;
+    out.norm_sq = sum_sq_range(head, 0, count);
     return out;
   }
   // rho* is the smallest rho in 1..r with T_rho >= (r - rho + 1) s_rho; it exists (rho = r) and
   // also satisfies s_{rho-1} > T_rho/(r - rho + 1). Walk rho downwards so that T only grows
   // (no cancellation).
-  double tail = sum_range(s, ru - 1, nnz);  // T_r (1-based): s_r + s_{r+1} + ...
-  std::size_t best = ru;                      // 1-based
+  double tail = head[ru - 1] + rest_sum;  // T_r (1-based): s_r + s_{r+1} + ...
+  std::size_t best = ru;                  // 1-based
   double best_tail = tail;
   for (std::size_t rho = ru; rho >= 1; --rho) {
-    if (rho < ru) tail += s[rho - 1];
-    if (tail >= static_cast<double>(ru - rho + 1) * s[rho - 1]) {
+    if (rho < ru) tail += head[rho - 1];
+    if (tail >= static_cast<double>(ru - rho + 1) * head[rho - 1]) {
       best = rho;
       best_tail = tail;
     }
   }
   out.rho = static_cast<std::int64_t>(best);
-  out.norm_sq = sum_sq_range(s, 0, best - 1) + best_tail * best_tail / static_cast<double>(ru - best + 1);
+  out.norm_sq = sum_sq_range(head, 0, best - 1) + best_tail * best_tail / static_cast<double>(ru - best + 1);
   return out;
 }
 
+namespace {
+ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, double beta, double* out);
+}  // namespace
+
 ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t r, double beta,
                                     double* out) {
+  return sweep_with_profile(SortedProfile(m, n), r, beta, out);
+}
+
+bool prox_ksupport_sq_sweep_if_sorted(const double* m, std::size_t n, std::int64_t r, double beta, double* out,
+                                      ProxSolution* solution) {
+  const SortedProfile profile(m, n, std::nothrow);
+  if (!profile.valid()) return false;
+  *solution = sweep_with_profile(profile, r, beta, out);
+  return true;
+}
+
+namespace {
+
+ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, double beta, double* out) {
   ProxSolution sol;
-  SortedProfile profile(m, n);
+  const double* m = profile.values();
+  const std::size_t n = profile.size();
   const std::size_t p = profile.nnz();
   const std::size_t ru = static_cast<std::size_t>(r);
   const double shrink = shrink_factor(beta);
@@ -265,6 +288,8 @@ ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t
   sol.objective = beta * shrink * head_sq + band_term + tail_sq;
   return sol;
 }
+
+}  // namespace
 
 ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_t r, double beta,
                                      double* out) {
@@ -398,21 +423,8 @@ void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* 
     rank[j] = static_cast<std::int64_t>(positive);
   };
 
-  std::size_t workers = threads > 0 ? static_cast<std::size_t>(threads)
-                                    : std::max(1u, std::thread::hardware_concurrency());
-  workers = std::max<std::size_t>(1, std::min(workers, count));
-  if (workers == 1) {
-    for (std::size_t j = 0; j < count; ++j) solve_one(j);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  for (std::size_t w = 0; w < workers; ++w) {
-    pool.emplace_back([&, w] {
-      for (std::size_t j = w; j < count; j += workers) solve_one(j);
-    });
-  }
-  for (auto& t : pool) t.join();
+  // Settings are independent: the shared pool hands them out in order; no result depends on it.
+  parallel::for_each_index(count, threads, solve_one);
 }
 
 }  // namespace structdrop

@@ -23,6 +23,11 @@ struct KSupportNorm {
 // O(n) time, O(1) extra memory.
 KSupportNorm ksupport_norm_sq_sorted(const double* s, std::size_t n, std::int64_t r);
 
+// The same from the `count` largest values only: head[0] >= ... >= head[count-1] > 0, and
+// rest_sum = the sum of all the other (smaller) positive values. Needs count = min(r, nnz); with
+// count < r the head must hold every positive value (rest_sum = 0). O(count) time.
+KSupportNorm ksupport_norm_sq_head(const double* head, std::size_t count, std::int64_t r, double rest_sum);
+
 struct ProxSolution {
   std::int64_t rho = 1;   // 1 + number of leading values that are only shrunk, a_i = m_i/(1+beta)
   std::int64_t rank = 0;  // number of non-zero a_i
@@ -34,6 +39,12 @@ struct ProxSolution {
 // Writes the n values to `out` (may not alias m). O(n) time, O(n / 64) extra memory.
 ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t r, double beta,
                                     double* out);
+
+// The sweep when m is finite, non-negative and descending; returns false (writing nothing) otherwise.
+// The order check is fused with the sweep's first pass and stops at the first offending block of
+// 64 values, so a caller can try it on input of unknown order at almost no cost.
+bool prox_ksupport_sq_sweep_if_sorted(const double* m, std::size_t n, std::int64_t r, double beta, double* out,
+                                      ProxSolution* solution);
 
 // The same minimiser by the literal Theorem 7 scan over (rho, lambda), with rho in 1..r (the
 // printed paper's 1..r-1 misses the optimum). O(1) per candidate with prefix sums: O(n r) time,

@@ -136,6 +136,7 @@ def test_ksupport_norm_fuzz(x, r):
 @fuzz
 @given(m=arrays(ndims=(1,)), r=r_values, beta=beta_values)
 def test_prox_fuzz(m, r, beta):
+    """Signed vectors are accepted (issue 12): the result is sign(m) prox(|m|)."""
     results = {}
     for method in ("sweep", "search"):
         try:
@@ -144,16 +145,19 @@ def test_prox_fuzz(m, r, beta):
             check_error(exc, "m", "r", "beta")
             return
     clean = clean_float(m)
-    assert clean is not None and (clean >= 0).all(), "bad m accepted"
+    assert clean is not None, "bad m accepted"
     beta = float(beta)
     assert np.isfinite(beta) and beta >= 0
     sweep, search = results["sweep"], results["search"]
+    expected_dtype = np.float32 if np.asarray(m).dtype == np.float32 else np.float64
     for res in (sweep, search):
+        assert res.values.dtype == expected_dtype and res.values.shape == clean.shape
         assert np.isfinite(res.objective) and np.isfinite(res.values).all()
-        assert (res.values >= 0).all()
+        assert (res.values * np.sign(clean) >= 0).all() and (res.values[clean == 0] == 0).all()  # signs kept
         assert 1 <= res.rho <= r and 0 <= res.rank <= clean.size
-    scale = 2.0 ** np.floor(np.log2(clean.max())) if clean.max() > 0 else 1.0
-    ms = clean / scale
+    mags = np.abs(clean)
+    scale = 2.0 ** np.floor(np.log2(mags.max())) if mags.max() > 0 else 1.0
+    ms = mags / scale
 
     def F(a_scaled):  # objective at a = a_scaled * scale, independent of the kernel
         value = float(np.sum((ms - a_scaled) ** 2)) + beta * structdrop.ksupport_norm_sq(a_scaled, r)
@@ -161,15 +165,54 @@ def test_prox_fuzz(m, r, beta):
 
     best = sweep.objective
     zero = F(np.zeros_like(ms))  # = ||m||^2
-    tol = 1e-9 * zero + 1e-300
-    assert best <= zero + tol  # a = 0
+    assert best <= zero + 1e-9 * zero + 1e-300  # a = 0
     if np.isfinite(beta / (1 + beta)):
         shrunk = F(ms / (1 + beta))
         assert best <= shrunk + 1e-9 * shrunk + 1e-300  # a = m/(1+beta)
-    recomputed = F(sweep.values / scale)
-    assert abs(recomputed - best) <= 1e-7 * max(recomputed, best) + 1e-300  # reported = recomputed
+    a_sweep = np.abs(sweep.values.astype(np.float64)) / scale
+    recomputed = F(a_sweep)
+    rounding = 1e-6 if expected_dtype == np.float32 else 1e-7  # float32 values are rounded once
+    assert abs(recomputed - best) <= rounding * max(recomputed, best) + 1e-300  # reported = recomputed
     assert abs(search.objective - best) <= 1e-9 * best + 1e-300
-    np.testing.assert_allclose(search.values / scale, sweep.values / scale, rtol=1e-7, atol=1e-7 * ms.max())
+    tol = 1e-6 if expected_dtype == np.float32 else 1e-7
+    np.testing.assert_allclose(np.abs(search.values.astype(np.float64)) / scale, a_sweep, rtol=tol, atol=tol * ms.max())
+
+
+@fuzz
+@given(M=arrays(ndims=(2,), max_side=5), r=r_values, beta=beta_values, threads=st.sampled_from([0, 1, 2, 3, -1, 1.5]))
+def test_prox_batch_fuzz(M, r, beta, threads):
+    """Each row of the batch equals the single call on that row, bit for bit."""
+    try:
+        res = structdrop.prox_ksupport_sq_batch(M, r, beta, threads=threads)
+    except Exception as exc:  # noqa: BLE001
+        check_error(exc, "M", "r", "beta", "threads")
+        return
+    clean = clean_float(M)
+    assert clean is not None and clean.ndim == 2, "bad M accepted"
+    assert isinstance(threads, int) and threads >= 0
+    for i in range(clean.shape[0]):
+        single = structdrop.prox_ksupport_sq(np.asarray(M)[i], r, beta)
+        np.testing.assert_array_equal(res.values[i], single.values)
+        assert res.objective[i] == single.objective and res.rho[i] == single.rho and res.rank[i] == single.rank
+
+
+@fuzz
+@given(m=arrays(ndims=(2,), max_side=5), r=r_values, beta=beta_values)
+def test_prox_matrix_fuzz(m, r, beta):
+    """2-D input: the spectral prox; its objective is ||m - A||_F^2 + beta ||sigma(A)||_(r)^2."""
+    try:
+        res = structdrop.prox_ksupport_sq(m, r, beta)
+    except Exception as exc:  # noqa: BLE001
+        check_error(exc, "m", "r", "beta")
+        return
+    clean = clean_float(m)
+    assert clean is not None and clean.ndim == 2
+    assert res.values.shape == clean.shape and np.isfinite(res.values).all() and np.isfinite(res.objective)
+    sc = np.abs(clean).max() or 1.0
+    A = res.values.astype(np.float64) / sc
+    direct = float(np.sum((clean / sc - A) ** 2)) + float(beta) * structdrop.ksupport_norm_sq(A, r)
+    floor = 1e-12 * float(np.sum((clean / sc) ** 2)) * sc * sc  # the SVD's rounding of m - A
+    assert abs(direct * sc * sc - res.objective) <= 1e-5 * max(res.objective, direct * sc * sc) + floor + 1e-300
 
 
 # ---------------------------------------------------------------- global minimum and sweeps
@@ -297,7 +340,7 @@ core_arrays = st.one_of(arrays(ndims=(0, 1, 2, 3)), st.sampled_from([None, 1.0, 
 @fuzz
 @given(m=core_arrays, r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])), beta=beta_values,
        fn=st.sampled_from(["prox_sweep", "prox_search", "ksupport_norm_sq_sorted"]))
-def test_core_ksupport_rejects(m, r, beta, fn):
+def test_core_ksupport_rejects(m, r, beta, fn):  # the selection kernels: test_core_select_rejects
     kernel = getattr(_core, fn)
     args = (m, r) if fn == "ksupport_norm_sq_sorted" else (m, r, beta)
     try:
@@ -308,6 +351,40 @@ def test_core_ksupport_rejects(m, r, beta, fn):
     assert a.dtype == np.float64 and a.ndim == 1 and r >= 1, "_core accepted a bad argument"
     vals = out[0] if fn != "ksupport_norm_sq_sorted" else out[0]
     assert np.isfinite(vals).all()
+
+
+@fuzz
+@given(x=core_arrays, r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])), beta=beta_values,
+       out=st.sampled_from(["same", "f32", "short", "none", "alias"]),
+       fn=st.sampled_from(["prox_select", "prox_rows", "ksupport_norm_sq_select"]))
+def test_core_select_rejects(x, r, beta, out, fn):
+    """The selection kernels take float32/float64 C-contiguous arrays only, and an out of the same
+    dtype and shape that does not overlap the input; anything else raises, nothing crashes."""
+    a = np.asarray(x) if x is not None and not isinstance(x, str) else None
+    if out == "same" and a is not None:
+        dest = np.empty_like(a)
+    elif out == "f32" and a is not None:
+        dest = np.empty(a.shape, np.float32)
+    elif out == "short":
+        dest = np.empty(1)
+    elif out == "alias":
+        dest = x
+    else:
+        dest = None
+    try:
+        if fn == "ksupport_norm_sq_select":
+            value, rho = _core.ksupport_norm_sq_select(x, r)
+        elif fn == "prox_select":
+            rho, rank, value = _core.prox_select(x, r, beta, dest)
+        else:
+            value, rho, rank, bad = _core.prox_rows(x, r, beta, dest, 1)
+            assert bad == -1 or not np.isfinite(a[bad]).all()
+            return
+    except OK_ERRORS:
+        return
+    assert a is not None and a.dtype in (np.float32, np.float64) and a.ndim == 1 and r >= 1
+    assert np.isfinite(a).all(), "non-finite input accepted"
+    assert not np.isnan(value)
 
 
 @fuzz

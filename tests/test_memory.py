@@ -56,20 +56,37 @@ def traced_peak(fn):
     return peak - base, out
 
 
-@pytest.mark.parametrize("method", ["sweep", "search"])
-def test_prox_allocates_a_few_input_sizes(method):
-    """The prox copies m once (sorted) plus the argsort permutation, the kernel output and the
+def test_prox_search_allocates_a_few_input_sizes():
+    """The search sorts: a float64 copy of |m|, the argsort permutation, the kernel output and the
     result in input order: about 4 input sizes of Python-side allocations, nothing O(n r)."""
-    n = 2 * 10**6 if method == "sweep" else 2 * 10**5
+    n = 2 * 10**5
     m = np.random.default_rng(0).exponential(size=n)
     r = 5
-    peak, res = traced_peak(lambda: sd.prox_ksupport_sq(m, r, 0.3, method=method))
+    peak, res = traced_peak(lambda: sd.prox_ksupport_sq(m, r, 0.3, method="search"))
     ratio = peak / m.nbytes
     assert 2.0 <= ratio <= 4.5, ratio  # lower bound: the measurement does see the copies
     assert res.values.shape == m.shape
-    # C++ side: the kernels' own buffers (the search's prefix sums, the sweep's profile) are O(n)
-    growth, _ = peak_rss_growth(lambda: sd.prox_ksupport_sq(m, r, 0.3, method=method))
+    growth, _ = peak_rss_growth(lambda: sd.prox_ksupport_sq(m, r, 0.3, method="search"))
     assert growth <= 7 * m.nbytes, growth / m.nbytes
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_prox_sweep_allocates_only_its_output(signed):
+    """No sort, no copy of m (issue 12): Python allocates the result only, and the C++ selection's
+    workspace (the units near the threshold) stays a fraction of the input."""
+    n = 2 * 10**6
+    rng = np.random.default_rng(0)
+    m = rng.exponential(size=n) * (np.where(rng.random(n) < 0.5, -1.0, 1.0) if signed else 1.0)
+    peak, res = traced_peak(lambda: sd.prox_ksupport_sq(m, 5, 0.3))
+    assert 0.99 <= peak / m.nbytes <= 1.2, peak / m.nbytes
+    growth, _ = peak_rss_growth(lambda: sd.prox_ksupport_sq(m, 5, 0.3))
+    assert growth <= 1.6 * m.nbytes, growth / m.nbytes  # output + workspace
+    out = np.empty_like(m)
+    peak, _ = traced_peak(lambda: sd.prox_ksupport_sq(m, 5, 0.3, out=out))
+    assert peak <= 0.05 * m.nbytes, peak / m.nbytes  # with out=: nothing of size n
+    m32 = m.astype(np.float32)
+    peak, res32 = traced_peak(lambda: sd.prox_ksupport_sq(m32, 5, 0.3))
+    assert res32.values.dtype == np.float32 and peak <= 1.2 * m32.nbytes, peak / m32.nbytes  # no float64 copy
 
 
 def test_ksupport_norm_does_not_copy_more_than_once():

@@ -11,7 +11,14 @@ from __future__ import annotations
 from .examples import SyntheticProblem, paper_synthetic
 from .global_min import ConditioningWarning, GlobalMin, dropblock_global_min, global_min_from_moments
 from .factorize import BalancedFactorization, WidthGap, balanced_factorization, balanced_factors, min_exact_width, width_gap
-from .ksupport import ProxResult, ksupport_norm_sq, ksupport_split, prox_ksupport_sq
+from .ksupport import (
+    ProxBatchResult,
+    ProxResult,
+    ksupport_norm_sq,
+    ksupport_split,
+    prox_ksupport_sq,
+    prox_ksupport_sq_batch,
+)
 from .width import beta_for_width, theta_for_width
 
 # --- many settings at once (issue 7) ---
@@ -37,6 +44,7 @@ __all__ = [
     "BalancedFactorization",
     "ConditioningWarning",
     "GlobalMin",
+    "ProxBatchResult",
     "ProxResult",
     "SweepResult",
     "SyntheticProblem",
@@ -52,6 +60,7 @@ __all__ = [
     "min_exact_width",
     "paper_synthetic",
     "prox_ksupport_sq",
+    "prox_ksupport_sq_batch",
     "sweep_global_min",
     "theta_for_width",
     "width_gap",

@@ -57,19 +57,25 @@ def as_float_array(
     allow_empty: bool = False,
     dtype: type = np.float64,
     contiguous: bool = False,
+    keep_float32: bool = False,
+    check_finite: bool = True,
 ) -> np.ndarray:
     """Return ``value`` as a finite float array of the given dimension(s).
 
     Integer and boolean arrays are converted; complex, object and string arrays are rejected.
     No copy is made when ``value`` already is a float64 array (a C-contiguous copy only when
-    ``contiguous`` is requested and the layout is not contiguous).
+    ``contiguous`` is requested and the layout is not contiguous). ``keep_float32`` leaves float32
+    input as float32 (for kernels that take it); ``check_finite=False`` leaves the NaN/inf check to
+    a compiled kernel that fuses it with its own first pass (it must raise then).
     """
     array = as_real_array(name, value, ndim=ndim, allow_empty=allow_empty)
+    if keep_float32 and array.dtype == np.float32:
+        dtype = np.float32
     if array.dtype != dtype:
         array = array.astype(dtype)
     if contiguous:
         array = np.ascontiguousarray(array)
-    if array.size and not np.isfinite(array).all():
+    if check_finite and array.size and not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
 

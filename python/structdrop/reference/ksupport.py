@@ -54,7 +54,8 @@ def ksupport_split(x, r: int) -> int:
 
 
 def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
-    return np.clip(m * tau - beta, 0.0, 1.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf for a zero unit: its t is 0
+        return np.where(m > 0, np.clip(m * tau - beta, 0.0, 1.0), 0.0)
 
 
 def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
@@ -73,9 +74,13 @@ def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
     def S(tau: float) -> float:
         return float(np.clip(positive * tau - beta, 0.0, 1.0).sum())
 
-    taus = np.unique(np.concatenate([beta / positive, (beta + 1.0) / positive]))
-    taus = taus[taus > 0]
-    lo, hi = 0, taus.size - 1  # S(taus[-1]) = number of positive entries > r
+    with np.errstate(over="ignore"):
+        taus = np.unique(np.concatenate([beta / positive, (beta + 1.0) / positive]))
+    taus = taus[(taus > 0) & np.isfinite(taus)]
+    if S(taus[-1]) < r:  # the root lies beyond the last breakpoint that fits in a double: S is linear there
+        started = positive[(positive * taus[-1] - beta > 0) & (positive * taus[-1] - beta < 1)]
+        return taus[-1] + (r - S(taus[-1])) / started.sum()
+    lo, hi = 0, taus.size - 1  # S(taus[-1]) >= r
     while lo < hi:
         mid = (lo + hi) // 2
         if S(taus[mid]) >= r:
@@ -95,7 +100,11 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
     """
     m = np.asarray(m, dtype=float)
     order = np.argsort(-m, kind="stable")
-    ms = m[order]
+    # an exact power-of-two rescaling: breakpoints beta/m_i of values near the smallest normal
+    # double would overflow (and the 0 * inf of a zero unit give NaN) without it
+    top = float(m.max()) if m.size else 0.0
+    scale = float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1)) if top > 0 else 1.0  # max(m) / scale in [1, 2)
+    ms = m[order] / scale
     r = int(r)
     beta = float(beta)
     if method == "sweep":
@@ -112,8 +121,8 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
     else:
         raise ValueError(f"unknown method {method!r}")
     values = np.empty_like(a)
-    values[order] = a
-    return {"values": values, "rho": rho, "rank": int(np.count_nonzero(a > 0)), "objective": objective}
+    values[order] = a * scale
+    return {"values": values, "rho": rho, "rank": int(np.count_nonzero(a > 0)), "objective": objective * scale * scale}
 
 
 def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int, float]:
