@@ -10,7 +10,8 @@ For each N it measures, in one run (time, and peak anonymous memory beyond the i
   CLI         `structdrop solve Y.npy --X X.npy ...` in a subprocess, its peak anonymous memory
               (RssAnon sampled every 5 ms) against the size of X's file;
   dask        the moments on a dask.distributed LocalCluster with 2 workers reading blocks of the
-              files, then global_min_from_moments; its objective against the in-process one.
+              files, then global_min_from_moments; its objective against the in-process one and
+              the largest peak resident set (VmHWM) of a worker.
 Beyond --ram-max samples only the disk-based routes run (the data are never in memory).
 
     python bench/large.py --quick                        # N = 1e5, b = 200, a = 50: about a minute
@@ -131,13 +132,25 @@ def run_cli(x_path: Path, y_path: Path, r: int, theta_bar: float) -> tuple[float
     return seconds, peak.mib, json.loads(out.strip().splitlines()[-1])
 
 
-def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int) -> tuple[float, float]:
+def _peak_resident_mib() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int) -> tuple[float, float, float]:
+    """Moments on a LocalCluster (workers read their blocks of the files), then the minimum.
+
+    Returns the time, the objective and the largest peak resident set of a worker (MiB)."""
     import dask.array as da
     from distributed import Client, LocalCluster
 
     from structdrop._io import MappedNpy
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster):
+    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
         X, Y = MappedNpy(x_path), MappedNpy(y_path)
         columns = max(1, (64 * 2**20) // (8 * X.shape[0]))
         Xd = da.from_array(X, chunks=(X.shape[0], columns), asarray=True, fancy=False)
@@ -145,7 +158,9 @@ def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int)
         start = time.perf_counter()
         moments = sd.data_moments(Xd, Yd)
         result = sd.global_min_from_moments(moments, r, theta_bar)
-        return time.perf_counter() - start, result.objective
+        seconds = time.perf_counter() - start
+        worker_peak = max(client.run(_peak_resident_mib).values())
+        return seconds, result.objective, worker_peak
 
 
 def main() -> None:
@@ -191,10 +206,10 @@ def main() -> None:
             rec["cli_mib_over_file"] = rec["cli_mib"] / rec["x_file_mib"]
             rec["cli_rel_diff"] = abs(cli["objective"] - rec["objective"]) / rec["objective"]
             try:
-                rec["dask_s"], dask_obj = run_dask(x_path, y_path, r, theta_bar, args.workers)
+                rec["dask_s"], dask_obj, rec["dask_worker_peak_rss_mib"] = run_dask(x_path, y_path, r, theta_bar, args.workers)
                 rec["dask_rel_diff"] = abs(dask_obj - rec["objective"]) / rec["objective"]
             except ImportError:
-                rec["dask_s"] = rec["dask_rel_diff"] = float("nan")
+                rec["dask_s"] = rec["dask_rel_diff"] = rec["dask_worker_peak_rss_mib"] = float("nan")
             os.remove(x_path)
             os.remove(y_path)
             records.append(rec)
@@ -203,11 +218,12 @@ def main() -> None:
                 n, rec["route"], gram, rec.get("svd_s", float("nan")), rec.get("in_process_s", float("nan")),
                 rec.get("in_process_s", float("nan")) / gram, rec["disk_s"], rec["cli_s"], rec["dask_s"],
                 rec.get("svd_mib", float("nan")), rec.get("in_process_mib", float("nan")), rec["disk_mib"],
-                rec["cli_mib"], rec["cli_mib_over_file"], rec.get("dask_rel_diff", float("nan")),
+                rec["cli_mib"], rec["cli_mib_over_file"], rec["dask_worker_peak_rss_mib"],
+                rec.get("dask_rel_diff", float("nan")),
             ])
             print(json.dumps(rec), file=sys.stderr, flush=True)
     headers = ["N", "route", "X@X.T s", "svd s", "in-process s", "in-process / X@X.T", "disk s", "CLI s",
-               "dask s", "svd MiB", "in-process MiB", "disk MiB", "CLI MiB", "CLI MiB / file", "dask rel diff"]
+               "dask s", "svd MiB", "in-process MiB", "disk MiB", "CLI MiB", "CLI MiB / file", "dask worker peak RSS MiB", "dask rel diff"]
     print(f"\nglobal minimum with X: a = {a}, b = {b}, r = {r}, theta_bar = {theta_bar}; "
           "memory is peak anonymous memory beyond the inputs\n")
     print(markdown_table(headers, rows))

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._memmap_chunks import ChunkReader, is_memory_mapped
+
 __all__ = ["InputError", "MappedNpy", "SUPPORTED_SUFFIXES", "check_npy_payload", "load_matrix", "save_matrix"]
 
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
@@ -111,7 +113,17 @@ class MappedNpy:
         return self._array
 
     def __getitem__(self, index: object) -> np.ndarray:
-        return np.array(self._mapped()[index])  # type: ignore[index]
+        view = self._mapped()[index]  # type: ignore[index]
+        if isinstance(view, np.ndarray) and view.ndim == 2 and is_memory_mapped(view):
+            # Read the block with pread: touching a C-ordered map by columns would make most of
+            # the file resident in the worker (see structdrop._memmap_chunks).
+            reader = ChunkReader(view, view.shape[1])
+            try:
+                return np.array(reader.read(str(self.path), slice(0, view.shape[1])))
+            finally:
+                reader.release()
+                reader.close()
+        return np.array(view)
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (MappedNpy, (str(self.path),))
