@@ -2,7 +2,7 @@
 
 Every check compares the engine with something independent of it:
 * one step's expected update, by exhaustive enumeration of the masks, against the gradient of the
-  closed-form deterministic objective (DESIGN.md item 1) taken by finite differences;
+  closed-form deterministic objective (the Dropout identity) taken by finite differences;
 * the engine's draws against the mask distributions (means, pair moments) within standard errors;
 * whole runs against a separately written NumPy replay fed with the engine's draws;
 * Monte Carlo over seeds against closed forms (unbiased stochastic curve, expected first step);
