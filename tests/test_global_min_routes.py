@@ -167,6 +167,23 @@ def test_a_is_formed_only_on_request(rng):
     assert from_data.objective == pytest.approx(from_moments.objective, rel=1e-12)
 
 
+def test_pickling_sends_the_factors_not_the_data(rng):
+    import pickle
+
+    X = conditioned(rng, 20, 5000, 5.0)
+    Y = targets(rng, X, 4, "model")
+    res = sd.dropblock_global_min(Y, 2, 0.5, X=X)
+    _ = res.A  # formed and cached: a x N
+    blob = pickle.dumps(res)
+    assert len(blob) < X.nbytes / 10
+    back = pickle.loads(blob)
+    assert back.objective == res.objective and back.route == res.route
+    np.testing.assert_array_equal(back.coefficients, res.coefficients)
+    np.testing.assert_array_equal(back.output(X), res.output(X))
+    with pytest.raises(AttributeError, match="output"):
+        back.A  # noqa: B018
+
+
 def test_memmap_and_float32_data(rng, tmp_path):
     for cond in (5.0, 1e6):  # one problem per route
         X = conditioned(rng, 25, 700, cond)

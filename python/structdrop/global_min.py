@@ -86,6 +86,13 @@ class GlobalMin:
     x_rank: int
     _data: object = field(default=None, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, object]:
+        # Pickling (multiprocessing, Dask) sends the small factors, never the data X nor A*.
+        state = dict(self.__dict__)
+        state.pop("A", None)
+        state["_data"] = None
+        return state
+
     @functools.cached_property
     def coefficients(self) -> np.ndarray:
         """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank)."""
@@ -114,7 +121,8 @@ class GlobalMin:
         """The minimiser A* = C X (a x N), formed on first access and kept.
 
         Available without X and from :func:`dropblock_global_min`; a minimum from moments has no
-        data to form it from (use :meth:`output` with X, or :attr:`coefficients`).
+        data to form it from (use :meth:`output` with X, or :attr:`coefficients`). A pickled copy
+        carries neither X nor A*: only the small factors travel.
         """
         if self.route != "svd" and self._data is None:
             raise AttributeError(
