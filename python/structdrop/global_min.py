@@ -209,9 +209,10 @@ def solve_on_data(
 
     ``solve`` maps a reduction to a result and is called once or twice; the Gram route's result
     is kept when X has full row rank by the Gram tolerance and the route's error estimate is at
-    most :data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports through
-    :func:`_smallest_objective`. Otherwise the data are read once more in column chunks for the QR
-    route (error about sqrt(max(b, N)) u kappa(X), NumPy's matrix_rank rule for X's rank).
+    most :data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports (its result's
+    ``objective``, a number or an array of them). Otherwise the data are read once more in column
+    chunks for the QR route (error about sqrt(max(b, N)) u kappa(X), NumPy's matrix_rank rule for
+    X's rank).
     ``progress`` shows a bar on stderr for each pass over the data.
     """
     from .objectives import data_moments
@@ -239,10 +240,8 @@ def solve_on_data(
 
 
 def _smallest_objective(result: object) -> float:
-    objective = getattr(result, "objective", None)
-    if objective is None:  # a sweep: its grid of objectives
-        objective = getattr(result, "objectives")
-    return float(np.min(objective))
+    # A GlobalMin's objective, or the smallest of a sweep's grid of objectives.
+    return float(np.min(result.objective))  # type: ignore[attr-defined]
 
 
 def dropblock_global_min(
