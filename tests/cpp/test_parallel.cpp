@@ -45,9 +45,12 @@ int main() {
     std::atomic<int> ran{0};
     bool caught = false;
     try {
+      // Tasks after the failing one take 5 ms each, so the other workers cannot run out the
+      // remaining 89 tasks (about 110 ms on 4 workers) in the moment between the throw and the stop.
       for_each_index(100, threads, [&](std::size_t i) {
         ran.fetch_add(1);
         if (i == 10) throw std::runtime_error("task 10");
+        if (i > 10) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       });
     } catch (const std::runtime_error& e) {
       caught = std::string(e.what()) == "task 10";
