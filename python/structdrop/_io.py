@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._memmap_chunks import ChunkReader
 
 __all__ = ["InputError", "MappedNpy", "SUPPORTED_SUFFIXES", "check_npy_payload", "load_matrix", "save_matrix"]
 
@@ -114,7 +114,7 @@ class MappedNpy:
 
     def __getitem__(self, index: object) -> np.ndarray:
         view = self._mapped()[index]  # type: ignore[index]
-        if isinstance(view, np.ndarray) and view.ndim == 2 and is_memory_mapped(view):
+        if isinstance(view, np.ndarray) and view.ndim == 2:
             # Read the block with pread: touching a C-ordered map by columns would make most of
             # the file resident in the worker (see structdrop._memmap_chunks).
             reader = ChunkReader(view, view.shape[1])

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._memmap_chunks import ChunkReader
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -138,24 +138,18 @@ def triangular_factor(
     chunk = chunk_columns or max(p, _QR_CHUNK_BYTES // (8 * p))
     stacked = np.zeros((p + chunk, p))
     rows = 0  # rows of the running R at the top of ``stacked``
-    # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk only.
-    readers = {
-        name: ChunkReader(data, chunk)
-        for name, data in (("X", X), ("Y", Y))
-        if isinstance(data, np.ndarray) and is_memory_mapped(data)
-    }
+    # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk
+    # only; other arrays (in memory, dask) are sliced.
+    readers = {"X": ChunkReader(X, chunk), "Y": ChunkReader(Y, chunk)}  # type: ignore[arg-type]
 
-    def columns(name: str, data: object, start: int, stop: int) -> np.ndarray:
-        reader = readers.get(name)
-        if reader is not None:
-            return reader.read(name, slice(start, stop))
-        return np.asarray(data[:, start:stop])  # type: ignore[index]
+    def columns(name: str, start: int, stop: int) -> np.ndarray:
+        return np.asarray(readers[name].read(name, slice(start, stop)))
 
     try:
         for start, stop in column_chunks(n, chunk):
             width = stop - start
-            stacked[rows:rows + width, :b] = columns("X", X, start, stop).T
-            stacked[rows:rows + width, b:] = columns("Y", Y, start, stop).T
+            stacked[rows:rows + width, :b] = columns("X", start, stop).T
+            stacked[rows:rows + width, b:] = columns("Y", start, stop).T
             for reader in readers.values():
                 reader.release()
             factor = np.linalg.qr(stacked[: rows + width], mode="r")

@@ -80,20 +80,20 @@ def _load(path: str, key: str | None, what: str, on_dask: bool) -> Any:
     """The matrix in ``path``: mapped for .npy (a lazy dask array with --dask), else read whole."""
     from .._io import MappedNpy, load_matrix
 
-    if on_dask and Path(path).suffix.lower() == ".npy" and key is None:
-        import dask.array as da
+    if on_dask and Path(path).suffix.lower() == ".npy":
+        # Workers open the file themselves (MappedNpy pickles as its path) and pread their blocks.
+        matrix: Any = MappedNpy(path, what)
+    else:
+        matrix = load_matrix(path, key=key, what=what, mmap=True)
+    if len(matrix.shape) != 2:
+        expected = "a x N" if what == "Y" else "b x N"
+        raise CliError(f"{what} '{path}' must be a 2-D array ({expected}), got shape {matrix.shape}")
+    if not on_dask:
+        return matrix
+    import dask.array as da
 
-        mapped = MappedNpy(path, what)
-        if mapped.ndim != 2:
-            raise CliError(f"{what} '{path}' must be a 2-D array, got shape {mapped.shape}")
-        columns = max(1, CHUNK_BYTES // (8 * mapped.shape[0]))
-        return da.from_array(mapped, chunks=(mapped.shape[0], columns), asarray=True, fancy=False)
-    matrix = load_matrix(path, key=key, what=what, mmap=True)
-    if on_dask:
-        import dask.array as da
-
-        return da.from_array(matrix, chunks=(matrix.shape[0], max(1, CHUNK_BYTES // (8 * max(1, matrix.shape[0])))))
-    return matrix
+    columns = max(1, CHUNK_BYTES // (8 * max(1, matrix.shape[0])))
+    return da.from_array(matrix, chunks=(matrix.shape[0], columns), asarray=True, fancy=False)
 
 
 #: Bytes of one column block of X read per task on Dask.
@@ -125,6 +125,7 @@ def _dask_client(address: str | None) -> Iterator[Any]:
 def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
     """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its shape."""
     from .._io import save_matrix
+    from .._memmap_chunks import ChunkReader
 
     a, n = coefficients.shape[0], X.shape[1]
     if Path(path).suffix.lower() != ".npy":
@@ -135,11 +136,14 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     except OSError as exc:
         raise CliError(f"output '{path}': cannot write it: {exc.strerror or exc}") from None
     step = max(1, CHUNK_BYTES // (8 * max(a, X.shape[0])))
+    reader = ChunkReader(X, step)  # pread from a mapped X: the resident set grows by a chunk
     with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
         for start in range(0, n, step):
             stop = min(start + step, n)
-            out[:, start:stop] = coefficients @ np.asarray(X[:, start:stop])
+            out[:, start:stop] = coefficients @ np.asarray(reader.read("X", slice(start, stop)))
+            reader.release()
             bar.update(stop - start)
+    reader.close()
     out.flush()
     del out
     return a, n
@@ -156,10 +160,6 @@ def run(args: argparse.Namespace) -> int:
         on_dask = client is not None
         Y = _load(args.Y, args.key, "Y", on_dask)
         X = None if args.X is None else _load(args.X, args.X_key, "X", on_dask)
-        if Y.ndim != 2:
-            raise CliError(f"Y '{args.Y}' must be a 2-D array (a x N), got shape {Y.shape}")
-        if X is not None and X.ndim != 2:
-            raise CliError(f"X '{args.X}' must be a 2-D array (b x N), got shape {X.shape}")
         r = args.block_size
         if args.width is not None:
             beta_bar = structdrop.beta_for_width(args.theta, args.width, r)
