@@ -47,18 +47,38 @@ def write(out: Path) -> None:
         isas.append(isa)
         for batch in (1, 3):
             for name, scheme in schemes.items():
-                run = structdrop.train(X, Y, U0, V0, scheme, 1e-3, 300, batch_size=batch, record_every=100, seed=7)
+                run = structdrop.train(
+                    X, Y, U0, V0, scheme, 1e-3, 300, batch_size=batch, record_every=100, seed=7
+                )
                 for field in ("U", "V", "stochastic_objective", "deterministic_objective"):
-                    np.save(out / f"{isa}-train-{name}-b{batch}-{field}.npy", np.asarray(getattr(run, field)))
+                    np.save(
+                        out / f"{isa}-train-{name}-b{batch}-{field}.npy",
+                        np.asarray(getattr(run, field)),
+                    )
             runs = structdrop.train_many(
-                X, Y, U0, V0, list(schemes.values()), 1e-3, 200, batch_size=batch, record_every=50, seed=[1, 2, 3, 4, 5], threads=2
+                X,
+                Y,
+                U0,
+                V0,
+                list(schemes.values()),
+                1e-3,
+                200,
+                batch_size=batch,
+                record_every=50,
+                seed=[1, 2, 3, 4, 5],
+                threads=2,
             )
             for name, run in zip(schemes, runs):
                 for field in ("U", "V", "stochastic_objective", "deterministic_objective"):
-                    np.save(out / f"{isa}-many-{name}-b{batch}-{field}.npy", np.asarray(getattr(run, field)))
+                    np.save(
+                        out / f"{isa}-many-{name}-b{batch}-{field}.npy",
+                        np.asarray(getattr(run, field)),
+                    )
     _core.set_sgd_kernel_isa("auto")
     (out / "build.json").write_text(json.dumps({"module": structdrop.__file__, "isas": isas}))
-    print(f"{structdrop.__file__}: kernels {', '.join(isas)}; {len(list(out.glob('*.npy')))} arrays in {out}")
+    print(
+        f"{structdrop.__file__}: kernels {', '.join(isas)}; {len(list(out.glob('*.npy')))} arrays in {out}"
+    )
 
 
 def compare(first: Path, second: Path) -> int:

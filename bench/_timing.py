@@ -6,12 +6,15 @@ import json
 import os
 import platform
 import time
-from typing import Callable, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 import numpy as np
 
 
-def median_seconds(fn: Callable[[], object], repeats: int = 7, min_time: float = 0.02, max_time: float = 5.0) -> float:
+def median_seconds(
+    fn: Callable[[], object], repeats: int = 7, min_time: float = 0.02, max_time: float = 5.0
+) -> float:
     """Median wall time of ``fn()`` over ``repeats`` timings; each timing loops until ``min_time``.
 
     Stops early (with fewer repeats) once ``max_time`` seconds have been spent.

@@ -45,7 +45,9 @@ def child(quick: bool) -> None:
                     t0 = time.process_time()
                     sd.train(X, Y, U0, V0, scheme, 1e-7, T, batch_size=batch, record_every=10**9)
                     t1 = time.process_time()
-                    sd.train(X, Y, U0, V0, scheme, 1e-7, T // 2, batch_size=batch, record_every=10**9)
+                    sd.train(
+                        X, Y, U0, V0, scheme, 1e-7, T // 2, batch_size=batch, record_every=10**9
+                    )
                     t2 = time.process_time()
                     best = min(best, ((t1 - t0) - (t2 - t1)) / (T - T // 2) * 1e6)
                 out["us"][f"d={d} {scheme!r} batch={batch}"] = best
@@ -53,8 +55,16 @@ def child(quick: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--build", action="append", default=[], metavar="NAME=DIR", help="an installed build (repeat)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--build",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="an installed build (repeat)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="rounds over all builds (default 6)")
     parser.add_argument("--quick", action="store_true", help="d = 50 only, short runs, 2 rounds")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
@@ -67,7 +77,9 @@ def main() -> None:
     for spec in args.build:
         name, sep, path = spec.partition("=")
         if not sep or not os.path.isdir(os.path.join(path, "structdrop")):
-            parser.error(f"--build must be NAME=DIR with DIR/structdrop an installed build, got {spec!r}")
+            parser.error(
+                f"--build must be NAME=DIR with DIR/structdrop an installed build, got {spec!r}"
+            )
         builds.append((name, os.path.abspath(path)))
     if len(builds) < 2:
         parser.error("give at least two --build NAME=DIR")
@@ -82,10 +94,16 @@ def main() -> None:
     for r in range(rounds):
         for name, path in builds:
             env = dict(os.environ, PYTHONPATH=path)
-            command = [sys.executable, os.path.abspath(__file__), "--child"] + (["--quick"] if args.quick else [])
-            result = json.loads(subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout)
+            command = [sys.executable, os.path.abspath(__file__), "--child"] + (
+                ["--quick"] if args.quick else []
+            )
+            result = json.loads(
+                subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+            )
             if not result["module"].startswith(path):
-                sys.exit(f"build {name}: imported {result['module']}, not the build in {path} (an editable install in this environment shadows PYTHONPATH)")
+                sys.exit(
+                    f"build {name}: imported {result['module']}, not the build in {path} (an editable install in this environment shadows PYTHONPATH)"
+                )
             kernels[name] = result["kernels"]
             for case, us in result["us"].items():
                 samples[name].setdefault(case, []).append(us)
@@ -95,15 +113,35 @@ def main() -> None:
 
     base = builds[0][0]
     cases = list(samples[base])
-    medians = {name: {case: float(np.median(samples[name][case])) for case in cases} for name, _ in builds}
-    headers = ["case (us per step, CPU time)"] + [f"{n} ({kernels[n]})" for n, _ in builds] + [f"{n} / {base}" for n, _ in builds[1:]]
+    medians = {
+        name: {case: float(np.median(samples[name][case])) for case in cases} for name, _ in builds
+    }
+    headers = (
+        ["case (us per step, CPU time)"]
+        + [f"{n} ({kernels[n]})" for n, _ in builds]
+        + [f"{n} / {base}" for n, _ in builds[1:]]
+    )
     rows = [
-        [case] + [medians[n][case] for n, _ in builds] + [medians[n][case] / medians[base][case] for n, _ in builds[1:]]
+        [case]
+        + [medians[n][case] for n, _ in builds]
+        + [medians[n][case] / medians[base][case] for n, _ in builds[1:]]
         for case in cases
     ]
-    print(f"# masked SGD per step, {rounds} interleaved rounds, median of rounds; a, b, N = {A}, {B}, {N}\n")
+    print(
+        f"# masked SGD per step, {rounds} interleaved rounds, median of rounds; a, b, N = {A}, {B}, {N}\n"
+    )
     print(markdown_table(headers, rows))
-    write_json(args.json, dict(machine=machine_info(), rounds=rounds, builds=dict(builds), kernels=kernels, medians=medians, samples=samples))
+    write_json(
+        args.json,
+        dict(
+            machine=machine_info(),
+            rounds=rounds,
+            builds=dict(builds),
+            kernels=kernels,
+            medians=medians,
+            samples=samples,
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import structdrop.torch as sdt  # noqa: E402
 from _timing import machine_info, markdown_table, write_json  # noqa: E402
+
+import structdrop.torch as sdt  # noqa: E402
 
 
 def torchvision_rule(x: torch.Tensor, p: float, block_size: int, eps: float = 1e-6) -> torch.Tensor:
     """torchvision.ops.drop_block2d(x, p, block_size) in training mode, reimplemented from its formula."""
     n, c, h, w = x.shape
     gamma = p * h * w / (block_size**2 * (h - block_size + 1) * (w - block_size + 1))
-    noise = torch.empty((n, c, h - block_size + 1, w - block_size + 1), dtype=x.dtype, device=x.device)
+    noise = torch.empty(
+        (n, c, h - block_size + 1, w - block_size + 1), dtype=x.dtype, device=x.device
+    )
     noise.bernoulli_(gamma)
     half = block_size // 2
     noise = F.pad(noise, [half] * 4, value=0)
@@ -67,6 +70,7 @@ def timm_rule(x: torch.Tensor, p: float, block_size: int) -> torch.Tensor:
 
 def _interleaved_medians(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
     """Median time of each callable, timed round-robin so that a change of machine load hits all alike."""
+
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -85,7 +89,9 @@ def _interleaved_medians(fns: dict, repeats: int, device: torch.device) -> dict[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="batch 16 and 5 repeats")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -116,30 +122,41 @@ def main() -> None:
         times = _interleaved_medians(fns, repeats, device)
         ratio = times["structdrop full"] / times["torchvision rule"]
         label = " x ".join(map(str, shape))
-        print(f"{label}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items())
-              + f"; full / torchvision = {ratio:.2f}", flush=True)
+        print(
+            f"{label}: "
+            + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in times.items())
+            + f"; full / torchvision = {ratio:.2f}",
+            flush=True,
+        )
         rows.append([label] + [times[k] * 1e3 for k in times] + [ratio])
-        results.append({"shape": list(shape), "seconds": times, "ratio_full_over_torchvision": ratio})
+        results.append(
+            {"shape": list(shape), "seconds": times, "ratio_full_over_torchvision": ratio}
+        )
         del x
     names = list(layers) + ["torchvision rule", "timm rule"]
     print()
-    print(f"DropBlock2d forward in training mode (mask sampling + rescaling), block {args.block}, p = {args.p}, "
-          f"{args.dtype} on {device}, median of {repeats} interleaved; threads = {torch.get_num_threads()}")
+    print(
+        f"DropBlock2d forward in training mode (mask sampling + rescaling), block {args.block}, p = {args.p}, "
+        f"{args.dtype} on {device}, median of {repeats} interleaved; threads = {torch.get_num_threads()}"
+    )
     print()
     print(markdown_table(["shape"] + [f"{n} (ms)" for n in names] + ["full / torchvision"], rows))
-    write_json(args.json, {
-        "benchmark": "dropblock2d",
-        "quick": args.quick,
-        "device": str(device),
-        "dtype": args.dtype,
-        "block": args.block,
-        "p": args.p,
-        "repeats": repeats,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": machine_info(),
-        "results": results,
-    })
+    write_json(
+        args.json,
+        {
+            "benchmark": "dropblock2d",
+            "quick": args.quick,
+            "device": str(device),
+            "dtype": args.dtype,
+            "block": args.block,
+            "p": args.p,
+            "repeats": repeats,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "machine": machine_info(),
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

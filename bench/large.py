@@ -112,9 +112,18 @@ def make_files(folder: Path, a: int, b: int, n: int, seed: int) -> tuple[Path, P
     """X with i.i.d. normal entries and Y = M X + noise, written a column block at a time."""
     mix = np.random.default_rng(seed).standard_normal((a, b)) / np.sqrt(b)
     x_path, y_path = folder / f"X_{n}.npy", folder / f"Y_{n}.npy"
-    write_npy(x_path, b, n, lambda s, e: np.random.default_rng([seed, s]).standard_normal((b, e - s)))
+    write_npy(
+        x_path, b, n, lambda s, e: np.random.default_rng([seed, s]).standard_normal((b, e - s))
+    )
     X = np.load(x_path, mmap_mode="r")
-    write_npy(y_path, a, n, lambda s, e: mix @ X[:, s:e] + np.random.default_rng([seed, s, 1]).standard_normal((a, e - s)))
+    write_npy(
+        y_path,
+        a,
+        n,
+        lambda s, e: (
+            mix @ X[:, s:e] + np.random.default_rng([seed, s, 1]).standard_normal((a, e - s))
+        ),
+    )
     return x_path, y_path
 
 
@@ -122,8 +131,23 @@ def run_cli(x_path: Path, y_path: Path, r: int, theta_bar: float) -> tuple[float
     """`structdrop solve` in a subprocess; its wall time and peak RssAnon (MiB)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "structdrop", "solve", str(y_path), "--X", str(x_path), "-r", str(r),
-         "--theta", str(theta_bar), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "structdrop",
+            "solve",
+            str(y_path),
+            "--X",
+            str(x_path),
+            "-r",
+            str(r),
+            "--theta",
+            str(theta_bar),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     with PeakAnon(proc.pid) as peak:
         out, err = proc.communicate()
@@ -141,7 +165,9 @@ def _peak_resident_mib() -> float:
     return float("nan")
 
 
-def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int) -> tuple[float, float, float]:
+def run_dask(
+    x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int
+) -> tuple[float, float, float]:
     """Moments on a LocalCluster (workers read their blocks of the files), then the minimum.
 
     Returns the time, the objective and the largest peak resident set of a worker (MiB)."""
@@ -150,8 +176,10 @@ def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int)
 
     from structdrop._io import MappedNpy
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         X, Y = MappedNpy(x_path), MappedNpy(y_path)
         columns = max(1, (64 * 2**20) // (8 * X.shape[0]))
         Xd = da.from_array(X, chunks=(X.shape[0], columns), asarray=True, fancy=False)
@@ -165,40 +193,58 @@ def run_dask(x_path: Path, y_path: Path, r: int, theta_bar: float, workers: int)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sizes", default=None, help="comma-separated N (default 1e5, 4e5, 1e6)")
     parser.add_argument("--a", type=int, default=None)
     parser.add_argument("--b", type=int, default=None)
-    parser.add_argument("--ram-max", type=float, default=2e6, help="largest N held in memory (b = 500)")
+    parser.add_argument(
+        "--ram-max", type=float, default=2e6, help="largest N held in memory (b = 500)"
+    )
     parser.add_argument("--svd-max", type=float, default=4e5, help="largest N for the SVD route")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--dir", default=None, help="where to write the .npy files (default: a temp dir)")
+    parser.add_argument(
+        "--dir", default=None, help="where to write the .npy files (default: a temp dir)"
+    )
     parser.add_argument("--json", default="bench/results/large.json")
     args = parser.parse_args()
     a = args.a or (50 if args.quick else 100)
     b = args.b or (200 if args.quick else 500)
-    sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else ([100_000] if args.quick else [100_000, 400_000, 1_000_000])
+    sizes = (
+        [int(float(s)) for s in args.sizes.split(",")]
+        if args.sizes
+        else ([100_000] if args.quick else [100_000, 400_000, 1_000_000])
+    )
     r, theta_bar = 5, 0.5
     rows, records = [], []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         for n in sizes:
-            print(f"N = {n}: writing X ({b * n * 8 / 2**30:.2f} GiB) and Y to {folder} ...", file=sys.stderr, flush=True)
+            print(
+                f"N = {n}: writing X ({b * n * 8 / 2**30:.2f} GiB) and Y to {folder} ...",
+                file=sys.stderr,
+                flush=True,
+            )
             x_path, y_path = make_files(folder, a, b, n, seed=n)
             rec: dict = {"N": n, "a": a, "b": b, "x_file_mib": x_path.stat().st_size / 2**20}
             in_ram = n <= args.ram_max * 500 / b
             if in_ram:
                 X, Y = np.load(x_path), np.load(y_path)
                 rec["gram_s"], rec["gram_mib"], _ = timed(np.matmul, X, X.T)
-                rec["in_process_s"], rec["in_process_mib"], res = timed(sd.dropblock_global_min, Y, r, theta_bar, X=X)
+                rec["in_process_s"], rec["in_process_mib"], res = timed(
+                    sd.dropblock_global_min, Y, r, theta_bar, X=X
+                )
                 rec["route"], rec["objective"] = res.route, res.objective
                 if n <= args.svd_max:
                     rec["svd_s"], rec["svd_mib"], svd_obj = timed(svd_route, Y, X, r, theta_bar)
                     rec["svd_rel_diff"] = abs(svd_obj - res.objective) / res.objective
                 del X, Y
             Xm, Ym = np.load(x_path, mmap_mode="r"), np.load(y_path, mmap_mode="r")
-            rec["disk_s"], rec["disk_mib"], disk = timed(sd.dropblock_global_min, Ym, r, theta_bar, X=Xm)
+            rec["disk_s"], rec["disk_mib"], disk = timed(
+                sd.dropblock_global_min, Ym, r, theta_bar, X=Xm
+            )
             rec.setdefault("objective", disk.objective)
             rec.setdefault("route", disk.route)
             rec["disk_rel_diff"] = abs(disk.objective - rec["objective"]) / rec["objective"]
@@ -207,28 +253,73 @@ def main() -> None:
             rec["cli_mib_over_file"] = rec["cli_mib"] / rec["x_file_mib"]
             rec["cli_rel_diff"] = abs(cli["objective"] - rec["objective"]) / rec["objective"]
             try:
-                rec["dask_s"], dask_obj, rec["dask_worker_peak_rss_mib"] = run_dask(x_path, y_path, r, theta_bar, args.workers)
+                rec["dask_s"], dask_obj, rec["dask_worker_peak_rss_mib"] = run_dask(
+                    x_path, y_path, r, theta_bar, args.workers
+                )
                 rec["dask_rel_diff"] = abs(dask_obj - rec["objective"]) / rec["objective"]
             except ImportError:
-                rec["dask_s"] = rec["dask_rel_diff"] = rec["dask_worker_peak_rss_mib"] = float("nan")
+                rec["dask_s"] = rec["dask_rel_diff"] = rec["dask_worker_peak_rss_mib"] = float(
+                    "nan"
+                )
             os.remove(x_path)
             os.remove(y_path)
             records.append(rec)
             gram = rec.get("gram_s", float("nan"))
-            rows.append([
-                n, rec["route"], gram, rec.get("svd_s", float("nan")), rec.get("in_process_s", float("nan")),
-                rec.get("in_process_s", float("nan")) / gram, rec["disk_s"], rec["cli_s"], rec["dask_s"],
-                rec.get("svd_mib", float("nan")), rec.get("in_process_mib", float("nan")), rec["disk_mib"],
-                rec["cli_mib"], rec["cli_mib_over_file"], rec["dask_worker_peak_rss_mib"],
-                rec.get("dask_rel_diff", float("nan")),
-            ])
+            rows.append(
+                [
+                    n,
+                    rec["route"],
+                    gram,
+                    rec.get("svd_s", float("nan")),
+                    rec.get("in_process_s", float("nan")),
+                    rec.get("in_process_s", float("nan")) / gram,
+                    rec["disk_s"],
+                    rec["cli_s"],
+                    rec["dask_s"],
+                    rec.get("svd_mib", float("nan")),
+                    rec.get("in_process_mib", float("nan")),
+                    rec["disk_mib"],
+                    rec["cli_mib"],
+                    rec["cli_mib_over_file"],
+                    rec["dask_worker_peak_rss_mib"],
+                    rec.get("dask_rel_diff", float("nan")),
+                ]
+            )
             print(json.dumps(rec), file=sys.stderr, flush=True)
-    headers = ["N", "route", "X@X.T s", "svd s", "in-process s", "in-process / X@X.T", "disk s", "CLI s",
-               "dask s", "svd MiB", "in-process MiB", "disk MiB", "CLI MiB", "CLI MiB / file", "dask worker peak RSS MiB", "dask rel diff"]
-    print(f"\nglobal minimum with X: a = {a}, b = {b}, r = {r}, theta_bar = {theta_bar}; "
-          "memory is peak anonymous memory beyond the inputs\n")
+    headers = [
+        "N",
+        "route",
+        "X@X.T s",
+        "svd s",
+        "in-process s",
+        "in-process / X@X.T",
+        "disk s",
+        "CLI s",
+        "dask s",
+        "svd MiB",
+        "in-process MiB",
+        "disk MiB",
+        "CLI MiB",
+        "CLI MiB / file",
+        "dask worker peak RSS MiB",
+        "dask rel diff",
+    ]
+    print(
+        f"\nglobal minimum with X: a = {a}, b = {b}, r = {r}, theta_bar = {theta_bar}; "
+        "memory is peak anonymous memory beyond the inputs\n"
+    )
     print(markdown_table(headers, rows))
-    write_json(args.json, {"machine": machine_info(), "a": a, "b": b, "r": r, "theta_bar": theta_bar, "records": records})
+    write_json(
+        args.json,
+        {
+            "machine": machine_info(),
+            "a": a,
+            "b": b,
+            "r": r,
+            "theta_bar": theta_bar,
+            "records": records,
+        },
+    )
 
 
 if __name__ == "__main__":

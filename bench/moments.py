@@ -37,6 +37,7 @@ from _timing import machine_info, markdown_table, peak_rss_growth_mib, write_jso
 import structdrop as sd  # noqa: E402
 from structdrop import _core  # noqa: E402
 
+
 def rel_diff(got, want_gram, want_cross) -> float:
     g, c = (got.gram, got.cross) if isinstance(got, sd.DataMoments) else (got[0], got[1])
     return max(
@@ -46,17 +47,29 @@ def rel_diff(got, want_gram, want_cross) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="N = 2e4 only, 3 repeats")
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     parser.add_argument("--a", type=int, default=100, help="rows of Y (default 100)")
     parser.add_argument("--b", type=int, default=500, help="rows of X (default 500)")
-    parser.add_argument("--N", type=float, nargs="*", default=None, help="sample counts (default 1e5 4e5)")
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved timed repeats (default 5)")
-    parser.add_argument("--no-cpp", action="store_true", help="skip the old single-threaded C++ route")
+    parser.add_argument(
+        "--N", type=float, nargs="*", default=None, help="sample counts (default 1e5 4e5)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="interleaved timed repeats (default 5)"
+    )
+    parser.add_argument(
+        "--no-cpp", action="store_true", help="skip the old single-threaded C++ route"
+    )
     parser.add_argument("--no-memmap", action="store_true", help="skip the memory-mapped route")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit BLAS to this many threads for every route (threadpoolctl); default: BLAS's own")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS to this many threads for every route (threadpoolctl); default: BLAS's own",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.threads is not None:
@@ -138,19 +151,56 @@ def run(args: argparse.Namespace) -> None:
         del X, Y, X32, Y32
 
     print()
-    threads = "BLAS default threads" if args.threads is None else f"BLAS limited to {args.threads} thread(s)"
-    print(f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over NumPy float64's median/best (the best "
-          "of identical BLAS work is the steadier figure when other jobs share the cores); "
-          "peak = VmHWM growth during one call (X is b*N*8 bytes).")
+    threads = (
+        "BLAS default threads"
+        if args.threads is None
+        else f"BLAS limited to {args.threads} thread(s)"
+    )
+    print(
+        f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over NumPy float64's median/best (the best "
+        "of identical BLAS work is the steadier figure when other jobs share the cores); "
+        "peak = VmHWM growth during one call (X is b*N*8 bytes)."
+    )
     print()
     table = [
-        [f"{r['N']:,}", r["route"], r["seconds"], f"{r['ratio_to_numpy']:.2f}x", r["best_seconds"],
-         f"{r['best_ratio_to_numpy']:.2f}x", r["peak_mib"], f"{r['rel_diff']:.1e}"]
+        [
+            f"{r['N']:,}",
+            r["route"],
+            r["seconds"],
+            f"{r['ratio_to_numpy']:.2f}x",
+            r["best_seconds"],
+            f"{r['best_ratio_to_numpy']:.2f}x",
+            r["peak_mib"],
+            f"{r['rel_diff']:.1e}",
+        ]
         for r in rows
     ]
-    print(markdown_table(["N", "route", "median (s)", "median ratio", "best (s)", "best ratio", "peak growth (MiB)",
-                          "rel. diff"], table))
-    write_json(args.json, dict(benchmark="moments", quick=args.quick, repeats=repeats, blas_threads=args.threads, machine=machine_info(), rows=rows))
+    print(
+        markdown_table(
+            [
+                "N",
+                "route",
+                "median (s)",
+                "median ratio",
+                "best (s)",
+                "best ratio",
+                "peak growth (MiB)",
+                "rel. diff",
+            ],
+            table,
+        )
+    )
+    write_json(
+        args.json,
+        dict(
+            benchmark="moments",
+            quick=args.quick,
+            repeats=repeats,
+            blas_threads=args.threads,
+            machine=machine_info(),
+            rows=rows,
+        ),
+    )
 
 
 if __name__ == "__main__":

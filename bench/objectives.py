@@ -30,7 +30,9 @@ from structdrop.reference import objectives as ref
 def median_time(fn, repeats: int, min_total: float = 0.0) -> tuple[float, object]:
     times, result = [], None
     start_all = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start_all < min_total and len(times) < 10_000):
+    while len(times) < repeats or (
+        time.perf_counter() - start_all < min_total and len(times) < 10_000
+    ):
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
@@ -48,12 +50,16 @@ def schemes_for(d: int):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small grid (N <= 1e5, d <= 100)")
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     parser.add_argument("--a", type=int, default=8, help="rows of Y (default 8)")
     parser.add_argument("--b", type=int, default=64, help="rows of X (default 64)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed repeats of the NumPy formula")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats of the NumPy formula"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -72,8 +78,12 @@ def main() -> None:
             U = rng.standard_normal((a, d)) / np.sqrt(d)
             V = rng.standard_normal((b, d)) / np.sqrt(b)
             for name, scheme in schemes_for(d):
-                t_np, (fit, reg) = median_time(lambda: ref.objective_terms(scheme, Y, U, V, X), repeats)
-                t_cpp, terms = median_time(lambda: sd.objective_terms(scheme, U, V, moments), 5, min_total=0.2)
+                t_np, (fit, reg) = median_time(
+                    lambda: ref.objective_terms(scheme, Y, U, V, X), repeats
+                )
+                t_cpp, terms = median_time(
+                    lambda: sd.objective_terms(scheme, U, V, moments), 5, min_total=0.2
+                )
                 expected = fit + reg
                 rel = abs(terms.objective - expected) / abs(expected)
                 rows.append(
@@ -100,9 +110,13 @@ def main() -> None:
         del X, Y
 
     print()
-    print(f"a = {a}, b = {b}; medians; cpp = one objective from cached moments; moments = data_moments once.")
+    print(
+        f"a = {a}, b = {b}; medians; cpp = one objective from cached moments; moments = data_moments once."
+    )
     print()
-    print("| scheme | N | d | NumPy direct (ms) | C++ cached (ms) | speedup | C++ moments once (ms) | speedup incl. moments | rel. diff |")
+    print(
+        "| scheme | N | d | NumPy direct (ms) | C++ cached (ms) | speedup | C++ moments once (ms) | speedup incl. moments | rel. diff |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

@@ -84,8 +84,12 @@ def engine_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> floa
 def numpy_step_seconds(X, Y, U0, V0, scheme, steps: int, seed: int = 0) -> float:
     """The same for the NumPy reference loop (its recordings pass over all N samples)."""
     half = max(1, steps // 2)
-    t_full = reference.train(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed).seconds
-    t_half = reference.train(X, Y, U0, V0, scheme, 1e-7, half, record_every=10**12, seed=seed).seconds
+    t_full = reference.train(
+        X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=seed
+    ).seconds
+    t_half = reference.train(
+        X, Y, U0, V0, scheme, 1e-7, half, record_every=10**12, seed=seed
+    ).seconds
     return (t_full - t_half) / (steps - half)
 
 
@@ -95,7 +99,9 @@ def time_engine(X, Y, U0, V0, scheme, steps: int, repeats: int) -> float:
     return median([engine_step_seconds(X, Y, U0, V0, scheme, steps, rep) for rep in range(repeats)])
 
 
-def time_interleaved(X, Y, U0, V0, scheme, engine_steps: int, loop_steps: int, repeats: int) -> dict:
+def time_interleaved(
+    X, Y, U0, V0, scheme, engine_steps: int, loop_steps: int, repeats: int
+) -> dict:
     """Engine, NumPy and PyTorch timings interleaved repeat by repeat (so that a busy machine
     slows all three alike); medians of the times and of the per-repeat ratios."""
     engine_step_seconds(X, Y, U0, V0, scheme, min(engine_steps, 1000))
@@ -105,10 +111,17 @@ def time_interleaved(X, Y, U0, V0, scheme, engine_steps: int, loop_steps: int, r
     for rep in range(repeats):
         engine.append(engine_step_seconds(X, Y, U0, V0, scheme, engine_steps, rep))
         numpy_loop.append(numpy_step_seconds(X, Y, U0, V0, scheme, loop_steps, rep))
-        torch_time.append(torch_loop(X, Y, U0, V0, scheme, loop_steps, rep) if torch is not None else float("nan"))
+        torch_time.append(
+            torch_loop(X, Y, U0, V0, scheme, loop_steps, rep) if torch is not None else float("nan")
+        )
     engine_arr, numpy_arr, torch_arr = np.array(engine), np.array(numpy_loop), np.array(torch_time)
-    return dict(engine=median(engine_arr), numpy=median(numpy_arr), torch=median(torch_arr),
-                numpy_ratio=median(numpy_arr / engine_arr), torch_ratio=median(torch_arr / engine_arr))
+    return dict(
+        engine=median(engine_arr),
+        numpy=median(numpy_arr),
+        torch=median(torch_arr),
+        numpy_ratio=median(numpy_arr / engine_arr),
+        torch_ratio=median(torch_arr / engine_arr),
+    )
 
 
 def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
@@ -130,7 +143,9 @@ def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
             j = int(torch.randint(n, (1,), generator=gen))
             x, y = Xt[:, j], Yt[:, j]
             if kind == 4:
-                Z = (torch.rand((b, d), generator=gen, dtype=torch.float64) < theta).to(torch.float64) / theta
+                Z = (torch.rand((b, d), generator=gen, dtype=torch.float64) < theta).to(
+                    torch.float64
+                ) / theta
                 W = Z * V
                 h = W.T @ x
                 eps = U @ h - y
@@ -141,7 +156,9 @@ def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
             if kind == 0:
                 D = torch.ones(d, dtype=torch.float64)
             elif kind == 1:
-                D = (torch.rand(d, generator=gen, dtype=torch.float64) < theta).to(torch.float64) / theta
+                D = (torch.rand(d, generator=gen, dtype=torch.float64) < theta).to(
+                    torch.float64
+                ) / theta
             else:
                 w = torch.rand(d // block_size, generator=gen, dtype=torch.float64) < theta
                 D = w.repeat_interleave(block_size).to(torch.float64) / theta
@@ -170,10 +187,18 @@ def matvec_rate(rows: int, cols: int, repeats: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke test)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer steps and repeats (a smoke test)"
+    )
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
-    parser.add_argument("--blas-threads", default="1", help="BLAS/PyTorch threads of the NumPy and PyTorch loops (default 1)")
+    parser.add_argument(
+        "--blas-threads",
+        default="1",
+        help="BLAS/PyTorch threads of the NumPy and PyTorch loops (default 1)",
+    )
     args = parser.parse_args()
     quick = args.quick
     if torch is not None:
@@ -183,16 +208,26 @@ def main() -> int:
     problem = sd.paper_synthetic(seed=0)
     X, Y = problem.X, problem.Y
     isa = _core.sgd_kernel_isa()
-    print(f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: {torch.__version__ if torch else 'not installed'};"
-          f" BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(
+        f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: {torch.__version__ if torch else 'not installed'};"
+        f" BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS')}"
+    )
 
     # 2. dense mat-vec rates at the memory levels of U, V (d = 50 and 500: L2; d = 5000: L3).
     rates = {d: matvec_rate(A + B, max(d, 500), repeats) for d in (50, 500, 5000)}
 
     # 1. microseconds per step.
     widths = (50, 500) if quick else (50, 500, 5000)
-    engine_steps = {50: 20_000 if quick else 200_000, 500: 2_000 if quick else 20_000, 5000: 200 if quick else 2_000}
-    loop_steps = {50: 300 if quick else 3_000, 500: 100 if quick else 500, 5000: 10 if quick else 40}
+    engine_steps = {
+        50: 20_000 if quick else 200_000,
+        500: 2_000 if quick else 20_000,
+        5000: 200 if quick else 2_000,
+    }
+    loop_steps = {
+        50: 300 if quick else 3_000,
+        500: 100 if quick else 500,
+        5000: 10 if quick else 40,
+    }
     rows, records = [], []
     for d in widths:
         U0, V0 = factors(d)
@@ -204,20 +239,59 @@ def main() -> int:
             engine = t["engine"]
             macs = macs_per_step(scheme, d)
             ideal = macs / rates[d]
-            rows.append([d, repr(scheme), engine * 1e6, t["numpy"] * 1e6, t["torch"] * 1e6, t["numpy_ratio"],
-                         t["torch_ratio"], macs, macs / engine * 1e-9, engine / ideal])
-            records.append(dict(d=d, scheme=repr(scheme), engine_us=engine * 1e6, numpy_us=t["numpy"] * 1e6,
-                                torch_us=t["torch"] * 1e6, numpy_over_engine=t["numpy_ratio"],
-                                torch_over_engine=t["torch_ratio"], macs_per_step=macs,
-                                engine_gmacs=macs / engine * 1e-9, matvec_gmacs=rates[d] * 1e-9,
-                                times_arithmetic=engine / ideal))
+            rows.append(
+                [
+                    d,
+                    repr(scheme),
+                    engine * 1e6,
+                    t["numpy"] * 1e6,
+                    t["torch"] * 1e6,
+                    t["numpy_ratio"],
+                    t["torch_ratio"],
+                    macs,
+                    macs / engine * 1e-9,
+                    engine / ideal,
+                ]
+            )
+            records.append(
+                dict(
+                    d=d,
+                    scheme=repr(scheme),
+                    engine_us=engine * 1e6,
+                    numpy_us=t["numpy"] * 1e6,
+                    torch_us=t["torch"] * 1e6,
+                    numpy_over_engine=t["numpy_ratio"],
+                    torch_over_engine=t["torch_ratio"],
+                    macs_per_step=macs,
+                    engine_gmacs=macs / engine * 1e-9,
+                    matvec_gmacs=rates[d] * 1e-9,
+                    times_arithmetic=engine / ideal,
+                )
+            )
     print("\n## Microseconds per step (median of repeats)\n")
-    print(markdown_table(["d", "scheme", "C++ us", "NumPy us", "PyTorch us", "NumPy/C++", "PyTorch/C++",
-                          "MAC/step", "C++ GMAC/s", "x arithmetic"], rows))
+    print(
+        markdown_table(
+            [
+                "d",
+                "scheme",
+                "C++ us",
+                "NumPy us",
+                "PyTorch us",
+                "NumPy/C++",
+                "PyTorch/C++",
+                "MAC/step",
+                "C++ GMAC/s",
+                "x arithmetic",
+            ],
+            rows,
+        )
+    )
     print("\n(NumPy/C++ and PyTorch/C++: medians of the ratios of interleaved repeats.)")
-    print("\nDense mat-vec rate (BLAS A^T x, same memory level): "
-          + ", ".join(f"d={d}: {r * 1e-9:.2f} GMAC/s" for d, r in rates.items())
-          + ". 'x arithmetic' = C++ time / (MAC per step / that rate).")
+    print(
+        "\nDense mat-vec rate (BLAS A^T x, same memory level): "
+        + ", ".join(f"d={d}: {r * 1e-9:.2f} GMAC/s" for d, r in rates.items())
+        + ". 'x arithmetic' = C++ time / (MAC per step / that rate)."
+    )
 
     # 3. 64 parallel runs at the paper's size.
     U0, V0 = factors(50)
@@ -228,15 +302,45 @@ def main() -> int:
         samples = []
         for _ in range(repeats):
             start = time.perf_counter()
-            sd.train_many(X, Y, U0, V0, scheme, 1e-7, steps, record_every=10**12, seed=range(64), threads=threads)
+            sd.train_many(
+                X,
+                Y,
+                U0,
+                V0,
+                scheme,
+                1e-7,
+                steps,
+                record_every=10**12,
+                seed=range(64),
+                threads=threads,
+            )
             samples.append(time.perf_counter() - start)
         seconds = median(samples)
-        parallel.append(dict(threads=threads or os.cpu_count(), runs=64, steps=steps,
-                             steps_per_second=64 * steps / seconds, seconds=seconds))
+        parallel.append(
+            dict(
+                threads=threads or os.cpu_count(),
+                runs=64,
+                steps=steps,
+                steps_per_second=64 * steps / seconds,
+                seconds=seconds,
+            )
+        )
     print("\n## 64 runs of DropBlock(0.5, 5), d = 50 (train_many)\n")
-    print(markdown_table(["threads", "runs x steps", "seconds", "steps/s", "speed-up"],
-                         [[p["threads"], f"64 x {steps}", p["seconds"], p["steps_per_second"],
-                           p["steps_per_second"] / parallel[0]["steps_per_second"]] for p in parallel]))
+    print(
+        markdown_table(
+            ["threads", "runs x steps", "seconds", "steps/s", "speed-up"],
+            [
+                [
+                    p["threads"],
+                    f"64 x {steps}",
+                    p["seconds"],
+                    p["steps_per_second"],
+                    p["steps_per_second"] / parallel[0]["steps_per_second"],
+                ]
+                for p in parallel
+            ],
+        )
+    )
 
     # 4. cost versus theta.
     d = 500
@@ -248,25 +352,54 @@ def main() -> int:
         for scheme in (Dropout(theta), DropBlock(theta, 5)):
             t = time_engine(X, Y, U0, V0, scheme, engine_steps[d], repeats)
             row += [t * 1e6, t / reference_time]
-            theta_records.append(dict(theta=theta, scheme=repr(scheme), engine_us=t * 1e6, relative=t / reference_time))
+            theta_records.append(
+                dict(
+                    theta=theta, scheme=repr(scheme), engine_us=t * 1e6, relative=t / reference_time
+                )
+            )
         theta_rows.append(row)
-    print(f"\n## Cost versus theta, d = {d} (relative to no dropout: {reference_time * 1e6:.1f} us/step)\n")
-    print(markdown_table(["theta", "Dropout us", "Dropout rel.", "DropBlock(r=5) us", "DropBlock rel."], theta_rows))
+    print(
+        f"\n## Cost versus theta, d = {d} (relative to no dropout: {reference_time * 1e6:.1f} us/step)\n"
+    )
+    print(
+        markdown_table(
+            ["theta", "Dropout us", "Dropout rel.", "DropBlock(r=5) us", "DropBlock rel."],
+            theta_rows,
+        )
+    )
 
     # 5. progress=True costs nothing measurable.
     U0, V0 = factors(50)
     steps = 50_000 if quick else 500_000
     quiet, loud = [], []
     for _ in range(repeats):
-        quiet.append(sd.train(X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12).seconds)
+        quiet.append(
+            sd.train(X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12).seconds
+        )
         with contextlib.redirect_stderr(io.StringIO()):
-            loud.append(sd.train(X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12, progress=True).seconds)
-    print(f"\nprogress=True: {median(loud) / steps * 1e6:.3f} us/step vs {median(quiet) / steps * 1e6:.3f} without")
+            loud.append(
+                sd.train(
+                    X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12, progress=True
+                ).seconds
+            )
+    print(
+        f"\nprogress=True: {median(loud) / steps * 1e6:.3f} us/step vs {median(quiet) / steps * 1e6:.3f} without"
+    )
 
-    write_json(args.json, dict(machine=machine_info(), kernels=isa, torch=torch.__version__ if torch else None,
-                               quick=quick, per_step=records, parallel=parallel, theta=theta_records,
-                               matvec_gmacs={str(k): v * 1e-9 for k, v in rates.items()},
-                               progress=dict(quiet_us=median(quiet) / steps * 1e6, loud_us=median(loud) / steps * 1e6)))
+    write_json(
+        args.json,
+        dict(
+            machine=machine_info(),
+            kernels=isa,
+            torch=torch.__version__ if torch else None,
+            quick=quick,
+            per_step=records,
+            parallel=parallel,
+            theta=theta_records,
+            matvec_gmacs={str(k): v * 1e-9 for k, v in rates.items()},
+            progress=dict(quiet_us=median(quiet) / steps * 1e6, loud_us=median(loud) / steps * 1e6),
+        ),
+    )
     return 0
 
 

@@ -35,7 +35,12 @@ def inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     signed = rng.standard_normal(n)
     unsorted = np.abs(signed)
     ordered = np.sort(unsorted)[::-1].copy()
-    return {"sorted": ordered, "unsorted": unsorted, "signed": signed, "float32": unsorted.astype(np.float32)}
+    return {
+        "sorted": ordered,
+        "unsorted": unsorted,
+        "signed": signed,
+        "float32": unsorted.astype(np.float32),
+    }
 
 
 def load_modopt():
@@ -77,8 +82,13 @@ def modopt_checks(KSupportNorm, trials: int) -> dict:
             gap = float(np.max(np.abs(ours - theirs)) / m.max())
             worst = max(worst, gap)
             differs += gap > 1e-6
-    return {"cost_3_1_0.5_k2": cost, "norm_sq": sd.ksupport_norm_sq(x, 2), "trials": trials,
-            "prox_differs": differs, "worst_relative_gap": worst}
+    return {
+        "cost_3_1_0.5_k2": cost,
+        "norm_sq": sd.ksupport_norm_sq(x, 2),
+        "trials": trials,
+        "prox_differs": differs,
+        "worst_relative_gap": worst,
+    }
 
 
 def cpu_seconds(fn, repeats: int = 15) -> float:
@@ -116,7 +126,9 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
         for kind, x in data.items():
             rec[f"api_{kind}"] = time_it(lambda: sd.prox_ksupport_sq(x, r, beta))
         if alive["numpy"] and not big:
-            rec["numpy"] = once_or_median(lambda: reference.prox_ksupport_sq(data["unsorted"], r, beta), budget)
+            rec["numpy"] = once_or_median(
+                lambda: reference.prox_ksupport_sq(data["unsorted"], r, beta), budget
+            )
             alive["numpy"] = rec["numpy"] < budget / 2
         else:
             rec["numpy"] = float("nan")
@@ -129,19 +141,34 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
         else:
             rec["modopt"] = float("nan")
         if n == 10**6:  # the targets: also in CPU time (the machine is shared)
-            rec["cpu"] = {"copy": cpu_seconds(lambda: np.copy(data["unsorted"])),
-                          "sort": cpu_seconds(lambda: np.sort(data["unsorted"]))}
+            rec["cpu"] = {
+                "copy": cpu_seconds(lambda: np.copy(data["unsorted"])),
+                "sort": cpu_seconds(lambda: np.sort(data["unsorted"])),
+            }
             for kind, x in data.items():
                 rec["cpu"][kind] = cpu_seconds(lambda: sd.prox_ksupport_sq(x, r, beta))
         records.append(rec)
         c = rec["copy"]
-        rows.append([
-            n, c * 1e3, rec["sort"] / c, rec["api_sorted"] * 1e3, rec["api_sorted"] / c, rec["api_unsorted"] * 1e3,
-            rec["api_unsorted"] / c, rec["api_signed"] / c, rec["api_float32"] / c,
-            rec["api_unsorted"] / n * 1e9, rec["numpy"] / rec["api_unsorted"], rec["modopt"] / rec["api_unsorted"],
-        ])
-        progress(f"n={n:>10}: copy {c * 1e3:.3f} ms, sorted {rec['api_sorted'] / c:.1f}x, "
-                 f"unsorted {rec['api_unsorted'] / c:.1f}x copy")
+        rows.append(
+            [
+                n,
+                c * 1e3,
+                rec["sort"] / c,
+                rec["api_sorted"] * 1e3,
+                rec["api_sorted"] / c,
+                rec["api_unsorted"] * 1e3,
+                rec["api_unsorted"] / c,
+                rec["api_signed"] / c,
+                rec["api_float32"] / c,
+                rec["api_unsorted"] / n * 1e9,
+                rec["numpy"] / rec["api_unsorted"],
+                rec["modopt"] / rec["api_unsorted"],
+            ]
+        )
+        progress(
+            f"n={n:>10}: copy {c * 1e3:.3f} ms, sorted {rec['api_sorted'] / c:.1f}x, "
+            f"unsorted {rec['api_unsorted'] / c:.1f}x copy"
+        )
         del data
     return rows, records
 
@@ -167,7 +194,9 @@ def family_rows(sizes, progress):
     for n in sizes:
         for name, x in families(n).items():
             out = np.empty_like(x)
-            seconds = median_seconds(lambda: sd.prox_ksupport_sq(x, max(1, n // 20), 1.0, out=out), repeats=5)
+            seconds = median_seconds(
+                lambda: sd.prox_ksupport_sq(x, max(1, n // 20), 1.0, out=out), repeats=5
+            )
             table.setdefault(name, {})[n] = seconds / n * 1e9
             records.append({"family": name, "n": n, "seconds": seconds})
         progress(f"families n={n}: done")
@@ -180,16 +209,21 @@ def batch_record(rows_n, cols, progress) -> dict:
     r = max(1, cols // 20)
     rec = {"rows": rows_n, "n": cols, "r": r}
     for threads in (1, 2):
-        rec[f"threads_{threads}"] = median_seconds(lambda: sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads),
-                                                   repeats=5)
+        rec[f"threads_{threads}"] = median_seconds(
+            lambda: sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads), repeats=5
+        )
     for threads in (1, 2):  # CPU time / wall time: how many cores the call kept busy
         wall, cpu = time.perf_counter(), time.process_time()
         sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads)
         rec[f"cores_busy_{threads}"] = (time.process_time() - cpu) / (time.perf_counter() - wall)
-    rec["python_loop"] = median_seconds(lambda: [sd.prox_ksupport_sq(row, r, 1.0) for row in M], repeats=3)
+    rec["python_loop"] = median_seconds(
+        lambda: [sd.prox_ksupport_sq(row, r, 1.0) for row in M], repeats=3
+    )
     rec["speedup_2_threads"] = rec["threads_1"] / rec["threads_2"]
-    progress(f"batch {rows_n} x {cols}: 1 thread {rec['threads_1'] * 1e3:.1f} ms, 2 threads "
-             f"{rec['threads_2'] * 1e3:.1f} ms ({rec['speedup_2_threads']:.2f}x)")
+    progress(
+        f"batch {rows_n} x {cols}: 1 thread {rec['threads_1'] * 1e3:.1f} ms, 2 threads "
+        f"{rec['threads_2'] * 1e3:.1f} ms ({rec['speedup_2_threads']:.2f}x)"
+    )
     return rec
 
 
@@ -213,12 +247,16 @@ def _spectral(shapes, progress) -> list[dict]:
         rec["svd"] = median_seconds(lambda: np.linalg.svd(X, full_matrices=False), repeats=3)
         rec["prox"] = median_seconds(lambda: sd.prox_ksupport_sq(X, r, 1.0), repeats=3)
         out.append(rec)
-        progress(f"spectral {shape}: svd {rec['svd'] * 1e3:.1f} ms, prox {rec['prox'] * 1e3:.1f} ms")
+        progress(
+            f"spectral {shape}: svd {rec['svd'] * 1e3:.1f} ms, prox {rec['prox'] * 1e3:.1f} ms"
+        )
     return out
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
     parser.add_argument("--json", help="write the measurements to this JSON file")
     args = parser.parse_args(argv)
@@ -226,7 +264,9 @@ def main(argv=None) -> int:
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    sizes = [10**2, 10**3, 10**4, 10**5] if args.quick else [10**2, 10**3, 10**4, 10**5, 10**6, 10**7]
+    sizes = (
+        [10**2, 10**3, 10**4, 10**5] if args.quick else [10**2, 10**3, 10**4, 10**5, 10**6, 10**7]
+    )
     if not args.quick:
         if memory_allows(10**8):
             sizes.append(10**8)
@@ -238,63 +278,143 @@ def main(argv=None) -> int:
         progress("ModOpt not installed (pip install modopt): peer columns skipped")
 
     rows, records = vector_rows(sizes, budget, KSupportNorm, progress)
-    print("## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the input)\n")
-    print(markdown_table(
-        ["n", "np.copy ms", "np.sort / copy", "sorted ms", "sorted / copy", "unsorted ms", "unsorted / copy",
-         "signed / copy", "float32 / copy", "unsorted ns/elem", "NumPy ref / API", "ModOpt / API"],
-        rows,
-    ))
+    print(
+        "## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the input)\n"
+    )
+    print(
+        markdown_table(
+            [
+                "n",
+                "np.copy ms",
+                "np.sort / copy",
+                "sorted ms",
+                "sorted / copy",
+                "unsorted ms",
+                "unsorted / copy",
+                "signed / copy",
+                "float32 / copy",
+                "unsorted ns/elem",
+                "NumPy ref / API",
+                "ModOpt / API",
+            ],
+            rows,
+        )
+    )
 
     family_sizes = [10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7]
     fam_rows, fam_records = family_rows(family_sizes, progress)
-    print("\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = 1\n")
+    print(
+        "\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = 1\n"
+    )
     print(markdown_table(["input"] + [f"n = {n:.0e}" for n in family_sizes], fam_rows))
 
     target = next((rec for rec in records if rec["n"] == 10**6), None)
     if target is not None:
         cpu = target["cpu"]
         print("\n## n = 1e6 in CPU time (least of 15 calls; ratios to np.copy)\n")
-        print(markdown_table(["np.copy ms", "np.sort", "sorted", "unsorted", "signed", "float32"],
-                             [[cpu["copy"] * 1e3, cpu["sort"] / cpu["copy"], cpu["sorted"] / cpu["copy"],
-                               cpu["unsorted"] / cpu["copy"], cpu["signed"] / cpu["copy"],
-                               cpu["float32"] / cpu["copy"]]]))
+        print(
+            markdown_table(
+                ["np.copy ms", "np.sort", "sorted", "unsorted", "signed", "float32"],
+                [
+                    [
+                        cpu["copy"] * 1e3,
+                        cpu["sort"] / cpu["copy"],
+                        cpu["sorted"] / cpu["copy"],
+                        cpu["unsorted"] / cpu["copy"],
+                        cpu["signed"] / cpu["copy"],
+                        cpu["float32"] / cpu["copy"],
+                    ]
+                ],
+            )
+        )
 
     batch = batch_record(10**3 if args.quick else 10**4, 10**3, progress)
     print(f"\n## Batch: {batch['rows']} rows x {batch['n']}, r = {batch['r']} (median ms)\n")
-    print(markdown_table(["1 thread", "2 threads", "speed-up", "cores busy (1 / 2 threads)", "Python loop of single calls"],
-                         [[batch["threads_1"] * 1e3, batch["threads_2"] * 1e3, batch["speedup_2_threads"],
-                           f"{batch['cores_busy_1']:.2f} / {batch['cores_busy_2']:.2f}", batch["python_loop"] * 1e3]]))
+    print(
+        markdown_table(
+            [
+                "1 thread",
+                "2 threads",
+                "speed-up",
+                "cores busy (1 / 2 threads)",
+                "Python loop of single calls",
+            ],
+            [
+                [
+                    batch["threads_1"] * 1e3,
+                    batch["threads_2"] * 1e3,
+                    batch["speedup_2_threads"],
+                    f"{batch['cores_busy_1']:.2f} / {batch['cores_busy_2']:.2f}",
+                    batch["python_loop"] * 1e3,
+                ]
+            ],
+        )
+    )
     print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
-    spectral = spectral_records([(100, 100), (300, 200)] if args.quick else [(100, 100), (1000, 1000), (2000, 500)],
-                                progress)
+    spectral = spectral_records(
+        [(100, 100), (300, 200)] if args.quick else [(100, 100), (1000, 1000), (2000, 500)],
+        progress,
+    )
     print("\n## Spectral prox of a matrix (median ms)\n")
-    print(markdown_table(["shape", "r", "np.linalg.svd", "prox_ksupport_sq", "prox / svd"],
-                         [[f"{s['shape'][0]}x{s['shape'][1]}", s["r"], s["svd"] * 1e3, s["prox"] * 1e3,
-                           s["prox"] / s["svd"]] for s in spectral]))
+    print(
+        markdown_table(
+            ["shape", "r", "np.linalg.svd", "prox_ksupport_sq", "prox / svd"],
+            [
+                [
+                    f"{s['shape'][0]}x{s['shape'][1]}",
+                    s["r"],
+                    s["svd"] * 1e3,
+                    s["prox"] * 1e3,
+                    s["prox"] / s["svd"],
+                ]
+                for s in spectral
+            ],
+        )
+    )
 
     m = inputs(2000, seed=2)["sorted"]
-    target = {"n": 2000, "r": 1000,
-              "cpp_search": median_seconds(lambda: _core.prox_search(m, 1000, 1.0)),
-              "numpy_search": median_seconds(lambda: reference.prox_ksupport_sq(m, 1000, 1.0, method="search"),
-                                             repeats=5)}
+    target = {
+        "n": 2000,
+        "r": 1000,
+        "cpp_search": median_seconds(lambda: _core.prox_search(m, 1000, 1.0)),
+        "numpy_search": median_seconds(
+            lambda: reference.prox_ksupport_sq(m, 1000, 1.0, method="search"), repeats=5
+        ),
+    }
     target["ratio"] = target["numpy_search"] / target["cpp_search"]
     print("\n## Literal Theorem 7 search at n = 2000, r = 1000\n")
-    print(markdown_table(["C++ search (ms)", "NumPy search (ms)", "NumPy/C++"],
-                         [[target["cpp_search"] * 1e3, target["numpy_search"] * 1e3, target["ratio"]]]))
+    print(
+        markdown_table(
+            ["C++ search (ms)", "NumPy search (ms)", "NumPy/C++"],
+            [[target["cpp_search"] * 1e3, target["numpy_search"] * 1e3, target["ratio"]]],
+        )
+    )
 
     checks = None
     if KSupportNorm is not None:
         checks = modopt_checks(KSupportNorm, 200 if args.quick else 1000)
-        print(f"\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = {checks['cost_3_1_0.5_k2']:g}; "
-              f"||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs from structdrop's (max gap > 1e-6 max m) "
-              f"on {checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
-              f"{checks['worst_relative_gap']:.3g}.")
+        print(
+            f"\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = {checks['cost_3_1_0.5_k2']:g}; "
+            f"||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs from structdrop's (max gap > 1e-6 max m) "
+            f"on {checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
+            f"{checks['worst_relative_gap']:.3g}."
+        )
     else:
         print("\nModOpt not installed (pip install modopt): peer comparison skipped.")
 
-    write_json(args.json, {"machine": machine_info(), "sizes": records, "batch": batch, "spectral": spectral,
-                           "search_target": target, "modopt": checks, "families": fam_records})
+    write_json(
+        args.json,
+        {
+            "machine": machine_info(),
+            "sizes": records,
+            "batch": batch,
+            "spectral": spectral,
+            "search_target": target,
+            "modopt": checks,
+            "families": fam_records,
+        },
+    )
     return 0
 
 

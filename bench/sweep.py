@@ -26,9 +26,10 @@ def spectrum(n: int) -> np.ndarray:
     return np.abs(np.random.default_rng(0).standard_normal(n)) * 10
 
 
-
 def time_grid(m, sizes, thetas, threads=None) -> float:
-    return median_seconds(lambda: sd.sweep_global_min(m, sizes, thetas, threads=threads), repeats=3, min_time=0.0)
+    return median_seconds(
+        lambda: sd.sweep_global_min(m, sizes, thetas, threads=threads), repeats=3, min_time=0.0
+    )
 
 
 def numpy_loop_per_setting(m, sizes, thetas, samples: int) -> float:
@@ -42,7 +43,9 @@ def numpy_loop_per_setting(m, sizes, thetas, samples: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="n = 10^4 and 2500 settings")
     parser.add_argument("--json", help="write the measurements to this JSON file")
     args = parser.parse_args(argv)
@@ -65,20 +68,34 @@ def main(argv=None) -> int:
     out["numpy_total_estimated"] = out["numpy_per_setting"] * out["settings"]
     out["speedup"] = out["numpy_total_estimated"] / out["cpp_total"]
     print(f"## {out['settings']} settings on n = {n} singular values\n")
-    print(markdown_table(
-        ["C++ batched, all cores (s)", "C++ batched, 1 thread (s)", "NumPy loop per setting (ms)",
-         "NumPy loop, whole grid (s, scaled)", "speed-up"],
-        [[out["cpp_total"], out["cpp_single_thread"], out["numpy_per_setting"] * 1e3, out["numpy_total_estimated"],
-          out["speedup"]]],
-    ))
+    print(
+        markdown_table(
+            [
+                "C++ batched, all cores (s)",
+                "C++ batched, 1 thread (s)",
+                "NumPy loop per setting (ms)",
+                "NumPy loop, whole grid (s, scaled)",
+                "speed-up",
+            ],
+            [
+                [
+                    out["cpp_total"],
+                    out["cpp_single_thread"],
+                    out["numpy_per_setting"] * 1e3,
+                    out["numpy_total_estimated"],
+                    out["speedup"],
+                ]
+            ],
+        )
+    )
     print(f"\nrank range over the grid: {result.rank.min()}..{result.rank.max()}")
 
     # Scaling in n (fixed 900 settings) and in the number of settings (fixed n).
     n_rows, s_rows = [], []
-    for nn in ([10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 10**6]):
+    for nn in [10**3, 10**4] if args.quick else [10**3, 10**4, 10**5, 10**6]:
         t = time_grid(spectrum(nn), np.arange(1, 31), np.linspace(0.05, 0.95, 30))
         n_rows.append([nn, 900, t, t / 900 * 1e6])
-    for side_k in ([10, 30, 50] if args.quick else [10, 30, 100, 200]):
+    for side_k in [10, 30, 50] if args.quick else [10, 30, 100, 200]:
         t = time_grid(m, np.arange(1, side_k + 1), np.linspace(0.05, 0.95, side_k))
         s_rows.append([n, side_k * side_k, t, t / (side_k * side_k) * 1e6])
     print("\n## Scaling in n (900 settings)\n")

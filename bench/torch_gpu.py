@@ -86,7 +86,9 @@ def per_sample_loop(X, Y, U0, V0, iterations, device, dtype, seed=0):
     for _ in range(iterations):
         i = torch.randint(N, (1,), device=device, generator=gen)
         x, y = X[:, i], Y[:, i]
-        z = ((torch.rand(k, device=device, generator=gen) < THETA).to(dtype)).repeat_interleave(R_BLOCK) / THETA
+        z = ((torch.rand(k, device=device, generator=gen) < THETA).to(dtype)).repeat_interleave(
+            R_BLOCK
+        ) / THETA
         loss = 0.5 * ((U * z) @ (V.T @ x) - y).square().sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,13 +101,18 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--quick", action="store_true", help="few sizes, short timings")
-    parser.add_argument("--runs", type=int, nargs="*", help="numbers of runs (default 1, 4, ..., 65536)")
+    parser.add_argument(
+        "--runs", type=int, nargs="*", help="numbers of runs (default 1, 4, ..., 65536)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--run-steps", type=float, default=None, help="target run-steps per timing")
     parser.add_argument("--no-cuda-graph", action="store_true")
     parser.add_argument("--json", default=None, help="write the results to this path")
-    parser.add_argument("--deep", action="store_true",
-                        help="also run deep_experiment (ResNet-50 when torchvision imports) on the digits")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also run deep_experiment (ResNet-50 when torchvision imports) on the digits",
+    )
     parser.add_argument("--deep-only", action="store_true", help="run only the deep experiment")
     parser.add_argument("--deep-epochs", type=int, default=40)
     args = parser.parse_args()
@@ -124,7 +131,9 @@ def main() -> None:
         run_counts = [1, 16, 256] if device.type == "cpu" else [1, 64, 4096]
     else:
         run_counts = [4**i for i in range(9)]  # 1 .. 65536
-    budget = args.run_steps or ((2e4 if args.quick else 2e5) if device.type == "cpu" else (2e6 if args.quick else 2e7))
+    budget = args.run_steps or (
+        (2e4 if args.quick else 2e5) if device.type == "cpu" else (2e6 if args.quick else 2e7)
+    )
     repeats = 1 if args.quick else args.repeats
     use_graph = device.type == "cuda" and not args.no_cuda_graph
 
@@ -146,36 +155,68 @@ def main() -> None:
     # single-run references (independent of R)
     ps_iters = int(min(2000, max(50, budget / 50)))
     per_sample_loop(X, Y, U0, V0, 10, device, dtype)  # warm-up
-    t = _median_time(lambda: per_sample_loop(X, Y, U0, V0, ps_iters, device, dtype), repeats, device)
+    t = _median_time(
+        lambda: per_sample_loop(X, Y, U0, V0, ps_iters, device, dtype), repeats, device
+    )
     per_sample_rate = ps_iters / t
     cpp_rate = None
     if hasattr(structdrop, "train"):
         cpp_iters = int(min(200000, max(1000, budget)))
-        t = _median_time(lambda: structdrop.train(prob.X, prob.Y, U0n, V0n, scheme, LR, cpp_iters,
-                                                  record_every=cpp_iters), repeats, torch.device("cpu"))
+        t = _median_time(
+            lambda: structdrop.train(
+                prob.X, prob.Y, U0n, V0n, scheme, LR, cpp_iters, record_every=cpp_iters
+            ),
+            repeats,
+            torch.device("cpu"),
+        )
         cpp_rate = cpp_iters / t
 
     rows = []
     for runs in run_counts:
         # batched_train: enough steps to amortise its start (one CUDA-graph capture per call);
         # the plain loop has no start-up cost, so fewer steps measure its steady rate
-        lo, hi = (200, 5000) if device.type == "cpu" else ((500, 5000) if args.quick else (2000, 20000))
+        lo, hi = (
+            (200, 5000) if device.type == "cpu" else ((500, 5000) if args.quick else (2000, 20000))
+        )
         iters = int(min(hi, max(lo, budget / runs)))
         plain_iters = min(iters, 500 if args.quick else 2000)
         row = {"runs": runs, "iterations": iters, "plain_iterations": plain_iters}
 
         def ours(graph: bool, steps: int) -> sdt.BatchedTrainResult:
-            return sdt.batched_train(X, Y, U0, V0, scheme, LR, steps, runs=runs, record_every=steps,
-                                     device=device, dtype=dtype, cuda_graph=graph)
+            return sdt.batched_train(
+                X,
+                Y,
+                U0,
+                V0,
+                scheme,
+                LR,
+                steps,
+                runs=runs,
+                record_every=steps,
+                device=device,
+                dtype=dtype,
+                cuda_graph=graph,
+            )
 
         ours(False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
-        row["batched_train"] = runs * iters / _median_time(lambda: ours(False, iters), repeats, device)
+        row["batched_train"] = (
+            runs * iters / _median_time(lambda: ours(False, iters), repeats, device)
+        )
         if use_graph:
             ours(True, 100)
-            row["batched_train_graph"] = runs * iters / _median_time(lambda: ours(True, iters), repeats, device)
+            row["batched_train_graph"] = (
+                runs * iters / _median_time(lambda: ours(True, iters), repeats, device)
+            )
         plain_batched_loop(X, Y, U0, V0, runs, 5, device, dtype)
-        row["plain_batched_loop"] = runs * plain_iters / _median_time(
-            lambda: plain_batched_loop(X, Y, U0, V0, runs, plain_iters, device, dtype), repeats, device)
+        row["plain_batched_loop"] = (
+            runs
+            * plain_iters
+            / _median_time(
+                lambda: plain_batched_loop(X, Y, U0, V0, runs, plain_iters, device, dtype),
+                repeats,
+                device,
+            )
+        )
         row["per_sample_loop"] = per_sample_rate
         row["cpp_engine"] = cpp_rate
         best = max(row["batched_train"], row.get("batched_train_graph", 0.0))
@@ -183,23 +224,43 @@ def main() -> None:
         rows.append(row)
         print(f"R={runs}: {best:.3g} run-steps/s ({row['ratio_vs_plain']:.2f}x plain)", flush=True)
 
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"\nDevice: {name} ({device}), torch {torch.__version__}, {args.dtype}; a, b, N, d = {A}, {B}, {N}, {D}; "
-          f"DropBlock(theta={THETA}, r={R_BLOCK}), batch 1. Run-steps per second (medians of {repeats}).\n")
-    head = "| runs | batched_train | " + ("batched_train + CUDA graph | " if use_graph else "") + \
-        "plain batched loop | per-sample loop | C++ engine (1 run, CPU) | best / plain |"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    print(
+        f"\nDevice: {name} ({device}), torch {torch.__version__}, {args.dtype}; a, b, N, d = {A}, {B}, {N}, {D}; "
+        f"DropBlock(theta={THETA}, r={R_BLOCK}), batch 1. Run-steps per second (medians of {repeats}).\n"
+    )
+    head = (
+        "| runs | batched_train | "
+        + ("batched_train + CUDA graph | " if use_graph else "")
+        + "plain batched loop | per-sample loop | C++ engine (1 run, CPU) | best / plain |"
+    )
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for row in rows:
         cells = [str(row["runs"]), f"{row['batched_train']:.3g}"]
         if use_graph:
             cells.append(f"{row['batched_train_graph']:.3g}")
-        cells += [f"{row['plain_batched_loop']:.3g}", f"{row['per_sample_loop']:.3g}",
-                  "n/a" if row["cpp_engine"] is None else f"{row['cpp_engine']:.3g}", f"{row['ratio_vs_plain']:.2f}"]
+        cells += [
+            f"{row['plain_batched_loop']:.3g}",
+            f"{row['per_sample_loop']:.3g}",
+            "n/a" if row["cpp_engine"] is None else f"{row['cpp_engine']:.3g}",
+            f"{row['ratio_vs_plain']:.2f}",
+        ]
         print("| " + " | ".join(cells) + " |")
     if args.json:
-        meta = {"device": name, "torch": torch.__version__, "dtype": args.dtype, "sizes": [A, B, N, D],
-                "theta": THETA, "block_size": R_BLOCK, "repeats": repeats}
+        meta = {
+            "device": name,
+            "torch": torch.__version__,
+            "dtype": args.dtype,
+            "sizes": [A, B, N, D],
+            "theta": THETA,
+            "block_size": R_BLOCK,
+            "repeats": repeats,
+        }
         with open(args.json, "w") as fh:
             json.dump({"meta": meta, "rows": rows, "deep": deep}, fh, indent=2)
 
@@ -209,20 +270,36 @@ def run_deep(args) -> dict:
     device = torch.device(args.device)
     trunk = "small_cnn" if args.quick else "auto"
     epochs = 2 if args.quick else args.deep_epochs
-    res = sdt.deep_experiment(0.5, epochs=epochs, device=device, trunk=trunk, progress=True,
-                              n_train=300 if args.quick else None)
-    print(f"\nDeep experiment ({res.trunk}, {res.dataset}, N={res.n_train}, {epochs} epochs, {res.device}, "
-          f"{res.seconds:.1f} s): final objective {res.objective[-1]:.3f}, Theorem 7 bound {res.lower_bound:.3f}, "
-          f"ratio {res.gap:.4f}; max |sigma(UG) - a*| / a*_1 = {res.singular_value_error:.4f}\n")
+    res = sdt.deep_experiment(
+        0.5,
+        epochs=epochs,
+        device=device,
+        trunk=trunk,
+        progress=True,
+        n_train=300 if args.quick else None,
+    )
+    print(
+        f"\nDeep experiment ({res.trunk}, {res.dataset}, N={res.n_train}, {epochs} epochs, {res.device}, "
+        f"{res.seconds:.1f} s): final objective {res.objective[-1]:.3f}, Theorem 7 bound {res.lower_bound:.3f}, "
+        f"ratio {res.gap:.4f}; max |sigma(UG) - a*| / a*_1 = {res.singular_value_error:.4f}\n"
+    )
     print("| i | sigma_i(U G) | a*_i |\n|---|---|---|")
     for i, (s_, t_) in enumerate(zip(res.singular_values, res.theory_singular_values), 1):
         print(f"| {i} | {s_:.4f} | {t_:.4f} |")
-    return {"trunk": res.trunk, "dataset": res.dataset, "n_train": res.n_train, "epochs": epochs,
-            "objective": res.objective.tolist(), "lower_bound": res.lower_bound, "ratio": res.gap,
-            "singular_values": res.singular_values.tolist(),
-            "theory_singular_values": res.theory_singular_values.tolist(), "seconds": res.seconds,
-            "singular_value_error": res.singular_value_error,
-            "device": res.device}
+    return {
+        "trunk": res.trunk,
+        "dataset": res.dataset,
+        "n_train": res.n_train,
+        "epochs": epochs,
+        "objective": res.objective.tolist(),
+        "lower_bound": res.lower_bound,
+        "ratio": res.gap,
+        "singular_values": res.singular_values.tolist(),
+        "theory_singular_values": res.theory_singular_values.tolist(),
+        "seconds": res.seconds,
+        "singular_value_error": res.singular_value_error,
+        "device": res.device,
+    }
 
 
 if __name__ == "__main__":

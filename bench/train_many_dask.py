@@ -37,12 +37,20 @@ def best_of(fn, repeats: int) -> tuple[float, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2000 steps per run, one repeat")
     parser.add_argument("--runs", type=int, default=64, help="number of runs R (default 64)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes of the LocalCluster (default 2)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (default 20000, --quick 2000)")
-    parser.add_argument("--repeats", type=int, default=None, help="timings per setting (default 3, --quick 1)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of the LocalCluster (default 2)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps per run (default 20000, --quick 2000)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timings per setting (default 3, --quick 1)"
+    )
     parser.add_argument("--json", help="write the measurements to this JSON file")
     args = parser.parse_args()
     steps = args.steps or (2000 if args.quick else 20000)
@@ -54,8 +62,13 @@ def main() -> None:
     rng = np.random.default_rng(1)
     d = 50
     U0, V0 = 0.1 * rng.standard_normal((80, d)), 0.1 * rng.standard_normal((100, d))
-    common = dict(scheme=DropBlock(0.5, 5), lr=1e-7, iterations=steps, record_every=steps // 10,
-                  seed=range(args.runs))
+    common = dict(
+        scheme=DropBlock(0.5, 5),
+        lr=1e-7,
+        iterations=steps,
+        record_every=steps // 10,
+        seed=range(args.runs),
+    )
 
     def call(**kwargs):
         return sd.train_many(problem.X, problem.Y, U0, V0, **common, **kwargs)
@@ -63,30 +76,56 @@ def main() -> None:
     one_core, reference = best_of(lambda: call(threads=1), repeats)
     all_cores, _ = best_of(lambda: call(threads=0), repeats)
     start = time.perf_counter()
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(args.workers)
         startup = time.perf_counter() - start
         on_cluster, remote = best_of(lambda: call(client=client), repeats)
     identical = all(
-        all(getattr(r, f).tobytes() == getattr(l, f).tobytes()
-            for f in ("U", "V", "stochastic_objective", "deterministic_objective"))
+        all(
+            getattr(r, f).tobytes() == getattr(l, f).tobytes()
+            for f in ("U", "V", "stochastic_objective", "deterministic_objective")
+        )
         for r, l in zip(remote, reference)
     )
     rows = [
         ["train_many, threads=1 (here)", one_core, 1.0],
         [f"train_many, threads=0 (here, {os.cpu_count()} cores)", all_cores, one_core / all_cores],
-        [f"train_many, client= LocalCluster({args.workers} x 1 thread)", on_cluster, one_core / on_cluster],
+        [
+            f"train_many, client= LocalCluster({args.workers} x 1 thread)",
+            on_cluster,
+            one_core / on_cluster,
+        ],
     ]
-    print(f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, 5))\n")
+    print(
+        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, 5))\n"
+    )
     print(markdown_table(["call", "seconds", "speed-up over threads=1"], rows))
-    print(f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the timings)")
+    print(
+        f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the timings)"
+    )
     print(f"every cluster run bit-identical to the local run: {identical}")
-    write_json(args.json, {
-        "machine": machine_info(), "runs": args.runs, "steps": steps, "workers": args.workers, "repeats": repeats,
-        "seconds": {"threads_1": one_core, "threads_all": all_cores, "cluster": on_cluster},
-        "cluster_startup_seconds": startup, "bit_identical": identical,
-    })
+    write_json(
+        args.json,
+        {
+            "machine": machine_info(),
+            "runs": args.runs,
+            "steps": steps,
+            "workers": args.workers,
+            "repeats": repeats,
+            "seconds": {"threads_1": one_core, "threads_all": all_cores, "cluster": on_cluster},
+            "cluster_startup_seconds": startup,
+            "bit_identical": identical,
+        },
+    )
     if not identical:
         raise SystemExit("cluster results differ from the local ones")
 

@@ -1,8 +1,4 @@
 #include "ksupport.hpp"
-#include "parallel.hpp"
-
-#include "ksupport_rounding.hpp"
-#include "reduce.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -11,19 +7,22 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ksupport_rounding.hpp"
+#include "parallel.hpp"
+#include "reduce.hpp"
+
 namespace structdrop {
 namespace {
 
 using reduce::scale_and_sum_sq;
-using reduce::sum_sq_range;
 using reduce::sum_range;
+using reduce::sum_sq_range;
 using rounding::band_value;
 using rounding::shrink_factor;
 
 // Number of strictly positive entries of a descending, non-negative array.
 std::size_t count_positive(const double* m, std::size_t n) {
-  return static_cast<std::size_t>(
-      std::partition_point(m, m + n, [](double v) { return v > 0.0; }) - m);
+  return static_cast<std::size_t>(std::partition_point(m, m + n, [](double v) { return v > 0.0; }) - m);
 }
 
 // Block sums of m so that any range sum costs O(kBlock) instead of O(n), without
@@ -62,8 +61,7 @@ class SortedProfile {
     if (end <= begin) return 0.0;
     const std::size_t b0 = (begin + kBlock - 1) / kBlock, b1 = end / kBlock;
     if (b0 >= b1) return sum_range(m_, begin, end);
-    return sum_range(m_, begin, b0 * kBlock) + (prefix_[b1] - prefix_[b0]) +
-           sum_range(m_, b1 * kBlock, end);
+    return sum_range(m_, begin, b0 * kBlock) + (prefix_[b1] - prefix_[b0]) + sum_range(m_, b1 * kBlock, end);
   }
 
   // Number of leading (positive) units with m_i tau - beta >= 1 (saturated, t_i = 1).
@@ -113,7 +111,10 @@ std::size_t leading_true(std::size_t count, Pred pred) {
   std::size_t lo = 0, hi = count;  // invariant: all < lo true, all >= hi false
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
-    if (pred(mid)) lo = mid + 1; else hi = mid;
+    if (pred(mid))
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -154,8 +155,13 @@ Threshold locate_by_merge(const double* m, std::size_t nnz, double r, double bet
       th.active_end = next_start;
       break;
     }
-    if (tau_end <= tau_start) { add(-m[next_end]); ++next_end; }
-    else { add(m[next_start]); ++next_start; }
+    if (tau_end <= tau_start) {
+      add(-m[next_end]);
+      ++next_end;
+    } else {
+      add(m[next_start]);
+      ++next_start;
+    }
   }
   return th;
 }
@@ -168,23 +174,20 @@ Threshold locate_threshold(const SortedProfile& profile, double r, double beta) 
   const std::size_t starts = leading_true(p, [&](std::size_t j) {
     return profile.total_weight(beta / m[j], beta) <= r;
   });  // number of b_j with S(b_j) <= r (>= 1: S(b_0) = 0)
-  const std::size_t ends = leading_true(p, [&](std::size_t k) {
-    return profile.total_weight((beta + 1.0) / m[k], beta) <= r;
-  });
+  const std::size_t ends =
+      leading_true(p, [&](std::size_t k) { return profile.total_weight((beta + 1.0) / m[k], beta) <= r; });
   Threshold th;
   th.head = ends;
   th.active_end = std::max(starts, ends);
   if (th.active_end > th.head) {
     th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
-    th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
-             th.active_sum;
+    th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) / th.active_sum;
   }
   if (th.active_end == th.head || !threshold_consistent(m, p, th, beta)) {
     th = locate_by_merge(m, p, r, beta);
     if (th.active_end > th.head) {
       th.active_sum = reduce::compensated_sum_range(m, th.head, th.active_end);
-      th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) /
-               th.active_sum;
+      th.tau = (r - static_cast<double>(th.head) + beta * static_cast<double>(th.active_end - th.head)) / th.active_sum;
     }
   }
   return th;
@@ -230,8 +233,7 @@ namespace {
 ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, double beta, double* out);
 }  // namespace
 
-ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t r, double beta,
-                                    double* out) {
+ProxSolution prox_ksupport_sq_sweep(const double* m, std::size_t n, std::int64_t r, double beta, double* out) {
   return sweep_with_profile(SortedProfile(m, n), r, beta, out);
 }
 
@@ -262,7 +264,7 @@ ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, do
     sol.rank = static_cast<std::int64_t>(p);
     return sol;
   }
-  if (p <= ru) {  // t = 1 on every positive unit: a = m/(1 + beta)
+  if (p <= ru) {                                                    // t = 1 on every positive unit: a = m/(1 + beta)
     const double head_sq = scale_and_sum_sq(m, out, 0, n, shrink);  // zeros stay zeros
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
     sol.rank = static_cast<std::int64_t>(p);
@@ -291,8 +293,7 @@ ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, do
 
 }  // namespace
 
-ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_t r, double beta,
-                                     double* out) {
+ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_t r, double beta, double* out) {
   ProxSolution sol;
   std::fill(out, out + n, 0.0);
   const std::size_t p = count_positive(m, n);
@@ -322,14 +323,17 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
   std::size_t best_rho = 1, best_lambda = 0;
   double best_cut = 0.0;
   bool best_head_only = true;
-  auto consider = [&](double phi, bool consistent, std::size_t rho, std::size_t lambda, bool head_only,
-                      double cut) {
+  auto consider = [&](double phi, bool consistent, std::size_t rho, std::size_t lambda, bool head_only, double cut) {
     const double margin = tie * std::max(phi, best);
     const bool better = phi < best - margin || (phi <= best + margin && consistent && !best_consistent) ||
                         (phi < best && consistent == best_consistent);
     if (!better) return;
-    best = phi; best_consistent = consistent; best_rho = rho; best_lambda = lambda;
-    best_head_only = head_only; best_cut = cut;
+    best = phi;
+    best_consistent = consistent;
+    best_rho = rho;
+    best_lambda = lambda;
+    best_head_only = head_only;
+    best_cut = cut;
   };
   // Head-only candidates: a = m/(1+beta) on the first lambda <= r - 1 units.
   for (std::size_t lambda = 1; lambda <= std::min(ru - 1, n); ++lambda) {
@@ -349,19 +353,22 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
       S += m_lambda;
       c += beta;
       const double bs = beta * S;
-      if (m_lambda * c < bs * (1.0 - rel)) continue;           // a_lambda < 0
-      if (m_rho * c > (bs + S) * (1.0 + rel)) continue;        // t_rho > 1
+      if (m_lambda * c < bs * (1.0 - rel)) continue;     // a_lambda < 0
+      if (m_rho * c > (bs + S) * (1.0 + rel)) continue;  // t_rho > 1
       if (!(S > 0.0)) continue;
       const double phi = head + bs * S / c + tail_sq[lambda];
       if (phi > best * (1.0 + tie)) continue;
-      const bool consistent = (lambda == n || m[lambda] * c <= bs * (1.0 + rel)) &&
-                              (rho == 1 || m_before * c >= (bs + S) * (1.0 - rel));
+      const bool consistent =
+          (lambda == n || m[lambda] * c <= bs * (1.0 + rel)) && (rho == 1 || m_before * c >= (bs + S) * (1.0 - rel));
       consider(phi, consistent, rho, lambda, false, bs / c);
     }
   }
   std::size_t rank = 0;
   const std::size_t head_end = best_head_only ? best_lambda : best_rho - 1;
-  for (std::size_t i = 0; i < head_end; ++i) { out[i] = m[i] * shrink; rank += out[i] > 0.0; }
+  for (std::size_t i = 0; i < head_end; ++i) {
+    out[i] = m[i] * shrink;
+    rank += out[i] > 0.0;
+  }
   if (!best_head_only) {
     for (std::size_t i = best_rho - 1; i < best_lambda; ++i) {
       out[i] = band_value(m[i], best_cut);
@@ -374,9 +381,8 @@ ProxSolution prox_ksupport_sq_search(const double* m, std::size_t n, std::int64_
   return sol;
 }
 
-void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* r,
-                            const double* beta, std::size_t count, double* objective,
-                            std::int64_t* rho, std::int64_t* rank, int threads) {
+void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* r, const double* beta,
+                            std::size_t count, double* objective, std::int64_t* rho, std::int64_t* rank, int threads) {
   const SortedProfile profile(m, n);
   const std::size_t p = profile.nnz();
   // Squared sums from both ends, per block, so head and tail sums need no long subtraction.
@@ -400,7 +406,12 @@ void prox_ksupport_sq_batch(const double* m, std::size_t n, const std::int64_t* 
     const std::size_t ru = static_cast<std::size_t>(r[j]);
     const double bj = beta[j];
     const double shrink = shrink_factor(bj);
-    if (p == 0) { objective[j] = 0.0; rho[j] = 1; rank[j] = 0; return; }
+    if (p == 0) {
+      objective[j] = 0.0;
+      rho[j] = 1;
+      rank[j] = 0;
+      return;
+    }
     if (p <= ru || bj == 0.0) {
       objective[j] = bj * shrink * head_sq(p);
       rho[j] = static_cast<std::int64_t>(std::min(p + 1, ru));

@@ -1,7 +1,4 @@
 #include "ksupport_select.hpp"
-#include "parallel.hpp"
-
-#include "ksupport_rounding.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -11,6 +8,9 @@
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+
+#include "ksupport_rounding.hpp"
+#include "parallel.hpp"
 
 // The SSE2 passes round exactly as the scalar ones; the portable (ISO C++) build leaves them out.
 #if defined(__SSE2__) && !STRUCTDROP_PORTABLE
@@ -29,7 +29,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNormal = std::numeric_limits<double>::min();  // smallest normal double
 constexpr std::size_t kExactFinish = 256;  // active sets this small are finished by an exact search
 constexpr std::size_t kMaxSample = 512;    // units sampled to place a round's two pivots
-constexpr std::size_t kMaxRounds = 1000;     // a safety net; about log(n) rounds are the rule
+constexpr std::size_t kMaxRounds = 1000;   // a safety net; about log(n) rounds are the rule
 constexpr std::uint64_t kSeed = 0x5eed5eed2020ULL;
 
 // SplitMix64 (Steele, Lea, Flood 2014): a small generator with a fixed seed, so that the pivots
@@ -150,9 +150,9 @@ struct CompensatedSum {
 
 // The state of the selection: the root tau lies in the bracket [lo, hi] with S(lo) <= r < S(hi)
 // (no lo: 0; no hi: +inf; a root exactly on a breakpoint is lo, so a unit that saturates there is
-// in the head, where its value m/(1 + beta) carries no cancellation, as in the sorted sweep), and every unit outside the active set is resolved on (lo, hi):
-// saturated (t = 1), zero, or linear (t = m tau - beta throughout), with its contribution carried
-// in these sums.
+// in the head, where its value m/(1 + beta) carries no cancellation, as in the sorted sweep), and every unit outside
+// the active set is resolved on (lo, hi): saturated (t = 1), zero, or linear (t = m tau - beta throughout), with its
+// contribution carried in these sums.
 struct Bracket {
   bool has_lo = false, has_hi = false;
   End lo{0.0, false, 0.0}, hi{kInf, false, 0.0};
@@ -265,7 +265,9 @@ template <class Source>
 constexpr bool kHasSimdView = std::is_same_v<Source, InputSource<double>> ||
                               std::is_same_v<Source, InputSource<float>> || std::is_same_v<Source, BufferSource>;
 template <class T>
-SimdView<T> simd_view(const InputSource<T>& s) { return {s.x, s.n, s.inv, true}; }
+SimdView<T> simd_view(const InputSource<T>& s) {
+  return {s.x, s.n, s.inv, true};
+}
 inline SimdView<double> simd_view(const BufferSource& s) { return {s.v, s.n, 1.0, false}; }
 
 #if STRUCTDROP_SELECT_SSE2
@@ -309,7 +311,7 @@ void partition_sse2(const SimdView<E>& view, Bracket& br, const Problem& pb, std
       if (view.magnitude) m = _mm_mul_pd(_mm_andnot_pd(sign, m), inv);
       if constexpr (Track) {
         bad = _mm_or_pd(bad, _mm_cmpnle_pd(m, largest));  // NaN or inf
-        mx = _mm_max_pd(m, mx);                            // a NaN m keeps mx (and sets bad)
+        mx = _mm_max_pd(m, mx);                           // a NaN m keeps mx (and sets bad)
         positive += static_cast<std::size_t>(_mm_movemask_pd(_mm_cmpgt_pd(m, zero)) & 1) +
                     static_cast<std::size_t>(_mm_movemask_pd(_mm_cmpgt_pd(m, zero)) >> 1);
       }
@@ -317,7 +319,8 @@ void partition_sse2(const SimdView<E>& view, Bracket& br, const Problem& pb, std
       w_hi = _mm_add_pd(w_hi, _mm_min_pd(_mm_max_pd(_mm_sub_pd(_mm_mul_pd(m, vhi), vbeta), zero), one));
       const __m128d sat = _mm_cmpge_pd(m, t_sat);
       const __m128d low = _mm_andnot_pd(sat, _mm_cmple_pd(m, t_zero));
-      const __m128d lin = _mm_andnot_pd(_mm_or_pd(sat, low), _mm_and_pd(_mm_cmpge_pd(m, t_started), _mm_cmple_pd(m, t_unsat)));
+      const __m128d lin =
+          _mm_andnot_pd(_mm_or_pd(sat, low), _mm_and_pd(_mm_cmpge_pd(m, t_started), _mm_cmple_pd(m, t_unsat)));
       // Kahan per lane over the linear units' m
       const __m128d y = _mm_sub_pd(_mm_and_pd(lin, m), lin_carry);
       const __m128d sum = _mm_add_pd(lin_sum, y);
@@ -382,8 +385,10 @@ void partition_weighed(const Source& src, Bracket& br, const Problem& pb, std::v
                        double tau_hi, double& s_lo, double& s_hi, ScanAcc* track) {
 #if STRUCTDROP_SELECT_SSE2
   if constexpr (kHasSimdView<Source>) {
-    if (track) partition_sse2<true>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, track);
-    else partition_sse2<false>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, nullptr);
+    if (track)
+      partition_sse2<true>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, track);
+    else
+      partition_sse2<false>(simd_view(src), br, pb, next, tau_lo, tau_hi, s_lo, s_hi, nullptr);
     return;
   }
 #endif
@@ -421,10 +426,19 @@ void finish_exactly(const Source& src, Bracket& br, const Problem& pb, std::vect
   std::size_t lo = 0, hi = ends.size();  // first index with S > r
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
-    if (total_weight(src, br, pb, ends[mid].tau) > pb.r) hi = mid; else lo = mid + 1;
+    if (total_weight(src, br, pb, ends[mid].tau) > pb.r)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
-  if (lo > 0) { br.lo = ends[lo - 1]; br.has_lo = true; }
-  if (lo < ends.size()) { br.hi = ends[lo]; br.has_hi = true; }
+  if (lo > 0) {
+    br.lo = ends[lo - 1];
+    br.has_lo = true;
+  }
+  if (lo < ends.size()) {
+    br.hi = ends[lo];
+    br.has_hi = true;
+  }
 }
 
 // Two pivots inside the bracket that probably enclose the root: S is estimated from a sample of
@@ -442,12 +456,22 @@ void sample_pivots(const Source& src, const Bracket& br, const Problem& pb, Spli
   for (std::size_t j = 0; j < count; ++j) {
     const double m = src[rng.below(k)];
     switch (classify(m, t)) {
-      case Class::kSaturated: sat += 1.0; break;
-      case Class::kLinear: act_sum += m; act_count += 1.0; break;
-      case Class::kZero: break;
+      case Class::kSaturated:
+        sat += 1.0;
+        break;
+      case Class::kLinear:
+        act_sum += m;
+        act_count += 1.0;
+        break;
+      case Class::kZero:
+        break;
       case Class::kActive:
-        if (start_inside(m, t)) events.push_back(pb.start(m));
-        else if (m >= t.started) { act_sum += m; act_count += 1.0; }
+        if (start_inside(m, t))
+          events.push_back(pb.start(m));
+        else if (m >= t.started) {
+          act_sum += m;
+          act_count += 1.0;
+        }
         if (saturation_inside(m, t)) events.push_back(pb.saturation(m));
         break;
     }
@@ -460,14 +484,32 @@ void sample_pivots(const Source& src, const Bracket& br, const Problem& pb, Spli
   for (std::size_t j = 0; j < c; ++j) {
     const double tau = events[j].tau;
     const double estimate = br.resolved_weight(tau, pb.beta) + factor * (sat + act_sum * tau - pb.beta * act_count);
-    if (estimate > pb.r) { cross = j; break; }
-    if (events[j].saturates) { act_sum -= events[j].m; act_count -= 1.0; sat += 1.0; }
-    else { act_sum += events[j].m; act_count += 1.0; }
+    if (estimate > pb.r) {
+      cross = j;
+      break;
+    }
+    if (events[j].saturates) {
+      act_sum -= events[j].m;
+      act_count -= 1.0;
+      sat += 1.0;
+    } else {
+      act_sum += events[j].m;
+      act_count += 1.0;
+    }
   }
   const std::size_t slack = 1 + static_cast<std::size_t>(std::sqrt(static_cast<double>(c)));
-  if (cross >= slack + 1) { p_lo = events[cross - 1 - slack]; has_lo = true; }
-  if (cross + slack < c) { p_hi = events[cross + slack]; has_hi = true; }
-  if (!has_lo && !has_hi) { p_hi = events[std::min(cross, c - 1)]; has_hi = true; }  // keep progress
+  if (cross >= slack + 1) {
+    p_lo = events[cross - 1 - slack];
+    has_lo = true;
+  }
+  if (cross + slack < c) {
+    p_hi = events[cross + slack];
+    has_hi = true;
+  }
+  if (!has_lo && !has_hi) {
+    p_hi = events[std::min(cross, c - 1)];
+    has_hi = true;
+  }  // keep progress
 }
 
 // One round over the active units in `src`: place pivots, evaluate S at both in one pass while
@@ -498,8 +540,14 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
     has_hi = true;
   }
   Bracket spec = br;
-  if (has_lo) { spec.lo = p_lo; spec.has_lo = true; }
-  if (has_hi) { spec.hi = p_hi; spec.has_hi = true; }
+  if (has_lo) {
+    spec.lo = p_lo;
+    spec.has_lo = true;
+  }
+  if (has_hi) {
+    spec.hi = p_hi;
+    spec.has_hi = true;
+  }
   double s_lo = br.resolved_weight(p_lo.tau, pb.beta), s_hi = br.resolved_weight(p_hi.tau, pb.beta);
   partition_weighed(src, spec, pb, next, p_lo.tau, p_hi.tau, s_lo, s_hi, track);
   const bool below = has_lo && s_lo > pb.r;   // the root is left of p_lo
@@ -508,8 +556,13 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
     br = spec;  // the usual case: one pass did it all
     return;
   }
-  if (below) { br.hi = p_lo; br.has_hi = true; }
-  else { br.lo = p_hi; br.has_lo = true; }
+  if (below) {
+    br.hi = p_lo;
+    br.has_hi = true;
+  } else {
+    br.lo = p_hi;
+    br.has_lo = true;
+  }
   partition(src, br, pb, next, [](double) {});
 }
 
@@ -540,7 +593,8 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
   std::size_t i = 0;
 #if STRUCTDROP_SELECT_SSE2
   {
-    // Two lanes at a time (float input widened exactly, the values rounded back once); the per-lane sums are combined at the end (a fixed order).
+    // Two lanes at a time (float input widened exactly, the values rounded back once); the per-lane sums are combined
+    // at the end (a fixed order).
     const __m128d sign = _mm_set1_pd(-0.0), inv = _mm_set1_pd(sc.inv), scale = _mm_set1_pd(sc.scale);
     const __m128d t_sat = _mm_set1_pd(t.saturated), t_zero = _mm_set1_pd(t.zero), vshrink = _mm_set1_pd(shrink);
     const __m128d vcut = _mm_set1_pd(cut), flush = _mm_set1_pd(rounding::kFlush), zero = _mm_setzero_pd();
@@ -578,7 +632,8 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
     const double m = std::fabs(static_cast<double>(x[i])) * sc.inv;
     const bool sat = m >= t.saturated, low = !sat & (m <= t.zero), band = !(sat | low);
     const double cut_value = m - cut;
-    const double a = sat ? m * shrink : (band && cut_value > rounding::kFlush * m && cut_value >= kNormal ? cut_value : 0.0);
+    const double a =
+        sat ? m * shrink : (band && cut_value > rounding::kFlush * m && cut_value >= kNormal ? cut_value : 0.0);
     o.head_sq += sat ? m * m : 0.0;
     o.tail_sq += low ? m * m : 0.0;
     o.saturated += sat;
@@ -607,7 +662,11 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
   }
   const std::size_t ru = static_cast<std::size_t>(r);
   const double shrink = shrink_factor(beta);
-  const Problem pb{static_cast<double>(ru), beta, 1.0 + beta, (1.0 + beta) / beta, beta / (1.0 + beta),
+  const Problem pb{static_cast<double>(ru),
+                   beta,
+                   1.0 + beta,
+                   (1.0 + beta) / beta,
+                   beta / (1.0 + beta),
                    (1.0 + beta) / std::numeric_limits<double>::max()};
   Bracket br;
   SplitMix64 rng;
@@ -654,7 +713,10 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     if (round > kMaxRounds) {
       // Never seen: the units left have breakpoints within rounding of the bracket's ends
       // (thresholds that disagree by an ulp); either class is right to rounding: linear.
-      for (const double m : ws.current) { ++br.linear; br.linear_sum.add(m); }
+      for (const double m : ws.current) {
+        ++br.linear;
+        br.linear_sum.add(m);
+      }
       break;
     }
     select_round(BufferSource{ws.current.data(), ws.current.size()}, br, pb, rng, ws, ws.next, nullptr);
@@ -712,16 +774,16 @@ void prox_ksupport_sq_rows(const T* x, std::size_t rows, std::size_t n, std::int
       } catch (const std::invalid_argument&) {
         std::int64_t seen = bad.load();
         const auto row = static_cast<std::int64_t>(i);
-        while ((seen < 0 || row < seen) && !bad.compare_exchange_weak(seen, row)) {}
+        while ((seen < 0 || row < seen) && !bad.compare_exchange_weak(seen, row)) {
+        }
       }
     }
   };
   // Contiguous chunks of rows, one per worker of the shared pool (each chunk keeps one workspace);
   // each row is solved alone, so the split changes no result.
   const auto workers = static_cast<std::size_t>(parallel::worker_count(threads, rows));
-  parallel::for_each_index(workers, static_cast<int>(workers), [&](std::size_t w) {
-    work(rows * w / workers, rows * (w + 1) / workers);
-  });
+  parallel::for_each_index(workers, static_cast<int>(workers),
+                           [&](std::size_t w) { work(rows * w / workers, rows * (w + 1) / workers); });
   *bad_row = bad.load();
 }
 

@@ -30,15 +30,14 @@ void require_theta(double theta) {
 long seed_window_lo(long i, long bs) { return std::max(0L, i - bs + 1); }
 long seed_window_hi(long i, long bs, long d) { return std::min(i, d - bs); }
 
-void check_shapes(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
-                  const MatrixRef& V) {
+void check_shapes(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
   const long d = stats.width;
   require(U.cols() == d, "U must have d = " + std::to_string(d) + " columns, got " + std::to_string(U.cols()));
   require(V.cols() == d, "V must have d = " + std::to_string(d) + " columns, got " + std::to_string(V.cols()));
   const long b = moments.gram.rows();
   require(moments.gram.cols() == b, "the Gram matrix X X^T must be square");
-  require(V.rows() == b, "V must have b = " + std::to_string(b) + " rows (the rows of X), got " +
-                             std::to_string(V.rows()));
+  require(V.rows() == b,
+          "V must have b = " + std::to_string(b) + " rows (the rows of X), got " + std::to_string(V.rows()));
   require(moments.cross.cols() == b, "the cross moment Y X^T must have b = " + std::to_string(b) + " columns");
   require(U.rows() == moments.cross.rows(), "U must have a = " + std::to_string(moments.cross.rows()) +
                                                 " rows (the rows of Y), got " + std::to_string(U.rows()));
@@ -46,8 +45,8 @@ void check_shapes(const SchemeStats& stats, const DataMoments& moments, const Ma
 
 // sum_{i in block} sum_{j in block} (u_i . u_j)(v_i^T gram v_j) = ||U_blk V_blk^T X||^2 for the
 // block of columns [start, start + len), given GV = gram V. Picks the cheaper of the two forms.
-double block_energy(const MatrixRef& U, const MatrixRef& V, const Matrix& GV, const Matrix& gram,
-                    long start, long len) {
+double block_energy(const MatrixRef& U, const MatrixRef& V, const Matrix& GV, const Matrix& gram, long start,
+                    long len) {
   const long a = U.rows(), b = V.rows();
   const double cost_inner = static_cast<double>(len) * len * (a + b);
   const double cost_outer = static_cast<double>(a) * b * len + static_cast<double>(a) * b * b;
@@ -76,8 +75,8 @@ DataMoments compute_moments(const MatrixRef& X, const MatrixRef& Y) {
 }
 
 DataMoments compute_moments_transposed(const MatrixRef& Xt, const MatrixRef& Yt) {
-  require(Xt.rows() == Yt.rows(), "X and Y must have the same number of samples, got " +
-                                      std::to_string(Xt.rows()) + " and " + std::to_string(Yt.rows()));
+  require(Xt.rows() == Yt.rows(), "X and Y must have the same number of samples, got " + std::to_string(Xt.rows()) +
+                                      " and " + std::to_string(Yt.rows()));
   DataMoments m;
   const long b = Xt.cols();
   m.gram = Matrix::Zero(b, b);
@@ -110,9 +109,9 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
     case SchemeKind::dropblock:
       require_theta(params.theta);
       require(params.block_size >= 1, "block_size must be >= 1, got " + std::to_string(params.block_size));
-      require(d % params.block_size == 0, "block_size must divide d (non-overlapping blocks), got d = " +
-                                              std::to_string(d) + ", block_size = " +
-                                              std::to_string(params.block_size));
+      require(d % params.block_size == 0,
+              "block_size must divide d (non-overlapping blocks), got d = " + std::to_string(d) +
+                  ", block_size = " + std::to_string(params.block_size));
       s.mean = Vector::Constant(d, params.theta);
       s.beta = (1.0 - params.theta) / params.theta;
       break;
@@ -122,8 +121,8 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
       require(std::isfinite(gamma) && gamma >= 0.0 && gamma < 1.0,
               "gamma must lie in [0, 1), got " + std::to_string(gamma));
       require(bs >= 1, "block_size must be >= 1, got " + std::to_string(bs));
-      require(bs <= d, "block_size must be <= d (every block lies inside the layer), got d = " +
-                           std::to_string(d) + ", block_size = " + std::to_string(bs));
+      require(bs <= d, "block_size must be <= d (every block lies inside the layer), got d = " + std::to_string(d) +
+                           ", block_size = " + std::to_string(bs));
       const double log_keep = std::log1p(-gamma);  // log(1 - gamma) <= 0
       s.mean.resize(d);
       for (long i = 0; i < d; ++i) {
@@ -160,22 +159,21 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
 double fit_term(const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
   const long b = moments.gram.rows();
   require(moments.gram.cols() == b, "the Gram matrix X X^T must be square");
-  require(V.rows() == b, "V must have b = " + std::to_string(b) + " rows (the rows of X), got " +
-                             std::to_string(V.rows()));
-  require(U.cols() == V.cols(), "U and V must have the same number of columns d, got " +
-                                    std::to_string(U.cols()) + " and " + std::to_string(V.cols()));
+  require(V.rows() == b,
+          "V must have b = " + std::to_string(b) + " rows (the rows of X), got " + std::to_string(V.rows()));
+  require(U.cols() == V.cols(), "U and V must have the same number of columns d, got " + std::to_string(U.cols()) +
+                                    " and " + std::to_string(V.cols()));
   require(moments.cross.cols() == b && U.rows() == moments.cross.rows(),
           "U must have a = " + std::to_string(moments.cross.rows()) + " rows (the rows of Y), got " +
               std::to_string(U.rows()));
   const Matrix W = U * V.transpose();  // a x b
-  const double value = moments.y_sq_norm - 2.0 * moments.cross.cwiseProduct(W).sum() +
-                       (W * moments.gram).cwiseProduct(W).sum();
+  const double value =
+      moments.y_sq_norm - 2.0 * moments.cross.cwiseProduct(W).sum() + (W * moments.gram).cwiseProduct(W).sum();
   // The expansion can round to a tiny negative number at an exact fit.
   return std::max(0.0, value);
 }
 
-double regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
-                   const MatrixRef& V) {
+double regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
   check_shapes(stats, moments, U, V);
   const long d = stats.width;
   const SchemeKind kind = stats.params.kind;

@@ -43,10 +43,10 @@ DataMoments compute_moments(const MatrixRef& X, const MatrixRef& Y);
 // What a scheme needs at hidden width d, computed once.
 struct SchemeStats {
   SchemeParams params;
-  long width = 0;    // d
-  Vector mean;       // E[z_i] (d); for dropconnect the (uniform) mean of each entry of V's mask
-  double beta = 0.0; // (1 - theta)/theta where the scheme has one theta, 0 otherwise
-  Matrix cbar;       // C-bar = diag(mean)^-1 Cov(z) diag(mean)^-1 (d x d), only for overlapping_dropblock
+  long width = 0;     // d
+  Vector mean;        // E[z_i] (d); for dropconnect the (uniform) mean of each entry of V's mask
+  double beta = 0.0;  // (1 - theta)/theta where the scheme has one theta, 0 otherwise
+  Matrix cbar;        // C-bar = diag(mean)^-1 Cov(z) diag(mean)^-1 (d x d), only for overlapping_dropblock
   // Added: the band of C-bar that can be non-zero for overlapping_dropblock (block_size x d):
   // cbar_band(k, i) = C-bar(i, i + k) for 0 <= k < block_size, i + k < d (0 elsewhere).
   // C-bar(i, j) = (1 - gamma)^(-|W(i) n W(j)|) - 1 vanishes for |i - j| >= block_size, so the
@@ -69,19 +69,18 @@ DataMoments compute_moments_transposed(const MatrixRef& Xt, const MatrixRef& Yt)
 double fit_term(const DataMoments& moments, const MatrixRef& U, const MatrixRef& V);
 
 // E over masks of the stochastic loss minus the fit term: the scheme's exact regulariser.
-double regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
-                   const MatrixRef& V);
+double regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V);
 
 // fit_term + regularizer: the exact expectation of the stochastic loss over the masks.
-double deterministic_objective(const SchemeStats& stats, const DataMoments& moments,
-                               const MatrixRef& U, const MatrixRef& V);
+double deterministic_objective(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
+                               const MatrixRef& V);
 
 // Added: the DropConnect regulariser AS PRINTED in the paper (Theorem 13 / Corollary 14),
 // beta sum_i ||u_i||^2 ||X^T v_i||^2 -- the Dropout form. It is NOT the expectation of the
 // DropConnect loss unless X X^T is diagonal (the exact one is regularizer() with dropconnect:
 // beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2). Provided only to show the difference.
 // Requires stats.params.kind == dropconnect.
-double dropconnect_paper_regularizer(const SchemeStats& stats, const DataMoments& moments,
-                                     const MatrixRef& U, const MatrixRef& V);
+double dropconnect_paper_regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
+                                     const MatrixRef& V);
 
 }  // namespace structdrop

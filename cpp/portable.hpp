@@ -79,10 +79,10 @@ STRUCTDROP_PORTABLE_FN int ctz64(std::uint64_t x) {
   // De Bruijn multiplication: (x & -x) is 2^k, and the top six bits of 2^k times the De Bruijn
   // sequence B(2, 6) are distinct for the 64 values of k.
   constexpr std::uint64_t debruijn = 0x03F79D71B4CB0A89u;
-  constexpr unsigned char table[64] = {
-      0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,  62, 55, 59, 36, 53, 51,
-      43, 22, 45, 39, 33, 30, 24, 18, 12, 5,  63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21,
-      44, 32, 23, 11, 46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6};
+  constexpr unsigned char table[64] = {0,  1,  48, 2,  57, 49, 28, 3,  61, 58, 50, 42, 38, 29, 17, 4,
+                                       62, 55, 59, 36, 53, 51, 43, 22, 45, 39, 33, 30, 24, 18, 12, 5,
+                                       63, 47, 56, 27, 60, 41, 37, 16, 54, 35, 52, 21, 44, 32, 23, 11,
+                                       46, 26, 40, 15, 34, 20, 31, 10, 25, 14, 19, 9,  13, 8,  7,  6};
   return table[((x & (~x + 1)) * debruijn) >> 58];
 #endif
 }
@@ -121,8 +121,8 @@ STRUCTDROP_PORTABLE_FN CpuFeatures detect_cpu_features() {
   const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
   if (!osxsave || !avx) return f;
   const unsigned long long xcr0 = _xgetbv(0);
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE and AVX state
-  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE and AVX state
+  const bool zmm_state = (xcr0 & 0xE6) == 0xE6;  // plus opmask, ZMM_Hi256, Hi16_ZMM
   __cpuidex(r, 7, 0);
   const unsigned ebx = static_cast<unsigned>(r[1]);
   f.avx2 = ymm_state && ((ebx >> 5) & 1u);

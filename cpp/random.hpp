@@ -58,8 +58,7 @@ class Stream {
       : key_{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)},
         c1_(sample),
         c2_(static_cast<std::uint32_t>(step)),
-        c3_((static_cast<std::uint32_t>(step >> 32) & 0x00FFFFFFu) |
-            (static_cast<std::uint32_t>(purpose) << 24)) {}
+        c3_((static_cast<std::uint32_t>(step >> 32) & 0x00FFFFFFu) | (static_cast<std::uint32_t>(purpose) << 24)) {}
 
   // The next 64-bit word: words 2j and 2j+1 are block j's (w0 | w1 << 32) and (w2 | w3 << 32).
   std::uint64_t next() {
@@ -84,9 +83,7 @@ class Stream {
 
 // floor(word * n / 2^64): an index in [0, n). Its distribution differs from uniform by at most
 // n / 2^64 in each probability (< 1e-15 for n < 10^4), far below anything measurable.
-inline std::uint64_t bounded_index(std::uint64_t word, std::uint64_t n) {
-  return portable::mulhi64(word, n);
-}
+inline std::uint64_t bounded_index(std::uint64_t word, std::uint64_t n) { return portable::mulhi64(word, n); }
 
 // A retain probability prepared for bit-sliced Bernoulli sampling: 64 Bernoulli(p) lanes at once
 // by comparing 64 uniform random binary fractions u = 0.R1 R2 R3 ... with p's binary expansion,
@@ -104,7 +101,7 @@ struct BernoulliBits {
   explicit BernoulliBits(double p) {
     if (!(p < 1.0)) return;  // always
     always = false;
-    if (!(p > 0.0)) return;  // never: bits = 0, levels = 0
+    if (!(p > 0.0)) return;                                // never: bits = 0, levels = 0
     bits = static_cast<std::uint64_t>(std::ldexp(p, 64));  // p < 1 so p 2^64 < 2^64
     levels = bits == 0 ? 0 : 64 - portable::ctz64(bits);
   }

@@ -38,7 +38,10 @@ inline double stream(const double* x, double* out, std::size_t begin, std::size_
       _mm_storeu_pd(out + i, _mm_mul_pd(f, x01));
       _mm_storeu_pd(out + i + 2, _mm_mul_pd(f, x23));
     }
-    if (Square) { x01 = _mm_mul_pd(x01, x01); x23 = _mm_mul_pd(x23, x23); }
+    if (Square) {
+      x01 = _mm_mul_pd(x01, x01);
+      x23 = _mm_mul_pd(x23, x23);
+    }
     a01 = _mm_add_pd(a01, x01);
     a23 = _mm_add_pd(a23, x23);
   }
@@ -49,8 +52,10 @@ inline double stream(const double* x, double* out, std::size_t begin, std::size_
 #else
   for (; i + 4 <= end; i += 4) {
     if (Store) {
-      out[i] = factor * x[i]; out[i + 1] = factor * x[i + 1];
-      out[i + 2] = factor * x[i + 2]; out[i + 3] = factor * x[i + 3];
+      out[i] = factor * x[i];
+      out[i + 1] = factor * x[i + 1];
+      out[i + 2] = factor * x[i + 2];
+      out[i + 3] = factor * x[i + 3];
     }
     lanes.l0 += Square ? x[i] * x[i] : x[i];
     lanes.l1 += Square ? x[i + 1] * x[i + 1] : x[i + 1];
@@ -74,8 +79,7 @@ inline double sum_sq_range(const double* x, std::size_t begin, std::size_t end) 
 }
 
 // out[i] = factor * x[i] on [begin, end); returns the sum of x[i]^2 there, in one pass.
-inline double scale_and_sum_sq(const double* x, double* out, std::size_t begin, std::size_t end,
-                               double factor) {
+inline double scale_and_sum_sq(const double* x, double* out, std::size_t begin, std::size_t end, double factor) {
   return end > begin ? stream<true, true>(x, out, begin, end, factor) : 0.0;
 }
 

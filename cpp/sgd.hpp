@@ -69,15 +69,15 @@ struct TrainSettings {
   long batch_size = 1;           // >= 1
   long long record_every = 100;  // >= 1
   std::uint64_t seed = 0;
-  double lr_decay = 0.0;         // t0 of lr / (1 + (t-1)/t0); 0: constant step size
+  double lr_decay = 0.0;  // t0 of lr / (1 + (t-1)/t0); 0: constant step size
 };
 
 struct TrainOutput {
-  Matrix U, V;                           // final iterates, a x d and b x d
-  std::vector<long long> record_steps;   // 0, record_every, ..., iterations
-  std::vector<double> stochastic;        // see the header comment
+  Matrix U, V;                          // final iterates, a x d and b x d
+  std::vector<long long> record_steps;  // 0, record_every, ..., iterations
+  std::vector<double> stochastic;       // see the header comment
   std::vector<double> deterministic;
-  double seconds = 0.0;                  // wall time of the loop, recordings included
+  double seconds = 0.0;  // wall time of the loop, recordings included
 };
 
 // A run whose iterates stopped being finite. `step` is the step whose update produced the first
@@ -106,12 +106,12 @@ struct TrainControl {
 
 // Validates settings against the data and U0 (a x d), V0 (b x d): std::invalid_argument naming
 // the problem. Called by train() and train_many() before any work.
-void validate_training(const TrainData& data, const TrainSettings& settings, long U_rows, long U_cols,
-                       long V_rows, long V_cols);
+void validate_training(const TrainData& data, const TrainSettings& settings, long U_rows, long U_cols, long V_rows,
+                       long V_cols);
 
 // One run. Throws std::invalid_argument (bad settings), TrainingDiverged, TrainingCancelled.
-TrainOutput train(const TrainData& data, const TrainSettings& settings, const MatrixRef& U0,
-                  const MatrixRef& V0, const TrainControl& control = {});
+TrainOutput train(const TrainData& data, const TrainSettings& settings, const MatrixRef& U0, const MatrixRef& V0,
+                  const TrainControl& control = {});
 
 // One of many runs: its settings and its initial U0 (a x d), V0 (b x d), column-major, not owned.
 struct TrainJob {
@@ -152,8 +152,8 @@ void masked_sgd_step(const SchemeStats& stats, Matrix& U, Matrix& V, const Matri
 
 // ||Y - U D V^T X||^2 over all N for one given mask (format of draw_slot), from the moments.
 // (Recordings use it with the mask of step t+1; O(a b kept + a b^2), independent of N.)
-double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U,
-                       const MatrixRef& V, const std::uint8_t* mask);
+double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V,
+                       const std::uint8_t* mask);
 
 // The instruction set of the hot loops: "avx512" (AVX-512VL) or "avx2" where the CPU has it, else
 // "baseline" (the compiler's default target, SSE2 on x86-64; the only one on other architectures

@@ -52,7 +52,8 @@ def certificate(A, b, x, r: int, sigma: float) -> dict:
     moved = sd.prox_ksupport_sq(x - step * grad, r, 2.0 * step * sigma).values
     return {
         "complementarity": abs(float(g @ x) - 2.0 * norm_sq) / max(2.0 * norm_sq, 1e-300),
-        "dual_feasibility": max(0.0, dual_ksupport_norm(g, r) - 2.0 * norm) / max(2.0 * norm, 1e-300),
+        "dual_feasibility": max(0.0, dual_ksupport_norm(g, r) - 2.0 * norm)
+        / max(2.0 * norm, 1e-300),
         "fixed_point": float(np.linalg.norm(x - moved) / max(np.linalg.norm(x), 1e-300)),
     }
 
@@ -64,7 +65,9 @@ def objective(A, b, x, r: int, sigma: float) -> float:
 def _accelerated(f, g, x0, step, niter):
     with warnings.catch_warnings():  # PyProximal >= 0.5 suggests ProximalGradient(acceleration=...)
         warnings.simplefilter("ignore", FutureWarning)
-        return pyproximal.optimization.primal.AcceleratedProximalGradient(f, g, x0, tau=step, niter=niter)
+        return pyproximal.optimization.primal.AcceleratedProximalGradient(
+            f, g, x0, tau=step, niter=niter
+        )
 
 
 def solve_all(A, b, r: int, sigma: float, niter: int) -> dict:
@@ -75,7 +78,9 @@ def solve_all(A, b, r: int, sigma: float, niter: int) -> dict:
     x0 = np.zeros(A.shape[1])
     step = 1.0 / np.linalg.norm(A, 2) ** 2  # 1/L
     runs = {
-        "ProximalGradient": lambda: pyproximal.optimization.primal.ProximalGradient(f, g, x0, tau=step, niter=niter),
+        "ProximalGradient": lambda: pyproximal.optimization.primal.ProximalGradient(
+            f, g, x0, tau=step, niter=niter
+        ),
         "AcceleratedProximalGradient": lambda: _accelerated(f, g, x0, step, niter),
         "ADMM": lambda: pyproximal.optimization.primal.ADMM(f, g, x0, tau=1.0, niter=niter)[0],
     }
@@ -88,25 +93,35 @@ def solve_all(A, b, r: int, sigma: float, niter: int) -> dict:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a small problem (under a second)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    rows, cols, support, r, niter = (60, 100, 8, 8, 3000) if args.quick else (300, 1000, 40, 40, 5000)
+    rows, cols, support, r, niter = (
+        (60, 100, 8, 8, 3000) if args.quick else (300, 1000, 40, 40, 5000)
+    )
     sigma = 0.05
     A, b, x_true = make_problem(rows, cols, support, args.seed)
-    print(f"k-support least squares: A {rows} x {cols}, r = {r}, sigma = {sigma}, {niter} iterations")
+    print(
+        f"k-support least squares: A {rows} x {cols}, r = {r}, sigma = {sigma}, {niter} iterations"
+    )
     results = {}
     for name, (x, seconds) in solve_all(A, b, r, sigma, niter).items():
         cert = certificate(A, b, x, r, sigma)
         results[name] = {"objective": objective(A, b, x, r, sigma), "seconds": seconds, **cert}
-        print(f"  {name:28s} objective {results[name]['objective']:.10g}  "
-              f"complementarity {cert['complementarity']:.1e}  dual feasibility {cert['dual_feasibility']:.1e}  "
-              f"fixed point {cert['fixed_point']:.1e}  ({seconds:.2f} s)")
+        print(
+            f"  {name:28s} objective {results[name]['objective']:.10g}  "
+            f"complementarity {cert['complementarity']:.1e}  dual feasibility {cert['dual_feasibility']:.1e}  "
+            f"fixed point {cert['fixed_point']:.1e}  ({seconds:.2f} s)"
+        )
     best = min(results, key=lambda name: results[name]["objective"])
     spread = max(v["objective"] for v in results.values()) / results[best]["objective"] - 1.0
-    print(f"  the three solvers agree to {spread:.1e} (relative objective); x_true has objective "
-          f"{objective(A, b, x_true, r, sigma):.10g}")
+    print(
+        f"  the three solvers agree to {spread:.1e} (relative objective); x_true has objective "
+        f"{objective(A, b, x_true, r, sigma):.10g}"
+    )
     return results
 
 

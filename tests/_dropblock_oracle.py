@@ -49,7 +49,11 @@ def overlapping_law(shape, block, seeds, p):
 def tile_law(shape, block, p, random_offset):
     """(keep patterns, probabilities) of the non-overlapping tiling (all offsets, all tile patterns)."""
     units = list(itertools.product(*[range(n) for n in shape]))
-    offsets = list(itertools.product(*[range(b) for b in block])) if random_offset else [(0,) * len(shape)]
+    offsets = (
+        list(itertools.product(*[range(b) for b in block]))
+        if random_offset
+        else [(0,) * len(shape)]
+    )
     keeps, probs = [], []
     for off in offsets:
         tile_of = [tuple((ui + oi) // b for ui, oi, b in zip(u, off, block)) for u in units]

@@ -21,8 +21,9 @@ def user_lines(stderr: str) -> list[str]:
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """`python -m structdrop ARGS` in a fresh interpreter (end to end, like a user)."""
-    return subprocess.run([sys.executable, "-m", "structdrop", *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "structdrop", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,9 @@ def solve_json(capsys, *args: str) -> dict:
     return json.loads(captured.out)
 
 
-@pytest.mark.parametrize("name,extra", [("Y.npy", []), ("Y.csv", []), ("data.npz", []),
-                                        ("data.npz", ["--key", "first"])])
+@pytest.mark.parametrize(
+    "name,extra", [("Y.npy", []), ("Y.csv", []), ("data.npz", []), ("data.npz", ["--key", "first"])]
+)
 def test_solve_each_format_matches_the_library(capsys, files, problem, name, extra):
     X, Y = problem
     got = solve_json(capsys, str(files / name), *extra, "--block-size", "2", "--theta", "0.6")
@@ -71,9 +73,26 @@ def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
     X, Y = problem
     out = tmp_path / "A.npy"
     coefficients = tmp_path / "C.npy"
-    got = solve_json(capsys, str(files / "Y.npy"), "--X", str(files / "data.npz"), "--X-key", "X",
-                     "-r", "2", "--theta", "0.5", "--width", "8", "--method", "search",
-                     "--out", str(coefficients), "--out-A", str(out))
+    got = solve_json(
+        capsys,
+        str(files / "Y.npy"),
+        "--X",
+        str(files / "data.npz"),
+        "--X-key",
+        "X",
+        "-r",
+        "2",
+        "--theta",
+        "0.5",
+        "--width",
+        "8",
+        "--method",
+        "search",
+        "--out",
+        str(coefficients),
+        "--out-A",
+        str(out),
+    )
     theta_bar = 1.0 / (1.0 + (2 / 8) * (1 - 0.5) / 0.5)  # eq. 7 by hand
     assert got["theta_bar"] == pytest.approx(theta_bar, rel=1e-14)
     want = structdrop.dropblock_global_min(Y, 2, theta_bar, X=X, method="search")
@@ -96,11 +115,15 @@ def test_solve_out_other_formats(capsys, files, problem, tmp_path, suffix):
     out = tmp_path / f"A{suffix}"
     solve_json(capsys, str(files / "Y.npy"), "-r", "1", "--theta", "0.7", "--out", str(out))
     A = np.loadtxt(out, delimiter=",") if suffix == ".csv" else np.load(out)["A"]
-    np.testing.assert_allclose(A, structdrop.dropblock_global_min(Y, 1, 0.7).A, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        A, structdrop.dropblock_global_min(Y, 1, 0.7).A, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_solve_end_to_end_text_output(files):
-    result = run_cli("solve", str(files / "Y.npy"), "--block-size", "2", "--theta", "0.5", "--top", "3")
+    result = run_cli(
+        "solve", str(files / "Y.npy"), "--block-size", "2", "--theta", "0.5", "--top", "3"
+    )
     assert result.returncode == 0, result.stderr
     for word in ("rho", "rank", "objective", "singular values of A*"):
         assert word in result.stdout
@@ -119,11 +142,23 @@ BAD = [
     (["solve", "{d}/Y.npy", "-r", "0", "--theta", "0.5"], "positive integer"),
     (["solve", "{d}/Y.npy", "--theta", "0.5"], "required"),
     (["solve", "{d}/Y.npy", "-r", "3", "--theta", "0.5", "--width", "8"], "divide"),
-    (["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--X", "{d}/Xwrong.npy"], "same number of samples"),
-    (["solve", "{d}/data.npz", "--key", "nope", "-r", "2", "--theta", "0.5"], "no array named 'nope'"),
+    (
+        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--X", "{d}/Xwrong.npy"],
+        "same number of samples",
+    ),
+    (
+        ["solve", "{d}/data.npz", "--key", "nope", "-r", "2", "--theta", "0.5"],
+        "no array named 'nope'",
+    ),
     (["solve", "{d}/Y.npy", "--key", "Y", "-r", "2", "--theta", "0.5"], "only applies to .npz"),
-    (["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/A.txt"], "unsupported file type"),
-    (["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/no/such/dir/A.npy"], "cannot write"),
+    (
+        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/A.txt"],
+        "unsupported file type",
+    ),
+    (
+        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/no/such/dir/A.npy"],
+        "cannot write",
+    ),
     (["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--method", "fast"], "invalid choice"),
     (["nosuchcommand"], "invalid choice"),
     (["reproduce", "fig9"], "invalid choice"),
@@ -164,7 +199,9 @@ def test_user_error_end_to_end_has_no_traceback(bad_files):
     assert len(lines) == 1 and "corrupt.npy" in lines[0], result.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["solve", "--help"], ["reproduce", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["solve", "--help"], ["reproduce", "--help"], ["demo", "--help"]]
+)
 def test_help_everywhere(capsys, args):
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -183,9 +220,13 @@ def test_console_script():
 
 
 def test_command_line_imports_stay_light():
-    code = ("import sys, structdrop, structdrop.cli\n"
-            "print(sorted(m for m in ('matplotlib', 'torch', 'scipy') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys, structdrop, structdrop.cli\n"
+        "print(sorted(m for m in ('matplotlib', 'torch', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 

@@ -62,28 +62,55 @@ def large_files(tmp_path_factory):
 
     write_in_chunks(folder / "X.npy", b, n, x_block)
     # A rank-deficient X (last row a copy of the first) sends the solve down the QR route.
-    write_in_chunks(folder / "Xdef.npy", b, n, lambda s, e: np.vstack([blocks[s][:-1], blocks[s][:1]]))
-    write_in_chunks(folder / "Y.npy", a, n, lambda s, e: 0.1 * mix @ blocks[s] + rng.standard_normal((a, e - s)))
+    write_in_chunks(
+        folder / "Xdef.npy", b, n, lambda s, e: np.vstack([blocks[s][:-1], blocks[s][:1]])
+    )
+    write_in_chunks(
+        folder / "Y.npy", a, n, lambda s, e: 0.1 * mix @ blocks[s] + rng.standard_normal((a, e - s))
+    )
     return folder
 
 
 def run_limited(limit_bytes, *args):
-    return subprocess.run([sys.executable, "-c", LIMITED, str(limit_bytes), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", LIMITED, str(limit_bytes), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("x_name, route", [("X.npy", "gram"), ("Xdef.npy", "qr")])
-def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(large_files, tmp_path, x_name, route):
+def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(
+    large_files, tmp_path, x_name, route
+):
     x_path = large_files / x_name
-    baseline_kb = int(subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True,
-                                     timeout=120).stdout.split()[-1])
+    baseline_kb = int(
+        subprocess.run(
+            [sys.executable, "-c", BASELINE], capture_output=True, text=True, timeout=120
+        ).stdout.split()[-1]
+    )
     budget = baseline_kb * 1024 + x_path.stat().st_size // 4
     out = tmp_path / "C.npy"
-    result = run_limited(budget, "solve", str(large_files / "Y.npy"), "--X", str(x_path), "-r", "4",
-                         "--theta", "0.5", "--json", "--out", str(out))
+    result = run_limited(
+        budget,
+        "solve",
+        str(large_files / "Y.npy"),
+        "--X",
+        str(x_path),
+        "-r",
+        "4",
+        "--theta",
+        "0.5",
+        "--json",
+        "--out",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])  # a dev install may print rebuild lines first
+    got = json.loads(
+        result.stdout.strip().splitlines()[-1]
+    )  # a dev install may print rebuild lines first
     assert got["route"] == route
     # The same solve in memory (no budget) agrees.
     X = np.load(x_path)
@@ -93,8 +120,14 @@ def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(large_file
     np.testing.assert_allclose(np.load(out), want.coefficients, rtol=1e-9, atol=1e-12)
     # Control: the budget is real, reading the file whole does not fit in it.
     control = subprocess.run(
-        [sys.executable, "-c", f"import resource, numpy as np; resource.setrlimit(resource.RLIMIT_DATA, ({budget}, {budget})); np.load({str(x_path)!r})"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            f"import resource, numpy as np; resource.setrlimit(resource.RLIMIT_DATA, ({budget}, {budget})); np.load({str(x_path)!r})",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert control.returncode != 0 and "MemoryError" in control.stderr
 
@@ -105,17 +138,38 @@ def test_out_a_is_written_in_chunks_and_equals_c_x(tmp_path):
     Y = rng.standard_normal((6, 30)) @ X + rng.standard_normal((6, 5000))
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "Y.npy", Y)
-    code = main(["solve", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"), "-r", "3", "--theta", "0.4",
-                 "--out", str(tmp_path / "C.npy"), "--out-A", str(tmp_path / "A.npy"), "--quiet"])
+    code = main(
+        [
+            "solve",
+            str(tmp_path / "Y.npy"),
+            "--X",
+            str(tmp_path / "X.npy"),
+            "-r",
+            "3",
+            "--theta",
+            "0.4",
+            "--out",
+            str(tmp_path / "C.npy"),
+            "--out-A",
+            str(tmp_path / "A.npy"),
+            "--quiet",
+        ]
+    )
     assert code == 0
     want = reference.dropblock_global_min(Y, 3, 0.4, X=X)
-    np.testing.assert_allclose(np.load(tmp_path / "A.npy"), want["A"], atol=1e-9 * np.abs(want["A"]).max())
-    np.testing.assert_allclose(np.load(tmp_path / "C.npy") @ X, want["A"], atol=1e-9 * np.abs(want["A"]).max())
+    np.testing.assert_allclose(
+        np.load(tmp_path / "A.npy"), want["A"], atol=1e-9 * np.abs(want["A"]).max()
+    )
+    np.testing.assert_allclose(
+        np.load(tmp_path / "C.npy") @ X, want["A"], atol=1e-9 * np.abs(want["A"]).max()
+    )
 
 
 def truncated_npy(path, shape):
     with open(path, "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": "<f8", "fortran_order": False, "shape": shape}
+        )
         handle.write(b"\0" * 16)
 
 
@@ -124,16 +178,43 @@ def test_truncated_file_is_one_line_and_exit_2(tmp_path, capsys, which):
     np.save(tmp_path / "ok.npy", np.ones((3, 10)))
     truncated_npy(tmp_path / "bad.npy", (100_000, 100_000))
     files = {"Y": "ok.npy", "X": "ok.npy", which: "bad.npy"}
-    code = main(["solve", str(tmp_path / files["Y"]), "--X", str(tmp_path / files["X"]), "-r", "2", "--theta", "0.5"])
+    code = main(
+        [
+            "solve",
+            str(tmp_path / files["Y"]),
+            "--X",
+            str(tmp_path / files["X"]),
+            "-r",
+            "2",
+            "--theta",
+            "0.5",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
-    assert err.count("\n") == 1 and "truncated" in err and "100000x100000" in err and f"{which} '" in err
+    assert (
+        err.count("\n") == 1
+        and "truncated" in err
+        and "100000x100000" in err
+        and f"{which} '" in err
+    )
 
 
 def test_inconsistent_files_are_one_line_and_exit_2(tmp_path, capsys):
     np.save(tmp_path / "Y.npy", np.ones((3, 10)))
     np.save(tmp_path / "X.npy", np.ones((4, 11)))
-    code = main(["solve", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"), "-r", "2", "--theta", "0.5"])
+    code = main(
+        [
+            "solve",
+            str(tmp_path / "Y.npy"),
+            "--X",
+            str(tmp_path / "X.npy"),
+            "-r",
+            "2",
+            "--theta",
+            "0.5",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "same number of samples" in err
 
@@ -142,8 +223,20 @@ def test_progress_bar_only_without_quiet(tmp_path):
     rng = np.random.default_rng(1)
     np.save(tmp_path / "X.npy", rng.standard_normal((10, 400)))
     np.save(tmp_path / "Y.npy", rng.standard_normal((3, 400)))
-    args = [sys.executable, "-m", "structdrop", "solve", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"),
-            "-r", "2", "--theta", "0.5", "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "structdrop",
+        "solve",
+        str(tmp_path / "Y.npy"),
+        "--X",
+        str(tmp_path / "X.npy"),
+        "-r",
+        "2",
+        "--theta",
+        "0.5",
+        "--quiet",
+    ]
     quiet = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0
     assert "moments" not in quiet.stderr and "QR pass" not in quiet.stderr
@@ -157,10 +250,24 @@ def test_dask_local_cluster_equals_in_process(tmp_path):
     Y = rng.standard_normal((5, 40)) @ X + rng.standard_normal((5, 3000))
     np.save(tmp_path / "X.npy", X)
     np.save(tmp_path / "Y.npy", Y)
-    args = [sys.executable, "-m", "structdrop", "solve", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"),
-            "-r", "3", "--theta", "0.5", "--json"]
+    args = [
+        sys.executable,
+        "-m",
+        "structdrop",
+        "solve",
+        str(tmp_path / "Y.npy"),
+        "--X",
+        str(tmp_path / "X.npy"),
+        "-r",
+        "3",
+        "--theta",
+        "0.5",
+        "--json",
+    ]
     local = subprocess.run(args, capture_output=True, text=True, timeout=300)
-    on_dask = subprocess.run(args + ["--dask", "local"], capture_output=True, text=True, timeout=300)
+    on_dask = subprocess.run(
+        args + ["--dask", "local"], capture_output=True, text=True, timeout=300
+    )
     assert local.returncode == 0 and on_dask.returncode == 0, on_dask.stderr[-2000:]
     a, b = (json.loads(run.stdout.strip().splitlines()[-1]) for run in (local, on_dask))
     assert b["objective"] == pytest.approx(a["objective"], rel=1e-12)

@@ -22,13 +22,36 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
     np.save(tmp_path / "Y.npy", Y)
     np.save(tmp_path / "X.npy", X)
     out = tmp_path / "out"
-    code = main([
-        "sweep", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"), "--block-sizes", "1:4",
-        "--theta", "0.1:0.9:5", "--widths", "5,50,500", "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "sweep",
+            str(tmp_path / "Y.npy"),
+            "--X",
+            str(tmp_path / "X.npy"),
+            "--block-sizes",
+            "1:4",
+            "--theta",
+            "0.1:0.9:5",
+            "--widths",
+            "5,50,500",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out == ""  # --quiet
     data = json.loads((out / "sweep.json").read_text())
-    for key in ("block_sizes", "theta_bars", "objective", "rank", "rho", "residual", "width_sweep", "y_norm_sq"):
+    for key in (
+        "block_sizes",
+        "theta_bars",
+        "objective",
+        "rank",
+        "rho",
+        "residual",
+        "width_sweep",
+        "y_norm_sq",
+    ):
         assert key in data
     assert data["block_sizes"] == [1, 2, 3, 4]
     np.testing.assert_allclose(data["theta_bars"], np.linspace(0.1, 0.9, 5))
@@ -40,7 +63,9 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
     widths = data["width_sweep"]
     for d, value in zip(widths["widths"], widths["fixed_objective"]):
         theta_bar = 1 / (1 + sd.beta_for_width(0.5, d, 5))
-        assert value == pytest.approx(sd.dropblock_global_min(Y, 5, theta_bar, X=X).objective, rel=1e-10)
+        assert value == pytest.approx(
+            sd.dropblock_global_min(Y, 5, theta_bar, X=X).objective, rel=1e-10
+        )
     for name in ("rank_phase.png", "objective_phase.png", "width_sweep.png"):
         content = (out / name).read_bytes()
         assert content.startswith(PNG_SIGNATURE) and len(content) > 5000

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import structdrop as sd
 from conftest import variational_norm_sq
 from scipy.optimize import minimize
+
+import structdrop as sd
 from structdrop import factorize as fz
 from structdrop._projector_sum import bases_from_plan, segment_plan, solve_numerically
 
 
 def block_norms(U, V, X, r):
-    return np.array([np.linalg.norm(U[:, j:j + r] @ (V[:, j:j + r].T @ X)) for j in range(0, U.shape[1], r)])
+    return np.array(
+        [np.linalg.norm(U[:, j : j + r] @ (V[:, j : j + r].T @ X)) for j in range(0, U.shape[1], r)]
+    )
 
 
 def data(seed, a, b, N, *, with_x=True, x_rank=None):
@@ -54,7 +57,7 @@ CASES = [
     (0, 5, 7, 12, True, None, 1, 0.5),
     (1, 6, 8, 14, True, None, 2, 0.7),
     (2, 6, 9, 15, True, None, 3, 0.85),
-    (3, 7, 9, 16, True, 5, 2, 0.9),   # rank-deficient X
+    (3, 7, 9, 16, True, 5, 2, 0.9),  # rank-deficient X
     (4, 5, 0, 8, False, None, 2, 0.8),  # no X: V is N x d
     (5, 6, 0, 9, False, None, 4, 0.95),
     (6, 8, 10, 20, True, None, 4, 0.9),
@@ -79,7 +82,9 @@ def test_minimum_from_moments_factorizes_without_the_data():
     U, V = res.factorize(d)  # only the coefficients are needed
     objective = sd.DropBlock.for_width(0.8, d, 2).objective(Y, U, V, X)
     assert objective == pytest.approx(res.objective, rel=1e-9)
-    np.testing.assert_allclose(U @ V.T, res.coefficients, atol=1e-10 * np.linalg.norm(res.coefficients))
+    np.testing.assert_allclose(
+        U @ V.T, res.coefficients, atol=1e-10 * np.linalg.norm(res.coefficients)
+    )
 
 
 def test_factorize_method_and_balanced_factors_agree():
@@ -160,7 +165,7 @@ def width_objective(Y, X, r, strength, d):
     a, b = Y.shape[0], X.shape[0]
 
     def f(z):
-        U, V = z[: a * d].reshape(a, d), z[a * d:].reshape(b, d)
+        U, V = z[: a * d].reshape(a, d), z[a * d :].reshape(b, d)
         VX = V.T @ X
         R = U @ VX - Y
         value, gU, gV = np.sum(R * R), 2 * R @ VX.T, 2 * X @ R.T @ U
@@ -181,8 +186,13 @@ def best_lbfgs(Y, X, r, strength, d, starts, seed):
     size = (Y.shape[0] + X.shape[0]) * d
     best = np.inf
     for _ in range(starts):
-        out = minimize(f, 0.5 * rng.standard_normal(size), jac=True, method="L-BFGS-B",
-                       options={"maxiter": 2000, "gtol": 1e-11, "ftol": 1e-15})
+        out = minimize(
+            f,
+            0.5 * rng.standard_normal(size),
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 2000, "gtol": 1e-11, "ftol": 1e-15},
+        )
         best = min(best, out.fun)
     return best
 
@@ -206,7 +216,9 @@ def test_counterexample_rank3_r1_width2():
     np.testing.assert_array_equal(gap.exact, [False, False, True, True])
     assert gap.objectives[1] == pytest.approx(37 / 12)
     assert gap.objectives[2] == pytest.approx(res.objective)
-    assert np.all(np.diff(gap.objectives) <= 1e-12) and gap.relative_gap[0] > gap.relative_gap[1] > 0
+    assert (
+        np.all(np.diff(gap.objectives) <= 1e-12) and gap.relative_gap[0] > gap.relative_gap[1] > 0
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -224,7 +236,10 @@ def test_below_exact_width_r2_is_a_good_network(seed):
     measured = sd.DropBlock.for_width(theta_bar, 4, 2).objective(Y, fact.U, fact.V, X)
     assert measured == pytest.approx(fact.objective, rel=1e-9)
     assert fact.objective > res.objective
-    assert best_lbfgs(Y, X, 2, 2 * res.beta, 4, starts=3, seed=seed) >= fact.objective - 1e-6 * fact.objective
+    assert (
+        best_lbfgs(Y, X, 2, 2 * res.beta, 4, starts=3, seed=seed)
+        >= fact.objective - 1e-6 * fact.objective
+    )
 
 
 def test_width_gap_matches_the_networks():

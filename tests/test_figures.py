@@ -19,27 +19,92 @@ pytest.importorskip("matplotlib")
 
 import structdrop  # noqa: E402
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("sklearn") is not None
+HAS_TORCH = (
+    importlib.util.find_spec("torch") is not None
+    and importlib.util.find_spec("sklearn") is not None
+)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The keys each module docstring documents (structdrop/figures/figN.py), written out independently.
 DOCUMENTED = {
     "fig1": {"figure", "title", "settings", "iterations", "runs", "claims", "seconds"},
-    "fig2": {"figure", "title", "settings", "iterations", "dropconnect", "dropout", "checkpoints",
-             "dropconnect_exact_at_checkpoints", "dropconnect_printed_at_checkpoints", "final",
-             "stochastic_over_deterministic", "stochastic_over_deterministic_se", "claims", "seconds"},
-    "fig3": {"figure", "title", "settings", "epochs", "objective", "train_loss", "lower_bound", "final_ratio",
-             "singular_values", "theory_singular_values", "theory_rank", "rank_measured", "top_relative_error",
-             "claims", "seconds"},
-    "fig4": {"figure", "title", "settings", "iterations", "runs", "checkpoints", "corrected_exact_at_checkpoints",
-             "corrected_approx_at_checkpoints", "same_theta_diverged_at", "final", "stochastic_over_deterministic",
-             "stochastic_over_deterministic_se", "claims", "seconds"},
+    "fig2": {
+        "figure",
+        "title",
+        "settings",
+        "iterations",
+        "dropconnect",
+        "dropout",
+        "checkpoints",
+        "dropconnect_exact_at_checkpoints",
+        "dropconnect_printed_at_checkpoints",
+        "final",
+        "stochastic_over_deterministic",
+        "stochastic_over_deterministic_se",
+        "claims",
+        "seconds",
+    },
+    "fig3": {
+        "figure",
+        "title",
+        "settings",
+        "epochs",
+        "objective",
+        "train_loss",
+        "lower_bound",
+        "final_ratio",
+        "singular_values",
+        "theory_singular_values",
+        "theory_rank",
+        "rank_measured",
+        "top_relative_error",
+        "claims",
+        "seconds",
+    },
+    "fig4": {
+        "figure",
+        "title",
+        "settings",
+        "iterations",
+        "runs",
+        "checkpoints",
+        "corrected_exact_at_checkpoints",
+        "corrected_approx_at_checkpoints",
+        "same_theta_diverged_at",
+        "final",
+        "stochastic_over_deterministic",
+        "stochastic_over_deterministic_se",
+        "claims",
+        "seconds",
+    },
 }
-FIG1_RUN_KEYS = {"block_size", "stochastic", "deterministic", "global_min", "rho", "rank", "beta_bar", "final_ratio",
-                 "min_ratio", "stochastic_over_deterministic", "stochastic_over_deterministic_se", "enumerated_final",
-                 "enumeration_rel_error"}
-FIG2_FINAL_KEYS = {"exact", "printed", "fit", "mc_mean", "mc_se", "mc_masks", "gap_measured", "gap_predicted",
-                   "dropout_deterministic", "dropconnect_deterministic"}
+FIG1_RUN_KEYS = {
+    "block_size",
+    "stochastic",
+    "deterministic",
+    "global_min",
+    "rho",
+    "rank",
+    "beta_bar",
+    "final_ratio",
+    "min_ratio",
+    "stochastic_over_deterministic",
+    "stochastic_over_deterministic_se",
+    "enumerated_final",
+    "enumeration_rel_error",
+}
+FIG2_FINAL_KEYS = {
+    "exact",
+    "printed",
+    "fit",
+    "mc_mean",
+    "mc_se",
+    "mc_masks",
+    "gap_measured",
+    "gap_predicted",
+    "dropout_deterministic",
+    "dropconnect_deterministic",
+}
 FIG4_RUN_KEYS = {"stochastic", "deterministic", "mean_keep", "interior_keep"}
 CLAIM_KEYS = {"figure", "claim", "measured", "verdict"}
 
@@ -51,8 +116,23 @@ def figures_made() -> list[str]:
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    result = subprocess.run([sys.executable, "-m", "structdrop", "reproduce", "all", "--quick", "--out", str(out),
-                             "--seed", "0"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "structdrop",
+            "reproduce",
+            "all",
+            "--quick",
+            "--out",
+            str(out),
+            "--seed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -144,7 +224,9 @@ def test_fig4_keep_probabilities(reproduced):
     assert runs["overlapping_same_theta"]["interior_keep"] == pytest.approx(0.5**5)
     # mean keep over d = 50 units with 46 seeds, counted by hand: |W(i)| = min(i + 1, 5, 50 - i, 46)
     covering = np.array([min(i + 1, 5, 50 - i, 46) for i in range(50)])
-    assert runs["overlapping_corrected"]["mean_keep"] == pytest.approx(np.mean((1 - s["gamma_corrected"]) ** covering))
+    assert runs["overlapping_corrected"]["mean_keep"] == pytest.approx(
+        np.mean((1 - s["gamma_corrected"]) ** covering)
+    )
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="Figure 3 needs torch and scikit-learn")
@@ -157,22 +239,28 @@ def test_fig3_bound_and_singular_values(reproduced):
 
 
 def run_module(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_missing_matplotlib_is_one_line_exit_2(tmp_path):
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from structdrop.cli import main\n"
-            f"sys.exit(main(['reproduce', 'fig1', '--quick', '--out', r'{tmp_path}', '--quiet']))")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from structdrop.cli import main\n"
+        f"sys.exit(main(['reproduce', 'fig1', '--quick', '--out', r'{tmp_path}', '--quiet']))"
+    )
     result = run_module(code)
     assert result.returncode == 2
     assert "pip install 'structdrop[plot]'" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_missing_torch_fig3_is_one_line_exit_2(tmp_path):
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from structdrop.cli import main\n"
-            f"sys.exit(main(['reproduce', 'fig3', '--quick', '--out', r'{tmp_path}', '--quiet']))")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from structdrop.cli import main\n"
+        f"sys.exit(main(['reproduce', 'fig3', '--quick', '--out', r'{tmp_path}', '--quiet']))"
+    )
     result = run_module(code)
     assert result.returncode == 2
     assert "structdrop[torch]" in result.stderr and "Traceback" not in result.stderr
@@ -180,9 +268,11 @@ def test_missing_torch_fig3_is_one_line_exit_2(tmp_path):
 
 
 def test_all_without_torch_skips_fig3_with_a_note(tmp_path):
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from structdrop.cli import main\n"
-            f"sys.exit(main(['reproduce', 'all', '--iterations', '200', '--out', r'{tmp_path}', '--quiet']))")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from structdrop.cli import main\n"
+        f"sys.exit(main(['reproduce', 'all', '--iterations', '200', '--out', r'{tmp_path}', '--quiet']))"
+    )
     result = run_module(code, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (tmp_path / "fig3.png").exists()

@@ -17,17 +17,19 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import structdrop
 from structdrop import _core
 from structdrop.schemes import DropBlock, DropConnect, Dropout, NoDropout, OverlappingDropBlock
 
 settings.register_profile(
-    "structdrop-fast", max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    "structdrop-fast",
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=True,
 )
 settings.register_profile(
     "structdrop-long", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck)
@@ -39,8 +41,18 @@ OK_ERRORS = (ValueError, TypeError)
 
 # ---------------------------------------------------------------- strategies
 SPECIAL = [0.0, -0.0, 1e-300, -1e-300, 1e300, -1e300, 5e-324, np.nan, np.inf, -np.inf, 1.0, -1.0]
-DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.bool_,
-          np.complex128, object]
+DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.bool_,
+    np.complex128,
+    object,
+]
 
 
 @st.composite
@@ -103,10 +115,18 @@ def clean_float(a) -> np.ndarray | None:
     return f if np.isfinite(f).all() else None
 
 
-r_values = st.one_of(st.integers(-2, 10), st.sampled_from([0, 2**31, 2**63 - 1, 1.5, True, "2", None]))
-beta_values = st.one_of(st.floats(0, 1e6), st.sampled_from([0.0, 1e-300, 1e300, -1.0, np.nan, np.inf, -0.0]))
-theta_values = st.one_of(st.floats(0, 1), st.sampled_from([0.0, 1.0, 1e-300, 1 - 1e-16, np.nextafter(1, 0),
-                                                        np.nextafter(0, 1), -0.1, 1.1, np.nan]))
+r_values = st.one_of(
+    st.integers(-2, 10), st.sampled_from([0, 2**31, 2**63 - 1, 1.5, True, "2", None])
+)
+beta_values = st.one_of(
+    st.floats(0, 1e6), st.sampled_from([0.0, 1e-300, 1e300, -1.0, np.nan, np.inf, -0.0])
+)
+theta_values = st.one_of(
+    st.floats(0, 1),
+    st.sampled_from(
+        [0.0, 1.0, 1e-300, 1 - 1e-16, np.nextafter(1, 0), np.nextafter(0, 1), -0.1, 1.1, np.nan]
+    ),
+)
 
 
 # ---------------------------------------------------------------- k-support norm
@@ -153,15 +173,21 @@ def test_prox_fuzz(m, r, beta):
     for res in (sweep, search):
         assert res.values.dtype == expected_dtype and res.values.shape == clean.shape
         assert np.isfinite(res.objective) and np.isfinite(res.values).all()
-        assert (res.values * np.sign(clean) >= 0).all() and (res.values[clean == 0] == 0).all()  # signs kept
+        assert (res.values * np.sign(clean) >= 0).all() and (
+            res.values[clean == 0] == 0
+        ).all()  # signs kept
         assert 1 <= res.rho <= r and 0 <= res.rank <= clean.size
     mags = np.abs(clean)
     scale = 2.0 ** np.floor(np.log2(mags.max())) if mags.max() > 0 else 1.0
     ms = mags / scale
 
     def F(a_scaled):  # objective at a = a_scaled * scale, independent of the kernel
-        value = float(np.sum((ms - a_scaled) ** 2)) + beta * structdrop.ksupport_norm_sq(a_scaled, r)
-        return value * scale * scale  # may underflow to 0 like the library's answer; never overflows here
+        value = float(np.sum((ms - a_scaled) ** 2)) + beta * structdrop.ksupport_norm_sq(
+            a_scaled, r
+        )
+        return (
+            value * scale * scale
+        )  # may underflow to 0 like the library's answer; never overflows here
 
     best = sweep.objective
     zero = F(np.zeros_like(ms))  # = ||m||^2
@@ -172,14 +198,23 @@ def test_prox_fuzz(m, r, beta):
     a_sweep = np.abs(sweep.values.astype(np.float64)) / scale
     recomputed = F(a_sweep)
     rounding = 1e-6 if expected_dtype == np.float32 else 1e-7  # float32 values are rounded once
-    assert abs(recomputed - best) <= rounding * max(recomputed, best) + 1e-300  # reported = recomputed
+    assert (
+        abs(recomputed - best) <= rounding * max(recomputed, best) + 1e-300
+    )  # reported = recomputed
     assert abs(search.objective - best) <= 1e-9 * best + 1e-300
     tol = 1e-6 if expected_dtype == np.float32 else 1e-7
-    np.testing.assert_allclose(np.abs(search.values.astype(np.float64)) / scale, a_sweep, rtol=tol, atol=tol * ms.max())
+    np.testing.assert_allclose(
+        np.abs(search.values.astype(np.float64)) / scale, a_sweep, rtol=tol, atol=tol * ms.max()
+    )
 
 
 @fuzz
-@given(M=arrays(ndims=(2,), max_side=5), r=r_values, beta=beta_values, threads=st.sampled_from([0, 1, 2, 3, -1, 1.5]))
+@given(
+    M=arrays(ndims=(2,), max_side=5),
+    r=r_values,
+    beta=beta_values,
+    threads=st.sampled_from([0, 1, 2, 3, -1, 1.5]),
+)
 def test_prox_batch_fuzz(M, r, beta, threads):
     """Each row of the batch equals the single call on that row, bit for bit."""
     try:
@@ -193,7 +228,11 @@ def test_prox_batch_fuzz(M, r, beta, threads):
     for i in range(clean.shape[0]):
         single = structdrop.prox_ksupport_sq(np.asarray(M)[i], r, beta)
         np.testing.assert_array_equal(res.values[i], single.values)
-        assert res.objective[i] == single.objective and res.rho[i] == single.rho and res.rank[i] == single.rank
+        assert (
+            res.objective[i] == single.objective
+            and res.rho[i] == single.rho
+            and res.rank[i] == single.rank
+        )
 
 
 @fuzz
@@ -207,17 +246,29 @@ def test_prox_matrix_fuzz(m, r, beta):
         return
     clean = clean_float(m)
     assert clean is not None and clean.ndim == 2
-    assert res.values.shape == clean.shape and np.isfinite(res.values).all() and np.isfinite(res.objective)
+    assert (
+        res.values.shape == clean.shape
+        and np.isfinite(res.values).all()
+        and np.isfinite(res.objective)
+    )
     sc = np.abs(clean).max() or 1.0
     A = res.values.astype(np.float64) / sc
     direct = float(np.sum((clean / sc - A) ** 2)) + float(beta) * structdrop.ksupport_norm_sq(A, r)
     floor = 1e-12 * float(np.sum((clean / sc) ** 2)) * sc * sc  # the SVD's rounding of m - A
-    assert abs(direct * sc * sc - res.objective) <= 1e-5 * max(res.objective, direct * sc * sc) + floor + 1e-300
+    assert (
+        abs(direct * sc * sc - res.objective)
+        <= 1e-5 * max(res.objective, direct * sc * sc) + floor + 1e-300
+    )
 
 
 # ---------------------------------------------------------------- global minimum and sweeps
 @fuzz
-@given(Y=arrays(ndims=(2,), max_side=4), r=r_values, theta=theta_values, method=st.sampled_from(["sweep", "search"]))
+@given(
+    Y=arrays(ndims=(2,), max_side=4),
+    r=r_values,
+    theta=theta_values,
+    method=st.sampled_from(["sweep", "search"]),
+)
 def test_dropblock_global_min_fuzz(Y, r, theta, method):
     try:
         res = structdrop.dropblock_global_min(Y, r, theta, method=method)
@@ -234,9 +285,13 @@ def test_dropblock_global_min_fuzz(Y, r, theta, method):
 
 
 @fuzz
-@given(x=arrays(ndims=(1, 2), max_side=4),
-       sizes=st.one_of(st.lists(st.integers(-1, 6), max_size=3), st.sampled_from([[1.5], [True], "a", [[1]]])),
-       thetas=st.lists(theta_values, max_size=3))
+@given(
+    x=arrays(ndims=(1, 2), max_side=4),
+    sizes=st.one_of(
+        st.lists(st.integers(-1, 6), max_size=3), st.sampled_from([[1.5], [True], "a", [[1]]])
+    ),
+    thetas=st.lists(theta_values, max_size=3),
+)
 def test_sweep_global_min_fuzz(x, sizes, thetas):
     try:
         res = structdrop.sweep_global_min(x, sizes, thetas, threads=1)
@@ -252,8 +307,12 @@ def test_sweep_global_min_fuzz(x, sizes, thetas):
 
 
 @fuzz
-@given(Y=arrays(ndims=(2,), max_side=4), widths=st.lists(st.integers(-2, 12), max_size=3),
-       r=r_values, theta=theta_values)
+@given(
+    Y=arrays(ndims=(2,), max_side=4),
+    widths=st.lists(st.integers(-2, 12), max_size=3),
+    r=r_values,
+    theta=theta_values,
+)
 def test_width_sweep_fuzz(Y, widths, r, theta):
     try:
         res = structdrop.width_sweep(Y, widths, r, theta, threads=1)
@@ -277,15 +336,22 @@ schemes = st.one_of(
 
 
 @fuzz
-@given(X=arrays(ndims=(2,), max_side=4), Y=arrays(ndims=(2,), max_side=4),
-       U=arrays(ndims=(2,), max_side=4), V=arrays(ndims=(2,), max_side=4), scheme=schemes)
+@given(
+    X=arrays(ndims=(2,), max_side=4),
+    Y=arrays(ndims=(2,), max_side=4),
+    U=arrays(ndims=(2,), max_side=4),
+    V=arrays(ndims=(2,), max_side=4),
+    scheme=schemes,
+)
 def test_objectives_fuzz(X, Y, U, V, scheme):
     try:
         terms = scheme.objective_terms(Y, U, V, X)
     except Exception as exc:  # noqa: BLE001
         check_error(exc, "X", "Y", "U", "V", "d", "width", "block")
         return
-    assert np.isfinite(terms.objective) and np.isfinite(terms.fit) and np.isfinite(terms.regularizer)
+    assert (
+        np.isfinite(terms.objective) and np.isfinite(terms.fit) and np.isfinite(terms.regularizer)
+    )
     assert terms.fit >= 0 and terms.regularizer >= -1e-9 * max(1.0, terms.fit)
     assert terms.objective >= terms.fit - 1e-9 * max(1.0, terms.fit)
     # fit against an independent NumPy evaluation
@@ -304,7 +370,9 @@ def test_data_moments_fuzz(X, Y):
         return
     x = np.asarray(X, dtype=np.float64)
     assert np.isfinite(mom.gram).all(), "overflow returned silently"
-    np.testing.assert_allclose(mom.gram, x @ x.T, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max(initial=0) ** 2))
+    np.testing.assert_allclose(
+        mom.gram, x @ x.T, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(x).max(initial=0) ** 2)
+    )
     if Y is not None:
         y = np.asarray(Y, dtype=np.float64)
         assert np.isfinite(mom.cross).all() and np.isfinite(mom.y_sq_norm)
@@ -313,9 +381,15 @@ def test_data_moments_fuzz(X, Y):
 
 # ---------------------------------------------------------------- training
 @fuzz
-@given(X=arrays(ndims=(2,), max_side=3, allow_special=False), Y=arrays(ndims=(2,), max_side=3, allow_special=False),
-       d=st.integers(0, 3), scheme=schemes, lr=st.sampled_from([1e-3, 0.0, -1.0, np.nan, 1e300]),
-       iterations=st.sampled_from([1, 5, 0, -1]), batch=st.sampled_from([1, 2, 0, 10**6]))
+@given(
+    X=arrays(ndims=(2,), max_side=3, allow_special=False),
+    Y=arrays(ndims=(2,), max_side=3, allow_special=False),
+    d=st.integers(0, 3),
+    scheme=schemes,
+    lr=st.sampled_from([1e-3, 0.0, -1.0, np.nan, 1e300]),
+    iterations=st.sampled_from([1, 5, 0, -1]),
+    batch=st.sampled_from([1, 2, 0, 10**6]),
+)
 def test_train_fuzz(X, Y, d, scheme, lr, iterations, batch):
     rng = np.random.default_rng(0)
     a = np.shape(Y)[0] if np.ndim(Y) == 2 else 1
@@ -323,11 +397,15 @@ def test_train_fuzz(X, Y, d, scheme, lr, iterations, batch):
     U0 = rng.standard_normal((a, d)) * 0.1
     V0 = rng.standard_normal((b, d)) * 0.1
     try:
-        res = structdrop.train(X, Y, U0, V0, scheme, lr, iterations, batch_size=batch, record_every=2)
+        res = structdrop.train(
+            X, Y, U0, V0, scheme, lr, iterations, batch_size=batch, record_every=2
+        )
     except structdrop.TrainingDiverged:
         return  # a documented outcome for a huge step size
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "X", "Y", "U0", "V0", "scheme", "lr", "iterations", "batch_size", "width", "block")
+        check_error(
+            exc, "X", "Y", "U0", "V0", "scheme", "lr", "iterations", "batch_size", "width", "block"
+        )
         return
     assert np.isfinite(res.U).all() and np.isfinite(res.V).all()
     assert np.isfinite(res.deterministic_objective).all()
@@ -338,8 +416,12 @@ core_arrays = st.one_of(arrays(ndims=(0, 1, 2, 3)), st.sampled_from([None, 1.0, 
 
 
 @fuzz
-@given(m=core_arrays, r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])), beta=beta_values,
-       fn=st.sampled_from(["prox_sweep", "prox_search", "ksupport_norm_sq_sorted"]))
+@given(
+    m=core_arrays,
+    r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])),
+    beta=beta_values,
+    fn=st.sampled_from(["prox_sweep", "prox_search", "ksupport_norm_sq_sorted"]),
+)
 def test_core_ksupport_rejects(m, r, beta, fn):  # the selection kernels: test_core_select_rejects
     kernel = getattr(_core, fn)
     args = (m, r) if fn == "ksupport_norm_sq_sorted" else (m, r, beta)
@@ -354,9 +436,13 @@ def test_core_ksupport_rejects(m, r, beta, fn):  # the selection kernels: test_c
 
 
 @fuzz
-@given(x=core_arrays, r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])), beta=beta_values,
-       out=st.sampled_from(["same", "f32", "short", "none", "alias"]),
-       fn=st.sampled_from(["prox_select", "prox_rows", "ksupport_norm_sq_select"]))
+@given(
+    x=core_arrays,
+    r=st.one_of(st.integers(-3, 5), st.sampled_from([2**40])),
+    beta=beta_values,
+    out=st.sampled_from(["same", "f32", "short", "none", "alias"]),
+    fn=st.sampled_from(["prox_select", "prox_rows", "ksupport_norm_sq_select"]),
+)
 def test_core_select_rejects(x, r, beta, out, fn):
     """The selection kernels take float32/float64 C-contiguous arrays only, and an out of the same
     dtype and shape that does not overlap the input; anything else raises, nothing crashes."""
@@ -410,8 +496,16 @@ def test_core_prox_batch_rejects(m, r, beta, threads):
 
 
 @fuzz
-@given(kind=st.integers(-1, 5), theta=theta_values, block=st.integers(-1, 4), gamma=st.sampled_from([0.3, 0.0, 1.0, -1.0, np.nan]),
-       gram=core_arrays, cross=core_arrays, U=core_arrays, V=core_arrays)
+@given(
+    kind=st.integers(-1, 5),
+    theta=theta_values,
+    block=st.integers(-1, 4),
+    gamma=st.sampled_from([0.3, 0.0, 1.0, -1.0, np.nan]),
+    gram=core_arrays,
+    cross=core_arrays,
+    U=core_arrays,
+    V=core_arrays,
+)
 def test_core_objective_terms_rejects(kind, theta, block, gamma, gram, cross, U, V):
     try:
         fit, reg = _core.objective_terms(kind, theta, block, gamma, gram, cross, 1.0, U, V)

@@ -13,7 +13,9 @@ from structdrop import reference
 
 def F(Y, A, r, beta):
     """||Y - A||^2 + beta ||sigma(A)||_(r)^2 with the norm from the variational form."""
-    return float(np.sum((Y - A) ** 2) + beta * variational_norm_sq(np.linalg.svd(A, compute_uv=False), r))
+    return float(
+        np.sum((Y - A) ** 2) + beta * variational_norm_sq(np.linalg.svd(A, compute_uv=False), r)
+    )
 
 
 def spectral_dual_norm(G, r):
@@ -48,7 +50,9 @@ def test_without_X_objective_and_kkt(rng, method):
         res = sd.dropblock_global_min(Y, r, theta_bar, method=method)
         assert res.beta == pytest.approx((1 - theta_bar) / theta_bar)
         assert res.objective == pytest.approx(F(Y, res.A, r, res.beta), rel=1e-9)
-        np.testing.assert_allclose(np.linalg.svd(res.A, compute_uv=False), np.sort(res.singular_values)[::-1], atol=1e-10)
+        np.testing.assert_allclose(
+            np.linalg.svd(res.A, compute_uv=False), np.sort(res.singular_values)[::-1], atol=1e-10
+        )
         assert np.linalg.matrix_rank(res.A, tol=1e-9) == res.rank
         assert_kkt_in_row_space(Y, None, res, r)
 
@@ -64,7 +68,9 @@ def test_rank_deficient_X_kkt_and_reference(rng):
         assert res.objective == pytest.approx(ref["objective"], rel=1e-9)
         np.testing.assert_allclose(res.A, ref["A"], atol=1e-9)
         assert res.objective == pytest.approx(F(Y, res.A, r, res.beta), rel=1e-9)
-        assert res.residual == pytest.approx(np.sum((Y - Y @ np.linalg.pinv(X) @ X) ** 2), rel=1e-9, abs=1e-12)
+        assert res.residual == pytest.approx(
+            np.sum((Y - Y @ np.linalg.pinv(X) @ X) ** 2), rel=1e-9, abs=1e-12
+        )
         assert_kkt_in_row_space(Y, X, res, r)
 
 
@@ -84,7 +90,12 @@ def test_rank_deficient_X_against_numerical_minimisation(rng):
     for start in range(4):
         c0 = np.random.default_rng(start).standard_normal(a * b) * 0.1
         out = minimize(f, c0, method="L-BFGS-B", options={"maxiter": 2000})
-        out = minimize(f, out.x, method="Nelder-Mead", options={"maxiter": 20000, "xatol": 1e-12, "fatol": 1e-14})
+        out = minimize(
+            f,
+            out.x,
+            method="Nelder-Mead",
+            options={"maxiter": 20000, "xatol": 1e-12, "fatol": 1e-14},
+        )
         assert out.fun >= res.objective * (1 - 1e-12)
         best = min(best, out.fun)
     assert best == pytest.approx(res.objective, rel=1e-5)
@@ -133,8 +144,14 @@ def test_width_scaling_formulas():
         for d, r in ((10, 5), (50, 5), (1000, 10)):
             theta = sd.theta_for_width(theta_bar, d, r)
             beta_d = (1 - theta) / theta
-            assert beta_d == pytest.approx((d / r) * (1 - theta_bar) / theta_bar, rel=1e-12, abs=1e-15)
-            assert sd.beta_for_width(theta, d, r) == pytest.approx((1 - theta_bar) / theta_bar, rel=1e-12, abs=1e-15)
-            assert sd.theta_for_width(theta_bar, d, r) == pytest.approx(reference.theta_for_width(theta_bar, d, r))
+            assert beta_d == pytest.approx(
+                (d / r) * (1 - theta_bar) / theta_bar, rel=1e-12, abs=1e-15
+            )
+            assert sd.beta_for_width(theta, d, r) == pytest.approx(
+                (1 - theta_bar) / theta_bar, rel=1e-12, abs=1e-15
+            )
+            assert sd.theta_for_width(theta_bar, d, r) == pytest.approx(
+                reference.theta_for_width(theta_bar, d, r)
+            )
     # Lemma 2: with theta fixed the product-space strength vanishes as d grows
     assert sd.beta_for_width(0.5, 10_000, 5) == pytest.approx(5e-4)

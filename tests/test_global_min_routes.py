@@ -40,7 +40,9 @@ def targets(rng, X, a, kind):
 
 
 def F(Y, A, r, beta):
-    return float(np.sum((Y - A) ** 2) + beta * variational_norm_sq(np.linalg.svd(A, compute_uv=False), r))
+    return float(
+        np.sum((Y - A) ** 2) + beta * variational_norm_sq(np.linalg.svd(A, compute_uv=False), r)
+    )
 
 
 def rel(x, y):
@@ -60,7 +62,9 @@ def test_from_moments_matches_svd_route_on_well_conditioned_data(rng, kind):
         assert rel(res.objective, ref["objective"]) <= 1e-10
         assert res.error_estimate <= 1e-10
         np.testing.assert_allclose(res.output(X), ref["A"], atol=1e-9 * np.abs(ref["A"]).max())
-        np.testing.assert_allclose(res.coefficients @ X, ref["A"], atol=1e-9 * np.abs(ref["A"]).max())
+        np.testing.assert_allclose(
+            res.coefficients @ X, ref["A"], atol=1e-9 * np.abs(ref["A"]).max()
+        )
         assert res.rank == ref["rank"] and res.rho == ref["rho"]
         # The objective is what the minimiser achieves, by the variational form of the norm.
         assert res.objective == pytest.approx(F(Y, res.output(X), r, res.beta), rel=1e-9)
@@ -71,12 +75,18 @@ def test_coefficients_shape_and_factors(rng):
     Y = targets(rng, X, 7, "model")
     res = sd.global_min_from_moments(sd.data_moments(X, Y), 4, 0.6)
     assert res.coefficients.shape == (7, 20)
-    assert res.left_vectors.shape == (7, res.rank) and res.right_coefficients.shape == (res.rank, 20)
+    assert res.left_vectors.shape == (7, res.rank) and res.right_coefficients.shape == (
+        res.rank,
+        20,
+    )
     Z = res.right_coefficients @ X  # orthonormal rows: the right singular vectors of A*
     np.testing.assert_allclose(Z @ Z.T, np.eye(res.rank), atol=1e-10)
     np.testing.assert_allclose(res.left_vectors.T @ res.left_vectors, np.eye(res.rank), atol=1e-12)
-    np.testing.assert_allclose(np.linalg.svd(res.output(X), compute_uv=False)[: res.rank],
-                               res.singular_values[: res.rank], rtol=1e-10)
+    np.testing.assert_allclose(
+        np.linalg.svd(res.output(X), compute_uv=False)[: res.rank],
+        res.singular_values[: res.rank],
+        rtol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("cond", [1e2, 1e3, 1e4, 1e6])
@@ -105,7 +115,9 @@ def test_data_at_hand_switches_to_qr_and_stays_exact(rng, cond):
         assert res.x_rank == np.linalg.matrix_rank(X)
         assert rel(res.objective, ref["objective"]) <= max(1e-10, res.error_estimate)
         outside = Y - Y @ reference.ksupport._pinv(X) @ X
-        assert res.residual == pytest.approx(float(np.sum(outside**2)), rel=1e-8, abs=1e-12 * float(np.sum(Y**2)))
+        assert res.residual == pytest.approx(
+            float(np.sum(outside**2)), rel=1e-8, abs=1e-12 * float(np.sum(Y**2))
+        )
         # Both routes carry errors of order u kappa(X) in A along X's weakest directions.
         atol = max(1e-9, 100 * np.finfo(float).eps * cond) * np.abs(ref["A"]).max()
         np.testing.assert_allclose(res.A, ref["A"], atol=atol)
@@ -118,7 +130,9 @@ def test_well_conditioned_data_at_hand_uses_the_gram_route(rng):
     assert res.route == "gram"
     ref = reference.dropblock_global_min(Y, 3, 0.5, X=X)
     assert rel(res.objective, ref["objective"]) <= 1e-10
-    assert res.residual == pytest.approx(float(np.sum((Y - Y @ np.linalg.pinv(X) @ X) ** 2)), rel=1e-9)
+    assert res.residual == pytest.approx(
+        float(np.sum((Y - Y @ np.linalg.pinv(X) @ X) ** 2)), rel=1e-9
+    )
 
 
 def test_rank_deficient_data_uses_qr_and_matches_reference(rng):
@@ -133,7 +147,9 @@ def test_rank_deficient_data_uses_qr_and_matches_reference(rng):
         assert res.route == "qr" and res.x_rank == k
         assert rel(res.objective, ref["objective"]) <= 1e-10
         np.testing.assert_allclose(res.A, ref["A"], atol=1e-9 * max(1.0, np.abs(ref["A"]).max()))
-        np.testing.assert_allclose(res.coefficients @ X, res.A, atol=1e-9 * max(1.0, np.abs(res.A).max()))
+        np.testing.assert_allclose(
+            res.coefficients @ X, res.A, atol=1e-9 * max(1.0, np.abs(res.A).max())
+        )
 
 
 def test_moments_of_rank_deficient_or_ill_conditioned_data_warn(rng):
@@ -163,7 +179,9 @@ def test_a_is_formed_only_on_request(rng):
         from_moments.output(X[:5])
     from_data = sd.dropblock_global_min(Y, 2, 0.5, X=X)
     assert "A" not in vars(from_data)  # nothing a x N until asked for
-    np.testing.assert_allclose(from_data.A, from_moments.output(X), atol=1e-10 * np.abs(from_data.A).max())
+    np.testing.assert_allclose(
+        from_data.A, from_moments.output(X), atol=1e-10 * np.abs(from_data.A).max()
+    )
     assert from_data.objective == pytest.approx(from_moments.objective, rel=1e-12)
 
 
@@ -205,14 +223,18 @@ def test_merged_moments_give_the_same_minimum(rng):
     X = conditioned(rng, 30, 900, 20.0)
     Y = targets(rng, X, 8, "model")
     whole = sd.global_min_from_moments(sd.data_moments(X, Y), 5, 0.7)
-    parts = [sd.data_moments(X[:, i:i + 250], Y[:, i:i + 250]) for i in range(0, 900, 250)]
+    parts = [sd.data_moments(X[:, i : i + 250], Y[:, i : i + 250]) for i in range(0, 900, 250)]
     merged = sd.DataMoments(
-        gram=sum(p.gram for p in parts), cross=sum(p.cross for p in parts),
-        y_sq_norm=sum(p.y_sq_norm for p in parts), n_samples=sum(p.n_samples for p in parts),
+        gram=sum(p.gram for p in parts),
+        cross=sum(p.cross for p in parts),
+        y_sq_norm=sum(p.y_sq_norm for p in parts),
+        n_samples=sum(p.n_samples for p in parts),
     )
     chunked = sd.global_min_from_moments(merged, 5, 0.7)
     assert chunked.objective == pytest.approx(whole.objective, rel=1e-12)
-    np.testing.assert_allclose(chunked.coefficients, whole.coefficients, atol=1e-10 * np.abs(whole.coefficients).max())
+    np.testing.assert_allclose(
+        chunked.coefficients, whole.coefficients, atol=1e-10 * np.abs(whole.coefficients).max()
+    )
 
 
 def test_zero_data_reaches_only_zero(rng):

@@ -21,28 +21,68 @@ from structdrop import _core
         (lambda: sd.ksupport_norm_sq(np.ones(3), True), TypeError, "r must be an integer"),
         (lambda: sd.ksupport_norm_sq(np.ones(3), "2"), TypeError, "r must be an integer"),
         (lambda: sd.ksupport_norm_sq(np.ones(3, dtype=complex), 1), TypeError, "x must be real"),
-        (lambda: sd.ksupport_norm_sq(np.array(["a"]), 1), TypeError, "x must be a real numeric array"),
+        (
+            lambda: sd.ksupport_norm_sq(np.array(["a"]), 1),
+            TypeError,
+            "x must be a real numeric array",
+        ),
         (lambda: sd.ksupport_norm_sq("abc", 1), TypeError, "x must be a numeric array"),
         (lambda: sd.ksupport_split(np.ones(3), -2), ValueError, "r must be >= 1"),
         # signed vectors and matrices are accepted (issue 12); NaN/inf and 3-D input are not
         (lambda: sd.prox_ksupport_sq([1.0, np.nan], 1, 1.0), ValueError, "m contains NaN"),
         (lambda: sd.prox_ksupport_sq([1.0, -np.inf], 1, 1.0), ValueError, "m contains NaN"),
-        (lambda: sd.prox_ksupport_sq(np.array([1.0, np.nan], np.float32), 1, 1.0), ValueError, "m contains NaN"),
-        (lambda: sd.prox_ksupport_sq([1.0, np.nan], 1, 1.0, method="search"), ValueError, "m contains NaN"),
-        (lambda: sd.prox_ksupport_sq(np.full((2, 2), np.nan), 1, 1.0), ValueError, "m contains NaN"),
-        (lambda: sd.prox_ksupport_sq(np.ones((2, 2, 2)), 1, 1.0), ValueError, "m must be 1-D or 2-D"),
+        (
+            lambda: sd.prox_ksupport_sq(np.array([1.0, np.nan], np.float32), 1, 1.0),
+            ValueError,
+            "m contains NaN",
+        ),
+        (
+            lambda: sd.prox_ksupport_sq([1.0, np.nan], 1, 1.0, method="search"),
+            ValueError,
+            "m contains NaN",
+        ),
+        (
+            lambda: sd.prox_ksupport_sq(np.full((2, 2), np.nan), 1, 1.0),
+            ValueError,
+            "m contains NaN",
+        ),
+        (
+            lambda: sd.prox_ksupport_sq(np.ones((2, 2, 2)), 1, 1.0),
+            ValueError,
+            "m must be 1-D or 2-D",
+        ),
         (lambda: sd.prox_ksupport_sq([1.0], 1, -1.0), ValueError, "beta must be >= 0"),
         (lambda: sd.prox_ksupport_sq([1.0], 1, np.inf), ValueError, "beta must be finite"),
         (lambda: sd.prox_ksupport_sq([1.0], 1, np.nan), ValueError, "beta must be finite"),
         (lambda: sd.prox_ksupport_sq([1.0], 1, 1.0, method="fast"), ValueError, "method must be"),
         (lambda: sd.prox_ksupport_sq([], 1, 1.0), ValueError, "m must not be empty"),
-        (lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.0), ValueError, r"theta_bar must lie in \(0, 1\]"),
-        (lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 1.5), ValueError, "theta_bar must lie"),
+        (
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.0),
+            ValueError,
+            r"theta_bar must lie in \(0, 1\]",
+        ),
+        (
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 1.5),
+            ValueError,
+            "theta_bar must lie",
+        ),
         (lambda: sd.dropblock_global_min(np.ones(3), 2, 0.5), ValueError, "Y must be 2-D"),
-        (lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones((4, 5))), ValueError, "same number of samples"),
-        (lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones(3)), ValueError, "X must be 2-D"),
+        (
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones((4, 5))),
+            ValueError,
+            "same number of samples",
+        ),
+        (
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones(3)),
+            ValueError,
+            "X must be 2-D",
+        ),
         (lambda: sd.dropblock_global_min(np.ones((2, 3)), 0, 0.5), ValueError, "r must be >= 1"),
-        (lambda: sd.dropblock_global_min(np.full((2, 3), np.nan), 1, 0.5), ValueError, "Y contains NaN"),
+        (
+            lambda: sd.dropblock_global_min(np.full((2, 3), np.nan), 1, 0.5),
+            ValueError,
+            "Y contains NaN",
+        ),
         (lambda: sd.theta_for_width(0.5, 10, 3), ValueError, "r must divide d"),
         (lambda: sd.theta_for_width(-0.1, 10, 5), ValueError, "theta_bar must lie"),
         (lambda: sd.beta_for_width(0.0, 10, 5), ValueError, "theta must lie"),
@@ -71,10 +111,14 @@ def test_layouts_and_dtypes_are_accepted(rng):
     M = rng.standard_normal((6, 8))
     expected = sd.ksupport_norm_sq(M, 3)
     assert sd.ksupport_norm_sq(np.asfortranarray(M), 3) == pytest.approx(expected, rel=1e-12)
-    assert sd.ksupport_norm_sq(M[::-1, ::2].copy(), 3) == pytest.approx(sd.ksupport_norm_sq(M[:, ::2], 3), rel=1e-12)
+    assert sd.ksupport_norm_sq(M[::-1, ::2].copy(), 3) == pytest.approx(
+        sd.ksupport_norm_sq(M[:, ::2], 3), rel=1e-12
+    )
     assert sd.ksupport_norm_sq(M.astype(np.float32), 3) == pytest.approx(expected, rel=1e-5)
     v = rng.standard_normal(20)
-    assert sd.ksupport_norm_sq(v[::-3], 2) == pytest.approx(sd.ksupport_norm_sq(v[::-3].copy(), 2), rel=1e-15)
+    assert sd.ksupport_norm_sq(v[::-3], 2) == pytest.approx(
+        sd.ksupport_norm_sq(v[::-3].copy(), 2), rel=1e-15
+    )
     assert sd.ksupport_norm_sq(np.array([3, -4, 0]), 1) == pytest.approx(49.0)  # integers
     assert sd.ksupport_norm_sq(np.array([True, False, True]), 1) == pytest.approx(4.0)  # bools
     m = np.abs(v)

@@ -94,7 +94,9 @@ def test_homogeneous_of_degree_two_at_extreme_scales(rng):
 
 def test_agrees_with_numpy_reference(rng):
     for x, r in random_vectors(rng, 500):
-        assert sd.ksupport_norm_sq(x, r) == pytest.approx(reference.ksupport_norm_sq(x, r), rel=1e-10)
+        assert sd.ksupport_norm_sq(x, r) == pytest.approx(
+            reference.ksupport_norm_sq(x, r), rel=1e-10
+        )
         assert sd.ksupport_split(x, r) == reference.ksupport_split(x, r)
 
 

@@ -86,7 +86,9 @@ def test_prox_sweep_allocates_only_its_output(signed):
     assert peak <= 0.05 * m.nbytes, peak / m.nbytes  # with out=: nothing of size n
     m32 = m.astype(np.float32)
     peak, res32 = traced_peak(lambda: sd.prox_ksupport_sq(m32, 5, 0.3))
-    assert res32.values.dtype == np.float32 and peak <= 1.2 * m32.nbytes, peak / m32.nbytes  # no float64 copy
+    assert res32.values.dtype == np.float32 and peak <= 1.2 * m32.nbytes, (
+        peak / m32.nbytes
+    )  # no float64 copy
 
 
 def test_ksupport_norm_does_not_copy_more_than_once():
@@ -124,8 +126,17 @@ def test_train_does_not_copy_fortran_inputs():
 def _flat_run(iterations):
     X, Y, U0, V0 = _train_problem(64, b=8, a=3, d=4)
     before = _status("VmRSS")
-    res = sd.train(X, Y, U0, V0, scheme=sd.Dropout(0.5), lr=0.01, iterations=iterations,
-                   record_every=iterations, seed=3)
+    res = sd.train(
+        X,
+        Y,
+        U0,
+        V0,
+        scheme=sd.Dropout(0.5),
+        lr=0.01,
+        iterations=iterations,
+        record_every=iterations,
+        seed=3,
+    )
     after = _status("VmRSS")
     return after - before, res
 
@@ -148,8 +159,15 @@ def test_recordings_are_the_only_growth():
         pytest.skip("needs Linux /proc")
     X, Y, U0, V0 = _train_problem(64, b=8, a=3, d=4)
     T = 2 * 10**5
-    peak, res = traced_peak(lambda: sd.train(X, Y, U0, V0, scheme=sd.Dropout(0.5), lr=0.01,
-                                             iterations=T, record_every=1, seed=3))
-    recorded = res.record_iterations.nbytes + res.stochastic_objective.nbytes + res.deterministic_objective.nbytes
+    peak, res = traced_peak(
+        lambda: sd.train(
+            X, Y, U0, V0, scheme=sd.Dropout(0.5), lr=0.01, iterations=T, record_every=1, seed=3
+        )
+    )
+    recorded = (
+        res.record_iterations.nbytes
+        + res.stochastic_objective.nbytes
+        + res.deterministic_objective.nbytes
+    )
     assert recorded >= 24 * T
     assert peak <= 1.5 * recorded + MiB, peak / recorded

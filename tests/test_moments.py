@@ -88,8 +88,12 @@ def test_moments_match_longdouble_on_real_data():
     g, c, s = longdouble_moments(X, Y)
     for chunk_columns in (None, 7, 512):
         m = data_moments(X, Y, chunk_columns=chunk_columns)
-        np.testing.assert_allclose(m.gram, g.astype(float), rtol=1e-12, atol=1e-13 * float(np.abs(g).max()))
-        np.testing.assert_allclose(m.cross, c.astype(float), rtol=1e-12, atol=1e-13 * float(np.abs(c).max()))
+        np.testing.assert_allclose(
+            m.gram, g.astype(float), rtol=1e-12, atol=1e-13 * float(np.abs(g).max())
+        )
+        np.testing.assert_allclose(
+            m.cross, c.astype(float), rtol=1e-12, atol=1e-13 * float(np.abs(c).max())
+        )
         assert abs(m.y_sq_norm - float(s)) <= 1e-13 * float(s)
 
 
@@ -207,7 +211,9 @@ def test_merge_is_exact_associative_and_order_invariant():
 def test_merge_rejects_mismatched_moments():
     X, Y = int_data()
     m = data_moments(X, Y)
-    with pytest.raises(ValueError, match=r"gram \(7, 7\), cross \(3, 7\) and gram \(6, 6\), cross \(3, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"gram \(7, 7\), cross \(3, 7\) and gram \(6, 6\), cross \(3, 6\)"
+    ):
         m + data_moments(X[:6], Y)
     with pytest.raises(ValueError, match=r"cross \(3, 7\) and gram \(7, 7\), cross \(2, 7\)"):
         m + data_moments(X, Y[:2])
@@ -267,17 +273,29 @@ def test_stream_bad_chunks_name_index_and_shapes():
         stream_moments(with_bad(1, "Y", np.inf))
     with pytest.raises(ValueError, match="^chunk 0: X is too large"):
         stream_moments([(X * 1e200, Y)])
-    with pytest.raises(ValueError, match=r"^chunk 1: X has 6 rows, chunk 0 had 7: got X \(6, 10\), chunk 0 X \(7, 10\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^chunk 1: X has 6 rows, chunk 0 had 7: got X \(6, 10\), chunk 0 X \(7, 10\)",
+    ):
         stream_moments([(X[:, :10], Y[:, :10]), (X[:6, :10], Y[:, :10])])
     with pytest.raises(ValueError, match=r"^chunk 1: Y has 2 rows, chunk 0 had 3"):
         stream_moments([(X[:, :10], Y[:, :10]), (X[:, :10], Y[:2, :10])])
-    with pytest.raises(ValueError, match=r"^chunk 1: X and Y must have the same number of columns.*X \(7, 10\) and Y \(3, 9\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^chunk 1: X and Y must have the same number of columns.*X \(7, 10\) and Y \(3, 9\)",
+    ):
         stream_moments([(X[:, :10], Y[:, :10]), (X[:, :10], Y[:, :9])])
     with pytest.raises(ValueError, match=r"^chunk 1: X must be 2-D, got an array of shape \(7,\)"):
         stream_moments([(X[:, :10], Y[:, :10]), (X[:, 0], Y[:, :1])])
-    with pytest.raises(ValueError, match=r"^chunk 2: Y_chunk must be None in all chunks or in none.*chunk 2 has no Y, chunk 0 had Y \(3, 10\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^chunk 2: Y_chunk must be None in all chunks or in none.*chunk 2 has no Y, chunk 0 had Y \(3, 10\)",
+    ):
         stream_moments([(X[:, :10], Y[:, :10])] * 2 + [(X[:, :10], None)])
-    with pytest.raises(ValueError, match=r"^chunk 1: Y_chunk must be None.*chunk 1 has Y \(3, 10\), chunk 0 had no Y"):
+    with pytest.raises(
+        ValueError,
+        match=r"^chunk 1: Y_chunk must be None.*chunk 1 has Y \(3, 10\), chunk 0 had no Y",
+    ):
         stream_moments([(X[:, :10], None), (X[:, :10], Y[:, :10])])
     with pytest.raises(ValueError, match="chunks is empty"):
         stream_moments([])
@@ -305,10 +323,19 @@ def test_memmap_moments(tmp_path, order, dtype):
     for cc in (None, 1, 333):
         assert_close(data_moments(Xm, Ym, chunk_columns=cc), ref, 1e-12)
     # views of the map: column slices (pread per row), row slices and strides (through the map)
-    assert_close(data_moments(Xm[:, 17:], Ym[:, 17:], chunk_columns=400),
-                 data_moments(X[:, 17:].astype(float), Y[:, 17:].astype(float)), 1e-12)
-    assert_close(data_moments(Xm[2:9], chunk_columns=400), data_moments(X[2:9].astype(float)), 1e-12)
-    assert_close(data_moments(Xm[::-2, ::3], chunk_columns=100), data_moments(X[::-2, ::3].astype(float)), 1e-12)
+    assert_close(
+        data_moments(Xm[:, 17:], Ym[:, 17:], chunk_columns=400),
+        data_moments(X[:, 17:].astype(float), Y[:, 17:].astype(float)),
+        1e-12,
+    )
+    assert_close(
+        data_moments(Xm[2:9], chunk_columns=400), data_moments(X[2:9].astype(float)), 1e-12
+    )
+    assert_close(
+        data_moments(Xm[::-2, ::3], chunk_columns=100),
+        data_moments(X[::-2, ::3].astype(float)),
+        1e-12,
+    )
     # np.memmap with a header offset, mode r+ and copy-on-write with unsaved changes
     raw = tmp_path / "raw.bin"
     with open(raw, "wb") as fh:
@@ -367,15 +394,23 @@ def test_memmap_peak_resident_memory_is_bounded(tmp_path, order):
         pytest.skip("needs Linux /proc/self/clear_refs")
     b, n = 500, 100_000
     x_path, y_path = tmp_path / "X.npy", tmp_path / "Y.npy"
-    X = np.lib.format.open_memmap(x_path, mode="w+", dtype=np.float64, shape=(b, n), fortran_order=order == "F")
+    X = np.lib.format.open_memmap(
+        x_path, mode="w+", dtype=np.float64, shape=(b, n), fortran_order=order == "F"
+    )
     for start in range(0, n, 10_000):  # written in chunks: no 400 MB array in anonymous memory
         X[:, start : start + 10_000] = np.arange(start, start + 10_000) % 7
     X.flush()
     del X
     np.save(y_path, np.ones((2, n)))
-    out = subprocess.run([sys.executable, "-c", MEMMAP_RSS_SCRIPT, str(x_path), str(y_path)],
-                         capture_output=True, text=True, check=True)
-    growth, count, g00, ysq = out.stdout.strip().splitlines()[-1].split()  # last line: editable builds may log
+    out = subprocess.run(
+        [sys.executable, "-c", MEMMAP_RSS_SCRIPT, str(x_path), str(y_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    growth, count, g00, ysq = (
+        out.stdout.strip().splitlines()[-1].split()
+    )  # last line: editable builds may log
     file_size = os.path.getsize(x_path)
     assert int(count) == n and float(ysq) == 2 * n
     assert float(g00) == sum((j % 7) ** 2 for j in range(n))

@@ -59,7 +59,10 @@ def test_dask_exact_on_integer_data_float32_and_mixed_operands():
     X, Y = rng.integers(-9, 10, (B, N)), rng.integers(-9, 10, (A, N))
     g, c, s = X @ X.T, Y @ X.T, int(np.sum(Y * Y))  # int64: exact
     for x, y in [
-        (da.from_array(X.astype(np.float32), chunks=(4, 128)), da.from_array(Y.astype(np.float32), chunks=(3, 200))),
+        (
+            da.from_array(X.astype(np.float32), chunks=(4, 128)),
+            da.from_array(Y.astype(np.float32), chunks=(3, 200)),
+        ),
         (da.from_array(X, chunks=(5, 250)), Y),  # dask X, NumPy Y
         (X.astype(float), da.from_array(Y, chunks=(A, 64))),  # NumPy X, dask Y
     ]:
@@ -88,7 +91,9 @@ def test_dask_on_distributed_cluster(data):
     X, Y, ref = data
     x = da.from_array(X, chunks=((4, 5), (250, 250, 300, 200)))
     y = da.from_array(Y, chunks=(2, 100))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as client:
             m = sd.data_moments(x, y)
             assert client.run(lambda: 1)  # the cluster is the active scheduler
@@ -119,5 +124,10 @@ def test_dask_bad_input():
 
 def test_dask_progress_bar(data, capfd):
     X, Y, ref = data
-    rel_close(sd.data_moments(da.from_array(X, chunks=(B, 100)), da.from_array(Y, chunks=(A, 100)), progress=True), ref)
+    rel_close(
+        sd.data_moments(
+            da.from_array(X, chunks=(B, 100)), da.from_array(Y, chunks=(A, 100)), progress=True
+        ),
+        ref,
+    )
     assert "100%" in capfd.readouterr().err

@@ -49,7 +49,9 @@ def rel_err(actual, expected):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("a, b, N, d", [(3, 4, 5, 6), (1, 1, 1, 1), (2, 3, 4, 2), (3, 2, 5, 4), (2, 5, 3, 5)])
+@pytest.mark.parametrize(
+    "a, b, N, d", [(3, 4, 5, 6), (1, 1, 1, 1), (2, 3, 4, 2), (3, 2, 5, 4), (2, 5, 3, 5)]
+)
 def test_unit_schemes_match_enumeration(a, b, N, d):
     rng = np.random.default_rng(1000 * a + 100 * b + 10 * N + d)
     Y, U, V, X = problem(rng, a, b, N, d)
@@ -72,12 +74,16 @@ def test_hand_derived_scalar_dropout():
     expected = (y - u * v * x) ** 2 + beta * (u * v * x) ** 2
     arr = lambda t: np.array([[t]])  # noqa: E731
     for scheme in (Dropout(theta), DropBlock(theta, 1), DropConnect(theta)):
-        assert scheme.objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(expected, rel=1e-14)
+        assert scheme.objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(
+            expected, rel=1e-14
+        )
     q = 1 - 0.25  # overlapping, d = r = 1: keep prob q, C-bar = 1/q - 1
-    assert OverlappingDropBlock(1, gamma=0.25).objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(
-        (y - u * v * x) ** 2 + (1 / q - 1) * (u * v * x) ** 2, rel=1e-14
+    assert OverlappingDropBlock(1, gamma=0.25).objective(
+        arr(y), arr(u), arr(v), arr(x)
+    ) == pytest.approx((y - u * v * x) ** 2 + (1 / q - 1) * (u * v * x) ** 2, rel=1e-14)
+    assert NoDropout().objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(
+        (y - u * v * x) ** 2, rel=1e-14
     )
-    assert NoDropout().objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx((y - u * v * x) ** 2, rel=1e-14)
 
 
 def dropconnect_enumeration(Y, U, V, X, theta):
@@ -105,7 +111,9 @@ def test_dropconnect_matches_enumeration_and_printed_formula_does_not(a, b, N, d
     printed = scheme.paper_approx_objective(Y, U, V, X)
     assert rel_err(printed, expected) > 1e-3, (printed, expected)
     assert rel_err(scheme.paper_approx_regularizer(U, V, X), expected - fit) > 1e-2
-    assert scheme.paper_approx_regularizer(U, V, X) == pytest.approx(Dropout(theta).regularizer(U, V, X), rel=1e-13)
+    assert scheme.paper_approx_regularizer(U, V, X) == pytest.approx(
+        Dropout(theta).regularizer(U, V, X), rel=1e-13
+    )
 
 
 def test_dropconnect_gap_at_the_design_sizes():
@@ -268,11 +276,15 @@ def test_width_scaled_dropblock_objective_eq8():
     a, b, N, d, r = 3, 5, 40, 12, 3
     Y, U, V, X = problem(rng, a, b, N, d)
     theta_bar = 0.7
-    blocks = sum(float(np.sum((U[:, i : i + r] @ V[:, i : i + r].T @ X) ** 2)) for i in range(0, d, r))
+    blocks = sum(
+        float(np.sum((U[:, i : i + r] @ V[:, i : i + r].T @ X) ** 2)) for i in range(0, d, r)
+    )
     expected = float(np.sum((Y - U @ V.T @ X) ** 2)) + d / r * (1 - theta_bar) / theta_bar * blocks
     scheme = DropBlock.for_width(theta_bar, d, r)
     assert rel_err(scheme.objective(Y, U, V, X), expected) < 1e-12
-    assert sd.beta_for_width(scheme.theta, d, r) == pytest.approx((1 - theta_bar) / theta_bar, rel=1e-12)
+    assert sd.beta_for_width(scheme.theta, d, r) == pytest.approx(
+        (1 - theta_bar) / theta_bar, rel=1e-12
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,10 +315,13 @@ def test_cached_moments_layouts_and_no_targets():
     assert rel_err(t.regularizer, base.regularizer) < 1e-13
     # Integer data are converted (documented); results equal the float computation.
     Xi = rng.integers(-3, 4, size=(6, 50))
-    assert rel_err(
-        sd.objective_terms(scheme, U, V, sd.data_moments(Xi, Y)).objective,
-        sd.objective_terms(scheme, U, V, sd.data_moments(Xi.astype(float), Y)).objective,
-    ) < 1e-15
+    assert (
+        rel_err(
+            sd.objective_terms(scheme, U, V, sd.data_moments(Xi, Y)).objective,
+            sd.objective_terms(scheme, U, V, sd.data_moments(Xi.astype(float), Y)).objective,
+        )
+        < 1e-15
+    )
 
 
 def test_exact_fit_is_not_negative():

@@ -65,7 +65,9 @@ def assert_optimal(m, r, beta, res):
         np.testing.assert_allclose(a, m, rtol=1e-15)
         return
     g = 2.0 * (m - a) / beta
-    assert float(g @ a) == pytest.approx(2.0 * norm**2, rel=1e-8, abs=1e-10 * (scale / beta) * scale)
+    assert float(g @ a) == pytest.approx(
+        2.0 * norm**2, rel=1e-8, abs=1e-10 * (scale / beta) * scale
+    )
     assert dual_norm(g, r) <= 2.0 * norm * (1 + 1e-8) + 1e-10 * scale / beta
 
 
@@ -102,7 +104,9 @@ def test_sweep_search_and_reference_agree(rng):
         on_head = np.abs(sweep.values - m / (1 + beta)) <= 1e-12 * scale
         near_head = np.abs(sweep.values - m / (1 + beta)) <= 1e-6 * scale
         near_zero = (sweep.values > 0) & (sweep.values <= 1e-6 * scale)
-        generic = bool(np.all(gaps > 1e-6 * scale) and not near_zero.any() and np.all(on_head | ~near_head))
+        generic = bool(
+            np.all(gaps > 1e-6 * scale) and not near_zero.any() and np.all(on_head | ~near_head)
+        )
         if generic and beta > 0:
             assert sweep.rho == search.rho == ref["rho"]
             assert sweep.rank == search.rank == np.count_nonzero(ref["values"] > 1e-9 * scale)

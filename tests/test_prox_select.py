@@ -84,11 +84,15 @@ def test_adversarial_families_match_sweep_and_bisection(n, rng):
                 res = sd.prox_ksupport_sq(m, r, beta)
                 scale = max(float(m.max()), 1e-300)
                 sweep = sorted_sweep(m, r, beta)
-                np.testing.assert_allclose(res.values, sweep, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+                np.testing.assert_allclose(
+                    res.values, sweep, rtol=1e-9, atol=1e-12 * scale, err_msg=name
+                )
                 bis = bisection_prox(m, r, beta)
                 # the bisection's own t_i = m_i tau - beta loses ~eps beta absolutely: a ~ m t/beta
                 atol = 1e-9 * scale * (1.0 if beta <= 1 else 1e-4 * beta / (1 + beta) + 1e-9)
-                np.testing.assert_allclose(res.values, bis, rtol=1e-6, atol=atol + 1e-12 * scale, err_msg=name)
+                np.testing.assert_allclose(
+                    res.values, bis, rtol=1e-6, atol=atol + 1e-12 * scale, err_msg=name
+                )
                 ref_obj = float(np.sum((m - bis) ** 2) + beta * variational_norm_sq(bis, r))
                 assert res.objective == pytest.approx(ref_obj, rel=1e-7, abs=1e-12 * scale**2), name
                 # the certificate compares quantities of size m/beta whose rounding is eps m (the
@@ -97,13 +101,17 @@ def test_adversarial_families_match_sweep_and_bisection(n, rng):
                     certify(m, r, beta, res.values)
 
 
-@pytest.mark.parametrize("c", [1e-300, 1e-150, 3.0e-100, 1e100, 1.0e150])  # 1e300: see the overflow test
+@pytest.mark.parametrize(
+    "c", [1e-300, 1e-150, 3.0e-100, 1e100, 1.0e150]
+)  # 1e300: see the overflow test
 def test_extreme_scales_on_adversarial_families(c, rng):
     for name, m in families(400, rng).items():
         for r, beta in ((1, 0.5), (40, 2.0), (399, 1e-6)):
             base = sd.prox_ksupport_sq(m, r, beta)
             res = sd.prox_ksupport_sq(m * c, r, beta)
-            np.testing.assert_allclose(res.values, base.values * c, rtol=1e-12, atol=1e-15 * c * m.max(), err_msg=name)
+            np.testing.assert_allclose(
+                res.values, base.values * c, rtol=1e-12, atol=1e-15 * c * m.max(), err_msg=name
+            )
             assert res.objective == pytest.approx(base.objective * c * c, rel=1e-11), name
             assert (res.rho, res.rank) == (base.rho, base.rank), name
 
@@ -139,12 +147,18 @@ def test_signed_vectors_act_on_magnitudes(rng):
         for method in ("sweep", "search"):
             res = sd.prox_ksupport_sq(x, r, beta, method=method)
             ref = reference.prox_ksupport_sq(np.abs(x), r, beta)
-            np.testing.assert_allclose(res.values, np.sign(x) * ref["values"], rtol=1e-9, atol=1e-12 * np.abs(x).max())
+            np.testing.assert_allclose(
+                res.values, np.sign(x) * ref["values"], rtol=1e-9, atol=1e-12 * np.abs(x).max()
+            )
             assert res.objective == pytest.approx(ref["objective"], rel=1e-9, abs=1e-300)
             assert not np.signbit(res.values[res.values == 0]).any()  # +0.0, never -0.0
             # the objective with signs, evaluated directly
-            direct = float(np.sum((x - res.values) ** 2) + beta * variational_norm_sq(res.values, r))
-            assert res.objective == pytest.approx(direct, rel=1e-8, abs=1e-12 * np.abs(x).max() ** 2)
+            direct = float(
+                np.sum((x - res.values) ** 2) + beta * variational_norm_sq(res.values, r)
+            )
+            assert res.objective == pytest.approx(
+                direct, rel=1e-8, abs=1e-12 * np.abs(x).max() ** 2
+            )
 
 
 def test_matrix_input_is_the_spectral_prox(rng):
@@ -158,7 +172,9 @@ def test_matrix_input_is_the_spectral_prox(rng):
             assert res.values.shape == X.shape
             np.testing.assert_allclose(res.values, expected, rtol=1e-9, atol=1e-12 * s[0])
             assert res.rank == ref["rank"] == np.linalg.matrix_rank(res.values, tol=1e-9 * s[0])
-            direct = float(np.sum((X - res.values) ** 2) + beta * sd.ksupport_norm_sq(res.values, r))
+            direct = float(
+                np.sum((X - res.values) ** 2) + beta * sd.ksupport_norm_sq(res.values, r)
+            )
             assert res.objective == pytest.approx(direct, rel=1e-9)
             searched = sd.prox_ksupport_sq(X, r, beta, method="search")
             np.testing.assert_allclose(searched.values, res.values, rtol=1e-9, atol=1e-12 * s[0])
@@ -176,7 +192,11 @@ def test_batch_rows_equal_single_calls_for_any_thread_count(rng):
     M[6] = np.sort(np.abs(M[6]))[::-1]  # a sorted row takes the sweep
     M[7, :] = 2.5  # ties
     first = sd.prox_ksupport_sq_batch(M, 12, 0.7, threads=1)
-    assert first.values.shape == M.shape and first.rho.dtype == np.int64 and first.objective.dtype == np.float64
+    assert (
+        first.values.shape == M.shape
+        and first.rho.dtype == np.int64
+        and first.objective.dtype == np.float64
+    )
     for threads in (0, 2, 3, 8, 200):
         again = sd.prox_ksupport_sq_batch(M, 12, 0.7, threads=threads)
         np.testing.assert_array_equal(again.values, first.values)
@@ -186,7 +206,11 @@ def test_batch_rows_equal_single_calls_for_any_thread_count(rng):
     for i in range(M.shape[0]):
         single = sd.prox_ksupport_sq(M[i], 12, 0.7)
         np.testing.assert_array_equal(first.values[i], single.values)
-        assert (first.rho[i], first.rank[i], first.objective[i]) == (single.rho, single.rank, single.objective)
+        assert (first.rho[i], first.rank[i], first.objective[i]) == (
+            single.rho,
+            single.rank,
+            single.objective,
+        )
     M32 = M.astype(np.float32)
     res32 = sd.prox_ksupport_sq_batch(M32, 12, 0.7, threads=2)
     assert res32.values.dtype == np.float32
@@ -213,9 +237,13 @@ def test_float32_in_float32_out(rng):
         res = sd.prox_ksupport_sq(x32, r, beta)
         assert res.values.dtype == np.float32
         exact = sd.prox_ksupport_sq(x32.astype(np.float64), r, beta)  # same data in float64
-        np.testing.assert_allclose(res.values, exact.values, rtol=eps32, atol=eps32 * np.abs(exact.values).max())
+        np.testing.assert_allclose(
+            res.values, exact.values, rtol=eps32, atol=eps32 * np.abs(exact.values).max()
+        )
         assert res.objective == pytest.approx(exact.objective, rel=1e-12)  # accumulated in double
-        assert sd.ksupport_norm_sq(x32, r) == pytest.approx(sd.ksupport_norm_sq(x32.astype(np.float64), r), rel=1e-12)
+        assert sd.ksupport_norm_sq(x32, r) == pytest.approx(
+            sd.ksupport_norm_sq(x32.astype(np.float64), r), rel=1e-12
+        )
 
 
 def test_unaligned_input_is_copied_not_misread(rng):
@@ -224,11 +252,15 @@ def test_unaligned_input_is_copied_not_misread(rng):
     unaligned = np.frombuffer(buffer, np.float64, 33, 1)
     unaligned[...] = m
     assert not unaligned.flags.aligned
-    np.testing.assert_array_equal(sd.prox_ksupport_sq(unaligned, 3, 0.5).values, sd.prox_ksupport_sq(m, 3, 0.5).values)
+    np.testing.assert_array_equal(
+        sd.prox_ksupport_sq(unaligned, 3, 0.5).values, sd.prox_ksupport_sq(m, 3, 0.5).values
+    )
     assert sd.ksupport_norm_sq(unaligned, 3) == sd.ksupport_norm_sq(m, 3)
     rows = np.frombuffer(bytearray(8 * 66 + 1), np.float64, 66, 1).reshape(2, 33)
     rows[...] = m
-    np.testing.assert_array_equal(sd.prox_ksupport_sq_batch(rows, 3, 0.5).values[1], sd.prox_ksupport_sq(m, 3, 0.5).values)
+    np.testing.assert_array_equal(
+        sd.prox_ksupport_sq_batch(rows, 3, 0.5).values[1], sd.prox_ksupport_sq(m, 3, 0.5).values
+    )
 
 
 def test_out_argument(rng):
@@ -247,30 +279,112 @@ def test_out_argument(rng):
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(9)), ValueError, r"out must have shape \(10,\)"),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(10, np.float32)), TypeError, "out must have dtype float64"),
-        (lambda m: sd.prox_ksupport_sq(m.astype(np.float32), 2, 1.0, out=np.empty(10)), TypeError, "dtype float32"),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=[0.0] * 10), TypeError, "out must be a numpy.ndarray"),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(20)[::2]), ValueError, "out must be C-contiguous"),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(9)),
+            ValueError,
+            r"out must have shape \(10,\)",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(10, np.float32)),
+            TypeError,
+            "out must have dtype float64",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m.astype(np.float32), 2, 1.0, out=np.empty(10)),
+            TypeError,
+            "dtype float32",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=[0.0] * 10),
+            TypeError,
+            "out must be a numpy.ndarray",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(20)[::2]),
+            ValueError,
+            "out must be C-contiguous",
+        ),
         (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=m), ValueError, "out must not share memory"),
-        (lambda m: sd.prox_ksupport_sq(m[:5], 2, 1.0, out=m[5:]), ValueError, None),  # no overlap: accepted
-        (lambda m: sd.prox_ksupport_sq(m[:6], 2, 1.0, out=m[4:10]), ValueError, "out must not share memory"),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(np.zeros(10).tobytes())), ValueError, "writeable"),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(bytearray(81), np.float64, 10, 1)), ValueError,
-         "out must be aligned"),
-        (lambda m: sd.prox_ksupport_sq(m.reshape(2, 5), 2, 1.0, out=np.empty(10)), ValueError, r"out must have shape \(2, 5\)"),
+        (
+            lambda m: sd.prox_ksupport_sq(m[:5], 2, 1.0, out=m[5:]),
+            ValueError,
+            None,
+        ),  # no overlap: accepted
+        (
+            lambda m: sd.prox_ksupport_sq(m[:6], 2, 1.0, out=m[4:10]),
+            ValueError,
+            "out must not share memory",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(np.zeros(10).tobytes())),
+            ValueError,
+            "writeable",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(
+                m, 2, 1.0, out=np.frombuffer(bytearray(81), np.float64, 10, 1)
+            ),
+            ValueError,
+            "out must be aligned",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m.reshape(2, 5), 2, 1.0, out=np.empty(10)),
+            ValueError,
+            r"out must have shape \(2, 5\)",
+        ),
         (lambda m: sd.prox_ksupport_sq_batch(m, 2, 1.0), ValueError, "M must be 2-D"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5, 1), 2, 1.0), ValueError, "M must be 2-D"),
-        (lambda m: sd.prox_ksupport_sq_batch(np.where(np.arange(10) == 7, np.nan, m).reshape(2, 5), 2, 1.0),
-         ValueError, r"M contains NaN or infinite values \(row 1\)"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 0, 1.0), ValueError, "r must be >= 1"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, -1.0), ValueError, "beta must be >= 0"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=-1), ValueError, "threads must be >= 0"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=1.5), TypeError, "threads must be an integer"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=True), TypeError, "threads must be an integer"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, out=np.empty((5, 2))), ValueError, "out must have shape"),
-        (lambda m: sd.prox_ksupport_sq_batch(np.empty((0, 3)), 2, 1.0), ValueError, "M must not be empty"),
-        (lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5) + 0j, 2, 1.0), TypeError, "M must be real"),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5, 1), 2, 1.0),
+            ValueError,
+            "M must be 2-D",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(
+                np.where(np.arange(10) == 7, np.nan, m).reshape(2, 5), 2, 1.0
+            ),
+            ValueError,
+            r"M contains NaN or infinite values \(row 1\)",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 0, 1.0),
+            ValueError,
+            "r must be >= 1",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, -1.0),
+            ValueError,
+            "beta must be >= 0",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=-1),
+            ValueError,
+            "threads must be >= 0",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=1.5),
+            TypeError,
+            "threads must be an integer",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=True),
+            TypeError,
+            "threads must be an integer",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, out=np.empty((5, 2))),
+            ValueError,
+            "out must have shape",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(np.empty((0, 3)), 2, 1.0),
+            ValueError,
+            "M must not be empty",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5) + 0j, 2, 1.0),
+            TypeError,
+            "M must be real",
+        ),
     ],
 )
 def test_bad_new_arguments_are_rejected(call, error, match):
@@ -290,7 +404,10 @@ def test_norm_by_partial_selection_matches_sorting(rng):
             assert sd.ksupport_norm_sq(x, r) == pytest.approx(expected, rel=1e-12, abs=1e-300), name
             assert sd.ksupport_split(x, r) == reference.ksupport_split(x, r), name
             assert sd.ksupport_norm_sq(x.astype(np.float32), r) == pytest.approx(
-                reference.ksupport_norm_sq(x.astype(np.float32).astype(float), r), rel=1e-12, abs=1e-300)
+                reference.ksupport_norm_sq(x.astype(np.float32).astype(float), r),
+                rel=1e-12,
+                abs=1e-300,
+            )
 
 
 def _seconds_per_element(fn, n, repeats=7):
@@ -304,7 +421,9 @@ def _seconds_per_element(fn, n, repeats=7):
     return best / n
 
 
-@pytest.mark.parametrize("family", ["random", "sorted", "reverse_sorted", "organ_pipe", "all_ties", "two_clusters"])
+@pytest.mark.parametrize(
+    "family", ["random", "sorted", "reverse_sorted", "organ_pipe", "all_ties", "two_clusters"]
+)
 def test_time_per_element_is_flat_in_n(family, rng):
     """No quadratic worst case: from n = 2e4 to 1e6 (50x) the CPU time per element may not grow
     more than 3x (least of 7 runs; measured ratios are 0.5-1.5, the bound is loose for noise)."""
@@ -312,7 +431,9 @@ def test_time_per_element_is_flat_in_n(family, rng):
     for n in (20_000, 1_000_000):
         m = families(n, rng)[family]
         out = np.empty_like(m)
-        per[n] = _seconds_per_element(lambda: sd.prox_ksupport_sq(m, max(1, n // 20), 1.0, out=out), n)
+        per[n] = _seconds_per_element(
+            lambda: sd.prox_ksupport_sq(m, max(1, n // 20), 1.0, out=out), n
+        )
     assert per[1_000_000] <= 3.0 * per[20_000] + 5e-9, per
 
 
@@ -325,7 +446,11 @@ def test_values_at_the_bottom_of_the_double_range():
         for r in (1, 2, 3):
             for beta in (1e-3, 2.0, 1e3):
                 res = sd.prox_ksupport_sq(m, r, beta)
-                np.testing.assert_allclose(res.values, sorted_sweep(m, r, beta), rtol=1e-12, atol=1e-300)
+                np.testing.assert_allclose(
+                    res.values, sorted_sweep(m, r, beta), rtol=1e-12, atol=1e-300
+                )
                 if t >= 1e-300:  # below, the bisection's own bracket (1 + beta)/min(m) overflows
-                    np.testing.assert_allclose(res.values, bisection_prox(m, r, beta), rtol=1e-6, atol=1e-300)
+                    np.testing.assert_allclose(
+                        res.values, bisection_prox(m, r, beta), rtol=1e-6, atol=1e-300
+                    )
                 assert res.rank == np.count_nonzero(sorted_sweep(m, r, beta))

@@ -28,7 +28,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_import_structdrop_does_not_import_pyproximal():
     code = "import sys, structdrop; print('pyproximal' in sys.modules, 'pylops' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.split()[-2:] == ["False", "False"]
 
 
@@ -46,15 +48,21 @@ def test_ksupport_sq_is_a_prox_operator_with_the_right_value_and_prox(rng):
         g = (x - a) / (tau * 0.7)
         norm_sq = variational_norm_sq(a, 3)
         scale = np.abs(x).max() / (tau * 0.7)
-        assert float(g @ a) == pytest.approx(2 * norm_sq, rel=1e-7, abs=1e-9 * scale * np.abs(x).max())
+        assert float(g @ a) == pytest.approx(
+            2 * norm_sq, rel=1e-7, abs=1e-9 * scale * np.abs(x).max()
+        )
         assert dual_norm(g, 3) <= 2 * np.sqrt(norm_sq) * (1 + 1e-7) + 1e-9 * scale
+
         # and no perturbation lowers the prox objective
         def objective(b):
             return 0.7 * variational_norm_sq(b, 3) + np.sum((b - x) ** 2) / (2 * tau)
 
         best = objective(a)
         for _ in range(5):
-            assert objective(a + 1e-3 * np.abs(x).max() * rng.standard_normal(n)) >= best - 1e-12 * best
+            assert (
+                objective(a + 1e-3 * np.abs(x).max() * rng.standard_normal(n))
+                >= best - 1e-12 * best
+            )
 
 
 def test_tau_conventions():
@@ -63,9 +71,15 @@ def test_tau_conventions():
     expected = sd.prox_ksupport_sq(x, 2, 2 * 0.5).values
     np.testing.assert_array_equal(op.prox(x, 0.5), expected)
     np.testing.assert_array_equal(op.prox(x, np.float32(0.5)), expected)  # PyProximal's epsg * tau
-    np.testing.assert_array_equal(op.prox(x, np.full(3, 0.5)), expected)  # a repeated tau is a scalar
-    for bad, match in ((0.0, "tau must be positive"), (-1.0, "tau must be positive"), (np.nan, "finite"),
-                       (np.array([0.5, 1.0, 1.0]), "tau must be a scalar")):
+    np.testing.assert_array_equal(
+        op.prox(x, np.full(3, 0.5)), expected
+    )  # a repeated tau is a scalar
+    for bad, match in (
+        (0.0, "tau must be positive"),
+        (-1.0, "tau must be positive"),
+        (np.nan, "finite"),
+        (np.array([0.5, 1.0, 1.0]), "tau must be a scalar"),
+    ):
         with pytest.raises(ValueError, match=match):
             op.prox(x, bad)
     with pytest.raises(ValueError, match="r must be >= 1"):
@@ -89,8 +103,12 @@ def brute_force_ksupport_prox(x, r, c):
     best = None
     for start in (x, 0.5 * x, np.zeros_like(x)):
         for method in ("Powell", "Nelder-Mead"):
-            res = minimize(f, start if best is None else best.x, method=method,
-                           options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000, "maxfev": 20000})
+            res = minimize(
+                f,
+                start if best is None else best.x,
+                method=method,
+                options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000, "maxfev": 20000},
+            )
             if best is None or res.fun < best.fun:
                 best = res
     return best.x, best.fun
@@ -132,7 +150,9 @@ def test_ksupport_prox_on_larger_and_matrix_inputs(rng):
                 continue
             g = (x - a) / c
             assert dual_ksupport_norm(g, 4) == pytest.approx(1.0, rel=1e-8)
-            assert float(np.sum(g * a)) == pytest.approx(np.sqrt(sd.ksupport_norm_sq(a, 4)), rel=1e-8)
+            assert float(np.sum(g * a)) == pytest.approx(
+                np.sqrt(sd.ksupport_norm_sq(a, 4)), rel=1e-8
+            )
 
 
 def _least_squares(rng, rows=40, cols=60):
@@ -177,4 +197,8 @@ def test_example_script_certifies_its_answers():
     objectives = [v["objective"] for v in results.values()]
     assert max(objectives) <= min(objectives) * (1 + 1e-9)
     for v in results.values():
-        assert v["complementarity"] <= 1e-8 and v["dual_feasibility"] <= 1e-8 and v["fixed_point"] <= 1e-8
+        assert (
+            v["complementarity"] <= 1e-8
+            and v["dual_feasibility"] <= 1e-8
+            and v["fixed_point"] <= 1e-8
+        )

@@ -167,8 +167,12 @@ def test_scaling_identity(method, rng):
             sd.prox_ksupport_sq(2.0**900 * m, r, beta, method=method)
         for c in (1e-150, 3.7, 1e150):
             res = sd.prox_ksupport_sq(c * m, r, beta, method=method)
-            np.testing.assert_allclose(res.values, c * base.values, rtol=1e-12, atol=1e-14 * c * m.max())
-            assert res.objective == pytest.approx(c * c * base.objective, rel=1e-10, abs=1e-14 * (c * m.max()) ** 2)
+            np.testing.assert_allclose(
+                res.values, c * base.values, rtol=1e-12, atol=1e-14 * c * m.max()
+            )
+            assert res.objective == pytest.approx(
+                c * c * base.objective, rel=1e-10, abs=1e-14 * (c * m.max()) ** 2
+            )
 
 
 @pytest.mark.parametrize("method", METHODS)

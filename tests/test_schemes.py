@@ -15,7 +15,14 @@ import pytest
 
 import structdrop as sd
 from structdrop import _core
-from structdrop.schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
+from structdrop.schemes import (
+    DropBlock,
+    DropConnect,
+    Dropout,
+    MaskScheme,
+    NoDropout,
+    OverlappingDropBlock,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Enumeration oracle (shared with test_objectives*.py)
@@ -116,7 +123,10 @@ def test_schemes_are_frozen_hashable_and_compare_by_value():
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.gamma = 0.1  # type: ignore[misc]
     assert DropBlock(0.5, 2) == s and hash(DropBlock(0.5, 2)) == hash(s)
-    assert OverlappingDropBlock(2, gamma=0.25) == o and len({o, OverlappingDropBlock(2, gamma=0.25)}) == 1
+    assert (
+        OverlappingDropBlock(2, gamma=0.25) == o
+        and len({o, OverlappingDropBlock(2, gamma=0.25)}) == 1
+    )
     assert Dropout(0.5) != DropConnect(0.5)
 
 
@@ -226,7 +236,11 @@ def test_overlapping_statistics_known_values():
     s = OverlappingDropBlock(2, gamma=g)
     np.testing.assert_allclose(s.mask_mean(3), [q, q * q, q], rtol=1e-15)
     expected = np.array(
-        [[1 / q - 1, 1 / q - 1, 0.0], [1 / q - 1, 1 / q**2 - 1, 1 / q - 1], [0.0, 1 / q - 1, 1 / q - 1]]
+        [
+            [1 / q - 1, 1 / q - 1, 0.0],
+            [1 / q - 1, 1 / q**2 - 1, 1 / q - 1],
+            [0.0, 1 / q - 1, 1 / q - 1],
+        ]
     )
     np.testing.assert_allclose(s.characteristic_matrix(3), expected, rtol=1e-14)
     # C-bar is banded: zero for |i - j| >= block_size.
@@ -286,7 +300,9 @@ def test_width_scaled_schemes_eq7():
     beta_bar = (1 - theta_bar) / theta_bar
     s = DropBlock.for_width(theta_bar, d, r)
     assert s.block_size == r
-    assert s.theta == pytest.approx(theta_bar * r / (theta_bar * r + (1 - theta_bar) * d), rel=1e-15)
+    assert s.theta == pytest.approx(
+        theta_bar * r / (theta_bar * r + (1 - theta_bar) * d), rel=1e-15
+    )
     assert s.beta == pytest.approx(d / r * beta_bar, rel=1e-13)
     assert Dropout.for_width(theta_bar, d).beta == pytest.approx(d * beta_bar, rel=1e-13)
     assert DropBlock.for_width(theta_bar, r, r).theta == pytest.approx(theta_bar)
@@ -308,7 +324,9 @@ def test_sample_masks_shape_values_and_reproducibility():
     m = s.sample_masks(4, 7, 5, in_features=3)
     assert m.shape == (7, 3, 4)
     np.testing.assert_array_equal(m, s.sample_masks(4, 7, 5, in_features=3))
-    assert not np.array_equal(Dropout(0.5).sample_masks(20, 20, 1), Dropout(0.5).sample_masks(20, 20, 2))
+    assert not np.array_equal(
+        Dropout(0.5).sample_masks(20, 20, 1), Dropout(0.5).sample_masks(20, 20, 2)
+    )
     with pytest.raises(TypeError, match="rng"):
         Dropout(0.5).sample_masks(3, 2, "seed")
     with pytest.raises(ValueError, match="count"):
@@ -330,14 +348,18 @@ def test_sampled_masks_have_the_scheme_structure():
     assert np.all((whole.sum(axis=1) == 0) | (whole.sum(axis=1) == 5))
 
 
-def _z_scores_of_moments(masks: np.ndarray, mean: np.ndarray, pair: np.ndarray) -> tuple[float, float]:
+def _z_scores_of_moments(
+    masks: np.ndarray, mean: np.ndarray, pair: np.ndarray
+) -> tuple[float, float]:
     """Largest |z| of the empirical E z_i and E z_i z_j against exact values (0/1 variables)."""
     n = masks.shape[0]
     emp_mean = masks.mean(axis=0)
     emp_pair = (masks.T @ masks) / n
     se_mean = np.sqrt(np.maximum(mean * (1 - mean), 1e-300) / n)
     se_pair = np.sqrt(np.maximum(pair * (1 - pair), 1e-300) / n)
-    return float(np.max(np.abs(emp_mean - mean) / se_mean)), float(np.max(np.abs(emp_pair - pair) / se_pair))
+    return float(np.max(np.abs(emp_mean - mean) / se_mean)), float(
+        np.max(np.abs(emp_pair - pair) / se_pair)
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,9 @@ def test_every_grid_cell_equals_the_single_setting_solver(rng):
     thetas = np.linspace(0.05, 1.0, 11)
     for data in (None, X):
         grid = sd.sweep_global_min(Y, sizes, thetas, X=data)
-        assert grid.objective.shape == grid.rank.shape == grid.rho.shape == (len(sizes), len(thetas))
+        assert (
+            grid.objective.shape == grid.rank.shape == grid.rho.shape == (len(sizes), len(thetas))
+        )
         for i, r in enumerate(sizes):
             for j, theta_bar in enumerate(thetas):
                 single = sd.dropblock_global_min(Y, r, theta_bar, X=data)
@@ -75,20 +77,54 @@ def test_width_sweep_lemma2_and_eq7(rng):
     # each entry is the single solver at beta_for_width
     for d, value in zip(widths, out.fixed_objective):
         theta_bar = 1 / (1 + sd.beta_for_width(0.5, d, 5))
-        assert value == pytest.approx(sd.dropblock_global_min(noisy, 5, theta_bar, X=problem.X).objective, rel=1e-10)
+        assert value == pytest.approx(
+            sd.dropblock_global_min(noisy, 5, theta_bar, X=problem.X).objective, rel=1e-10
+        )
 
 
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [], [0.5]), ValueError, "block_sizes must be a non-empty"),
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [0, 2], [0.5]), ValueError, "block_sizes must all be >= 1"),
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [1.5], [0.5]), TypeError, "block_sizes must be integers"),
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [1], [0.0, 0.5]), ValueError, r"theta_bars must all lie in \(0, 1\]"),
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [1], []), ValueError, "theta_bars must be a non-empty"),
-        (lambda: sd.sweep_global_min(np.array([1.0, -1.0]), [1], [0.5]), ValueError, "x must be non-negative"),
-        (lambda: sd.sweep_global_min(np.ones(3), [1], [0.5], X=np.ones((2, 3))), ValueError, "X can only be given"),
-        (lambda: sd.sweep_global_min(np.ones((2, 3)), [1], [0.5], X=np.ones((2, 4))), ValueError, "same number of samples"),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [], [0.5]),
+            ValueError,
+            "block_sizes must be a non-empty",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [0, 2], [0.5]),
+            ValueError,
+            "block_sizes must all be >= 1",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [1.5], [0.5]),
+            TypeError,
+            "block_sizes must be integers",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [1], [0.0, 0.5]),
+            ValueError,
+            r"theta_bars must all lie in \(0, 1\]",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [1], []),
+            ValueError,
+            "theta_bars must be a non-empty",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.array([1.0, -1.0]), [1], [0.5]),
+            ValueError,
+            "x must be non-negative",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones(3), [1], [0.5], X=np.ones((2, 3))),
+            ValueError,
+            "X can only be given",
+        ),
+        (
+            lambda: sd.sweep_global_min(np.ones((2, 3)), [1], [0.5], X=np.ones((2, 4))),
+            ValueError,
+            "same number of samples",
+        ),
         (lambda: sd.width_sweep(np.ones((2, 3)), [10, 12], 5, 0.5), ValueError, "r must divide d"),
         (lambda: sd.width_sweep(np.ones((2, 3)), [], 5, 0.5), ValueError, "widths must be"),
         (lambda: sd.width_sweep(np.ones((2, 3)), [10], 5, 1.5), ValueError, "theta must lie"),

@@ -77,9 +77,7 @@ def test_batch_sweeps_threaded(shared):
     m, X, Y = shared
     rs = np.array([1, 2, 5, 40, 400] * 20, dtype=np.int64)
     betas = np.linspace(0.0, 5.0, rs.size)
-    calls = [
-        lambda t=t: _core.prox_batch(m, rs, betas, t) for t in (1, 2, 4)
-    ] + [
+    calls = [lambda t=t: _core.prox_batch(m, rs, betas, t) for t in (1, 2, 4)] + [
         lambda: structdrop.sweep_global_min(m, [1, 3, 9], [0.2, 0.5, 1.0], threads=2),
         lambda: structdrop.sweep_global_min(Y, [1, 2], [0.3, 0.9], X=X, threads=1),
         lambda: structdrop.width_sweep(Y, [2, 4, 8], 2, 0.6, threads=2),
@@ -89,7 +87,13 @@ def test_batch_sweeps_threaded(shared):
     _same(_core.prox_batch(m, rs, betas, 1), _core.prox_batch(m, rs, betas, 3))
 
 
-SCHEMES = [NoDropout(), Dropout(0.7), DropBlock(0.6, 2), OverlappingDropBlock(2, gamma=0.3), DropConnect(0.8)]
+SCHEMES = [
+    NoDropout(),
+    Dropout(0.7),
+    DropBlock(0.6, 2),
+    OverlappingDropBlock(2, gamma=0.3),
+    DropConnect(0.8),
+]
 
 
 def test_objectives_threaded(shared):
@@ -116,8 +120,11 @@ def _train_args(shared):
 def test_train_threaded(shared):
     X, Y, U0, V0 = _train_args(shared)
     calls = [
-        lambda s=s, seed=seed: structdrop.train(X, Y, U0, V0, s, 1e-3, 150, batch_size=2, record_every=50, seed=seed)
-        for s in SCHEMES[1:4] for seed in (0, 1)
+        lambda s=s, seed=seed: structdrop.train(
+            X, Y, U0, V0, s, 1e-3, 150, batch_size=2, record_every=50, seed=seed
+        )
+        for s in SCHEMES[1:4]
+        for seed in (0, 1)
     ]
     _hammer(calls)
 
@@ -131,12 +138,38 @@ def test_train_many_thread_counts(shared):
         for s, k in zip(schemes, seeds)
     ]
     for threads in (1, 2, 16):
-        runs = structdrop.train_many(X, Y, U0, V0, schemes, 1e-3, 200, batch_size=3, record_every=40,
-                                     seed=seeds, threads=threads)
+        runs = structdrop.train_many(
+            X,
+            Y,
+            U0,
+            V0,
+            schemes,
+            1e-3,
+            200,
+            batch_size=3,
+            record_every=40,
+            seed=seeds,
+            threads=threads,
+        )
         _same(serial, runs)
     # several train_many calls at once from Python threads
     with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(structdrop.train_many, X, Y, U0, V0, schemes, 1e-3, 200, batch_size=3,
-                               record_every=40, seed=seeds, threads=t) for t in (1, 2, 3, 0)]
+        futures = [
+            pool.submit(
+                structdrop.train_many,
+                X,
+                Y,
+                U0,
+                V0,
+                schemes,
+                1e-3,
+                200,
+                batch_size=3,
+                record_every=40,
+                seed=seeds,
+                threads=t,
+            )
+            for t in (1, 2, 3, 0)
+        ]
         for fut in futures:
             _same(serial, fut.result())

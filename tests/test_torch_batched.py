@@ -58,11 +58,26 @@ def test_steps_equal_numpy_algorithm1(spec):
     a, d = U0.shape
     b, N = X.shape
     runs, iters, B = 3, 11, 2
-    res = sdt.batched_train(X, Y, U0, V0, spec, 0.05, iters, runs=runs, batch_size=B, record_every=4,
-                            seed=5, device="cpu", chunk_steps=3)
+    res = sdt.batched_train(
+        X,
+        Y,
+        U0,
+        V0,
+        spec,
+        0.05,
+        iters,
+        runs=runs,
+        batch_size=B,
+        record_every=4,
+        seed=5,
+        device="cpu",
+        chunk_steps=3,
+    )
     masks, idx = draws_for_testing(spec, a, b, d, N, res.seeds, iters + 1, B)
     for r in range(runs):
-        U, V = _numpy_algorithm1(X, Y, U0, V0, spec, 0.05, None if masks is None else masks[r], idx[r, :iters])
+        U, V = _numpy_algorithm1(
+            X, Y, U0, V0, spec, 0.05, None if masks is None else masks[r], idx[r, :iters]
+        )
         np.testing.assert_allclose(res.U[r], U, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(res.V[r], V, rtol=1e-10, atol=1e-12)
         # the last stochastic record uses the mask the next step would draw for its first sample
@@ -86,13 +101,27 @@ def test_lr_decay_per_run_initial_weights_and_float32():
     rng = np.random.default_rng(2)
     U0s = U0 + 0.1 * rng.standard_normal((2,) + U0.shape)
     V0s = V0 + 0.1 * rng.standard_normal((2,) + V0.shape)
-    res = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=4.0, seed=7, device="cpu")
+    res = sdt.batched_train(
+        X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=4.0, seed=7, device="cpu"
+    )
     masks, idx = draws_for_testing(spec, 3, 4, 6, 9, res.seeds, 9)
     for r in range(2):
         U, V = _numpy_algorithm1(X, Y, U0s[r], V0s[r], spec, 0.05, masks[r], idx[r], lr_decay=4.0)
         np.testing.assert_allclose(res.U[r], U, rtol=1e-10, atol=1e-12)
-    res32 = sdt.batched_train(X, Y, U0s, V0s, spec, 0.05, 9, runs=2, lr_decay=4.0, seed=7, device="cpu",
-                              dtype=torch.float32)
+    res32 = sdt.batched_train(
+        X,
+        Y,
+        U0s,
+        V0s,
+        spec,
+        0.05,
+        9,
+        runs=2,
+        lr_decay=4.0,
+        seed=7,
+        device="cpu",
+        dtype=torch.float32,
+    )
     assert res32.U.dtype == np.float32
     np.testing.assert_allclose(res32.U, res.U, rtol=1e-4, atol=1e-5)
 
@@ -101,9 +130,13 @@ def test_run_depends_only_on_its_seed():
     X, Y, U0, V0 = _problem(3)
     spec = SchemeSpec("dropout", 0.5)
     many = sdt.batched_train(X, Y, U0, V0, spec, 0.05, 50, runs=5, seed=100, device="cpu")
-    one = sdt.batched_train(X, Y, U0, V0, spec, 0.05, 50, runs=1, seed=103, device="cpu", chunk_steps=7)
+    one = sdt.batched_train(
+        X, Y, U0, V0, spec, 0.05, 50, runs=1, seed=103, device="cpu", chunk_steps=7
+    )
     np.testing.assert_allclose(many.U[3], one.U[0], rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(many.deterministic_objective[3], one.deterministic_objective[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        many.deterministic_objective[3], one.deterministic_objective[0], rtol=1e-12
+    )
     assert not np.allclose(many.U[2], many.U[3])
 
 
@@ -111,11 +144,15 @@ def test_run_depends_only_on_its_seed():
 def test_recorded_objectives_exact_and_stochastic_mean(spec):
     X, Y, U0, V0 = _problem(4)
     runs = 400
-    res = sdt.batched_train(X, Y, U0, V0, spec, 0.02, 60, runs=runs, record_every=30, seed=1, device="cpu")
+    res = sdt.batched_train(
+        X, Y, U0, V0, spec, 0.02, 60, runs=runs, record_every=30, seed=1, device="cpu"
+    )
     # the deterministic record is the exact objective of the recorded weights
     for r in (0, runs - 1):
         t = [torch.as_tensor(m) for m in (Y, res.U[r], res.V[r], X)]
-        assert np.isclose(res.deterministic_objective[r, -1], float(sdt.objective(spec, *t)), rtol=1e-10)
+        assert np.isclose(
+            res.deterministic_objective[r, -1], float(sdt.objective(spec, *t)), rtol=1e-10
+        )
     # the stochastic record (one fresh mask) is an unbiased estimate of it: Monte Carlo over runs
     diff = res.stochastic_objective - res.deterministic_objective
     for k in range(diff.shape[1]):
@@ -137,8 +174,18 @@ def test_sample_indices_uniform_and_masks_keep_rate():
 def test_divergence_is_flagged_not_raised():
     X, Y, U0, V0 = _problem(5)
     with np.errstate(all="ignore"):
-        res = sdt.batched_train(X, Y, 10 * U0, 10 * V0, SchemeSpec("dropout", 0.5), 5.0, 200, runs=2,
-                                record_every=50, device="cpu")
+        res = sdt.batched_train(
+            X,
+            Y,
+            10 * U0,
+            10 * V0,
+            SchemeSpec("dropout", 0.5),
+            5.0,
+            200,
+            runs=2,
+            record_every=50,
+            device="cpu",
+        )
     assert res.diverged.all()
 
 
@@ -176,14 +223,43 @@ def test_statistically_equivalent_to_cpp_engine():
 
     X, Y, U0, V0 = _problem(7, a=4, b=5, d=6, N=20)
     lr, iters, runs, every = 0.02, 200, 256, 25
-    for scheme in (schemes.DropBlock(0.5, 2), schemes.DropConnect(0.6), schemes.OverlappingDropBlock(2, theta=0.5)):
-        ours = sdt.batched_train(X, Y, U0, V0, scheme, lr, iters, runs=runs, batch_size=2, record_every=every,
-                                 seed=0, device="cpu")
-        theirs = structdrop.train_many(X, Y, U0, V0, scheme, lr, iters, batch_size=2, record_every=every,
-                                       seed=range(runs), threads=1)
+    for scheme in (
+        schemes.DropBlock(0.5, 2),
+        schemes.DropConnect(0.6),
+        schemes.OverlappingDropBlock(2, theta=0.5),
+    ):
+        ours = sdt.batched_train(
+            X,
+            Y,
+            U0,
+            V0,
+            scheme,
+            lr,
+            iters,
+            runs=runs,
+            batch_size=2,
+            record_every=every,
+            seed=0,
+            device="cpu",
+        )
+        theirs = structdrop.train_many(
+            X,
+            Y,
+            U0,
+            V0,
+            scheme,
+            lr,
+            iters,
+            batch_size=2,
+            record_every=every,
+            seed=range(runs),
+            threads=1,
+        )
         assert np.array_equal(ours.record_iterations, theirs[0].record_iterations)
         # same initial weights: the exact objective at step 0 agrees to rounding
-        assert np.allclose(ours.deterministic_objective[:, 0], theirs[0].deterministic_objective[0], rtol=1e-10)
+        assert np.allclose(
+            ours.deterministic_objective[:, 0], theirs[0].deterministic_objective[0], rtol=1e-10
+        )
         for field in ("deterministic_objective", "stochastic_objective"):
             a = getattr(ours, field)
             b = np.array([getattr(r, field) for r in theirs])
@@ -206,26 +282,35 @@ def test_cuda_matches_cpu_and_graph_matches_eager(spec):
     kw = dict(runs=16, record_every=20, seed=3)
     cpu = sdt.batched_train(X, Y, U0, V0, spec, 0.03, 60, device="cpu", **kw)
     gpu = sdt.batched_train(X, Y, U0, V0, spec, 0.03, 60, device="cuda", **kw)
-    graph = sdt.batched_train(X, Y, U0, V0, spec, 0.03, 60, device="cuda", cuda_graph=True, chunk_steps=7, **kw)
+    graph = sdt.batched_train(
+        X, Y, U0, V0, spec, 0.03, 60, device="cuda", cuda_graph=True, chunk_steps=7, **kw
+    )
     np.testing.assert_allclose(gpu.U, cpu.U, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(graph.U, gpu.U, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(graph.deterministic_objective, cpu.deterministic_objective, rtol=1e-8)
-    f32 = sdt.batched_train(X, Y, U0, V0, spec, 0.03, 60, device="cuda", cuda_graph=True,
-                            dtype=torch.float32, **kw)
+    np.testing.assert_allclose(
+        graph.deterministic_objective, cpu.deterministic_objective, rtol=1e-8
+    )
+    f32 = sdt.batched_train(
+        X, Y, U0, V0, spec, 0.03, 60, device="cuda", cuda_graph=True, dtype=torch.float32, **kw
+    )
     np.testing.assert_allclose(f32.final_objective, cpu.final_objective, rtol=1e-3)
 
 
 def test_accepts_structdrop_scheme_objects():
     schemes = pytest.importorskip("structdrop.schemes")
     X, Y, U0, V0 = _problem(9)
-    for scheme, spec in [(schemes.DropBlock(0.5, 3), SchemeSpec("dropblock", 0.5, 3)),
-                         (schemes.OverlappingDropBlock(2, gamma=0.3), SchemeSpec("overlapping", 0.49, 2, 0.3)),
-                         (schemes.DropConnect(0.6), SchemeSpec("dropconnect", 0.6))]:
+    for scheme, spec in [
+        (schemes.DropBlock(0.5, 3), SchemeSpec("dropblock", 0.5, 3)),
+        (schemes.OverlappingDropBlock(2, gamma=0.3), SchemeSpec("overlapping", 0.49, 2, 0.3)),
+        (schemes.DropConnect(0.6), SchemeSpec("dropconnect", 0.6)),
+    ]:
         ours = sdt.batched_train(X, Y, U0, V0, scheme, 0.05, 20, runs=2, device="cpu")
         ref = sdt.batched_train(X, Y, U0, V0, spec, 0.05, 20, runs=2, device="cpu")
         np.testing.assert_array_equal(ours.U, ref.U)
         t = [torch.as_tensor(m) for m in (Y, ours.U[1], ours.V[1], X)]
-        assert np.isclose(ours.final_objective[1], scheme.objective(*[m.numpy() for m in t]), rtol=1e-10)
+        assert np.isclose(
+            ours.final_objective[1], scheme.objective(*[m.numpy() for m in t]), rtol=1e-10
+        )
 
 
 @pytest.mark.gpu
@@ -244,8 +329,20 @@ def test_cuda_no_host_sync_per_step(graph):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                sdt.batched_train(X, Y, U0, V0, spec, 0.01, iterations, runs=8, record_every=10,
-                                  device="cuda", cuda_graph=graph, chunk_steps=5)
+                sdt.batched_train(
+                    X,
+                    Y,
+                    U0,
+                    V0,
+                    spec,
+                    0.01,
+                    iterations,
+                    runs=8,
+                    record_every=10,
+                    device="cuda",
+                    cuda_graph=graph,
+                    chunk_steps=5,
+                )
         finally:
             torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)

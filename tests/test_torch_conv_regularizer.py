@@ -27,8 +27,11 @@ def _enumerated_objective(Y, W, c, F, keep, prob, shared):
     total = 0.0
     for n in range(n_batch):
         f = F[n].reshape(channels, -1)
-        combos = [(i,) * channels for i in range(len(prob))] if shared else itertools.product(
-            range(len(prob)), repeat=channels)
+        combos = (
+            [(i,) * channels for i in range(len(prob))]
+            if shared
+            else itertools.product(range(len(prob)), repeat=channels)
+        )
         for combo in combos:
             pr = prob[combo[0]] if shared else np.prod([prob[i] for i in combo])
             masked = np.concatenate([scaled[i] * f[ch] for ch, i in enumerate(combo)])
@@ -40,11 +43,11 @@ CASES = [
     # (map, block, p, layer kwargs, channels)
     ((3, 3), 2, 0.3, dict(seeds="valid"), 2),
     ((2, 2), (1, 2), 0.25, dict(), 2),
-    ((2, 2), 3, 0.4, dict(), 1),                               # block larger than the map
+    ((2, 2), 3, 0.4, dict(), 1),  # block larger than the map
     ((2, 3), 2, 0.35, dict(share_channels=True), 3),
     ((3, 4), 2, 0.3, dict(overlapping=False), 2),
     ((2, 3), (2, 2), 0.3, dict(overlapping=False, random_offset=True), 1),
-    ((1, 2, 2), (1, 2, 2), 0.3, dict(), 1),                   # 3-D
+    ((1, 2, 2), (1, 2, 2), 0.3, dict(), 1),  # 3-D
     ((2, 2, 2), 2, 0.3, dict(seeds="valid", share_channels=True), 2),
 ]
 
@@ -64,11 +67,20 @@ def test_objective_equals_enumeration(shape, block, p, kw, channels):
     got = sdt.dropblock_conv_objective(layer, t["Y"], t["W"], t["F"], t["c"])
     assert np.isclose(float(got), exact, rtol=1e-11)
     fit = np.sum((Y - F.reshape(n_batch, -1) @ W.T - c) ** 2)
-    assert np.isclose(float(sdt.dropblock_conv_regularizer(layer, t["W"], t["F"])), exact - fit, rtol=1e-10)
+    assert np.isclose(
+        float(sdt.dropblock_conv_regularizer(layer, t["W"], t["F"])), exact - fit, rtol=1e-10
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(seeds="valid"), dict(share_channels=True),
-                                dict(overlapping=False, random_offset=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(seeds="valid"),
+        dict(share_channels=True),
+        dict(overlapping=False, random_offset=True),
+    ],
+)
 def test_objective_against_monte_carlo_through_the_layer(kw):
     """Mean sampled loss of the real forward (each draw: a batch of masks) within 5 standard errors."""
     torch.manual_seed(21)
@@ -79,11 +91,19 @@ def test_objective_against_monte_carlo_through_the_layer(kw):
     layer = sdt.DropBlock2d(3, p=0.3, **kw)
     draws = 3000
     masked = layer(F.repeat(draws, 1, 1, 1))  # draws x N independent samples
-    losses = (Y.repeat(draws, 1) - masked.flatten(1) @ W.T).square().sum(1).reshape(draws, n_batch).sum(1)
+    losses = (
+        (Y.repeat(draws, 1) - masked.flatten(1) @ W.T)
+        .square()
+        .sum(1)
+        .reshape(draws, n_batch)
+        .sum(1)
+    )
     exact = float(sdt.dropblock_conv_objective(layer, Y, W, F))
     se = float(losses.std()) / np.sqrt(draws)
     assert abs(float(losses.mean()) - exact) <= 5 * se, (float(losses.mean()), exact, se)
-    assert float(sdt.dropblock_conv_regularizer(layer, W, F)) > 10 * se  # the test can see the regulariser
+    assert (
+        float(sdt.dropblock_conv_regularizer(layer, W, F)) > 10 * se
+    )  # the test can see the regulariser
 
 
 def test_reduces_to_the_1d_formulas():
@@ -96,22 +116,36 @@ def test_reduces_to_the_1d_formulas():
     over = sdt.DropBlock2d((1, r), p=0.4, seeds="valid")
     gamma = over.gamma()
     expected = sdt.overlapping_dropblock_regularizer(U, G, r, gamma=gamma)
-    assert np.isclose(float(sdt.dropblock_conv_regularizer(over, U, feats)), float(expected), rtol=1e-12)
+    assert np.isclose(
+        float(sdt.dropblock_conv_regularizer(over, U, feats)), float(expected), rtol=1e-12
+    )
     tiles = sdt.DropBlock2d((1, r), p=0.4, overlapping=False)
     expected = sdt.dropblock_regularizer(U, G, 0.6, r)
-    assert np.isclose(float(sdt.dropblock_conv_regularizer(tiles, U, feats)), float(expected), rtol=1e-12)
+    assert np.isclose(
+        float(sdt.dropblock_conv_regularizer(tiles, U, feats)), float(expected), rtol=1e-12
+    )
 
 
 def test_gradients():
     rng = np.random.default_rng(23)
     layer = sdt.DropBlock2d(2, p=0.3, seeds="valid")
-    args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((3, 2), (2, 12), (3, 1, 3, 4))]
-    assert torch.autograd.gradcheck(lambda Y, W, F: sdt.dropblock_conv_objective(layer, Y, W, F), args)
+    args = [
+        torch.as_tensor(rng.standard_normal(s)).requires_grad_()
+        for s in ((3, 2), (2, 12), (3, 1, 3, 4))
+    ]
+    assert torch.autograd.gradcheck(
+        lambda Y, W, F: sdt.dropblock_conv_objective(layer, Y, W, F), args
+    )
     cube = sdt.DropBlock3d((2, 3, 2), p=0.25)
-    args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((2, 2 * 36), (2, 2, 3, 4, 3))]
+    args = [
+        torch.as_tensor(rng.standard_normal(s)).requires_grad_()
+        for s in ((2, 2 * 36), (2, 2, 3, 4, 3))
+    ]
     assert torch.autograd.gradcheck(lambda W, F: sdt.dropblock_conv_regularizer(cube, W, F), args)
     shared = sdt.DropBlock2d(3, p=0.2, share_channels=True)
-    args = [torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((2, 24), (2, 2, 3, 4))]
+    args = [
+        torch.as_tensor(rng.standard_normal(s)).requires_grad_() for s in ((2, 24), (2, 2, 3, 4))
+    ]
     assert torch.autograd.gradcheck(lambda W, F: sdt.dropblock_conv_regularizer(shared, W, F), args)
 
 

@@ -15,7 +15,9 @@ try:
     HAVE_SKLEARN = True
 except ImportError:
     HAVE_SKLEARN = False
-needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason="the digits data ships with scikit-learn")
+needs_sklearn = pytest.mark.skipif(
+    not HAVE_SKLEARN, reason="the digits data ships with scikit-learn"
+)
 
 
 def _data():
@@ -30,8 +32,17 @@ def _data():
 
 def test_small_deep_experiment_respects_the_bound():
     data = _data()
-    res = sdt.deep_experiment(0.5, dataset=data, n_train=200, epochs=3, batch_size=25, lr=3e-3, seed=1,
-                              device="cpu", trunk="small_cnn")
+    res = sdt.deep_experiment(
+        0.5,
+        dataset=data,
+        n_train=200,
+        epochs=3,
+        batch_size=25,
+        lr=3e-3,
+        seed=1,
+        device="cpu",
+        trunk="small_cnn",
+    )
     assert res.trunk == "small_cnn" and res.n_train == 200
     assert res.objective.shape == (4,) and res.train_loss.shape == (3,)
     # Theorem 7 bound for one-hot targets: computed independently here from the singular values of Y
@@ -49,8 +60,12 @@ def test_small_deep_experiment_respects_the_bound():
     assert res.objective[-1] < res.objective[0]  # training decreases the exact objective
     assert res.gap >= 1
     assert np.all(np.diff(res.singular_values) <= 1e-12) and res.singular_values.shape == (10,)
-    np.testing.assert_allclose(res.theory_singular_values[: gm.singular_values.size], gm.singular_values[:10])
-    expected = np.max(np.abs(res.singular_values - res.theory_singular_values)) / gm.singular_values[0]
+    np.testing.assert_allclose(
+        res.theory_singular_values[: gm.singular_values.size], gm.singular_values[:10]
+    )
+    expected = (
+        np.max(np.abs(res.singular_values - res.theory_singular_values)) / gm.singular_values[0]
+    )
     assert np.isclose(res.singular_value_error, expected)
 
 
@@ -63,7 +78,9 @@ def test_recorded_objective_is_lemma1_of_the_features():
     Y = torch.nn.functional.one_hot(labels, 10).double().T
     with torch.no_grad():
         G = net.features(x).T
-        exact = float(sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), Y, net.last.weight, G))
+        exact = float(
+            sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), Y, net.last.weight, G)
+        )
         net.train()
         head = torch.nn.Sequential(net.drop, net.last)
         samples = torch.stack([(Y.T - head(G.T)).square().sum() for _ in range(4000)]).numpy()

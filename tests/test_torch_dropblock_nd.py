@@ -24,15 +24,15 @@ def _block_tuple(block, k):
 ENUMERATED = [
     ((3, 3), 2, 0.3, dict()),
     ((2, 4), (2, 3), 0.2, dict()),
-    ((2, 2), 3, 0.25, dict()),                      # block larger than the map
-    ((3, 4), 2, 0.4, dict(seeds="valid")),          # even block, border units dropped less
+    ((2, 2), 3, 0.25, dict()),  # block larger than the map
+    ((3, 4), 2, 0.4, dict(seeds="valid")),  # even block, border units dropped less
     ((4, 4), (3, 2), 0.3, dict(seeds="valid")),
-    ((1, 2, 3), (1, 2, 2), 0.3, dict()),            # 3-D
+    ((1, 2, 3), (1, 2, 2), 0.3, dict()),  # 3-D
     ((2, 2, 3), (2, 1, 2), 0.5, dict(seeds="valid")),
     ((3, 5), 2, 0.35, dict(overlapping=False)),
     ((3, 4), (2, 3), 0.3, dict(overlapping=False, random_offset=True)),
     ((2, 2, 3), 2, 0.3, dict(overlapping=False, random_offset=True)),
-    ((2, 3), 4, 0.3, dict(overlapping=False)),       # one partial tile
+    ((2, 3), 4, 0.3, dict(overlapping=False)),  # one partial tile
 ]
 
 
@@ -61,13 +61,17 @@ def test_interior_units_dropped_with_exactly_p():
     mu = sdt.DropBlock2d(3, p=0.15).mask_moments(5, 4).keep_probability
     assert torch.allclose(mu, torch.full_like(mu, 0.85), rtol=0, atol=1e-14)
     valid = sdt.DropBlock2d(3, p=0.15, seeds="valid").mask_moments(7, 7).keep_probability
-    assert torch.allclose(valid[2:5, 2:5], torch.full((3, 3), 0.85, dtype=torch.float64), atol=1e-14)
+    assert torch.allclose(
+        valid[2:5, 2:5], torch.full((3, 3), 0.85, dtype=torch.float64), atol=1e-14
+    )
     assert valid[0, 0] > 0.98  # the corner is covered by one seed only
     assert np.isclose(float(valid[0, 0]), 0.85 ** (1 / 9))
 
 
 SAMPLED = [(*case, sampler) for case in ENUMERATED[:6] for sampler in ("dense", "sparse")] + [
-    (*ENUMERATED[7], "dense"), (*ENUMERATED[8], "dense")]  # tiles have one sampler
+    (*ENUMERATED[7], "dense"),
+    (*ENUMERATED[8], "dense"),
+]  # tiles have one sampler
 
 
 @pytest.mark.parametrize("shape,block,p,kw,sampler", SAMPLED)
@@ -107,7 +111,7 @@ MC_SETTINGS = [
     ((7, 7), 3, 0.1, dict()),
     ((7, 7), 5, 0.3, dict()),
     ((5, 6), (4, 2), 0.2, dict()),
-    ((4, 4), 7, 0.5, dict()),                       # block larger than the map
+    ((4, 4), 7, 0.5, dict()),  # block larger than the map
     ((6, 6), 4, 0.25, dict(seeds="valid")),
     ((8, 5), (3, 5), 0.4, dict(seeds="valid")),
     ((6, 7), 3, 0.3, dict(share_channels=True)),
@@ -145,7 +149,9 @@ def test_mask_moments_against_sampling_covariance():
     n = 20000
     kept = (layer(torch.ones(n, 1, 4, 5, dtype=torch.float64)) > 0).reshape(n, -1).double().numpy()
     pair = kept.T @ kept / n
-    exact = (m.covariance + torch.outer(m.keep_probability.reshape(-1), m.keep_probability.reshape(-1))).numpy()
+    exact = (
+        m.covariance + torch.outer(m.keep_probability.reshape(-1), m.keep_probability.reshape(-1))
+    ).numpy()
     assert np.all(np.abs(pair - exact) <= 5 * np.sqrt(exact * (1 - exact) / n) + 1e-12)
 
 
@@ -172,11 +178,18 @@ def test_eval_identity_gradient_dtype_and_layouts():
     layer.eval()
     assert layer(x) is x
     assert sdt.DropBlock2d(3, p=0.0)(x) is x
-    for cls, fmt, shape in [(sdt.DropBlock2d, torch.channels_last, (2, 4, 7, 6)),
-                            (sdt.DropBlock3d, torch.channels_last_3d, (2, 4, 3, 5, 4))]:
-        for kw in [dict(sampler="dense"), dict(sampler="sparse"), dict(seeds="valid", block_size=2),
-                   dict(seeds="valid", block_size=2, sampler="dense"),
-                   dict(overlapping=False), dict(share_channels=True)]:
+    for cls, fmt, shape in [
+        (sdt.DropBlock2d, torch.channels_last, (2, 4, 7, 6)),
+        (sdt.DropBlock3d, torch.channels_last_3d, (2, 4, 3, 5, 4)),
+    ]:
+        for kw in [
+            dict(sampler="dense"),
+            dict(sampler="sparse"),
+            dict(seeds="valid", block_size=2),
+            dict(seeds="valid", block_size=2, sampler="dense"),
+            dict(overlapping=False),
+            dict(share_channels=True),
+        ]:
             kw = dict(kw)
             block = kw.pop("block_size", 3)
             xc = torch.randn(shape).to(memory_format=fmt)
@@ -189,8 +202,12 @@ def test_eval_identity_gradient_dtype_and_layouts():
 def test_generator_reproducible():
     x = torch.ones(4, 2, 9, 9)
     for sampler in ("dense", "sparse"):
-        outs = [sdt.DropBlock2d(3, p=0.3, sampler=sampler, generator=torch.Generator().manual_seed(s))(x)
-                for s in (5, 5, 6)]
+        outs = [
+            sdt.DropBlock2d(3, p=0.3, sampler=sampler, generator=torch.Generator().manual_seed(s))(
+                x
+            )
+            for s in (5, 5, 6)
+        ]
         assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
 
 
@@ -245,8 +262,15 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("kw", [dict(), dict(seeds="valid"), dict(overlapping=False, random_offset=True),
-                                dict(share_channels=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(seeds="valid"),
+        dict(overlapping=False, random_offset=True),
+        dict(share_channels=True),
+    ],
+)
 def test_cuda_masks_on_device_unbiased_channels_last(kw):
     torch.manual_seed(14)
     layer = sdt.DropBlock2d(3, p=0.3, **kw)

@@ -27,7 +27,9 @@ def _timm_fast_mask(n, H, W, p, b):
     return 1 - F.max_pool2d(seeds, kernel_size=cb, stride=1, padding=cb // 2)
 
 
-@pytest.mark.parametrize("shape,block,p", [((7, 7), 3, 0.1), ((7, 7), 5, 0.1), ((6, 9), 3, 0.3), ((5, 5), 5, 0.05)])
+@pytest.mark.parametrize(
+    "shape,block,p", [((7, 7), 3, 0.1), ((7, 7), 5, 0.1), ((6, 9), 3, 0.3), ((5, 5), 5, 0.05)]
+)
 def test_exact_maps_match_sampled_published_rules(shape, block, p):
     torch.manual_seed(50)
     stats = sdt.mask_statistics(shape, block, p)
@@ -42,8 +44,12 @@ def test_exact_maps_match_sampled_published_rules(shape, block, p):
 def test_the_numbers_quoted_in_the_issue_and_structdrop_rows():
     small = sdt.mask_statistics((7, 7), 3, 0.1)
     tv = small.drop_rates["torchvision"]
-    assert math.isclose(tv[3, 3], 0.1798, abs_tol=5e-4) and math.isclose(tv[0, 0], 0.0218, abs_tol=5e-4)
-    assert math.isclose(sdt.mask_statistics((7, 7), 5, 0.1).drop_rates["timm"].mean(), 0.31, abs_tol=0.005)
+    assert math.isclose(tv[3, 3], 0.1798, abs_tol=5e-4) and math.isclose(
+        tv[0, 0], 0.0218, abs_tol=5e-4
+    )
+    assert math.isclose(
+        sdt.mask_statistics((7, 7), 5, 0.1).drop_rates["timm"].mean(), 0.31, abs_tol=0.005
+    )
     assert np.allclose(small.drop_rates["structdrop"], 0.1, atol=1e-14)
     mm = sdt.DropBlock2d(3, p=0.1, seeds="valid").mask_moments(7, 7).drop_probability.numpy()
     assert np.allclose(small.drop_rates["structdrop-valid"], mm, atol=1e-14)
@@ -61,8 +67,13 @@ def test_failing_settings_are_reported_not_computed():
     even = sdt.mask_statistics((8, 8), 4, 0.1)
     assert set(even.failures) == {"torchvision", "timm"} and "even" in even.failures["torchvision"]
     large = sdt.mask_statistics((5, 6), 7, 0.2)  # timm: (6 - 7 + 1)(5 - 7 + 1) = 0 in the seed rate
-    assert "structdrop-valid" not in large.drop_rates and np.allclose(large.drop_rates["structdrop"], 0.2)
-    assert set(large.failures) == {"torchvision", "timm"} and "division by zero" in large.failures["timm"]
+    assert "structdrop-valid" not in large.drop_rates and np.allclose(
+        large.drop_rates["structdrop"], 0.2
+    )
+    assert (
+        set(large.failures) == {"torchvision", "timm"}
+        and "division by zero" in large.failures["timm"]
+    )
     with pytest.raises(ValueError, match="p must lie"):
         sdt.mask_statistics((7, 7), 3, 1.0)
     with pytest.raises(ValueError, match="spatial_shape"):

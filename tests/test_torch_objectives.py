@@ -29,7 +29,10 @@ def _unit_masks(spec, d):
         k = d // spec.block_size
         for w in itertools.product([0, 1], repeat=k):
             w = np.array(w, float)
-            yield np.repeat(w, spec.block_size), np.prod(np.where(w == 1, spec.theta, 1 - spec.theta))
+            yield (
+                np.repeat(w, spec.block_size),
+                np.prod(np.where(w == 1, spec.theta, 1 - spec.theta)),
+            )
         return
     r, g = spec.block_size, spec.gamma
     for s in itertools.product([0, 1], repeat=d - r + 1):
@@ -65,14 +68,18 @@ def test_unit_scheme_objective_equals_enumeration(spec):
     exact, pairs, mu = _enumerated_objective(spec, Y, U, G)
     t = [torch.as_tensor(m) for m in (Y, U, V, X)]
     assert np.isclose(float(sdt.objective(spec, *t)), exact, rtol=1e-12)
-    assert np.isclose(float(sdt.feature_objective(spec, t[0], t[1], torch.as_tensor(G))), exact, rtol=1e-12)
+    assert np.isclose(
+        float(sdt.feature_objective(spec, t[0], t[1], torch.as_tensor(G))), exact, rtol=1e-12
+    )
     # C-bar by enumeration: E[z z^T] / (mu mu^T) - 1 (Lemma 10)
     second = sum(p * np.outer(z, z) for z, p in pairs)
     cbar = second / np.outer(mu, mu) - 1
     assert np.allclose(sdt.characteristic_matrix(spec, d).numpy(), cbar, atol=1e-12)
     # generalized_objective from the enumerated mean and covariance
     cov = second - np.outer(mu, mu)
-    val = sdt.generalized_objective(t[0], t[1], torch.as_tensor(G), torch.as_tensor(mu), torch.as_tensor(cov))
+    val = sdt.generalized_objective(
+        t[0], t[1], torch.as_tensor(G), torch.as_tensor(mu), torch.as_tensor(cov)
+    )
     assert np.isclose(float(val), exact, rtol=1e-12)
 
 
@@ -104,7 +111,9 @@ def test_dropconnect_equals_enumeration_and_differs_from_printed_theorem_13():
     spec = SchemeSpec("dropconnect", theta)
     assert np.isclose(float(sdt.objective(spec, *t)), exact, rtol=1e-12)
     fit = np.sum((Y - U @ V.T @ X) ** 2)
-    assert np.isclose(float(sdt.dropconnect_regularizer(t[1], t[2], t[3], theta)), exact - fit, rtol=1e-12)
+    assert np.isclose(
+        float(sdt.dropconnect_regularizer(t[1], t[2], t[3], theta)), exact - fit, rtol=1e-12
+    )
     printed = fit + (1 - theta) / theta * np.sum(np.sum(U**2, 0) * np.sum((X.T @ V) ** 2, 0))
     assert abs(printed - exact) > 1e-3 * exact  # the paper's formula is not the expectation here
 
@@ -129,11 +138,15 @@ def test_gradient_of_objective_is_mean_gradient_over_masks():
     assert torch.allclose(gg, grads[1], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("spec", UNIT_SPECS[1:] + [SchemeSpec("dropconnect", 0.35)], ids=lambda s: s.kind)
+@pytest.mark.parametrize(
+    "spec", UNIT_SPECS[1:] + [SchemeSpec("dropconnect", 0.35)], ids=lambda s: s.kind
+)
 def test_gradcheck(spec):
     rng = np.random.default_rng(14)
     a, b, d, N = 2, 3, 6, 4
-    args = [torch.as_tensor(_rand(rng, *s)).requires_grad_() for s in ((a, N), (a, d), (b, d), (b, N))]
+    args = [
+        torch.as_tensor(_rand(rng, *s)).requires_grad_() for s in ((a, N), (a, d), (b, d), (b, N))
+    ]
     assert torch.autograd.gradcheck(lambda *t: sdt.objective(spec, *t), args)
 
 
@@ -168,7 +181,9 @@ def test_float32_and_errors():
     with pytest.raises(TypeError, match="scheme"):
         sdt.objective("dropout", torch.randn(2, 5), U, torch.randn(3, 4), torch.randn(3, 5))
     with pytest.raises(ValueError, match="zero"):
-        sdt.generalized_objective(torch.randn(2, 5), U, G, torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.eye(4))
+        sdt.generalized_objective(
+            torch.randn(2, 5), U, G, torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.eye(4)
+        )
 
 
 # ------------------------------------------------------- agreement with structdrop.schemes (NumPy/C++)
@@ -192,7 +207,12 @@ def test_objectives_agree_with_numpy_schemes():
     for scheme in _numpy_schemes():
         expected = scheme.objective(Y, U, V, X)
         assert np.isclose(float(sdt.objective(scheme, *t)), expected, rtol=1e-12), scheme
-        assert np.isclose(float(sdt.regularizer(scheme, *t[1:])), scheme.regularizer(U, V, X), rtol=1e-11, atol=1e-12)
+        assert np.isclose(
+            float(sdt.regularizer(scheme, *t[1:])),
+            scheme.regularizer(U, V, X),
+            rtol=1e-11,
+            atol=1e-12,
+        )
         if type(scheme).__name__ != "DropConnect":
             cbar = sdt.characteristic_matrix(scheme, d).numpy()
             assert np.allclose(cbar, scheme.characteristic_matrix(d), atol=1e-12)
@@ -206,7 +226,13 @@ def test_generalized_objective_agrees_with_numpy():
     rng = np.random.default_rng(17)
     d = 4
     L = _rand(rng, d, d)
-    Y, U, G, mean, cov = _rand(rng, 3, 5), _rand(rng, 3, d), _rand(rng, d, 5), rng.uniform(0.2, 1, d), L @ L.T
+    Y, U, G, mean, cov = (
+        _rand(rng, 3, 5),
+        _rand(rng, 3, d),
+        _rand(rng, d, 5),
+        rng.uniform(0.2, 1, d),
+        L @ L.T,
+    )
     expected = structdrop.generalized_objective(Y, U, G, mean, cov)
     got = sdt.generalized_objective(*[torch.as_tensor(m) for m in (Y, U, G, mean, cov)])
     assert np.isclose(float(got), expected.objective, rtol=1e-12)

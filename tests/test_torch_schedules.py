@@ -30,7 +30,9 @@ def test_layer_uses_the_scheduled_rate():
     assert layer.step() == pytest.approx(0.1)
     layer.step(1)
     assert layer.p == pytest.approx(0.2)
-    dropped = (layer(x)[:, 0, 2, 3] == 0).double().mean().item()  # one unit over 2000 independent maps
+    dropped = (
+        (layer(x)[:, 0, 2, 3] == 0).double().mean().item()
+    )  # one unit over 2000 independent maps
     assert abs(dropped - 0.2) <= 5 * math.sqrt(0.2 * 0.8 / 2000)
     m = layer.mask_moments(6, 6).keep_probability
     assert torch.allclose(m, torch.full_like(m, 0.8))
@@ -64,7 +66,10 @@ def test_state_dict_round_trip_resumes_the_schedule():
     assert rates["1"] == pytest.approx(0.3 * (1 - math.cos(math.pi * 0.37)) / 2)
     assert rates["3.parametrizations.weight.0"] == pytest.approx(0.5 * 37 / 50)
     state = model.state_dict()
-    assert int(state["1.schedule_step"]) == 37 and int(state["3.parametrizations.weight.0.schedule_step"]) == 37
+    assert (
+        int(state["1.schedule_step"]) == 37
+        and int(state["3.parametrizations.weight.0.schedule_step"]) == 37
+    )
     buffer = io.BytesIO()
     torch.save({"model": state}, buffer)
     buffer.seek(0)
@@ -72,7 +77,9 @@ def test_state_dict_round_trip_resumes_the_schedule():
     assert resumed[1].p == 0.0
     resumed.load_state_dict(torch.load(buffer)["model"])
     assert resumed[1].p == pytest.approx(model[1].p)
-    assert resumed[3].parametrizations.weight[0].p == pytest.approx(model[3].parametrizations.weight[0].p)
+    assert resumed[3].parametrizations.weight[0].p == pytest.approx(
+        model[3].parametrizations.weight[0].p
+    )
     # both continue identically
     a, b = sdt.DropRateScheduler(model).step(20), sdt.DropRateScheduler(resumed).step(20)
     assert a == pytest.approx(b)

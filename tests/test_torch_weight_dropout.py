@@ -45,7 +45,9 @@ def test_linear_forward_and_gradient_match_a_hand_written_masked_layer():
     assert torch.allclose(out, expected, rtol=1e-14, atol=1e-14)
     (g,) = torch.autograd.grad(out.square().sum(), w)
     w_ref = w.detach().clone().requires_grad_()
-    (g_ref,) = torch.autograd.grad((x @ (w_ref * mask / (1 - p)).T + layer.bias).square().sum(), w_ref)
+    (g_ref,) = torch.autograd.grad(
+        (x @ (w_ref * mask / (1 - p)).T + layer.bias).square().sum(), w_ref
+    )
     assert torch.allclose(g, g_ref, rtol=1e-13, atol=1e-13)
     # one mask for the whole call: identical rows give identical outputs; a new mask per call
     same = layer(x[:1].expand(4, 5))
@@ -70,7 +72,9 @@ def test_lstm_one_mask_over_all_time_steps_and_gradients():
         out, _ = lstm(x)
     mask = _mask(lstm, "weight_hh_l0").to(torch.float64)
     w_hh = lstm.parametrizations.weight_hh_l0.original
-    ref = _manual_lstm(x, lstm.weight_ih_l0, w_hh * mask / (1 - p), lstm.bias_ih_l0, lstm.bias_hh_l0)
+    ref = _manual_lstm(
+        x, lstm.weight_ih_l0, w_hh * mask / (1 - p), lstm.bias_ih_l0, lstm.bias_hh_l0
+    )
     assert torch.allclose(out, ref, rtol=1e-12, atol=1e-13)  # the same masked weight at every step
     loss = out.square().sum()
     grads = torch.autograd.grad(loss, [w_hh, lstm.weight_ih_l0])
@@ -133,7 +137,9 @@ def test_mask_rate_and_per_sample_linear():
     n = conv.weight.numel()
     assert abs(kept - (1 - p)) <= 5 * math.sqrt(p * (1 - p) / n)
     # per-sample masks: mean W x + b and variance beta sum_j W_oj^2 x_j^2 (independent weights)
-    layer = sdt.weight_dropout(torch.nn.Linear(5, 3, dtype=torch.float64), theta=0.4, per_sample=True)
+    layer = sdt.weight_dropout(
+        torch.nn.Linear(5, 3, dtype=torch.float64), theta=0.4, per_sample=True
+    )
     x = torch.randn(5, dtype=torch.float64)
     draws = 20000
     out = layer(x.expand(draws, 5)).detach().numpy()
@@ -165,8 +171,15 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
     X = torch.randn(4, 3, dtype=torch.float64)
     Y = torch.randn(4, 2, dtype=torch.float64)
     W = layer.parametrizations.weight.original
-    exact = _enumerated_loss(Y.numpy(), readout.weight.detach().numpy(), readout.bias.detach().numpy(),
-                             W.detach().numpy(), layer.bias.detach().numpy(), X.numpy(), p)
+    exact = _enumerated_loss(
+        Y.numpy(),
+        readout.weight.detach().numpy(),
+        readout.bias.detach().numpy(),
+        W.detach().numpy(),
+        layer.bias.detach().numpy(),
+        X.numpy(),
+        p,
+    )
     got = sdt.linear_weight_dropout_objective(Y, readout, layer, X)
     assert np.isclose(float(got.detach()), exact, rtol=1e-12)
     # the paper's Theorem 13 form (beta sum_i ||u_i||^2 ||X^T v_i||^2) is a different number here
@@ -182,8 +195,10 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
     got.backward()
     assert W.grad is not None and readout.weight.grad is not None
     plain = torch.nn.Linear(3, 2, dtype=torch.float64)
-    assert np.isclose(float(sdt.linear_weight_dropout_objective(Y, readout, plain, X).detach()),
-                      float((Y - readout(plain(X))).square().sum().detach()))
+    assert np.isclose(
+        float(sdt.linear_weight_dropout_objective(Y, readout, plain, X).detach()),
+        float((Y - readout(plain(X))).square().sum().detach()),
+    )
 
 
 def test_scheduled_weight_dropout():
@@ -227,7 +242,9 @@ def test_cuda_lstm_matches_the_hand_written_masked_loop():
     sdt.weight_dropout(lstm, ("weight_hh_l0",), p=0.5)
     x = torch.randn(2, 6, 3, device="cuda", dtype=torch.float64)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # cuDNN copies the non-contiguous masked weights (warned once)
+        warnings.simplefilter(
+            "ignore"
+        )  # cuDNN copies the non-contiguous masked weights (warned once)
         out, _ = lstm(x)
     mask = _mask(lstm, "weight_hh_l0").to(torch.float64)
     assert mask.device.type == "cuda"
@@ -257,8 +274,9 @@ def test_stacked_bidirectional_lstm_flatten_parameters_and_state_dict():
     # the parametrized module stores the original under parametrizations.<name>.original
     state = dropped.state_dict()
     assert "parametrizations.weight_hh_l1.original" in state and "weight_ih_l1" in state
-    again = sdt.weight_dropout(torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True),
-                               names, p=0.5)
+    again = sdt.weight_dropout(
+        torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True), names, p=0.5
+    )
     again.load_state_dict(state)
     again.eval()
     assert torch.equal(again(x)[0], dropped(x)[0])

@@ -22,7 +22,9 @@ try:
     import distributed
 except ImportError:  # pragma: no cover - exercised only without the dask extra
     distributed = None
-needs_distributed = pytest.mark.skipif(distributed is None, reason="needs dask.distributed (the dask extra)")
+needs_distributed = pytest.mark.skipif(
+    distributed is None, reason="needs dask.distributed (the dask extra)"
+)
 
 
 def _same_result(local, remote) -> None:
@@ -40,28 +42,51 @@ def _problem(seed=0, a=3, b=5, N=40):
 @pytest.fixture(scope="module")
 def client():
     # Worker processes (not threads): the runs' settings and results really are pickled.
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
 def test_import_structdrop_imports_neither_dask_nor_distributed():
-    code = ("import sys, numpy as np, structdrop\n"
-            "from structdrop.schemes import Dropout\n"
-            "X, Y = np.ones((2, 3)), np.ones((1, 3))\n"
-            "structdrop.train_many(X, Y, np.ones((1, 2)), np.ones((2, 2)), Dropout(0.5), 0.01, 5, seed=[0, 1])\n"
-            "print(sorted(m for m in ('dask', 'distributed', 'tqdm') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, numpy as np, structdrop\n"
+        "from structdrop.schemes import Dropout\n"
+        "X, Y = np.ones((2, 3)), np.ones((1, 3))\n"
+        "structdrop.train_many(X, Y, np.ones((1, 2)), np.ones((2, 2)), Dropout(0.5), 0.01, 5, seed=[0, 1])\n"
+        "print(sorted(m for m in ('dask', 'distributed', 'tqdm') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_results_and_errors_pickle_with_their_fields():
     X, Y, rng = _problem()
-    result = structdrop.train(X, Y, 0.3 * rng.standard_normal((3, 4)), 0.3 * rng.standard_normal((5, 4)),
-                              Dropout(0.5), 0.01, 30, record_every=7, seed=3)
+    result = structdrop.train(
+        X,
+        Y,
+        0.3 * rng.standard_normal((3, 4)),
+        0.3 * rng.standard_normal((5, 4)),
+        Dropout(0.5),
+        0.01,
+        30,
+        record_every=7,
+        seed=3,
+    )
     _same_result(result, pickle.loads(pickle.dumps(result)))
-    error = pickle.loads(pickle.dumps(structdrop.TrainingDiverged("run 4 (seed 9): diverged", step=17, run=4)))
+    error = pickle.loads(
+        pickle.dumps(structdrop.TrainingDiverged("run 4 (seed 9): diverged", step=17, run=4))
+    )
     assert isinstance(error, structdrop.TrainingDiverged) and isinstance(error, FloatingPointError)
     assert (str(error), error.step, error.run) == ("run 4 (seed 9): diverged", 17, 4)
 
@@ -70,7 +95,13 @@ def test_results_and_errors_pickle_with_their_fields():
 @pytest.mark.parametrize("threads", [0, 2])
 def test_every_run_on_the_cluster_is_bit_identical_to_local_train(client, threads):
     X, Y, rng = _problem(1)
-    schemes = [NoDropout(), Dropout(0.6), DropBlock(0.5, 2), OverlappingDropBlock(2, gamma=0.2), DropConnect(0.7)]
+    schemes = [
+        NoDropout(),
+        Dropout(0.6),
+        DropBlock(0.5, 2),
+        OverlappingDropBlock(2, gamma=0.2),
+        DropConnect(0.7),
+    ]
     R = 13  # not a multiple of the batch count: uneven batches
     widths = [4, 6] * 6 + [4]
     U0 = [0.3 * rng.standard_normal((3, d)) for d in widths]
@@ -99,9 +130,13 @@ def test_every_run_on_the_cluster_is_bit_identical_to_local_train(client, thread
 def test_shared_factors_and_many_small_batches(client):
     X, Y, rng = _problem(2)
     U0, V0 = 0.3 * rng.standard_normal((3, 4)), 0.3 * rng.standard_normal((5, 4))
-    remote = structdrop.train_many(X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=range(20), client=client)
+    remote = structdrop.train_many(
+        X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=range(20), client=client
+    )
     for seed, result in enumerate(remote):
-        _same_result(structdrop.train(X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=seed), result)
+        _same_result(
+            structdrop.train(X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=seed), result
+        )
 
 
 @needs_distributed
@@ -111,7 +146,9 @@ def test_divergence_on_a_worker_names_the_run_and_the_step(client):
     lrs = [0.01] * 10
     lrs[7] = 1e3
     with pytest.raises(structdrop.TrainingDiverged, match=r"run 7 \(seed 107\)") as info:
-        structdrop.train_many(X, Y, U0, V0, Dropout(0.5), lrs, 300, seed=range(100, 110), client=client)
+        structdrop.train_many(
+            X, Y, U0, V0, Dropout(0.5), lrs, 300, seed=range(100, 110), client=client
+        )
     with pytest.raises(structdrop.TrainingDiverged) as local:
         structdrop.train(X, Y, U0, V0, Dropout(0.5), 1e3, 300, seed=107)
     assert info.value.run == 7 and info.value.step == local.value.step
@@ -124,7 +161,9 @@ def test_divergence_on_a_worker_names_the_run_and_the_step(client):
 def test_progress_counts_runs_on_stderr(client, capsys):
     X, Y, rng = _problem(4)
     U0, V0 = 0.3 * rng.standard_normal((3, 4)), 0.3 * rng.standard_normal((5, 4))
-    structdrop.train_many(X, Y, U0, V0, Dropout(0.5), 0.01, 50, seed=range(9), client=client, progress=True)
+    structdrop.train_many(
+        X, Y, U0, V0, Dropout(0.5), 0.01, 50, seed=range(9), client=client, progress=True
+    )
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "structdrop.train_many" in captured.err and "9/9" in captured.err
@@ -149,12 +188,32 @@ def test_a_failed_task_names_its_runs(monkeypatch):
     # In-process workers, so that the patched task function is the one they run.
     monkeypatch.setattr(_dask_training, "_train_batch", broken)
     X, Y, rng = _problem(6)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
-                                  silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as c:
-        with pytest.raises(RuntimeError, match=r"runs 0\.\.\d+ \(seeds 5\.\.\d+\) failed on the Dask cluster: "
-                                               r"MemoryError: no room") as info:
-            structdrop.train_many(X, Y, np.ones((3, 2)), np.ones((5, 2)), Dropout(0.5), 0.01, 5, seed=range(5, 8),
-                                  client=c)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=":0",
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        with pytest.raises(
+            RuntimeError,
+            match=r"runs 0\.\.\d+ \(seeds 5\.\.\d+\) failed on the Dask cluster: "
+            r"MemoryError: no room",
+        ) as info:
+            structdrop.train_many(
+                X,
+                Y,
+                np.ones((3, 2)),
+                np.ones((5, 2)),
+                Dropout(0.5),
+                0.01,
+                5,
+                seed=range(5, 8),
+                client=c,
+            )
     assert isinstance(info.value.__cause__, MemoryError)
 
 

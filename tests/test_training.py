@@ -71,7 +71,9 @@ def all_masks(scheme, d, b):
 
 def mask_bytes(mask):
     """A mask in the engine's byte layout (DropConnect: entry (j, i) of the b x d mask at i*b + j)."""
-    return np.ascontiguousarray(np.asarray(mask, dtype=np.uint8).T.reshape(-1) if mask.ndim == 2 else mask, dtype=np.uint8)
+    return np.ascontiguousarray(
+        np.asarray(mask, dtype=np.uint8).T.reshape(-1) if mask.ndim == 2 else mask, dtype=np.uint8
+    )
 
 
 def engine_step(U, V, Xb, Yb, masks, scheme, lr):
@@ -114,7 +116,9 @@ def test_expected_step_is_gradient_step_of_deterministic_objective(name):
         total += p
     assert total == pytest.approx(1.0, abs=1e-12)
     # The NumPy closed form used below agrees with structdrop.schemes' own exact objective.
-    assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(scheme.objective(Y, U, V, X), rel=1e-12)
+    assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(
+        scheme.objective(Y, U, V, X), rel=1e-12
+    )
     # The step is lr * grad of (1/2)||eps||^2 per sample, so its mean is -(lr/2) grad F_det.
     grad_U = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, W, V, scheme), U)
     grad_V = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, U, W, scheme), V)
@@ -129,7 +133,9 @@ def test_reference_objective_band_sum_equals_dense_lemma10(name):
     scheme = SCHEMES[name]
     X, Y, U, V = problem(3, 4, 9, 8, seed=17, scale=1.0)
     G = V.T @ X
-    dense = np.sum((Y - U @ G) ** 2) + np.sum(ref.characteristic_matrix(scheme, 8) * (U.T @ U) * (G @ G.T))
+    dense = np.sum((Y - U @ G) ** 2) + np.sum(
+        ref.characteristic_matrix(scheme, 8) * (U.T @ U) * (G @ G.T)
+    )
     assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(dense, rel=1e-12)
 
 
@@ -143,8 +149,12 @@ def test_minibatch_step_is_mean_of_sample_steps(name):
     lr = 0.1
     Ub, Vb = engine_step(U, V, X, Y, masks, scheme, lr)
     singles = [engine_step(U, V, X[:, [s]], Y[:, [s]], [masks[s]], scheme, lr) for s in range(B)]
-    np.testing.assert_allclose(Ub - U, np.mean([Us - U for Us, _ in singles], axis=0), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(Vb - V, np.mean([Vs - V for _, Vs in singles], axis=0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        Ub - U, np.mean([Us - U for Us, _ in singles], axis=0), rtol=1e-12, atol=1e-14
+    )
+    np.testing.assert_allclose(
+        Vb - V, np.mean([Vs - V for _, Vs in singles], axis=0), rtol=1e-12, atol=1e-14
+    )
 
 
 def test_algorithm1_by_hand():
@@ -159,7 +169,9 @@ def test_algorithm1_by_hand():
     # U <- U - (lr/theta) eps x^T V D = U - 0.2 * 3 * [2, 0] ; V <- V - (lr/theta) x eps U D
     Un, Vn = engine_step(U, V, x, y, [z], Dropout(theta), lr)
     np.testing.assert_allclose(Un, [[1.0 - 1.2, 2.0]], rtol=1e-14)
-    np.testing.assert_allclose(Vn, [[0.5 - 0.2 * 3 * 2 * 1, -1.0], [1.0 - 0.2 * 3 * 1 * 1, 3.0]], rtol=1e-14)
+    np.testing.assert_allclose(
+        Vn, [[0.5 - 0.2 * 3 * 2 * 1, -1.0], [1.0 - 0.2 * 3 * 1 * 1, 3.0]], rtol=1e-14
+    )
 
 
 # ---- the engine's draws vs the mask distributions ---------------------------------------------
@@ -220,6 +232,7 @@ def test_draws_follow_the_documented_philox_counter_layout():
     index, masks = _core.sgd_draws(1, 0.5, 1, 0.0, d, 3, N, seed, step, 1, 2)
     key = (seed & 0xFFFFFFFF, seed >> 32)
     for slot in range(2):
+
         def word(purpose, j):
             counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
             block = _core.philox4x32_10(counter, key)
@@ -267,8 +280,22 @@ def test_run_matches_numpy_replay_of_its_draws(name, batch_size):
     a, b, N, d = 5, 6, 20, 8
     X, Y, U0, V0 = problem(a, b, N, d, seed=4)
     T, lr, seed, decay, every = 47, 0.02, 11, 10.0, 10
-    result = structdrop.train(X, Y, U0, V0, scheme, lr, T, batch_size=batch_size, record_every=every, seed=seed, lr_decay=decay)
-    U, V, steps, stochastic, deterministic = replay(X, Y, U0, V0, scheme, lr, T, batch_size, seed, decay, every)
+    result = structdrop.train(
+        X,
+        Y,
+        U0,
+        V0,
+        scheme,
+        lr,
+        T,
+        batch_size=batch_size,
+        record_every=every,
+        seed=seed,
+        lr_decay=decay,
+    )
+    U, V, steps, stochastic, deterministic = replay(
+        X, Y, U0, V0, scheme, lr, T, batch_size, seed, decay, every
+    )
     assert np.array_equal(result.record_iterations, [0, 10, 20, 30, 40, 47])
     assert np.array_equal(result.record_iterations, steps)
     np.testing.assert_allclose(result.U, U, rtol=1e-10, atol=1e-12)
@@ -302,7 +329,9 @@ def test_expected_first_step_over_seeds(name):
     a, b, N, d = 2, 3, 4, 4 if name != "dropconnect" else 2
     X, Y, U0, V0 = problem(a, b, N, d, seed=6, scale=1.0)
     lr = 0.01
-    runs = structdrop.train_many(X, Y, U0, V0, scheme, lr, 1, record_every=1, seed=range(20000), threads=2)
+    runs = structdrop.train_many(
+        X, Y, U0, V0, scheme, lr, 1, record_every=1, seed=range(20000), threads=2
+    )
     dU = np.array([r.U - U0 for r in runs])
     dV = np.array([r.V - V0 for r in runs])
     grad_U = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, W, V0, scheme), U0)
@@ -317,14 +346,19 @@ def test_reference_train_agrees_in_distribution():
     X, Y, U0, V0 = problem(3, 4, 12, 4, seed=7)
     seeds = range(150)
     kwargs = dict(lr=0.02, iterations=60, record_every=60)
-    engine = [r.deterministic_objective[-1] for r in structdrop.train_many(X, Y, U0, V0, scheme, seed=seeds, **kwargs)]
+    engine = [
+        r.deterministic_objective[-1]
+        for r in structdrop.train_many(X, Y, U0, V0, scheme, seed=seeds, **kwargs)
+    ]
     numpy_runs = [ref.train(X, Y, U0, V0, scheme, seed=s, **kwargs) for s in seeds]
     reference = [r.deterministic_objective[-1] for r in numpy_runs]
     se = np.sqrt(np.var(engine, ddof=1) / len(engine) + np.var(reference, ddof=1) / len(reference))
     assert abs(np.mean(engine) - np.mean(reference)) <= 5 * se
     r = numpy_runs[0]
     assert np.array_equal(r.record_iterations, [0, 60])
-    assert r.deterministic_objective[0] == pytest.approx(ref.deterministic_objective(X, Y, U0, V0, scheme))
+    assert r.deterministic_objective[0] == pytest.approx(
+        ref.deterministic_objective(X, Y, U0, V0, scheme)
+    )
 
 
 # ---- Dropout vs DropConnect: the corrected identity ------------------------------------------------
@@ -336,18 +370,26 @@ def test_dropout_and_dropconnect_objectives_differ_as_the_corrected_identity_say
     trained = structdrop.train(X, Y, U0, V0, Dropout(theta), 1e-3, 500, seed=1)
     for U, V in ((U0, V0), (trained.U, trained.V)):
         drop = structdrop.train(X, Y, U, V, Dropout(theta), 1e-12, 1).deterministic_objective[0]
-        connect = structdrop.train(X, Y, U, V, DropConnect(theta), 1e-12, 1).deterministic_objective[0]
+        connect = structdrop.train(
+            X, Y, U, V, DropConnect(theta), 1e-12, 1
+        ).deterministic_objective[0]
         beta = (1 - theta) / theta
         u2 = np.sum(U**2, axis=0)
-        connect_reg = beta * np.sum(u2 * ((V**2).T @ np.sum(X**2, axis=1)))  # sum_i |u_i|^2 sum_j V_ji^2 |x_j|^2
-        dropout_reg = beta * np.sum(u2 * np.sum((X.T @ V) ** 2, axis=0))  # sum_i |u_i|^2 |X^T v_i|^2
+        connect_reg = beta * np.sum(
+            u2 * ((V**2).T @ np.sum(X**2, axis=1))
+        )  # sum_i |u_i|^2 sum_j V_ji^2 |x_j|^2
+        dropout_reg = beta * np.sum(
+            u2 * np.sum((X.T @ V) ** 2, axis=0)
+        )  # sum_i |u_i|^2 |X^T v_i|^2
         assert connect - drop == pytest.approx(connect_reg - dropout_reg, rel=1e-8, abs=1e-9 * drop)
         assert abs(connect_reg - dropout_reg) > 1e-3 * drop  # X X^T is not diagonal: they differ
     # With X X^T diagonal (orthogonal rows) the two coincide (Corollary 14's special case).
     Q, _ = np.linalg.qr(np.random.default_rng(9).standard_normal((30, 5)))
     Xo = (Q * np.array([1.0, 2.0, 0.5, 3.0, 1.5])).T
     drop = structdrop.train(Xo, Y, U0, V0, Dropout(theta), 1e-12, 1).deterministic_objective[0]
-    connect = structdrop.train(Xo, Y, U0, V0, DropConnect(theta), 1e-12, 1).deterministic_objective[0]
+    connect = structdrop.train(Xo, Y, U0, V0, DropConnect(theta), 1e-12, 1).deterministic_objective[
+        0
+    ]
     assert connect == pytest.approx(drop, rel=1e-10)
 
 
@@ -371,7 +413,18 @@ def test_dropblock_training_converges_to_the_theorem7_minimum(block_size):
     V0 = rng.standard_normal((100, d))
     beta_bar = structdrop.beta_for_width(theta, d, block_size)
     minimum = structdrop.dropblock_global_min(Y, block_size, 1 / (1 + beta_bar), X=X).objective
-    result = structdrop.train(X, Y, U0, V0, DropBlock(theta, block_size), LR, ITERATIONS, record_every=1000, seed=3, lr_decay=DECAY)
+    result = structdrop.train(
+        X,
+        Y,
+        U0,
+        V0,
+        DropBlock(theta, block_size),
+        LR,
+        ITERATIONS,
+        record_every=1000,
+        seed=3,
+        lr_decay=DECAY,
+    )
     det = result.deterministic_objective
     assert np.all(det >= minimum * (1 - 1e-10))
     assert det[-1] <= 1.03 * minimum, (det[-1] / minimum, det[0] / minimum)
@@ -386,7 +439,13 @@ LR, ITERATIONS, DECAY = 2e-5, 100_000, 20_000.0
 def test_same_seed_same_run_any_thread_count_any_record_every():
     X, Y, U0, V0 = problem(5, 6, 30, 8, seed=10)
     settings = dict(lr=0.01, iterations=300, seed=[5, 6, 7, 8, 9])
-    schemes = [Dropout(0.5), DropBlock(0.5, 2), OverlappingDropBlock(2, gamma=0.1), DropConnect(0.8), NoDropout()]
+    schemes = [
+        Dropout(0.5),
+        DropBlock(0.5, 2),
+        OverlappingDropBlock(2, gamma=0.1),
+        DropConnect(0.8),
+        NoDropout(),
+    ]
     one = structdrop.train_many(X, Y, U0, V0, schemes, threads=1, **settings)
     two = structdrop.train_many(X, Y, U0, V0, schemes, threads=2, **settings)
     many = structdrop.train_many(X, Y, U0, V0, schemes, threads=5, **settings)
@@ -410,7 +469,15 @@ def test_train_many_broadcasts_per_run_settings():
     X, Y, U0, V0 = problem(3, 4, 10, 4, seed=11)
     U1, V1 = 2 * U0[:, :2], 2 * V0[:, :2]
     runs = structdrop.train_many(
-        X, Y, [U0, U1], [V0, V1], [Dropout(0.5), Dropout(0.8)], [0.01, 0.02], [20, 30], batch_size=[1, 2], seed=3
+        X,
+        Y,
+        [U0, U1],
+        [V0, V1],
+        [Dropout(0.5), Dropout(0.8)],
+        [0.01, 0.02],
+        [20, 30],
+        batch_size=[1, 2],
+        seed=3,
     )
     assert runs[0].U.shape == (3, 4) and runs[1].U.shape == (3, 2)
     alone = structdrop.train(X, Y, U1, V1, Dropout(0.8), 0.02, 30, batch_size=2, seed=3)
@@ -475,7 +542,9 @@ def test_divergence_names_the_step():
     assert isinstance(info.value, FloatingPointError)
     assert 1 <= info.value.step < 10_000
     with pytest.raises(structdrop.TrainingDiverged, match=r"run 1 \(seed 4\)"):
-        structdrop.train_many(X, Y, U0, V0, DropConnect(0.5), [1e-4, 10.0], 10_000, seed=[3, 4], batch_size=2)
+        structdrop.train_many(
+            X, Y, U0, V0, DropConnect(0.5), [1e-4, 10.0], 10_000, seed=[3, 4], batch_size=2
+        )
 
 
 def test_progress_line_and_same_result(capsys):
@@ -497,7 +566,23 @@ def test_a_raising_progress_callback_cancels_the_run():
     F = np.asfortranarray
     with pytest.raises(KeyboardInterrupt):
         _core.sgd_train_runs(
-            F(X), F(Y), [F(U0)], [F(V0)], [1], [0.5], [1], [0.0], [1e-4], [10**10], [1], [10**9], [0], [0.0], 1, callback, 0.05
+            F(X),
+            F(Y),
+            [F(U0)],
+            [F(V0)],
+            [1],
+            [0.5],
+            [1],
+            [0.0],
+            [1e-4],
+            [10**10],
+            [1],
+            [10**9],
+            [0],
+            [0.0],
+            1,
+            callback,
+            0.05,
         )
     assert len(calls) == 1
 
@@ -506,8 +591,16 @@ def test_every_kernel_instruction_set_gives_identical_bits():
     """The loops are compiled for the x86-64 baseline, AVX2 and AVX-512VL with a fixed evaluation
     order: a run must not depend on which one this machine picks."""
     X, Y, U0, V0 = problem(6, 13, 25, 12, seed=16)  # odd sizes: vector tails
-    schemes = [NoDropout(), Dropout(0.5), DropBlock(0.3, 3), OverlappingDropBlock(3, gamma=0.1), DropConnect(0.6)]
-    settings = dict(lr=0.002, iterations=200, record_every=50, seed=[1, 2, 3, 4, 5], batch_size=[1, 2, 1, 3, 1])
+    schemes = [
+        NoDropout(),
+        Dropout(0.5),
+        DropBlock(0.3, 3),
+        OverlappingDropBlock(3, gamma=0.1),
+        DropConnect(0.6),
+    ]
+    settings = dict(
+        lr=0.002, iterations=200, record_every=50, seed=[1, 2, 3, 4, 5], batch_size=[1, 2, 1, 3, 1]
+    )
     outcomes = {}
     try:
         for isa in ("baseline", "avx2", "avx512"):
@@ -517,7 +610,9 @@ def test_every_kernel_instruction_set_gives_identical_bits():
                 continue  # not on this CPU
             assert _core.sgd_kernel_isa() == isa
             runs = structdrop.train_many(X, Y, U0, V0, schemes, **settings)
-            runs.append(structdrop.train(X, Y, U0, V0, DropConnect(0.6), 0.002, 100, batch_size=2, seed=9))
+            runs.append(
+                structdrop.train(X, Y, U0, V0, DropConnect(0.6), 0.002, 100, batch_size=2, seed=9)
+            )
             outcomes[isa] = runs
     finally:
         _core.set_sgd_kernel_isa("auto")

@@ -46,8 +46,10 @@ void require_beta(double beta) {
 }
 
 py::tuple prox(const DoubleArray& m, std::int64_t r, double beta, bool search) {
-  if (search) require_sorted_nonnegative(m, "m");  // the sweep checks m in its first pass
-  else if (m.ndim() != 1) throw std::invalid_argument("m must be 1-D");
+  if (search)
+    require_sorted_nonnegative(m, "m");  // the sweep checks m in its first pass
+  else if (m.ndim() != 1)
+    throw std::invalid_argument("m must be 1-D");
   require_r(r);
   require_beta(beta);
   const auto n = static_cast<std::size_t>(m.shape(0));
@@ -158,8 +160,8 @@ void register_select(py::module_& m) {
   m.def("ksupport_norm_sq_select", &norm_select<T>, py::arg("x").noconvert(), py::arg("r"),
         "||x||_(r)^2 of a vector in any order and with any signs by partial selection, O(n + r log r).\n"
         "Returns (norm_sq, rho); norm_sq is inf when it overflows.");
-  m.def("prox_rows", &prox_rows<T>, py::arg("M").noconvert(), py::arg("r"), py::arg("beta"),
-        py::arg("out").noconvert(), py::arg("threads") = 0,
+  m.def("prox_rows", &prox_rows<T>, py::arg("M").noconvert(), py::arg("r"), py::arg("beta"), py::arg("out").noconvert(),
+        py::arg("threads") = 0,
         "The prox of every row of M into out, rows split between threads (GIL released).\n"
         "Returns (objective, rho, rank, bad_row): bad_row is the first row with NaN/inf, or -1.");
 }

@@ -66,16 +66,15 @@ TrainData train_data(const FArray& X, const FArray& Y) {
 // Many runs; one tuple per run: (status, message, step, U, V, record_steps, stochastic,
 // deterministic, seconds); status is "ok", "diverged", "cancelled" or "failed".
 py::list train_runs(const FArray& X, const FArray& Y, const std::vector<FArray>& U0, const std::vector<FArray>& V0,
-                    const std::vector<int>& kind, const std::vector<double>& theta,
-                    const std::vector<long>& block_size, const std::vector<double>& gamma,
-                    const std::vector<double>& lr, const std::vector<long long>& iterations,
-                    const std::vector<long>& batch_size, const std::vector<long long>& record_every,
-                    const std::vector<std::uint64_t>& seed, const std::vector<double>& lr_decay, int threads,
-                    const py::object& progress, double interval) {
+                    const std::vector<int>& kind, const std::vector<double>& theta, const std::vector<long>& block_size,
+                    const std::vector<double>& gamma, const std::vector<double>& lr,
+                    const std::vector<long long>& iterations, const std::vector<long>& batch_size,
+                    const std::vector<long long>& record_every, const std::vector<std::uint64_t>& seed,
+                    const std::vector<double>& lr_decay, int threads, const py::object& progress, double interval) {
   const std::size_t runs = U0.size();
-  const std::size_t sizes[] = {V0.size(),         kind.size(),       theta.size(),    block_size.size(),
-                               gamma.size(),      lr.size(),         iterations.size(), batch_size.size(),
-                               record_every.size(), seed.size(),     lr_decay.size()};
+  const std::size_t sizes[] = {V0.size(),           kind.size(), theta.size(),      block_size.size(),
+                               gamma.size(),        lr.size(),   iterations.size(), batch_size.size(),
+                               record_every.size(), seed.size(), lr_decay.size()};
   for (const std::size_t size : sizes)
     if (size != runs) throw std::invalid_argument("every per-run list must have one entry per run");
   TrainData data = train_data(X, Y);
@@ -85,9 +84,8 @@ py::list train_runs(const FArray& X, const FArray& Y, const std::vector<FArray>&
     require_matrix(V0[j], "V0");
     if (U0[j].shape(0) != data.a || V0[j].shape(0) != data.b || U0[j].shape(1) != V0[j].shape(1))
       throw std::invalid_argument("run " + std::to_string(j) + ": U0 must be a x d and V0 b x d, got " +
-                                  std::to_string(U0[j].shape(0)) + " x " + std::to_string(U0[j].shape(1)) +
-                                  " and " + std::to_string(V0[j].shape(0)) + " x " +
-                                  std::to_string(V0[j].shape(1)));
+                                  std::to_string(U0[j].shape(0)) + " x " + std::to_string(U0[j].shape(1)) + " and " +
+                                  std::to_string(V0[j].shape(0)) + " x " + std::to_string(V0[j].shape(1)));
     TrainJob& job = jobs[j];
     job.settings.scheme = scheme_params(kind[j], theta[j], block_size[j], gamma[j]);
     job.settings.lr = lr[j];
@@ -136,10 +134,18 @@ py::list train_runs(const FArray& X, const FArray& Y, const std::vector<FArray>&
   for (const TrainJobResult& result : results) {
     const char* status = "ok";
     switch (result.status) {
-      case TrainJobResult::Status::ok: status = "ok"; break;
-      case TrainJobResult::Status::diverged: status = "diverged"; break;
-      case TrainJobResult::Status::cancelled: status = "cancelled"; break;
-      case TrainJobResult::Status::failed: status = "failed"; break;
+      case TrainJobResult::Status::ok:
+        status = "ok";
+        break;
+      case TrainJobResult::Status::diverged:
+        status = "diverged";
+        break;
+      case TrainJobResult::Status::cancelled:
+        status = "cancelled";
+        break;
+      case TrainJobResult::Status::failed:
+        status = "failed";
+        break;
     }
     if (result.status == TrainJobResult::Status::ok) {
       const TrainOutput& o = result.output;
@@ -157,11 +163,10 @@ py::list train_runs(const FArray& X, const FArray& Y, const std::vector<FArray>&
 }  // namespace
 
 void register_sgd(py::module_& m) {
-  m.def("sgd_train_runs", &train_runs, py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("U0"),
-        py::arg("V0"), py::arg("kind"), py::arg("theta"), py::arg("block_size"), py::arg("gamma"), py::arg("lr"),
-        py::arg("iterations"), py::arg("batch_size"), py::arg("record_every"), py::arg("seed"),
-        py::arg("lr_decay"), py::arg("threads") = 0, py::arg("progress") = py::none(),
-        py::arg("interval") = 0.25,
+  m.def("sgd_train_runs", &train_runs, py::arg("X").noconvert(), py::arg("Y").noconvert(), py::arg("U0"), py::arg("V0"),
+        py::arg("kind"), py::arg("theta"), py::arg("block_size"), py::arg("gamma"), py::arg("lr"),
+        py::arg("iterations"), py::arg("batch_size"), py::arg("record_every"), py::arg("seed"), py::arg("lr_decay"),
+        py::arg("threads") = 0, py::arg("progress") = py::none(), py::arg("interval") = 0.25,
         "Masked SGD (Algorithm 1) runs in C++ threads with the GIL released. X (b x N), Y (a x N), U0[j]\n"
         "(a x d_j), V0[j] (b x d_j): float64 Fortran-ordered (not copied; U0/V0 copied into the run).\n"
         "Per-run lists of scheme scalars and settings. progress(done, total) is called about every\n"
@@ -174,7 +179,8 @@ void register_sgd(py::module_& m) {
          long long first_step, long long steps, long batch) {
         const SchemeStats stats = scheme_stats(scheme_params(kind, theta, block_size, gamma), d);
         if (b < 1 || N < 1) throw std::invalid_argument("b and N must be >= 1");
-        if (first_step < 1 || steps < 0 || batch < 1) throw std::invalid_argument("first_step >= 1, steps >= 0, batch >= 1");
+        if (first_step < 1 || steps < 0 || batch < 1)
+          throw std::invalid_argument("first_step >= 1, steps >= 0, batch >= 1");
         const long n = kind == static_cast<int>(SchemeKind::dropconnect) ? b * d : d;
         py::array_t<std::int64_t> index({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch)});
         CBytes masks({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(n)});
@@ -229,8 +235,8 @@ void register_sgd(py::module_& m) {
 
   m.def(
       "sgd_stochastic_loss",
-      [](const FArray& X, const FArray& Y, const FArray& U, const FArray& V, const CBytes& mask, int kind,
-         double theta, long block_size, double gamma) {
+      [](const FArray& X, const FArray& Y, const FArray& U, const FArray& V, const CBytes& mask, int kind, double theta,
+         long block_size, double gamma) {
         const TrainData data = train_data(X, Y);
         require_matrix(U, "U");
         require_matrix(V, "V");

@@ -59,9 +59,12 @@ KernelSet active_kernels() {
 
 std::string sgd_kernel_isa() {
   switch (active_isa()) {
-    case isa_avx2: return "avx2";
-    case isa_avx512: return "avx512";
-    default: return "baseline";
+    case isa_avx2:
+      return "avx2";
+    case isa_avx512:
+      return "avx512";
+    default:
+      return "baseline";
   }
 }
 

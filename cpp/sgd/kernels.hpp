@@ -57,19 +57,19 @@ struct ConnectPass {
 // Minibatch (any scheme): the forward pass of every slot from the old U, V, then the mean update.
 struct BatchPass {
   long a, b, d, B;
-  long words;                   // words of one mask
-  long wb;                      // dropconnect: words per column of the mask
-  bool connect;                 // dropconnect (else a unit scheme)
-  double inv_theta;             // dropconnect
-  const double* scale;          // unit schemes: 1 / mu_i
-  const double* const* x;       // the B samples (b each)
-  const double* const* y;       // their targets (a each)
-  const std::uint64_t* masks;   // B masks of `words` words
-  double* H;                    // d x B: h
-  double* G;                    // d x B: g
-  double* E;                    // a x B: eps
-  double* xs;                   // b x B scratch (dropconnect: x / theta)
-  double* mx;                   // b scratch (the masked x of one column)
+  long words;                  // words of one mask
+  long wb;                     // dropconnect: words per column of the mask
+  bool connect;                // dropconnect (else a unit scheme)
+  double inv_theta;            // dropconnect
+  const double* scale;         // unit schemes: 1 / mu_i
+  const double* const* x;      // the B samples (b each)
+  const double* const* y;      // their targets (a each)
+  const std::uint64_t* masks;  // B masks of `words` words
+  double* H;                   // d x B: h
+  double* G;                   // d x B: g
+  double* E;                   // a x B: eps
+  double* xs;                  // b x B scratch (dropconnect: x / theta)
+  double* mx;                  // b scratch (the masked x of one column)
   double* U;
   double* V;
   double lr;

@@ -193,7 +193,8 @@ SD_INLINE void unit_pass_body(const UnitPass& p) {
   long n_both = 0, n_now = 0, n_next = 0;
   for (long w = 0; w < p.words; ++w) {
     const std::uint64_t now = p.now[w], next = p.next[w];
-    for (std::uint64_t bits = now & next; bits != 0; bits &= bits - 1) both[n_both++] = (w << 6) + portable::ctz64(bits);
+    for (std::uint64_t bits = now & next; bits != 0; bits &= bits - 1)
+      both[n_both++] = (w << 6) + portable::ctz64(bits);
     for (std::uint64_t bits = now & ~next; bits != 0; bits &= bits - 1)
       only_now[n_now++] = (w << 6) + portable::ctz64(bits);
     for (std::uint64_t bits = next & ~now; bits != 0; bits &= bits - 1)

@@ -19,9 +19,9 @@ namespace {
 
 using sgd_detail::BatchWork;
 using sgd_detail::Bits;
-using sgd_detail::Sampler;
 using sgd_detail::draw_index;
 using sgd_detail::draw_mask;
+using sgd_detail::Sampler;
 using sgd_detail::stochastic_loss_bits;
 
 // Touches the cache lines of x[0..n) (random columns of X, Y are rarely in cache).
@@ -145,40 +145,40 @@ class Loop {
     auto pass = [&](bool update, bool forward, double lr, const double* x_now) {
       if (connect) {
         const sgd_kernels::ConnectPass p{a,
-                            b,
-                            d,
-                            sampler_.wb,
-                            update ? now.data() : nullptr,
-                            forward ? next.data() : nullptr,
-                            h_now.data(),
-                            h_next.data(),
-                            e_now.data(),
-                            e_next.data(),
-                            xs_now.data(),
-                            xs_next.data(),
-                            lr,
-                            U_.data(),
-                            V_.data(),
-                            buf_now.data(),
-                            buf_next.data()};
+                                         b,
+                                         d,
+                                         sampler_.wb,
+                                         update ? now.data() : nullptr,
+                                         forward ? next.data() : nullptr,
+                                         h_now.data(),
+                                         h_next.data(),
+                                         e_now.data(),
+                                         e_next.data(),
+                                         xs_now.data(),
+                                         xs_next.data(),
+                                         lr,
+                                         U_.data(),
+                                         V_.data(),
+                                         buf_now.data(),
+                                         buf_next.data()};
         kernels.connect_pass(p);
       } else {
         const sgd_kernels::UnitPass p{a,
-                         b,
-                         words,
-                         update ? now.data() : none.data(),
-                         forward ? next.data() : none.data(),
-                         sampler_.scale.data(),
-                         h_now.data(),
-                         h_next.data(),
-                         e_now.data(),
-                         e_next.data(),
-                         x_now,
-                         forward ? xcol(index_next) : nullptr,
-                         lr,
-                         U_.data(),
-                         V_.data(),
-                         lists.data()};
+                                      b,
+                                      words,
+                                      update ? now.data() : none.data(),
+                                      forward ? next.data() : none.data(),
+                                      sampler_.scale.data(),
+                                      h_now.data(),
+                                      h_next.data(),
+                                      e_now.data(),
+                                      e_next.data(),
+                                      x_now,
+                                      forward ? xcol(index_next) : nullptr,
+                                      lr,
+                                      U_.data(),
+                                      V_.data(),
+                                      lists.data()};
         kernels.unit_pass(p);
       }
     };
@@ -276,7 +276,8 @@ void validate_training(const TrainData& data, const TrainSettings& settings, lon
   if (settings.batch_size > 0x7FFFFFFFL) fail("batch_size must be < 2^31");
   if (settings.record_every < 1) fail("record_every must be >= 1");
   if (!(settings.lr_decay >= 0.0) || !std::isfinite(settings.lr_decay)) fail("lr_decay must be finite and >= 0");
-  scheme_stats(settings.scheme, U_cols, /*dense_cbar=*/false);  // throws std::invalid_argument when the scheme cannot apply at width d
+  scheme_stats(settings.scheme, U_cols,
+               /*dense_cbar=*/false);  // throws std::invalid_argument when the scheme cannot apply at width d
 }
 
 TrainOutput train(const TrainData& data, const TrainSettings& settings, const MatrixRef& U0, const MatrixRef& V0,

@@ -106,8 +106,8 @@ double loss_of_product(const DataMoments& moments, const Matrix& M) {
 
 }  // namespace
 
-double stochastic_loss_bits(const Sampler& sampler, const DataMoments& moments, const MatrixRef& U,
-                            const MatrixRef& V, const std::uint64_t* mask) {
+double stochastic_loss_bits(const Sampler& sampler, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V,
+                            const std::uint64_t* mask) {
   const long a = U.rows(), b = V.rows(), d = U.cols();
   Matrix M;
   if (sampler.kind == SchemeKind::dropconnect) {

@@ -45,7 +45,7 @@ void draw_mask(const Sampler& sampler, std::uint64_t seed, long long step, long 
                std::vector<std::uint64_t>& scratch);
 
 // ||Y - U D V^T X||_F^2 over all the data for one mask (bit layout), from the moments.
-double stochastic_loss_bits(const Sampler& sampler, const DataMoments& moments, const MatrixRef& U,
-                            const MatrixRef& V, const std::uint64_t* mask);
+double stochastic_loss_bits(const Sampler& sampler, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V,
+                            const std::uint64_t* mask);
 
 }  // namespace structdrop::sgd_detail

@@ -33,7 +33,8 @@ void masked_sgd_step(const SchemeStats& stats, Matrix& U, Matrix& V, const Matri
     work.y[s] = Yb.col(s).data();
     sampler.bytes_to_bits(masks + s * n, work.mask(sampler, s));
   }
-  if (!work.step(sgd_kernels::active_kernels(), sampler, U, V, lr)) throw TrainingDiverged(1, "the error is not finite");
+  if (!work.step(sgd_kernels::active_kernels(), sampler, U, V, lr))
+    throw TrainingDiverged(1, "the error is not finite");
 }
 
 double stochastic_loss(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V,

@@ -9,8 +9,20 @@ from __future__ import annotations
 
 # --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
 from .examples import SyntheticProblem, paper_synthetic
-from .global_min import ConditioningWarning, GlobalMin, dropblock_global_min, global_min_from_moments
-from .factorize import BalancedFactorization, WidthGap, balanced_factorization, balanced_factors, min_exact_width, width_gap
+from .factorize import (
+    BalancedFactorization,
+    WidthGap,
+    balanced_factorization,
+    balanced_factors,
+    min_exact_width,
+    width_gap,
+)
+from .global_min import (
+    ConditioningWarning,
+    GlobalMin,
+    dropblock_global_min,
+    global_min_from_moments,
+)
 from .ksupport import (
     ProxBatchResult,
     ProxResult,
@@ -19,10 +31,6 @@ from .ksupport import (
     prox_ksupport_sq,
     prox_ksupport_sq_batch,
 )
-from .width import beta_for_width, theta_for_width
-
-# --- many settings at once (issue 7) ---
-from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 
 # --- exact deterministic objectives and mask schemes (issue 3) ---
 from .moments import DataMoments, data_moments, stream_moments
@@ -34,10 +42,16 @@ from .objectives import (
 )
 from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
 
+# --- many settings at once (issue 7) ---
+from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
+
 # --- masked-SGD training, Algorithm 1 (issue 4) ---
 from .training import TrainingDiverged, TrainResult, train, train_many
+from .width import beta_for_width, theta_for_width
 
-__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (scikit-build metadata.version)
+__version__ = (
+    "0.1.0"  # the one version source: pyproject.toml reads it (scikit-build metadata.version)
+)
 
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps

@@ -31,7 +31,9 @@ def _as_float64(block: np.ndarray) -> np.ndarray:
 
 def _product_block(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """left @ right^T of one column chunk, as a (1, rows_left, rows_right) partial sum."""
-    with np.errstate(all="ignore"):  # overflow and NaN are raised as ValueErrors after the reduction
+    with np.errstate(
+        all="ignore"
+    ):  # overflow and NaN are raised as ValueErrors after the reduction
         if left is right:  # a diagonal block: one buffer, so NumPy uses a syrk
             lf = _as_float64(left)
             return (lf @ lf.T)[None]
@@ -60,7 +62,9 @@ def _checked(name: str, value):
     if value.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")
     if any(np.isnan(size) for size in value.shape):
-        raise ValueError(f"{name} has unknown chunk sizes {value.shape}; call {name}.compute_chunk_sizes() first")
+        raise ValueError(
+            f"{name} has unknown chunk sizes {value.shape}; call {name}.compute_chunk_sizes() first"
+        )
     if value.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {value.shape}")
     return value
@@ -74,17 +78,26 @@ def moment_graph(x, y, split_every: int | None = None) -> list:
 
     def partials(func, out_ind, *args):
         return da.blockwise(
-            func, out_ind, *args, adjust_chunks={"k": 1}, dtype=np.float64,
+            func,
+            out_ind,
+            *args,
+            adjust_chunks={"k": 1},
+            dtype=np.float64,
             meta=np.empty((0,) * len(out_ind), dtype=np.float64),
         ).sum(**reduce)
 
     lazy = [partials(_product_block, "kij", x, "ik", x, "jk")]
     if y is not None:
-        lazy += [partials(_product_block, "kij", y, "ik", x, "jk"), partials(_row_squares_block, "ki", y, "ik").sum()]
+        lazy += [
+            partials(_product_block, "kij", y, "ik", x, "jk"),
+            partials(_row_squares_block, "ki", y, "ik").sum(),
+        ]
     return lazy
 
 
-def dask_moments(X: object, Y: object | None = None, *, split_every: int | None = None, progress: bool = False) -> DataMoments:
+def dask_moments(
+    X: object, Y: object | None = None, *, split_every: int | None = None, progress: bool = False
+) -> DataMoments:
     """X X^T, Y X^T, ||Y||^2 of dask arrays, as :func:`structdrop.data_moments` returns them.
 
     Args:
@@ -103,12 +116,18 @@ def dask_moments(X: object, Y: object | None = None, *, split_every: int | None 
 
     if isinstance(X, da.Array):
         x = _checked("X", X)
-        y = None if Y is None else _checked("Y", Y if isinstance(Y, da.Array) else _from_numpy(Y, x))
+        y = (
+            None
+            if Y is None
+            else _checked("Y", Y if isinstance(Y, da.Array) else _from_numpy(Y, x))
+        )
     else:  # only Y is a dask array: chunk X like it
         y = _checked("Y", Y)
         x = _checked("X", _from_numpy(X, y))
     if y is not None and y.shape[1] != x.shape[1]:
-        raise ValueError(f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}")
+        raise ValueError(
+            f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+        )
     lazy = moment_graph(x, y, split_every)
     if progress:
         import sys

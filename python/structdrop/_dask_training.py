@@ -40,7 +40,9 @@ def check_client(client: object) -> None:
             f"got {type(client).__name__}: {client!r}"
         )
     if client.asynchronous:
-        raise TypeError("client must be a synchronous dask.distributed.Client, got an asynchronous one")
+        raise TypeError(
+            "client must be a synchronous dask.distributed.Client, got an asynchronous one"
+        )
 
 
 def batches(count: int, slots: int) -> list[tuple[int, int]]:
@@ -60,9 +62,20 @@ def _train_batch(
     worker (a raised one would be logged as an error by every worker it happens on)."""
     # deserialised arrays may have lost the engine's column-major layout (new dicts: an in-process
     # worker may hand us the caller's own)
-    runs = [{**run, "U0": np.asfortranarray(run["U0"]), "V0": np.asfortranarray(run["V0"])} for run in runs]
+    runs = [
+        {**run, "U0": np.asfortranarray(run["U0"]), "V0": np.asfortranarray(run["V0"])}
+        for run in runs
+    ]
     try:
-        return _run(np.asfortranarray(X), np.asfortranarray(Y), runs, threads, None, first=first, total=total)
+        return _run(
+            np.asfortranarray(X),
+            np.asfortranarray(Y),
+            runs,
+            threads,
+            None,
+            first=first,
+            total=total,
+        )
     except TrainingDiverged as diverged:
         return diverged
 
@@ -86,7 +99,9 @@ def run_on_client(
     data = client.scatter([X, Y], broadcast=True, hash=False)
     ranges = {}
     for lo, hi in batches(count, slots):
-        future = client.submit(_train_batch, data[0], data[1], runs[lo:hi], per_task, lo, count, pure=False)
+        future = client.submit(
+            _train_batch, data[0], data[1], runs[lo:hi], per_task, lo, count, pure=False
+        )
         ranges[future] = (lo, hi)
 
     results: list[TrainResult | None] = [None] * count
@@ -101,7 +116,11 @@ def run_on_client(
             try:
                 batch = future.result()
             except Exception as exc:
-                hint = " (is structdrop installed on the workers?)" if isinstance(exc, ImportError) else ""
+                hint = (
+                    " (is structdrop installed on the workers?)"
+                    if isinstance(exc, ImportError)
+                    else ""
+                )
                 raise RuntimeError(
                     f"runs {lo}..{hi - 1} (seeds {runs[lo]['seed']}..{runs[hi - 1]['seed']}) failed on the "
                     f"Dask cluster{hint}: {type(exc).__name__}: {exc}"

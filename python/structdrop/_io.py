@@ -16,7 +16,14 @@ import numpy as np
 
 from ._memmap_chunks import ChunkReader
 
-__all__ = ["InputError", "MappedNpy", "SUPPORTED_SUFFIXES", "check_npy_payload", "load_matrix", "save_matrix"]
+__all__ = [
+    "InputError",
+    "MappedNpy",
+    "SUPPORTED_SUFFIXES",
+    "check_npy_payload",
+    "load_matrix",
+    "save_matrix",
+]
 
 SUPPORTED_SUFFIXES = (".npy", ".npz", ".csv")
 
@@ -40,7 +47,9 @@ def _read_csv(path: Path) -> np.ndarray:
         lines = [line.split("#", 1)[0].strip() for line in handle]
     lines = [line for line in lines if line]
     if not lines:
-        raise InputError(f"'{path}' is empty: expected comma-separated numbers, one matrix row per line")
+        raise InputError(
+            f"'{path}' is empty: expected comma-separated numbers, one matrix row per line"
+        )
 
     def parse(line: str, number: int) -> list[float]:
         try:
@@ -82,7 +91,9 @@ def check_npy_payload(file: Path, what: str) -> tuple[tuple[int, ...], np.dtype]
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{what} '{file}': cannot read it as .npy: {detail}") from None
     if dtype.hasobject:
-        raise InputError(f"{what} '{file}': holds Python objects (dtype {dtype}); only numeric arrays are read")
+        raise InputError(
+            f"{what} '{file}': holds Python objects (dtype {dtype}); only numeric arrays are read"
+        )
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     size = file.stat().st_size - offset
     if size < expected:
@@ -130,7 +141,11 @@ class MappedNpy:
 
 
 def load_matrix(
-    path: str | os.PathLike[str], key: str | None = None, what: str = "input", *, mmap: bool = False,
+    path: str | os.PathLike[str],
+    key: str | None = None,
+    what: str = "input",
+    *,
+    mmap: bool = False,
 ) -> np.ndarray:
     """Read a numeric array from ``path`` (.npy, .npz or .csv).
 
@@ -172,14 +187,18 @@ def load_matrix(
             if key is None:
                 return np.asarray(archive[names[0]])
             if key not in names:
-                raise InputError(f"{what} '{file}': no array named {key!r} (the archive holds {', '.join(names)})")
+                raise InputError(
+                    f"{what} '{file}': no array named {key!r} (the archive holds {', '.join(names)})"
+                )
             return np.asarray(archive[key])
     except InputError as exc:
         if str(exc).startswith(f"{what} "):
             raise
         raise InputError(f"{what} {exc}") from None
     except MemoryError:
-        raise InputError(f"{what} '{file}': too large to read into memory; store it as .npy to have it mapped") from None
+        raise InputError(
+            f"{what} '{file}': too large to read into memory; store it as .npy to have it mapped"
+        ) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{what} '{file}': cannot read it as {suffix}: {detail}") from None

@@ -95,10 +95,14 @@ class ChunkReader:
             offsets = [self._position + cols.start * rows * item]
         else:
             views = [memoryview(out[i].view(np.uint8)) for i in range(rows)]
-            offsets = [self._position + i * self.array.strides[0] + cols.start * item for i in range(rows)]
+            offsets = [
+                self._position + i * self.array.strides[0] + cols.start * item for i in range(rows)
+            ]
         for view, offset in zip(views, offsets):
             if os.preadv(self._fd, [view], offset) != view.nbytes:
-                raise ValueError(f"{name}: its file {self._root_name()} is shorter than the array it maps")
+                raise ValueError(
+                    f"{name}: its file {self._root_name()} is shorter than the array it maps"
+                )
         return out
 
     def _root_name(self) -> str:
@@ -117,4 +121,3 @@ class ChunkReader:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-

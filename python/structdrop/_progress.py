@@ -36,12 +36,19 @@ def progress_delay(progress: bool | float) -> float | None:
         return 0.0
     delay = float(progress)
     if not delay >= 0.0:
-        raise ValueError(f"progress must be True, False or a delay in seconds >= 0, got {progress!r}")
+        raise ValueError(
+            f"progress must be True, False or a delay in seconds >= 0, got {progress!r}"
+        )
     return delay
 
 
 def progress_bar(
-    total: int | None, desc: str, enabled: bool, unit: str = "it", delay: float = 0.0, unit_scale: bool = True,
+    total: int | None,
+    desc: str,
+    enabled: bool,
+    unit: str = "it",
+    delay: float = 0.0,
+    unit_scale: bool = True,
 ) -> Any:
     """A tqdm bar on stderr (shown only after ``delay`` seconds), or :class:`NoBar` when disabled.
 
@@ -51,5 +58,13 @@ def progress_bar(
         return NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True,
-                unit_scale=unit_scale, delay=delay)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        leave=True,
+        dynamic_ncols=True,
+        unit_scale=unit_scale,
+        delay=delay,
+    )

@@ -125,8 +125,11 @@ def segment_plan(t: np.ndarray, q: int, k: int) -> SegmentPlan | None:
             bounds[-1] = float(length)
             forward = _greedy_segments(bounds, length)
             mirrored = _greedy_segments(length - bounds[::-1], length)
-            candidates = [forward, None if mirrored is None else _mirror(mirrored, length),
-                          _grid_segments(bounds, length, m)]
+            candidates = [
+                forward,
+                None if mirrored is None else _mirror(mirrored, length),
+                _grid_segments(bounds, length, m),
+            ]
             for segments in candidates:
                 if segments is not None and _spans_ok(bounds, segments, k):
                     return SegmentPlan(complement, rank, order, bounds, tuple(segments))
@@ -179,7 +182,7 @@ def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> list[np.ndarray
     for s, e in plan.segments:
         lo = int(np.searchsorted(bounds[1:], s, "right"))
         hi = int(np.searchsorted(bounds[:-1], e, "left"))
-        shares = np.minimum(bounds[lo + 1: hi + 1], e) - np.maximum(bounds[lo:hi], s)
+        shares = np.minimum(bounds[lo + 1 : hi + 1], e) - np.maximum(bounds[lo:hi], s)
         shares = np.maximum(shares, 0.0)
         shares *= (e - s) / shares.sum()
         lines[order[lo:hi], s:e] = _unit_frame(shares, e - s)
@@ -191,13 +194,13 @@ def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> list[np.ndarray
     return _complements(bases, plan.rank) if plan.complement else bases
 
 
-
-
 def _complements(bases: list[np.ndarray], rank: int) -> list[np.ndarray]:
     return [np.linalg.qr(W, mode="complete")[0][:, rank:] for W in bases]
 
 
-def _equations(diagonal: np.ndarray, rank: int, k: int) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _equations(
+    diagonal: np.ndarray, rank: int, k: int
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Residuals and Jacobian of W W^T = diag(diagonal), W_j^T W_j = I (W = [W_1 ... W_k], m x k rank)."""
     m = diagonal.size
     width = k * rank
@@ -213,15 +216,21 @@ def _equations(diagonal: np.ndarray, rank: int, k: int) -> Callable[[np.ndarray]
             cols = slice(j * rank, (j + 1) * rank)
             Wj = W[:, cols]
             orth[j] = Wj.T @ Wj - eye_r
-            jac_orth[j, :, :, :, cols] = np.einsum("xl,cy->xycl", eye_r, Wj) + np.einsum("yl,cx->xycl", eye_r, Wj)
+            jac_orth[j, :, :, :, cols] = np.einsum("xl,cy->xycl", eye_r, Wj) + np.einsum(
+                "yl,cx->xycl", eye_r, Wj
+            )
         res = np.concatenate((gram.ravel(), orth.ravel()))
-        jac = np.concatenate((jac_sum.reshape(m * m, m * width), jac_orth.reshape(k * rank * rank, m * width)))
+        jac = np.concatenate(
+            (jac_sum.reshape(m * m, m * width), jac_orth.reshape(k * rank * rank, m * width))
+        )
         return res, jac
 
     return fun
 
 
-def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: int = 0) -> list[np.ndarray] | None:
+def solve_numerically(
+    t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: int = 0
+) -> list[np.ndarray] | None:
     """W_1..W_k (m x q, orthonormal) with sum W_j W_j^T = k diag(t) to rounding, or None.
 
     Levenberg-Marquardt from ``starts`` seeded random orthonormal starts, on the view (t or 1 - t)
@@ -241,7 +250,7 @@ def solve_numerically(t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: i
         start = np.hstack([np.linalg.qr(rng.standard_normal((m, rank)))[0] for _ in range(k)])
         x, _, _ = levenberg_marquardt(fun, start.ravel(), max_iterations=200, tolerance=1e-30)
         W = x.reshape(m, k * rank)
-        bases = [np.linalg.qr(W[:, j * rank:(j + 1) * rank])[0] for j in range(k)]
+        bases = [np.linalg.qr(W[:, j * rank : (j + 1) * rank])[0] for j in range(k)]
         total = sum(B @ B.T for B in bases)
         if np.max(np.abs(total - np.diag(diagonal))) <= 1e-12 * max(k, 1):
             return _complements(bases, rank) if complement else bases
@@ -279,10 +288,13 @@ class SummedPlans:
     copies of c_min). ``solvable(k)`` decides a single count (by default: the construction succeeds).
     """
 
-    def __init__(self, t: np.ndarray, q: int, scan_limit: int,
-                 solvable: Callable[[int], bool] | None = None) -> None:
+    def __init__(
+        self, t: np.ndarray, q: int, scan_limit: int, solvable: Callable[[int], bool] | None = None
+    ) -> None:
         self.t, self.q = t, q
-        self.solvable = solvable if solvable is not None else (lambda k: segment_plan(t, q, k) is not None)
+        self.solvable = (
+            solvable if solvable is not None else (lambda k: segment_plan(t, q, k) is not None)
+        )
         self.low = rank_bound(t, q)
         self.limit = self.low + scan_limit
         self.parts: dict[int, tuple[int, ...] | None] = {}

@@ -18,8 +18,9 @@ A = L diag(a) Z equals C X with the a x b coefficients C = L diag(a) right_coeff
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -62,8 +63,14 @@ class RowSpaceReduction:
 def _empty_reduction(a: int, b: int, residual: float, route: str) -> RowSpaceReduction:
     # X = 0: its row space is {0}, only A = 0 is reachable and all of Y is residual.
     return RowSpaceReduction(
-        left=np.zeros((a, 0)), target_singular_values=np.zeros(0), right_coefficients=np.zeros((0, b)),
-        residual=residual, x_rank=0, route=route, fit_error=0.0, rank_deficient=b > 0,
+        left=np.zeros((a, 0)),
+        target_singular_values=np.zeros(0),
+        right_coefficients=np.zeros((0, b)),
+        residual=residual,
+        x_rank=0,
+        route=route,
+        fit_error=0.0,
+        rank_deficient=b > 0,
     )
 
 
@@ -110,8 +117,14 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     energy = np.sum(whitened * whitened, axis=0)  # ||B e_i||^2, Y P's energy along eigenvector i
     error = np.sqrt(b) * _EPS * float(eigenvalues[0]) * float(np.sum(energy / eigenvalues[:k]))
     return RowSpaceReduction(
-        left=left, target_singular_values=m, right_coefficients=right_coefficients, residual=residual,
-        x_rank=k, route="gram", fit_error=error, rank_deficient=k < b,
+        left=left,
+        target_singular_values=m,
+        right_coefficients=right_coefficients,
+        residual=residual,
+        x_rank=k,
+        route="gram",
+        fit_error=error,
+        rank_deficient=k < b,
     )
 
 
@@ -122,7 +135,10 @@ def column_chunks(n_columns: int, chunk: int) -> Iterator[tuple[int, int]]:
 
 
 def triangular_factor(
-    X: object, Y: object, *, chunk_columns: int | None = None,
+    X: object,
+    Y: object,
+    *,
+    chunk_columns: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """R (p x p, p = a + b, upper triangular) with [X; Y]^T = Q R, from one pass in column chunks.
@@ -148,8 +164,8 @@ def triangular_factor(
     try:
         for start, stop in column_chunks(n, chunk):
             width = stop - start
-            stacked[rows:rows + width, :b] = columns("X", start, stop).T
-            stacked[rows:rows + width, b:] = columns("Y", start, stop).T
+            stacked[rows : rows + width, :b] = columns("X", start, stop).T
+            stacked[rows : rows + width, b:] = columns("Y", start, stop).T
             for reader in readers.values():
                 reader.release()
             factor = np.linalg.qr(stacked[: rows + width], mode="r")
@@ -191,6 +207,12 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     residual = float(np.sum(r22 * r22) + np.sum(outside * outside))
     error = np.sqrt(max(b, n_samples)) * _EPS * float(s[0]) / float(s[k - 1]) * float(np.sum(m * m))
     return RowSpaceReduction(
-        left=left, target_singular_values=m, right_coefficients=right_coefficients, residual=residual,
-        x_rank=k, route="qr", fit_error=error, rank_deficient=k < b,
+        left=left,
+        target_singular_values=m,
+        right_coefficients=right_coefficients,
+        residual=residual,
+        x_rank=k,
+        route="qr",
+        fit_error=error,
+        rank_deficient=k < b,
     )

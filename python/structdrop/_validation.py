@@ -30,7 +30,9 @@ def check_real_dtype(name: str, dtype: object) -> None:
         raise TypeError(f"{name} must be a real numeric array, got dtype {dtype}")
 
 
-def as_real_array(name: str, value: object, *, ndim: int | tuple[int, ...], allow_empty: bool = False) -> np.ndarray:
+def as_real_array(
+    name: str, value: object, *, ndim: int | tuple[int, ...], allow_empty: bool = False
+) -> np.ndarray:
     """Return ``value`` as a real numeric ndarray of the given dimension(s), WITHOUT converting its
     dtype and without a finiteness check (for callers that convert and check chunk by chunk)."""
     if isinstance(value, (str, bytes)):
@@ -120,7 +122,9 @@ def as_nonnegative_float(name: str, value: object) -> float:
     return result
 
 
-def as_probability(name: str, value: object, *, low_open: bool = True, high_open: bool = False) -> float:
+def as_probability(
+    name: str, value: object, *, low_open: bool = True, high_open: bool = False
+) -> float:
     """Return ``value`` as a float in (0, 1] (the default), [0, 1), ... as the flags say."""
     result = _as_real(name, value)
     low_ok = result > 0 if low_open else result >= 0

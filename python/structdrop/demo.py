@@ -25,18 +25,28 @@ def run_demo(seed: int = 0, theta_bar: float = 0.5, print_fn=print) -> None:
     a, N = problem.Y.shape
     b = problem.X.shape[0]
     beta_bar = (1.0 - theta_bar) / theta_bar
-    print_fn(f"structdrop demo: the paper's synthetic setup (a, b, N = {a}, {b}, {N}; y = M x, rank M = 50; seed {seed})")
-    print_fn(f"closed-form global minimum of the DropBlock objective, theta_bar = {theta_bar} (beta_bar = {beta_bar:g})\n")
-    print_fn(f"{'block r':>7} {'rho':>4} {'rank':>5} {'global minimum':>15} {'min / ||Y||^2':>14}  leading singular values of A*")
+    print_fn(
+        f"structdrop demo: the paper's synthetic setup (a, b, N = {a}, {b}, {N}; y = M x, rank M = 50; seed {seed})"
+    )
+    print_fn(
+        f"closed-form global minimum of the DropBlock objective, theta_bar = {theta_bar} (beta_bar = {beta_bar:g})\n"
+    )
+    print_fn(
+        f"{'block r':>7} {'rho':>4} {'rank':>5} {'global minimum':>15} {'min / ||Y||^2':>14}  leading singular values of A*"
+    )
     total = float(np.sum(problem.Y**2))
     start = time.perf_counter()
     for r in (1, 2, 5, 10, 25, 50):
         res = dropblock_global_min(problem.Y, r, theta_bar, X=problem.X)
         lead = ", ".join(f"{v:.1f}" for v in res.singular_values[:3])
-        print_fn(f"{r:>7} {res.rho:>4} {res.rank:>5} {res.objective:>15.6g} {res.objective / total:>14.4f}  {lead}, ...")
+        print_fn(
+            f"{r:>7} {res.rho:>4} {res.rank:>5} {res.objective:>15.6g} {res.objective / total:>14.4f}  {lead}, ..."
+        )
     elapsed = time.perf_counter() - start
     print_fn(f"\n(six closed-form solves in {elapsed * 1e3:.0f} ms, SVDs included)")
-    print_fn("Small blocks act like a squared nuclear norm (low rank), large ones like a squared Frobenius norm.")
+    print_fn(
+        "Small blocks act like a squared nuclear norm (low rank), large ones like a squared Frobenius norm."
+    )
     widths = (50, 500, 5000)
     fading = ", ".join(f"d={d}: {beta_for_width(0.5, d, 5):.3g}" for d in widths)
     print_fn(

@@ -39,7 +39,9 @@ def paper_synthetic(
     (:func:`structdrop.dropblock_global_min` with ``X=``).
     """
     seed = as_int("seed", seed, minimum=0)
-    a, b, N, rank = (as_int(name, v, minimum=1) for name, v in (("a", a), ("b", b), ("N", N), ("rank", rank)))
+    a, b, N, rank = (
+        as_int(name, v, minimum=1) for name, v in (("a", a), ("b", b), ("N", N), ("rank", rank))
+    )
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((b, N))
     U_true = rng.standard_normal((a, rank))

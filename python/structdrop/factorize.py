@@ -218,7 +218,9 @@ def _check_result(result: object) -> GlobalMin:
     from .global_min import GlobalMin
 
     if not isinstance(result, GlobalMin):
-        raise TypeError(f"result must be a GlobalMin (from structdrop.dropblock_global_min), got {type(result).__name__}")
+        raise TypeError(
+            f"result must be a GlobalMin (from structdrop.dropblock_global_min), got {type(result).__name__}"
+        )
     return result
 
 
@@ -281,22 +283,25 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
     return [W for count in parts for W in known[count]], method  # type: ignore[union-attr]
 
 
-def _factor(values: np.ndarray, split: _Split, bases: list[np.ndarray], k: int, r: int, rows: int) -> np.ndarray:
+def _factor(
+    values: np.ndarray, split: _Split, bases: list[np.ndarray], k: int, r: int, rows: int
+) -> np.ndarray:
     """E (rows x r k) with E_j E_j^T = (1/k) (diag(a_S) (+) c W_j W_j^T): U = L E, V = R E."""
     S = split.saturated
     E = np.zeros((rows, r * k))
     head = np.sqrt(values[:S] / k)
     band = math.sqrt(split.c / k) if split.t.size else 0.0
     for j, W in enumerate(bases if bases else [None] * k):
-        block = E[:, j * r: (j + 1) * r]
+        block = E[:, j * r : (j + 1) * r]
         block[np.arange(S), np.arange(S)] = head
         if W is not None:
-            block[S: S + W.shape[0], S: S + W.shape[1]] = band * W
+            block[S : S + W.shape[0], S : S + W.shape[1]] = band * W
     return E
 
 
-def _block_descent(target: np.ndarray, pieces: np.ndarray, r: int, strength: float,
-                   sweeps: int = 2000) -> tuple[np.ndarray, float]:
+def _block_descent(
+    target: np.ndarray, pieces: np.ndarray, r: int, strength: float, sweeps: int = 2000
+) -> tuple[np.ndarray, float]:
     """Block-coordinate descent on ||diag(target) - sum_j A_j||^2 + strength sum_j ||A_j||^2, rank A_j <= r.
 
     The width-d objective depends on the network only through its block products A_j (n x n in
@@ -322,7 +327,9 @@ def _block_descent(target: np.ndarray, pieces: np.ndarray, r: int, strength: flo
     return pieces, value
 
 
-def _local_search(result: GlobalMin, k: int, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _local_search(
+    result: GlobalMin, k: int, start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Best block-coordinate minimum of the width-d objective from the truncation and seeded random
     starts, as factors (U~, V~) in A*'s singular coordinates with the value of the reduced objective."""
     n, d = start.shape
@@ -335,10 +342,19 @@ def _local_search(result: GlobalMin, k: int, start: np.ndarray) -> tuple[np.ndar
     best = None
     for attempt in range(_LOCAL_STARTS):
         if attempt == 0:
-            pieces = np.stack([start[:, j * r:(j + 1) * r] @ start[:, j * r:(j + 1) * r].T for j in range(k)])
+            pieces = np.stack(
+                [start[:, j * r : (j + 1) * r] @ start[:, j * r : (j + 1) * r].T for j in range(k)]
+            )
         else:
-            pieces = np.stack([np.diag(target) @ np.linalg.qr(rng.standard_normal((n, n)))[0][:, :r]
-                               @ rng.standard_normal((r, n)) / (k * n) for _ in range(k)])
+            pieces = np.stack(
+                [
+                    np.diag(target)
+                    @ np.linalg.qr(rng.standard_normal((n, n)))[0][:, :r]
+                    @ rng.standard_normal((r, n))
+                    / (k * n)
+                    for _ in range(k)
+                ]
+            )
         sweeps = min(2000, max(20, 2_000_000 // (k * n**3)))  # bounded work for many blocks
         pieces, value = _block_descent(target, pieces, r, strength, sweeps)
         if best is None or value < best[1]:
@@ -350,8 +366,8 @@ def _local_search(result: GlobalMin, k: int, start: np.ndarray) -> tuple[np.ndar
     for j in range(k):  # split every block product evenly: A_j = (P sqrt(S)) (Q sqrt(S))^T
         P, S, Qt = np.linalg.svd(pieces[j])
         root = np.sqrt(S[:r])
-        left[:, j * r:(j + 1) * r] = P[:, :r] * root
-        right[:, j * r:(j + 1) * r] = Qt[:r].T * root
+        left[:, j * r : (j + 1) * r] = P[:, :r] * root
+        right[:, j * r : (j + 1) * r] = Qt[:r].T * root
     return left, right, value
 
 
@@ -425,14 +441,32 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
     return _network(res, left, right, k, objective, False, kept, method)
 
 
-def _network(res: GlobalMin, left: np.ndarray, right: np.ndarray, k: int, objective: float,
-             exact: bool, kept: int, method: str) -> BalancedFactorization:
+def _network(
+    res: GlobalMin,
+    left: np.ndarray,
+    right: np.ndarray,
+    k: int,
+    objective: float,
+    exact: bool,
+    kept: int,
+    method: str,
+) -> BalancedFactorization:
     n = left.shape[0]
     U = res.left_vectors[:, :n] @ left
     V = res.right_coefficients[:n].T @ right
     r = res.block_size
-    return BalancedFactorization(U=U, V=V, width=r * k, block_size=r, blocks=k, objective=objective,
-                                 minimum=res.objective, exact=exact, kept_rank=kept, method=method)
+    return BalancedFactorization(
+        U=U,
+        V=V,
+        width=r * k,
+        block_size=r,
+        blocks=k,
+        objective=objective,
+        minimum=res.objective,
+        exact=exact,
+        kept_rank=kept,
+        method=method,
+    )
 
 
 def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]:

@@ -109,7 +109,9 @@ class GlobalMin:
             return self.coefficients
         data = self._data if X is None else X
         if data is None:
-            raise ValueError("this minimum was computed from moments: pass the data, result.output(X)")
+            raise ValueError(
+                "this minimum was computed from moments: pass the data, result.output(X)"
+            )
         if np.shape(data)[0] != self.right_coefficients.shape[1]:  # type: ignore[index]
             raise ValueError(
                 f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {np.shape(data)}"
@@ -143,12 +145,18 @@ def _validate_setting(r: object, theta_bar: object) -> tuple[int, float]:
     tb = as_probability("theta_bar", theta_bar)
     beta = (1.0 - tb) / tb
     if not np.isfinite(beta):
-        raise ValueError(f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}")
+        raise ValueError(
+            f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}"
+        )
     return block, beta
 
 
 def _solve(
-    reduction: RowSpaceReduction, block: int, beta: float, method: ProxMethod, data: object = None,
+    reduction: RowSpaceReduction,
+    block: int,
+    beta: float,
+    method: ProxMethod,
+    data: object = None,
 ) -> GlobalMin:
     """The corrected Theorem 7 on the singular values of Y P, assembled into a GlobalMin."""
     m = reduction.target_singular_values
@@ -159,13 +167,19 @@ def _solve(
             prox = prox_ksupport_sq(m, block, beta, method=method)
         except ValueError as exc:
             if str(exc).startswith("m is too large"):
-                raise ValueError("Y is too large: the minimum objective overflows float64") from None
+                raise ValueError(
+                    "Y is too large: the minimum objective overflows float64"
+                ) from None
             raise
         prox_values, rho, rank, prox_objective = prox.values, prox.rho, prox.rank, prox.objective
     objective = reduction.residual + prox_objective
     if not np.isfinite(objective):
         raise ValueError("Y is too large: the minimum objective overflows float64")
-    error = reduction.fit_error / objective if objective > 0 else (0.0 if reduction.fit_error == 0 else np.inf)
+    error = (
+        reduction.fit_error / objective
+        if objective > 0
+        else (0.0 if reduction.fit_error == 0 else np.inf)
+    )
     return GlobalMin(
         singular_values=prox_values,
         rho=rho,
@@ -187,8 +201,14 @@ def _solve(
 def _reduce_without_X(targets: np.ndarray) -> RowSpaceReduction:
     left, m, right = np.linalg.svd(targets, full_matrices=False)
     return RowSpaceReduction(
-        left=left, target_singular_values=m, right_coefficients=right, residual=0.0,
-        x_rank=targets.shape[1], route="svd", fit_error=0.0, rank_deficient=False,
+        left=left,
+        target_singular_values=m,
+        right_coefficients=right,
+        residual=0.0,
+        x_rank=targets.shape[1],
+        route="svd",
+        fit_error=0.0,
+        rank_deficient=False,
     )
 
 
@@ -196,14 +216,22 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
     from .objectives import DataMoments
 
     if not isinstance(moments, DataMoments):
-        raise TypeError(f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}")
+        raise TypeError(
+            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+        )
     if moments.cross is None:
-        raise ValueError("moments were computed without targets Y; the global minimum needs Y X^T and ||Y||^2")
+        raise ValueError(
+            "moments were computed without targets Y; the global minimum needs Y X^T and ||Y||^2"
+        )
     return moments
 
 
 def solve_on_data(
-    Y: object, X: object, solve: Callable[[RowSpaceReduction], T], *, progress: bool | float = False,
+    Y: object,
+    X: object,
+    solve: Callable[[RowSpaceReduction], T],
+    *,
+    progress: bool | float = False,
 ) -> T:
     """Run ``solve`` on Y P for data at hand: the Gram route when it is accurate, else chunked QR.
 
@@ -221,14 +249,21 @@ def solve_on_data(
         raise ValueError(
             f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is {np.shape(Y)}"
         )
-    moments = data_moments(X, Y, progress=progress)  # validates finiteness in its pass over the data
+    moments = data_moments(
+        X, Y, progress=progress
+    )  # validates finiteness in its pass over the data
     assert moments.cross is not None
     reduction = reduce_by_gram(moments.gram, moments.cross, moments.y_sq_norm)
     result = solve(reduction)
-    if not reduction.rank_deficient and reduction.fit_error <= ACCURACY_TARGET * _smallest_objective(result):
+    if (
+        not reduction.rank_deficient
+        and reduction.fit_error <= ACCURACY_TARGET * _smallest_objective(result)
+    ):
         return result
     delay = progress_delay(progress)
-    with progress_bar(moments.n_samples, "QR pass", delay is not None, unit="sample", delay=delay or 0.0) as bar:
+    with progress_bar(
+        moments.n_samples, "QR pass", delay is not None, unit="sample", delay=delay or 0.0
+    ) as bar:
         done = [0]
 
         def advance(columns: int) -> None:
@@ -292,7 +327,10 @@ def dropblock_global_min(
         return _solve(_reduce_without_X(targets), block, beta, method)
     data = _as_data("X", X)
     return solve_on_data(
-        _as_data("Y", Y), data, lambda reduction: _solve(reduction, block, beta, method, data=data), progress=progress,
+        _as_data("Y", Y),
+        data,
+        lambda reduction: _solve(reduction, block, beta, method, data=data),
+        progress=progress,
     )
 
 
@@ -349,13 +387,17 @@ def global_min_from_moments(
     reduction = reduce_by_gram(data.gram, data.cross, data.y_sq_norm)
     result = _solve(reduction, block, beta, method)
     if warn and (result.error_estimate > ACCURACY_TARGET or reduction.rank_deficient):
-        why = (f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): directions "
-               "of X with singular values below about 1e-7 of the largest are treated as absent"
-               if reduction.rank_deficient else "X is ill-conditioned")
+        why = (
+            f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): directions "
+            "of X with singular values below about 1e-7 of the largest are treated as absent"
+            if reduction.rank_deficient
+            else "X is ill-conditioned"
+        )
         warnings.warn(
             f"global minimum from moments: {why}; estimated relative error of the objective "
             f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the data "
             "is exact (it reads the data once more in chunks)",
-            ConditioningWarning, stacklevel=2,
+            ConditioningWarning,
+            stacklevel=2,
         )
     return result

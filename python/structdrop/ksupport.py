@@ -92,11 +92,15 @@ def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
     (std::nth_element) and sorts that head, O(n + r log r), from float32 or float64 input.
     """
     block = _check_r(r)
-    array = _aligned(as_float_array("x", x, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False))
+    array = _aligned(
+        as_float_array("x", x, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False)
+    )
     if array.ndim == 2:
         if not np.isfinite(array).all():
             raise ValueError("x contains NaN or infinite values")
-        s = np.linalg.svd(array.astype(np.float64, copy=False), compute_uv=False)  # descending, >= 0
+        s = np.linalg.svd(
+            array.astype(np.float64, copy=False), compute_uv=False
+        )  # descending, >= 0
         scale = power_of_two_scale(s)
         if scale != 1.0:
             s /= scale  # exact: a power of two; keeps s_i^2 away from overflow and underflow
@@ -131,7 +135,9 @@ def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *inputs: ob
     if out.shape != shape:
         raise ValueError(f"out must have shape {shape}, got {out.shape}")
     if out.dtype != dtype:
-        raise TypeError(f"out must have dtype {np.dtype(dtype).name} (the result's), got {out.dtype}")
+        raise TypeError(
+            f"out must have dtype {np.dtype(dtype).name} (the result's), got {out.dtype}"
+        )
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     if not out.flags.c_contiguous:
@@ -148,7 +154,9 @@ def _overflow(name: str) -> ValueError:
     return ValueError(f"{name} is too large: the prox objective overflows float64")
 
 
-def _search_sorted(s: np.ndarray, block: int, strength: float) -> tuple[np.ndarray, int, int, float]:
+def _search_sorted(
+    s: np.ndarray, block: int, strength: float
+) -> tuple[np.ndarray, int, int, float]:
     """The literal Theorem 7 scan on descending non-negative float64 ``s``, which it rescales in
     place by a power of two (exact; the caller's scratch array)."""
     scale = power_of_two_scale(s)
@@ -199,7 +207,9 @@ def _prox_matrix(array, original, block, strength, method, out) -> ProxResult:
     sigma = np.ascontiguousarray(sigma, dtype=np.float64)  # descending and >= 0
     if method == "sweep":
         shrunk = np.empty_like(sigma)
-        rho, rank, objective = _core.prox_select(sigma, block, strength, shrunk)  # sorted: the sweep
+        rho, rank, objective = _core.prox_select(
+            sigma, block, strength, shrunk
+        )  # sorted: the sweep
     else:
         shrunk, rho, rank, objective = _search_sorted(sigma, block, strength)
     if not np.isfinite(objective):
@@ -210,7 +220,9 @@ def _prox_matrix(array, original, block, strength, method, out) -> ProxResult:
         values = weighted @ right[:k]
     else:
         values = np.matmul(weighted, right[:k], out=out)
-    return ProxResult(values=values, rho=int(rho), rank=k, objective=float(objective), method=method)
+    return ProxResult(
+        values=values, rho=int(rho), rank=k, objective=float(objective), method=method
+    )
 
 
 def prox_ksupport_sq(
@@ -260,7 +272,9 @@ def prox_ksupport_sq(
     block = _check_r(r)
     strength = as_nonnegative_float("beta", beta)
     method = _check_method(method)
-    array = _aligned(as_float_array("m", m, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False))
+    array = _aligned(
+        as_float_array("m", m, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False)
+    )
     if array.ndim == 2:
         return _prox_matrix(array, m, block, strength, method, out)
     return _prox_vector(array, m, block, strength, method, out)
@@ -305,7 +319,9 @@ def prox_ksupport_sq_batch(
     block = _check_r(r)
     strength = as_nonnegative_float("beta", beta)
     workers = as_int("threads", threads, minimum=0)
-    array = _aligned(as_float_array("M", M, ndim=2, keep_float32=True, contiguous=True, check_finite=False))
+    array = _aligned(
+        as_float_array("M", M, ndim=2, keep_float32=True, contiguous=True, check_finite=False)
+    )
     if out is None:
         out = np.empty_like(array)
     else:
@@ -315,5 +331,7 @@ def prox_ksupport_sq_batch(
         raise ValueError(f"M contains NaN or infinite values (row {bad_row})")
     overflow = np.flatnonzero(~np.isfinite(objective))
     if overflow.size:
-        raise ValueError(f"M is too large: the prox objective of row {int(overflow[0])} overflows float64")
+        raise ValueError(
+            f"M is too large: the prox objective of row {int(overflow[0])} overflows float64"
+        )
     return ProxBatchResult(values=out, rho=rho, rank=rank, objective=objective)

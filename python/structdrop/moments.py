@@ -19,8 +19,8 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -82,8 +82,10 @@ class DataMoments:
             return self
         if not isinstance(other, DataMoments):
             return NotImplemented
-        if self.gram.shape != other.gram.shape or (self.cross is None) != (other.cross is None) or (
-            self.cross is not None and self.cross.shape != other.cross.shape
+        if (
+            self.gram.shape != other.gram.shape
+            or (self.cross is None) != (other.cross is None)
+            or (self.cross is not None and self.cross.shape != other.cross.shape)
         ):
             raise ValueError(
                 "cannot merge moments of differently shaped data: "
@@ -92,9 +94,18 @@ class DataMoments:
         gram = self.gram + other.gram
         cross = None if self.cross is None else self.cross + other.cross
         y_sq = self.y_sq_norm + other.y_sq_norm
-        if not (np.isfinite(gram).all() and (cross is None or np.isfinite(cross).all()) and np.isfinite(y_sq)):
+        if not (
+            np.isfinite(gram).all()
+            and (cross is None or np.isfinite(cross).all())
+            and np.isfinite(y_sq)
+        ):
             raise ValueError("the merged moments overflow float64")
-        return DataMoments(gram=gram, cross=cross, y_sq_norm=float(y_sq), n_samples=self.n_samples + other.n_samples)
+        return DataMoments(
+            gram=gram,
+            cross=cross,
+            y_sq_norm=float(y_sq),
+            n_samples=self.n_samples + other.n_samples,
+        )
 
     def __radd__(self, other: object) -> DataMoments:
         # sum() starts from 0; anything else is the same commutative merge.
@@ -160,9 +171,13 @@ class _Accumulator:
         # overflow right at the edge: the final, O(b^2 + ab), check covers that.
         if not np.isfinite(self.gram).all():
             raise ValueError(f"{prefix}X is too large: X X^T overflows float64")
-        if self.cross is not None and not (np.isfinite(self.cross).all() and np.isfinite(self.y_sq)):
+        if self.cross is not None and not (
+            np.isfinite(self.cross).all() and np.isfinite(self.y_sq)
+        ):
             raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
-        return DataMoments(gram=self.gram, cross=self.cross, y_sq_norm=float(self.y_sq), n_samples=int(self.n))
+        return DataMoments(
+            gram=self.gram, cross=self.cross, y_sq_norm=float(self.y_sq), n_samples=int(self.n)
+        )
 
 
 def _column_chunks(n: int, width: int) -> Iterator[slice]:
@@ -230,12 +245,20 @@ def _accumulate(
 
 def _progress_bar(progress: bool | float, total: int | None, desc: str, unit: str) -> object | None:
     delay = progress_delay(progress)
-    return None if delay is None else progress_bar(total, desc, True, unit=unit, delay=delay, unit_scale=False)
+    return (
+        None
+        if delay is None
+        else progress_bar(total, desc, True, unit=unit, delay=delay, unit_scale=False)
+    )
 
 
 # ----------------------------------------------------------------------------- public API
 def data_moments(
-    X: object, Y: object | None = None, *, chunk_columns: int | None = None, progress: bool | float = False
+    X: object,
+    Y: object | None = None,
+    *,
+    chunk_columns: int | None = None,
+    progress: bool | float = False,
 ) -> DataMoments:
     """Moments X X^T, Y X^T, ||Y||^2 of data X (b x N) and targets Y (a x N), at BLAS speed.
 
@@ -304,7 +327,9 @@ def data_moments(
     return acc.result()
 
 
-def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: bool | float = False) -> DataMoments:
+def stream_moments(
+    chunks: Iterable[tuple[object, object | None]], progress: bool | float = False
+) -> DataMoments:
     """Moments of data arriving in chunks of samples: the exact sum of every chunk's moments.
 
     ``chunks`` is any iterable (a generator reading files, a DataLoader-like object, a list) of
@@ -347,15 +372,23 @@ def stream_moments(chunks: Iterable[tuple[object, object | None]], progress: boo
         if bar is not None:
             bar.close()
     if acc is None:
-        raise ValueError("chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair")
+        raise ValueError(
+            "chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair"
+        )
     return acc.result()
 
 
 def _stream_item(index: int, item: object) -> tuple[np.ndarray, np.ndarray | None]:
     if not isinstance(item, (tuple, list)) or len(item) != 2:
-        raise TypeError(f"chunk {index}: expected an (X_chunk, Y_chunk) pair, got {type(item).__name__}")
+        raise TypeError(
+            f"chunk {index}: expected an (X_chunk, Y_chunk) pair, got {type(item).__name__}"
+        )
     x = as_real_array(f"chunk {index}: X", item[0], ndim=2, allow_empty=True)
-    y = None if item[1] is None else as_real_array(f"chunk {index}: Y", item[1], ndim=2, allow_empty=True)
+    y = (
+        None
+        if item[1] is None
+        else as_real_array(f"chunk {index}: Y", item[1], ndim=2, allow_empty=True)
+    )
     if x.shape[0] == 0:
         raise ValueError(f"chunk {index}: X must have at least one row, got X {x.shape}")
     if y is not None:
@@ -370,7 +403,10 @@ def _stream_item(index: int, item: object) -> tuple[np.ndarray, np.ndarray | Non
 
 
 def _check_like_first(
-    index: int, x: np.ndarray, y: np.ndarray | None, first: tuple[tuple[int, ...], tuple[int, ...] | None]
+    index: int,
+    x: np.ndarray,
+    y: np.ndarray | None,
+    first: tuple[tuple[int, ...], tuple[int, ...] | None],
 ) -> None:
     x0, y0 = first
     if (y is None) != (y0 is None):
@@ -380,6 +416,10 @@ def _check_like_first(
             f"chunk {index}: Y_chunk must be None in all chunks or in none; chunk {index} has {have}, chunk 0 had {had}"
         )
     if x.shape[0] != x0[0]:
-        raise ValueError(f"chunk {index}: X has {x.shape[0]} rows, chunk 0 had {x0[0]}: got X {x.shape}, chunk 0 X {x0}")
+        raise ValueError(
+            f"chunk {index}: X has {x.shape[0]} rows, chunk 0 had {x0[0]}: got X {x.shape}, chunk 0 X {x0}"
+        )
     if y is not None and y0 is not None and y.shape[0] != y0[0]:
-        raise ValueError(f"chunk {index}: Y has {y.shape[0]} rows, chunk 0 had {y0[0]}: got Y {y.shape}, chunk 0 Y {y0}")
+        raise ValueError(
+            f"chunk {index}: Y has {y.shape[0]} rows, chunk 0 had {y0[0]}: got Y {y.shape}, chunk 0 Y {y0}"
+        )

@@ -61,11 +61,15 @@ def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _check_factors(U: object, V: object, moments: DataMoments, need_targets: bool) -> tuple[np.ndarray, np.ndarray]:
+def _check_factors(
+    U: object, V: object, moments: DataMoments, need_targets: bool
+) -> tuple[np.ndarray, np.ndarray]:
     u = _layout_for_core("U", as_float_array("U", U, ndim=2))
     v = _layout_for_core("V", as_float_array("V", V, ndim=2))
     if u.shape[1] != v.shape[1]:
-        raise ValueError(f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}")
+        raise ValueError(
+            f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}"
+        )
     b = moments.in_features
     if v.shape[0] != b:
         raise ValueError(f"V must have b = {b} rows (the rows of X), got V {v.shape}")
@@ -80,7 +84,9 @@ def _check_factors(U: object, V: object, moments: DataMoments, need_targets: boo
 
 def _check_moments(moments: object) -> DataMoments:
     if not isinstance(moments, DataMoments):
-        raise TypeError(f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}")
+        raise TypeError(
+            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+        )
     return moments
 
 
@@ -88,12 +94,16 @@ def _scheme_args(scheme: object, d: int) -> tuple[int, float, int, float]:
     from .schemes import MaskScheme
 
     if not isinstance(scheme, MaskScheme):
-        raise TypeError(f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}")
+        raise TypeError(
+            f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}"
+        )
     scheme.check_width(d)
     return scheme._core_args()
 
 
-def _terms(scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool) -> ObjectiveTerms:
+def _terms(
+    scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool
+) -> ObjectiveTerms:
     args = _scheme_args(scheme, u.shape[1])
     if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
         cross = np.zeros((u.shape[0], moments.in_features))
@@ -101,13 +111,17 @@ def _terms(scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoment
         if not np.isfinite(reg):
             raise ValueError("U, V are too large for the data: the regulariser overflows float64")
         return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
-    fit, reg = _core.objective_terms(*args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper)
+    fit, reg = _core.objective_terms(
+        *args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper
+    )
     if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
         raise ValueError("U, V are too large for the data: the objective overflows float64")
     return ObjectiveTerms(fit=float(fit), regularizer=float(reg), objective=float(fit + reg))
 
 
-def objective_terms(scheme: MaskScheme, U: object, V: object, moments: DataMoments) -> ObjectiveTerms:
+def objective_terms(
+    scheme: MaskScheme, U: object, V: object, moments: DataMoments
+) -> ObjectiveTerms:
     """Exact deterministic objective of ``scheme`` at (U, V) from cached data moments, in C++.
 
     E_z ||Y - U diag(mu)^-1 diag(z) V^T X||^2 = fit + regulariser with the regulariser of
@@ -129,7 +143,9 @@ def objective_terms(scheme: MaskScheme, U: object, V: object, moments: DataMomen
     return _terms(scheme, u, v, moments, paper=False)
 
 
-def dropconnect_paper_approx_terms(scheme: MaskScheme, U: object, V: object, moments: DataMoments) -> ObjectiveTerms:
+def dropconnect_paper_approx_terms(
+    scheme: MaskScheme, U: object, V: object, moments: DataMoments
+) -> ObjectiveTerms:
     """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): an approximation.
 
     Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact expectation
@@ -146,7 +162,9 @@ def dropconnect_paper_approx_terms(scheme: MaskScheme, U: object, V: object, mom
     return _terms(scheme, u, v, moments, paper=True)
 
 
-def generalized_objective(Y: object, U: object, G: object, mean: object, covariance: object) -> ObjectiveTerms:
+def generalized_objective(
+    Y: object, U: object, G: object, mean: object, covariance: object
+) -> ObjectiveTerms:
     """Lemma 10 (eqs. 15-18) for any mask distribution on the d hidden units, in NumPy.
 
     E_z ||Y - U diag(mu)^-1 diag(z) G||_F^2 = ||Y - U G||_F^2 + <C-bar, U^T U (.) G G^T>,

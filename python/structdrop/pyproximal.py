@@ -39,7 +39,9 @@ def _scalar_tau(tau: object) -> float:
         raise ValueError("tau must be positive")
     first = float(values.ravel()[0])
     if np.any(values != first):
-        raise ValueError("tau must be a scalar: the k-support norm is not separable, a per-entry tau is undefined")
+        raise ValueError(
+            "tau must be a scalar: the k-support norm is not separable, a per-entry tau is undefined"
+        )
     return first
 
 

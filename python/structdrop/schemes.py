@@ -49,7 +49,9 @@ def _rng(rng: RandomLike) -> np.random.Generator:
         raise TypeError("rng must be a numpy Generator, an integer seed or None, got a bool")
     if rng is None or isinstance(rng, (int, np.integer, np.random.Generator)):
         return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}")
+    raise TypeError(
+        f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}"
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class Dropout(MaskScheme):
         return (1.0 - self.theta) / self.theta
 
     @classmethod
-    def for_width(cls, theta_bar: float, d: int) -> "Dropout":
+    def for_width(cls, theta_bar: float, d: int) -> Dropout:
         """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1)."""
         from .width import theta_for_width
 
@@ -195,7 +197,7 @@ class DropBlock(MaskScheme):
         return (1.0 - self.theta) / self.theta
 
     @classmethod
-    def for_width(cls, theta_bar: float, d: int, block_size: int) -> "DropBlock":
+    def for_width(cls, theta_bar: float, d: int, block_size: int) -> DropBlock:
         """DropBlock at width d with theta(d) of eq. 7, so its objective is eq. 8.
 
         The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
@@ -249,10 +251,14 @@ class OverlappingDropBlock(MaskScheme):
     block_size: int
     gamma: float
 
-    def __init__(self, block_size: int, gamma: Optional[float] = None, theta: Optional[float] = None) -> None:
+    def __init__(
+        self, block_size: int, gamma: Optional[float] = None, theta: Optional[float] = None
+    ) -> None:
         bs = as_int("block_size", block_size, minimum=1)
         if (gamma is None) == (theta is None):
-            raise ValueError("give exactly one of gamma (seed probability) and theta (nominal retain probability)")
+            raise ValueError(
+                "give exactly one of gamma (seed probability) and theta (nominal retain probability)"
+            )
         if gamma is not None:
             g = as_probability("gamma", gamma, low_open=False, high_open=True)
         else:
@@ -354,7 +360,9 @@ class DropConnect(MaskScheme):
         b = self._in_features(in_features, "characteristic_matrix")
         return self.beta * np.eye(b * width)
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None, *, in_features: Optional[int] = None) -> np.ndarray:
+    def sample_masks(
+        self, d: int, count: int, rng: RandomLike = None, *, in_features: Optional[int] = None
+    ) -> np.ndarray:
         """``count`` masks of V as a (count, in_features, d) float64 array of 0/1 (unscaled)."""
         width = self.check_width(d)
         b = self._in_features(in_features, "sample_masks")

@@ -88,7 +88,12 @@ class _SolvedGrid(NamedTuple):
 
 
 def _solve_grid(
-    x: object, X: object | None, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x",
+    x: object,
+    X: object | None,
+    r: np.ndarray,
+    beta: np.ndarray,
+    threads: int | None,
+    name: str = "x",
 ) -> _SolvedGrid:
     """Descending singular values of x (of Y P with X), and the minimum at every (r, beta) setting."""
 
@@ -103,7 +108,9 @@ def _solve_grid(
     values = as_float_array(name, x, ndim=(1, 2))
     if values.ndim == 1:
         if X is not None:
-            raise ValueError(f"X can only be given with a matrix Y ({name} is a 1-D array of singular values)")
+            raise ValueError(
+                f"X can only be given with a matrix Y ({name} is a 1-D array of singular values)"
+            )
         if (values < 0).any():
             raise ValueError(f"{name} must be non-negative when it holds singular values")
         return solve(np.ascontiguousarray(np.sort(values)[::-1]), 0.0)
@@ -112,13 +119,17 @@ def _solve_grid(
     return solve_on_data(values, X, lambda red: solve(red.target_singular_values, red.residual))
 
 
-def _solve_settings(m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"):
+def _solve_settings(
+    m: np.ndarray, r: np.ndarray, beta: np.ndarray, threads: int | None, name: str = "x"
+):
     scale = power_of_two_scale(m)
     scaled = m / scale if scale != 1.0 else m
     count = threads if threads is not None else (os.cpu_count() or 1)
     objective, rho, rank = _core.prox_batch(
-        np.ascontiguousarray(scaled), np.ascontiguousarray(r, dtype=np.int64),
-        np.ascontiguousarray(beta, dtype=np.float64), int(count),
+        np.ascontiguousarray(scaled),
+        np.ascontiguousarray(r, dtype=np.int64),
+        np.ascontiguousarray(beta, dtype=np.float64),
+        int(count),
     )
     objective = objective * scale * scale
     if not np.isfinite(objective).all():
@@ -130,7 +141,9 @@ def _as_block_sizes(block_sizes: object) -> np.ndarray:
     sizes = np.atleast_1d(np.asarray(block_sizes))
     if sizes.ndim != 1 or sizes.size == 0:
         raise ValueError("block_sizes must be a non-empty 1-D sequence of integers")
-    if sizes.dtype.kind not in "iu" and not (sizes.dtype.kind == "f" and np.all(sizes == np.round(sizes))):
+    if sizes.dtype.kind not in "iu" and not (
+        sizes.dtype.kind == "f" and np.all(sizes == np.round(sizes))
+    ):
         raise TypeError(f"block_sizes must be integers, got {sizes.dtype}")
     sizes = sizes.astype(np.int64)
     if (sizes < 1).any():

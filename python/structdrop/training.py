@@ -100,7 +100,9 @@ class TrainingDiverged(FloatingPointError):
 
 def _check_scheme(name: str, scheme: object, d: int) -> tuple[int, float, int, float]:
     if not isinstance(scheme, MaskScheme):
-        raise TypeError(f"{name} must be a structdrop.schemes scheme (NoDropout(), Dropout(theta), ...), got {scheme!r}")
+        raise TypeError(
+            f"{name} must be a structdrop.schemes scheme (NoDropout(), Dropout(theta), ...), got {scheme!r}"
+        )
     scheme.check_width(d)
     kind, theta, block_size, gamma = scheme._core_args()
     return int(kind), float(theta), int(block_size), float(gamma)
@@ -133,12 +135,16 @@ def _check_data(X: object, Y: object) -> tuple[np.ndarray, np.ndarray]:
     X = as_float_array("X", X, ndim=2)
     Y = as_float_array("Y", Y, ndim=2)
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X (b x N) and Y (a x N) must have the same number of columns N, got X {X.shape}, Y {Y.shape}")
+        raise ValueError(
+            f"X (b x N) and Y (a x N) must have the same number of columns N, got X {X.shape}, Y {Y.shape}"
+        )
     # The loop reads samples as columns: Fortran order (a copy unless X, Y already are).
     return np.asfortranarray(X), np.asfortranarray(Y)
 
 
-def _check_factors(U0: object, V0: object, a: int, b: int, label: str = "") -> tuple[np.ndarray, np.ndarray]:
+def _check_factors(
+    U0: object, V0: object, a: int, b: int, label: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     U0 = as_float_array(f"U0{label}", U0, ndim=2)
     V0 = as_float_array(f"V0{label}", V0, ndim=2)
     if U0.shape[0] != a:
@@ -146,7 +152,9 @@ def _check_factors(U0: object, V0: object, a: int, b: int, label: str = "") -> t
     if V0.shape[0] != b:
         raise ValueError(f"V0{label} must have b = {b} rows (the rows of X), got shape {V0.shape}")
     if U0.shape[1] != V0.shape[1]:
-        raise ValueError(f"U0{label} ({U0.shape}) and V0{label} ({V0.shape}) must have the same number of columns d")
+        raise ValueError(
+            f"U0{label} ({U0.shape}) and V0{label} ({V0.shape}) must have the same number of columns d"
+        )
     return np.asfortranarray(U0), np.asfortranarray(V0)
 
 
@@ -208,7 +216,9 @@ def _run(
         0.25,
     )
     results = []
-    for j, (status, message, step, U, V, steps, stochastic, deterministic, seconds) in enumerate(outcomes):
+    for j, (status, message, step, U, V, steps, stochastic, deterministic, seconds) in enumerate(
+        outcomes
+    ):
         if status == "diverged":
             prefix = "" if total == 1 else f"run {first + j} (seed {runs[j]['seed']}): "
             raise TrainingDiverged(prefix + message, step=int(step), run=first + j)
@@ -291,7 +301,9 @@ def _is_sequence(value: object) -> bool:
     return isinstance(value, (Sequence, np.ndarray, range)) and not isinstance(value, (str, bytes))
 
 
-def _per_run(name: str, value: object, sequence_ok: Callable[[object], bool] = _is_sequence) -> list[Any] | None:
+def _per_run(
+    name: str, value: object, sequence_ok: Callable[[object], bool] = _is_sequence
+) -> list[Any] | None:
     return list(value) if sequence_ok(value) else None  # type: ignore[call-overload]
 
 
@@ -385,9 +397,20 @@ def train_many(
         raise ValueError(f"per-run sequences must all have the same length, got lengths {lengths}")
     count = next(iter(lengths.values())) if lengths else 1
     if count < 1:
-        raise ValueError(f"train_many needs at least one run, got empty sequences {sorted(lengths)}")
-    single = {"U0": U0, "V0": V0, "scheme": scheme, "lr": lr, "iterations": iterations, "batch_size": batch_size,
-              "record_every": record_every, "seed": seed, "lr_decay": lr_decay}
+        raise ValueError(
+            f"train_many needs at least one run, got empty sequences {sorted(lengths)}"
+        )
+    single = {
+        "U0": U0,
+        "V0": V0,
+        "scheme": scheme,
+        "lr": lr,
+        "iterations": iterations,
+        "batch_size": batch_size,
+        "record_every": record_every,
+        "seed": seed,
+        "lr_decay": lr_decay,
+    }
 
     def value(key: str, j: int) -> Any:
         values = lists[key]
@@ -403,7 +426,9 @@ def train_many(
             U, V = shared_factors
         else:
             U, V = _check_factors(value("U0", j), value("V0", j), a, b, label)
-        kind, theta, block_size, gamma = _check_scheme(f"scheme{label}", value("scheme", j), U.shape[1])
+        kind, theta, block_size, gamma = _check_scheme(
+            f"scheme{label}", value("scheme", j), U.shape[1]
+        )
         runs.append(
             {
                 "U0": U,

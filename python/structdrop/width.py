@@ -13,7 +13,9 @@ def _check_width(d: object, r: object) -> tuple[int, int]:
     width = as_int("d", d, minimum=1)
     block = as_int("r", r, minimum=1)
     if width % block:
-        raise ValueError(f"r must divide d (blocks of r consecutive units), got d={width}, r={block}")
+        raise ValueError(
+            f"r must divide d (blocks of r consecutive units), got d={width}, r={block}"
+        )
     return width, block
 
 
@@ -48,5 +50,7 @@ def beta_for_width(theta: float, d: int, r: int) -> float:
     width, block = _check_width(d, r)
     beta = (block / width) * (1.0 - th) / th
     if not math.isfinite(beta):
-        raise ValueError(f"theta is too small: beta = (r/d)(1 - theta)/theta overflows, got {theta!r}")
+        raise ValueError(
+            f"theta is too small: beta = (r/d)(1 - theta)/theta overflows, got {theta!r}"
+        )
     return beta

@@ -51,12 +51,21 @@ std::uint64_t splitmix(std::uint64_t& state) {
 
 int main() {
   using namespace structdrop::portable;
-  const std::uint64_t edge[] = {0, 1, 2, 3, 0xFFFFFFFFu, 0x100000000u, 0xFFFFFFFFFFFFFFFFu, 0x8000000000000000u,
-                                0x7FFFFFFFFFFFFFFFu, 0xFFFFFFFF00000000u};
+  const std::uint64_t edge[] = {0,
+                                1,
+                                2,
+                                3,
+                                0xFFFFFFFFu,
+                                0x100000000u,
+                                0xFFFFFFFFFFFFFFFFu,
+                                0x8000000000000000u,
+                                0x7FFFFFFFFFFFFFFFu,
+                                0xFFFFFFFF00000000u};
   for (std::uint64_t a : edge)
     for (std::uint64_t b : edge)
       if (mulhi64(a, b) != reference_mulhi(a, b)) {
-        std::printf("mulhi64(%llx, %llx) wrong\n", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+        std::printf("mulhi64(%llx, %llx) wrong\n", static_cast<unsigned long long>(a),
+                    static_cast<unsigned long long>(b));
         return 1;
       }
   std::uint64_t state = 42;

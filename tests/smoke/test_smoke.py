@@ -19,8 +19,6 @@ import structdrop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the suite's modules (tests/)
 
-from test_global_min import test_rank_deficient_X_kkt_and_reference, test_without_X_objective_and_kkt  # noqa: E402,F401
-from test_ksupport_norm import test_agrees_with_numpy_reference, test_matches_variational_form_on_thousands_of_vectors  # noqa: E402,F401
 from test_objectives import (  # noqa: E402,F401
     test_dropconnect_matches_enumeration_and_printed_formula_does_not,
     test_unit_schemes_match_enumeration,

@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module in COMMANDS:
         child = sub.add_parser(
-            module.NAME, help=module.HELP, description=module.DESCRIPTION, epilog=module.EPILOG or None,
+            module.NAME,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            epilog=module.EPILOG or None,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(child)

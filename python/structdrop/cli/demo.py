@@ -8,12 +8,16 @@ from ._common import nonnegative_int
 
 NAME = "demo"
 HELP = "short demonstration on the paper's synthetic setup (the default with no arguments)"
-DESCRIPTION = "Closed-form DropBlock global minima of the paper's synthetic problem for several block sizes."
+DESCRIPTION = (
+    "Closed-form DropBlock global minima of the paper's synthetic problem for several block sizes."
+)
 EPILOG = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the synthetic problem (default 0)")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the synthetic problem (default 0)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

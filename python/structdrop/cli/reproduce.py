@@ -33,26 +33,61 @@ CHOICES = ("fig1", "fig2", "fig3", "fig4", "all")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("figure", choices=CHOICES, help="which figure (or all)")
-    parser.add_argument("--out", default="structdrop-figures", metavar="DIR",
-                        help="output folder (created; default ./structdrop-figures)")
-    parser.add_argument("--quick", action="store_true", help="reduced sizes: all figures in well under a minute")
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="seed of data, initialisation and masks (default 0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines (errors still print)")
+    parser.add_argument(
+        "--out",
+        default="structdrop-figures",
+        metavar="DIR",
+        help="output folder (created; default ./structdrop-figures)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="reduced sizes: all figures in well under a minute"
+    )
+    parser.add_argument(
+        "--seed",
+        type=nonnegative_int,
+        default=0,
+        help="seed of data, initialisation and masks (default 0)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars or log lines (errors still print)"
+    )
     shallow = parser.add_argument_group("shallow figures (1, 2, 4)")
-    shallow.add_argument("--iterations", type=positive_int, default=None,
-                         help="SGD steps (default 100000, or 20000 with --quick)")
-    shallow.add_argument("--lr", type=positive_float, default=None, help="initial step size (default 2e-5)")
+    shallow.add_argument(
+        "--iterations",
+        type=positive_int,
+        default=None,
+        help="SGD steps (default 100000, or 20000 with --quick)",
+    )
+    shallow.add_argument(
+        "--lr", type=positive_float, default=None, help="initial step size (default 2e-5)"
+    )
     deep = parser.add_argument_group("deep figure (3)")
-    deep.add_argument("--epochs", type=nonnegative_int, default=None, help="training epochs (default 40, or 10 with --quick)")
-    deep.add_argument("--dataset", choices=("digits", "mnist", "cifar10"), default="digits",
-                      help="digits: scikit-learn's bundled images (default); mnist/cifar10 need --data-root")
-    deep.add_argument("--data-root", default=None, metavar="DIR",
-                      help="local torchvision dataset folder (never downloaded)")
-    deep.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    deep.add_argument(
+        "--epochs",
+        type=nonnegative_int,
+        default=None,
+        help="training epochs (default 40, or 10 with --quick)",
+    )
+    deep.add_argument(
+        "--dataset",
+        choices=("digits", "mnist", "cifar10"),
+        default="digits",
+        help="digits: scikit-learn's bundled images (default); mnist/cifar10 need --data-root",
+    )
+    deep.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="local torchvision dataset folder (never downloaded)",
+    )
+    deep.add_argument(
+        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import structdrop
+
     from ..figures import FigureConfig, MissingDependency, reproduce
 
     if args.dataset != "digits" and args.data_root is None:
@@ -61,8 +96,16 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise CliError(f"--out '{out}' exists and is not a folder")
     config = FigureConfig(
-        out=out, quick=args.quick, seed=args.seed, progress=not args.quiet, iterations=args.iterations,
-        lr=args.lr, epochs=args.epochs, dataset=args.dataset, data_root=args.data_root, device=args.device,
+        out=out,
+        quick=args.quick,
+        seed=args.seed,
+        progress=not args.quiet,
+        iterations=args.iterations,
+        lr=args.lr,
+        epochs=args.epochs,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        device=args.device,
     )
     names = ["fig1", "fig2", "fig3", "fig4"] if args.figure == "all" else [args.figure]
 
@@ -76,15 +119,21 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        outputs = reproduce(names, config, make_bar=make_bar, log=log, skip_without_torch=args.figure == "all")
+        outputs = reproduce(
+            names, config, make_bar=make_bar, log=log, skip_without_torch=args.figure == "all"
+        )
     except MissingDependency as exc:
         raise CliError(str(exc)) from None
     except ImportError as exc:  # e.g. --dataset mnist without a working torchvision
         raise CliError(f"a dependency is missing: {exc}") from None
     except structdrop.TrainingDiverged as exc:
         raise CliError(f"{exc} (try a smaller --lr)") from None
-    print(f"wrote {len(outputs)} figure(s) and summary.md to {out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {len(outputs)} figure(s) and summary.md to {out} in {time.perf_counter() - start:.1f} s"
+    )
     for output in outputs:
         for claim in output.claims:
-            print(f"  {output.name}: {claim.verdict}: {claim.claim[:70]}{'...' if len(claim.claim) > 70 else ''}")
+            print(
+                f"  {output.name}: {claim.verdict}: {claim.claim[:70]}{'...' if len(claim.claim) > 70 else ''}"
+            )
     return 0

@@ -45,30 +45,80 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("Y", help="targets Y (a x N): .npy, .npz or .csv")
-    parser.add_argument("-r", "--block-size", type=positive_int, required=True, metavar="R",
-                        help="block size r (1 = Dropout)")
-    parser.add_argument("--theta", type=probability, required=True,
-                        help="retain probability in (0, 1]: theta_bar, or the network's theta with --width")
-    parser.add_argument("--width", type=positive_int, metavar="D", default=None,
-                        help="hidden width d of the network trained with --theta (r must divide d)")
-    parser.add_argument("--X", dest="X", metavar="X_FILE", default=None,
-                        help="data X (b x N): restricts A to X's row space")
-    parser.add_argument("--key", default=None, help="array name of Y inside a .npz archive (default: the first)")
-    parser.add_argument("--X-key", dest="X_key", default=None,
-                        help="array name of X inside a .npz archive (default: the first)")
-    parser.add_argument("--method", choices=("sweep", "search"), default="sweep",
-                        help="sweep: O(n) (default); search: the literal Theorem 7 scan over (rho, lambda)")
-    parser.add_argument("--out", default=None, metavar="C_FILE",
-                        help="write the coefficients C with A* = C X here (A* itself without --X); "
-                             ".npy, .npz under key 'C', or .csv")
-    parser.add_argument("--out-A", dest="out_A", default=None, metavar="A_FILE",
-                        help="write A* (a x N) here; .npy is written in column chunks")
-    parser.add_argument("--dask", default=None, metavar="ADDRESS",
-                        help="compute the moments on a dask.distributed scheduler at ADDRESS, or 'local'")
-    parser.add_argument("--top", type=positive_int, default=10, metavar="K",
-                        help="how many leading singular values to print (default 10)")
+    parser.add_argument(
+        "-r",
+        "--block-size",
+        type=positive_int,
+        required=True,
+        metavar="R",
+        help="block size r (1 = Dropout)",
+    )
+    parser.add_argument(
+        "--theta",
+        type=probability,
+        required=True,
+        help="retain probability in (0, 1]: theta_bar, or the network's theta with --width",
+    )
+    parser.add_argument(
+        "--width",
+        type=positive_int,
+        metavar="D",
+        default=None,
+        help="hidden width d of the network trained with --theta (r must divide d)",
+    )
+    parser.add_argument(
+        "--X",
+        dest="X",
+        metavar="X_FILE",
+        default=None,
+        help="data X (b x N): restricts A to X's row space",
+    )
+    parser.add_argument(
+        "--key", default=None, help="array name of Y inside a .npz archive (default: the first)"
+    )
+    parser.add_argument(
+        "--X-key",
+        dest="X_key",
+        default=None,
+        help="array name of X inside a .npz archive (default: the first)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=("sweep", "search"),
+        default="sweep",
+        help="sweep: O(n) (default); search: the literal Theorem 7 scan over (rho, lambda)",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="C_FILE",
+        help="write the coefficients C with A* = C X here (A* itself without --X); "
+        ".npy, .npz under key 'C', or .csv",
+    )
+    parser.add_argument(
+        "--out-A",
+        dest="out_A",
+        default=None,
+        metavar="A_FILE",
+        help="write A* (a x N) here; .npy is written in column chunks",
+    )
+    parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="compute the moments on a dask.distributed scheduler at ADDRESS, or 'local'",
+    )
+    parser.add_argument(
+        "--top",
+        type=positive_int,
+        default=10,
+        metavar="K",
+        help="how many leading singular values to print (default 10)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object instead")
+    parser.add_argument(
+        "--json", action="store_true", help="print the result as one JSON object instead"
+    )
 
 
 def _format_values(values: np.ndarray, top: int) -> str:
@@ -87,7 +137,9 @@ def _load(path: str, key: str | None, what: str, on_dask: bool) -> Any:
         matrix = load_matrix(path, key=key, what=what, mmap=True)
     if len(matrix.shape) != 2:
         expected = "a x N" if what == "Y" else "b x N"
-        raise CliError(f"{what} '{path}' must be a 2-D array ({expected}), got shape {matrix.shape}")
+        raise CliError(
+            f"{what} '{path}' must be a 2-D array ({expected}), got shape {matrix.shape}"
+        )
     if not on_dask:
         return matrix
     import dask.array as da
@@ -109,7 +161,9 @@ def _dask_client(address: str | None) -> Iterator[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise MissingDependency("--dask needs dask.distributed: pip install 'structdrop[dask]'") from None
+        raise MissingDependency(
+            "--dask needs dask.distributed: pip install 'structdrop[dask]'"
+        ) from None
     if address == "local":
         with LocalCluster(dashboard_address=None) as cluster, Client(cluster) as client:
             yield client
@@ -167,7 +221,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             theta_bar = args.theta
         result = structdrop.dropblock_global_min(
-            Y, r, theta_bar, X=X, method=args.method, progress=False if (args.quiet or args.json) else 1.0,
+            Y,
+            r,
+            theta_bar,
+            X=X,
+            method=args.method,
+            progress=False if (args.quiet or args.json) else 1.0,
         )
     if args.out is not None:
         save_matrix(args.out, result.coefficients, key="C" if X is not None else "A")
@@ -178,45 +237,60 @@ def run(args: argparse.Namespace) -> int:
             save_matrix(args.out_A, result.coefficients, key="A")
             shape_A = result.coefficients.shape
         else:
-            shape_A = _write_output(args.out_A, result.coefficients, data, not (args.quiet or args.json))
+            shape_A = _write_output(
+                args.out_A, result.coefficients, data, not (args.quiet or args.json)
+            )
     # ||Y||^2 = ||Y P||^2 + ||Y (I - P)||^2, without another pass over Y.
-    total = float(np.sum(result.target_singular_values ** 2)) + result.residual
+    total = float(np.sum(result.target_singular_values**2)) + result.residual
     if args.json:
-        print(json.dumps({
-            "rho": result.rho,
-            "rank": result.rank,
-            "objective": result.objective,
-            "beta_bar": result.beta,
-            "theta_bar": theta_bar,
-            "block_size": r,
-            "residual": result.residual,
-            "y_norm_sq": total,
-            "singular_values": result.singular_values.tolist(),
-            "target_singular_values": result.target_singular_values.tolist(),
-            "method": args.method,
-            "route": result.route,
-            "error_estimate": result.error_estimate,
-            "x_rank": result.x_rank,
-            "out": args.out,
-            "out_A": args.out_A,
-        }))
+        print(
+            json.dumps(
+                {
+                    "rho": result.rho,
+                    "rank": result.rank,
+                    "objective": result.objective,
+                    "beta_bar": result.beta,
+                    "theta_bar": theta_bar,
+                    "block_size": r,
+                    "residual": result.residual,
+                    "y_norm_sq": total,
+                    "singular_values": result.singular_values.tolist(),
+                    "target_singular_values": result.target_singular_values.tolist(),
+                    "method": args.method,
+                    "route": result.route,
+                    "error_estimate": result.error_estimate,
+                    "x_rank": result.x_rank,
+                    "out": args.out,
+                    "out_A": args.out_A,
+                }
+            )
+        )
         return 0
     a, N = Y.shape
     setting = f"r = {r}, theta_bar = {theta_bar:.6g} (beta_bar = {result.beta:.6g})"
     if args.width is not None:
         setting += f" from theta = {args.theta:g} at width d = {args.width}"
     shape_x = "" if X is None else f", X {X.shape[0]} x {X.shape[1]}"
-    print(f"DropBlock global minimum (corrected Theorem 7): Y {a} x {N}{shape_x}; {setting}; method {args.method}")
+    print(
+        f"DropBlock global minimum (corrected Theorem 7): Y {a} x {N}{shape_x}; {setting}; method {args.method}"
+    )
     print(f"  rho        {result.rho}")
     print(f"  rank       {result.rank}")
-    print(f"  objective  {result.objective:.10g}   ({result.objective / total:.6g} of ||Y||^2 = {total:.6g})"
-          if total > 0 else f"  objective  {result.objective:.10g}")
+    print(
+        f"  objective  {result.objective:.10g}   ({result.objective / total:.6g} of ||Y||^2 = {total:.6g})"
+        if total > 0
+        else f"  objective  {result.objective:.10g}"
+    )
     if X is not None:
         print(f"  residual   {result.residual:.6g}   (part of Y outside X's row space)")
-        print(f"  route      {result.route} (rank of X {result.x_rank}; estimated relative error "
-              f"{result.error_estimate:.1e}{'; moments on Dask' if on_dask else ''})")
+        print(
+            f"  route      {result.route} (rank of X {result.x_rank}; estimated relative error "
+            f"{result.error_estimate:.1e}{'; moments on Dask' if on_dask else ''})"
+        )
     print(f"  singular values of A*  {_format_values(result.singular_values, args.top)}")
-    print(f"  singular values of Y{'P' if X is not None else ''}  {_format_values(result.target_singular_values, args.top)}")
+    print(
+        f"  singular values of Y{'P' if X is not None else ''}  {_format_values(result.target_singular_values, args.top)}"
+    )
     if args.out is not None:
         what = f"C ({a} x {X.shape[0]}, A* = C X)" if X is not None else f"A* ({a} x {N})"
         print(f"  wrote {what} to {args.out}")

@@ -46,7 +46,9 @@ def int_range(text: str) -> np.ndarray:
         else:
             values = np.array([int(p) for p in text.split(",")])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:STOP[:STEP] or a comma list of integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected START:STOP[:STEP] or a comma list of integers, got {text!r}"
+        ) from None
     if values.size == 0 or (values < 1).any():
         raise argparse.ArgumentTypeError(f"integers must be >= 1, got {text!r}")
     return values
@@ -66,31 +68,80 @@ def theta_range(text: str) -> np.ndarray:
         else:
             values = np.array([float(p) for p in text.split(",")])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected START:STOP:COUNT or a comma list of numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected START:STOP:COUNT or a comma list of numbers, got {text!r}"
+        ) from None
     if values.size == 0 or not np.all((values > 0) & (values <= 1)):
         raise argparse.ArgumentTypeError(f"theta values must lie in (0, 1], got {text!r}")
     return values
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("Y", nargs="?", default=None, help="targets Y (a x N): .npy, .npz or .csv (default: built-in example)")
-    parser.add_argument("--X", dest="X", metavar="X_FILE", default=None, help="data X (b x N): A restricted to X's row space")
+    parser.add_argument(
+        "Y",
+        nargs="?",
+        default=None,
+        help="targets Y (a x N): .npy, .npz or .csv (default: built-in example)",
+    )
+    parser.add_argument(
+        "--X",
+        dest="X",
+        metavar="X_FILE",
+        default=None,
+        help="data X (b x N): A restricted to X's row space",
+    )
     parser.add_argument("--key", default=None, help="array name of Y inside a .npz archive")
-    parser.add_argument("--X-key", dest="X_key", default=None, help="array name of X inside a .npz archive")
-    parser.add_argument("--block-sizes", type=int_range, default=int_range("1:64"), metavar="RANGE",
-                        help="block sizes r (default 1:64)")
-    parser.add_argument("--theta", type=theta_range, default=theta_range("0.05:0.95:91"), metavar="RANGE",
-                        help="product-space theta_bar values (default 0.05:0.95:91)")
-    parser.add_argument("--widths", type=int_range, default=None, metavar="LIST",
-                        help="hidden widths d for the width sweep (multiples of --width-block-size; "
-                             "default r x 1, 2, 5, ..., 10^5)")
-    parser.add_argument("--width-block-size", type=positive_int, default=5, metavar="R",
-                        help="block size of the width sweep (default 5)")
-    parser.add_argument("--width-theta", type=probability, default=0.5, metavar="THETA",
-                        help="retain probability of the width sweep (default 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the built-in example (default 0)")
-    parser.add_argument("--out", default="structdrop-sweep", metavar="DIR", help="output folder (default ./structdrop-sweep)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="worker threads (default: all cores)")
+    parser.add_argument(
+        "--X-key", dest="X_key", default=None, help="array name of X inside a .npz archive"
+    )
+    parser.add_argument(
+        "--block-sizes",
+        type=int_range,
+        default=int_range("1:64"),
+        metavar="RANGE",
+        help="block sizes r (default 1:64)",
+    )
+    parser.add_argument(
+        "--theta",
+        type=theta_range,
+        default=theta_range("0.05:0.95:91"),
+        metavar="RANGE",
+        help="product-space theta_bar values (default 0.05:0.95:91)",
+    )
+    parser.add_argument(
+        "--widths",
+        type=int_range,
+        default=None,
+        metavar="LIST",
+        help="hidden widths d for the width sweep (multiples of --width-block-size; "
+        "default r x 1, 2, 5, ..., 10^5)",
+    )
+    parser.add_argument(
+        "--width-block-size",
+        type=positive_int,
+        default=5,
+        metavar="R",
+        help="block size of the width sweep (default 5)",
+    )
+    parser.add_argument(
+        "--width-theta",
+        type=probability,
+        default=0.5,
+        metavar="THETA",
+        help="retain probability of the width sweep (default 0.5)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the built-in example (default 0)"
+    )
+    parser.add_argument(
+        "--out",
+        default="structdrop-sweep",
+        metavar="DIR",
+        help="output folder (default ./structdrop-sweep)",
+    )
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="worker threads (default: all cores)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
@@ -104,7 +155,11 @@ def _load(args: argparse.Namespace):
             raise CliError("--X needs Y too (the built-in example brings its own X)")
         problem = structdrop.paper_synthetic(seed=args.seed)
         noise = np.random.default_rng(args.seed + 1).standard_normal(problem.Y.shape)
-        return problem.Y + noise, problem.X, f"built-in example (paper synthetic setup + noise, seed {args.seed})"
+        return (
+            problem.Y + noise,
+            problem.X,
+            f"built-in example (paper synthetic setup + noise, seed {args.seed})",
+        )
     Y = load_matrix(args.Y, key=args.key, what="Y")
     X = None if args.X is None else load_matrix(args.X, key=args.X_key, what="X")
     if Y.ndim != 2:
@@ -122,8 +177,12 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         raise MissingDependency(str(exc)) from None
     paths = []
     thetas = grid.theta_bars
-    half = (thetas[-1] - thetas[0]) / (2 * (thetas.size - 1)) if thetas.size > 1 else 0.025  # cell half-width
-    rows = grid.block_sizes.size  # rows drawn by index, labelled with their block sizes (any spacing)
+    half = (
+        (thetas[-1] - thetas[0]) / (2 * (thetas.size - 1)) if thetas.size > 1 else 0.025
+    )  # cell half-width
+    rows = (
+        grid.block_sizes.size
+    )  # rows drawn by index, labelled with their block sizes (any spacing)
     extent = [thetas[0] - half, thetas[-1] + half, -0.5, rows - 0.5]
     ticks = np.unique(np.linspace(0, rows - 1, min(rows, 10)).round().astype(int))
     for name, values, label, cmap in (
@@ -131,7 +190,9 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         ("objective_phase.png", grid.objective / y_norm_sq, "global minimum / ||Y||$^2$", "magma"),
     ):
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
-        image = ax.imshow(values, origin="lower", aspect="auto", extent=extent, cmap=cmap, interpolation="nearest")
+        image = ax.imshow(
+            values, origin="lower", aspect="auto", extent=extent, cmap=cmap, interpolation="nearest"
+        )
         fig.colorbar(image, ax=ax, label=label)
         ax.set_xlabel(r"$\bar\theta$ (product-space retain probability)")
         ax.set_yticks(ticks, [str(grid.block_sizes[k]) for k in ticks])
@@ -140,9 +201,25 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         ax.grid(False)
         paths.append(save(fig, out / name))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    ax.semilogx(widths.widths, widths.fixed_objective / y_norm_sq, "o-", label=rf"$\theta$ = {widths.theta:g} fixed (Lemma 2)")
-    ax.semilogx(widths.widths, widths.scaled_objective / y_norm_sq, "s--", label=r"$\theta(d)$ of eq. 7 (strength kept)")
-    ax.axhline(widths.unregularized_minimum / y_norm_sq, color="gray", lw=1, ls=":", label="unregularised minimum")
+    ax.semilogx(
+        widths.widths,
+        widths.fixed_objective / y_norm_sq,
+        "o-",
+        label=rf"$\theta$ = {widths.theta:g} fixed (Lemma 2)",
+    )
+    ax.semilogx(
+        widths.widths,
+        widths.scaled_objective / y_norm_sq,
+        "s--",
+        label=r"$\theta(d)$ of eq. 7 (strength kept)",
+    )
+    ax.axhline(
+        widths.unregularized_minimum / y_norm_sq,
+        color="gray",
+        lw=1,
+        ls=":",
+        label="unregularised minimum",
+    )
     ax.set_xlabel("hidden width d")
     ax.set_ylabel("global minimum / ||Y||$^2$")
     ax.set_title(f"Minimum of the width-d DropBlock objective, r = {widths.block_size}")
@@ -156,13 +233,22 @@ def run(args: argparse.Namespace) -> int:
 
     Y, X, source = _load(args)
     r_w = args.width_block_size
-    widths = args.widths if args.widths is not None else r_w * np.array([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000])
+    widths = (
+        args.widths
+        if args.widths is not None
+        else r_w
+        * np.array(
+            [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000]
+        )
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     grid = structdrop.sweep_global_min(Y, args.block_sizes, args.theta, X=X, threads=args.threads)
     seconds = time.perf_counter() - start
-    width_result = structdrop.width_sweep(Y, widths, r_w, args.width_theta, X=X, threads=args.threads)
+    width_result = structdrop.width_sweep(
+        Y, widths, r_w, args.width_theta, X=X, threads=args.threads
+    )
     y_norm_sq = float(np.sum(np.asarray(Y, dtype=float) ** 2))
     payload = {
         "source": str(source),
@@ -194,13 +280,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         settings = grid.objective.size
         print(f"structdrop sweep: {source}")
-        print(f"  {settings} settings ({grid.block_sizes.size} block sizes x {grid.theta_bars.size} theta_bar) "
-              f"solved in {seconds * 1e3:.1f} ms")
-        print(f"  rank of A* from {grid.rank.min()} to {grid.rank.max()}; "
-              f"minimum / ||Y||^2 from {grid.objective.min() / y_norm_sq:.4g} to {grid.objective.max() / y_norm_sq:.4g}")
-        print(f"  width sweep (r = {r_w}, theta = {args.width_theta:g}): fixed theta "
-              f"{width_result.fixed_objective[0] / y_norm_sq:.4g} -> {width_result.fixed_objective[-1] / y_norm_sq:.4g} "
-              f"of ||Y||^2 (d = {widths[0]} -> {widths[-1]}); eq. 7 stays at {width_result.scaled_objective[0] / y_norm_sq:.4g}")
+        print(
+            f"  {settings} settings ({grid.block_sizes.size} block sizes x {grid.theta_bars.size} theta_bar) "
+            f"solved in {seconds * 1e3:.1f} ms"
+        )
+        print(
+            f"  rank of A* from {grid.rank.min()} to {grid.rank.max()}; "
+            f"minimum / ||Y||^2 from {grid.objective.min() / y_norm_sq:.4g} to {grid.objective.max() / y_norm_sq:.4g}"
+        )
+        print(
+            f"  width sweep (r = {r_w}, theta = {args.width_theta:g}): fixed theta "
+            f"{width_result.fixed_objective[0] / y_norm_sq:.4g} -> {width_result.fixed_objective[-1] / y_norm_sq:.4g} "
+            f"of ||Y||^2 (d = {widths[0]} -> {widths[-1]}); eq. 7 stays at {width_result.scaled_objective[0] / y_norm_sq:.4g}"
+        )
         for path in [out / "sweep.json", *pngs]:
             print(f"  wrote {path}")
     return 0

@@ -22,7 +22,15 @@ from . import fig1, fig2, fig3, fig4
 from ._common import Claim, FigureConfig
 from ._plot import MissingDependency
 
-__all__ = ["FIGURES", "Claim", "FigureConfig", "FigureOutput", "MissingDependency", "reproduce", "write_summary"]
+__all__ = [
+    "FIGURES",
+    "Claim",
+    "FigureConfig",
+    "FigureOutput",
+    "MissingDependency",
+    "reproduce",
+    "write_summary",
+]
 
 #: The figures by name, in order.
 FIGURES = {module.NAME: module for module in (fig1, fig2, fig3, fig4)}
@@ -106,8 +114,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def write_summary(outputs: list[FigureOutput], config: FigureConfig, path: Path,
-                  skipped: list[str] | None = None) -> Path:
+def write_summary(
+    outputs: list[FigureOutput], config: FigureConfig, path: Path, skipped: list[str] | None = None
+) -> Path:
     """summary.md: a table per figure, each claim of Section 5 next to what was measured."""
     from .. import __version__
 
@@ -123,10 +132,18 @@ def write_summary(outputs: list[FigureOutput], config: FigureConfig, path: Path,
     ]
     for output in outputs:
         module = FIGURES[output.name]
-        lines += [f"## {output.name}: {module.TITLE}", "",
-                  f"![{output.name}]({output.png.name}) — numbers in `{output.json.name}` ({output.seconds:.1f} s)", "",
-                  "| claim of the paper | measured | verdict |", "|---|---|---|"]
-        lines += [f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.verdict)} |" for c in output.claims]
+        lines += [
+            f"## {output.name}: {module.TITLE}",
+            "",
+            f"![{output.name}]({output.png.name}) — numbers in `{output.json.name}` ({output.seconds:.1f} s)",
+            "",
+            "| claim of the paper | measured | verdict |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {_cell(c.claim)} | {_cell(c.measured)} | {_cell(c.verdict)} |"
+            for c in output.claims
+        ]
         lines.append("")
     lines += [
         "## Notes",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -134,10 +135,18 @@ def train_chunked(
 
     count = len(schemes)
     lrs = list(lr) if isinstance(lr, (list, tuple)) else [float(lr)] * count
-    steps_total = max(1, iterations // record_every) * record_every if iterations >= record_every else iterations
+    steps_total = (
+        max(1, iterations // record_every) * record_every
+        if iterations >= record_every
+        else iterations
+    )
     record = record_every if iterations >= record_every else iterations
     n_records = steps_total // record
-    pieces = [len(p) * record for p in np.array_split(np.arange(n_records), min(chunks, n_records)) if len(p)]
+    pieces = [
+        len(p) * record
+        for p in np.array_split(np.arange(n_records), min(chunks, n_records))
+        if len(p)
+    ]
     U = [np.asfortranarray(U0)] * count
     V = [np.asfortranarray(V0)] * count
     iters: list[np.ndarray] = []
@@ -157,8 +166,16 @@ def train_chunked(
             chunk_lr = [value * lr_decay / (lr_decay + start) for value in lrs]
             decay = lr_decay + start
         results = structdrop.train_many(
-            X, Y, U, V, list(schemes), chunk_lr, length, record_every=record,
-            seed=[_chunk_seed(seed, stream, j, c) for j in range(count)], lr_decay=decay,
+            X,
+            Y,
+            U,
+            V,
+            list(schemes),
+            chunk_lr,
+            length,
+            record_every=record,
+            seed=[_chunk_seed(seed, stream, j, c) for j in range(count)],
+            lr_decay=decay,
         )
         skip = 0 if c == 0 else 1  # record 0 of a chunk is the previous chunk's last iterate
         iters.append(results[0].record_iterations[skip:] + start)
@@ -196,7 +213,9 @@ def ema(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
 def mean_ratio(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float, float]:
     """Mean of numerator/denominator and its standard error."""
     ratios = np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float)
-    return float(ratios.mean()), float(ratios.std(ddof=1) / np.sqrt(ratios.size)) if ratios.size > 1 else 0.0
+    return float(ratios.mean()), float(
+        ratios.std(ddof=1) / np.sqrt(ratios.size)
+    ) if ratios.size > 1 else 0.0
 
 
 #: Fewer recorded steps than this make the stochastic-vs-deterministic comparisons inconclusive.

@@ -23,18 +23,20 @@ def pyplot() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
-        "figure.dpi": 100,
-        "savefig.dpi": 110,
-        "font.size": 10,
-        "axes.titlesize": 10.5,
-        "axes.labelsize": 10,
-        "legend.fontsize": 8.5,
-        "legend.framealpha": 0.85,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "lines.linewidth": 1.4,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 110,
+            "font.size": 10,
+            "axes.titlesize": 10.5,
+            "axes.labelsize": 10,
+            "legend.fontsize": 8.5,
+            "legend.framealpha": 0.85,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "lines.linewidth": 1.4,
+        }
+    )
     return plt
 
 

@@ -24,8 +24,17 @@ from typing import Any
 import numpy as np
 
 from ._common import (
-    LR_DECAY, RECORD_EVERY, THETA, WIDTH, Claim, FigureConfig, mean_ratio, paper_problem, tolist, train_chunked,
+    LR_DECAY,
     MIN_RECORDS,
+    RECORD_EVERY,
+    THETA,
+    WIDTH,
+    Claim,
+    FigureConfig,
+    mean_ratio,
+    paper_problem,
+    tolist,
+    train_chunked,
 )
 
 NAME = "fig1"
@@ -33,8 +42,9 @@ TITLE = "DropBlock: stochastic vs deterministic objective, and convergence to th
 BLOCK_SIZES = (5, 10)
 
 
-def enumerate_dropblock(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, theta: float,
-                        r: int) -> float:
+def enumerate_dropblock(
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, theta: float, r: int
+) -> float:
     """E ||Y - (1/theta) U diag(z) V^T X||^2 by exhaustive enumeration of all 2^k block masks.
 
     Independent of Lemma 1: with W_b = U_b V_b^T (block b), the loss of a mask w in {0,1}^k is
@@ -43,12 +53,15 @@ def enumerate_dropblock(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarr
     """
     k = U.shape[1] // r
     gram, cross = X @ X.T, Y @ X.T
-    blocks = [U[:, i * r:(i + 1) * r] @ V[:, i * r:(i + 1) * r].T for i in range(k)]
+    blocks = [U[:, i * r : (i + 1) * r] @ V[:, i * r : (i + 1) * r].T for i in range(k)]
     linear = np.array([np.sum(cross * W) for W in blocks])
     quad = np.array([[np.sum((Wb @ gram) * Wc) for Wc in blocks] for Wb in blocks])
     masks = ((np.arange(2**k)[:, None] >> np.arange(k)) & 1).astype(float)
-    losses = (np.sum(Y * Y) - 2.0 / theta * masks @ linear
-              + np.einsum("mb,bc,mc->m", masks, quad, masks) / theta**2)
+    losses = (
+        np.sum(Y * Y)
+        - 2.0 / theta * masks @ linear
+        + np.einsum("mb,bc,mc->m", masks, quad, masks) / theta**2
+    )
     kept = masks.sum(axis=1)
     weights = theta**kept * (1.0 - theta) ** (k - kept)
     return float(weights @ losses)
@@ -66,8 +79,18 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     problem, U0, V0 = paper_problem(config.seed)
     X, Y = problem.X, problem.Y
     schemes = [DropBlock(THETA, r) for r in BLOCK_SIZES]
-    runs = train_chunked(X, Y, U0, V0, schemes, lr=config.shallow_lr, iterations=config.shallow_iterations,
-                         seed=config.seed, stream=1, bar=bar)
+    runs = train_chunked(
+        X,
+        Y,
+        U0,
+        V0,
+        schemes,
+        lr=config.shallow_lr,
+        iterations=config.shallow_iterations,
+        seed=config.seed,
+        stream=1,
+        bar=bar,
+    )
     half = runs.iterations.size // 2
     out_runs = []
     for j, r in enumerate(BLOCK_SIZES):
@@ -77,28 +100,38 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
         ratio, se = mean_ratio(sto[half:], det[half:])
         U, V = runs.final[j]
         enumerated = enumerate_dropblock(X, Y, U, V, THETA, r)
-        out_runs.append({
-            "block_size": r,
-            "stochastic": tolist(sto),
-            "deterministic": tolist(det),
-            "global_min": gm.objective,
-            "rho": gm.rho,
-            "rank": gm.rank,
-            "beta_bar": beta_bar,
-            "final_ratio": float(det[-1] / gm.objective),
-            "min_ratio": float(det.min() / gm.objective),
-            "stochastic_over_deterministic": ratio,
-            "stochastic_over_deterministic_se": se,
-            "enumerated_final": enumerated,
-            "enumeration_rel_error": abs(enumerated - float(det[-1])) / enumerated,
-        })
+        out_runs.append(
+            {
+                "block_size": r,
+                "stochastic": tolist(sto),
+                "deterministic": tolist(det),
+                "global_min": gm.objective,
+                "rho": gm.rho,
+                "rank": gm.rank,
+                "beta_bar": beta_bar,
+                "final_ratio": float(det[-1] / gm.objective),
+                "min_ratio": float(det.min() / gm.objective),
+                "stochastic_over_deterministic": ratio,
+                "stochastic_over_deterministic_se": se,
+                "enumerated_final": enumerated,
+                "enumeration_rel_error": abs(enumerated - float(det[-1])) / enumerated,
+            }
+        )
     return {
         "figure": NAME,
         "title": TITLE,
         "settings": {
-            "a": Y.shape[0], "b": X.shape[0], "N": X.shape[1], "d": WIDTH, "theta": THETA,
-            "block_sizes": list(BLOCK_SIZES), "iterations": int(runs.iterations[-1]), "lr": config.shallow_lr,
-            "lr_decay": LR_DECAY, "record_every": RECORD_EVERY, "seed": config.seed,
+            "a": Y.shape[0],
+            "b": X.shape[0],
+            "N": X.shape[1],
+            "d": WIDTH,
+            "theta": THETA,
+            "block_sizes": list(BLOCK_SIZES),
+            "iterations": int(runs.iterations[-1]),
+            "lr": config.shallow_lr,
+            "lr_decay": LR_DECAY,
+            "record_every": RECORD_EVERY,
+            "seed": config.seed,
         },
         "iterations": tolist(runs.iterations),
         "runs": out_runs,
@@ -111,26 +144,34 @@ def claims(data: dict[str, Any]) -> list[Claim]:
         r = run["block_size"]
         ratio, se = run["stochastic_over_deterministic"], run["stochastic_over_deterministic_se"]
         ok = abs(ratio - 1.0) <= max(4 * se, 1e-3)
-        out.append(Claim(
-            NAME,
-            f"Stochastic DropBlock training (theta = 0.5, r = {r}) has the deterministic objective (5) of "
-            "Lemma 1 as its expectation (Fig. 1 top).",
-            f"exhaustive enumeration of all {2 ** (data['settings']['d'] // r)} block masks at the final weights: "
-            f"E loss = {run['enumerated_final']:.10g}, Lemma 1 = {run['deterministic'][-1]:.10g} (relative difference "
-            f"{run['enumeration_rel_error']:.1e}); along the run, mean stochastic / deterministic loss over the "
-            f"second half = {ratio:.4f} +- {se:.4f} (standard error)",
-            "holds" if run["enumeration_rel_error"] < 1e-9 and (ok or len(data["iterations"]) < MIN_RECORDS)
-            else "fails",
-        ))
+        out.append(
+            Claim(
+                NAME,
+                f"Stochastic DropBlock training (theta = 0.5, r = {r}) has the deterministic objective (5) of "
+                "Lemma 1 as its expectation (Fig. 1 top).",
+                f"exhaustive enumeration of all {2 ** (data['settings']['d'] // r)} block masks at the final weights: "
+                f"E loss = {run['enumerated_final']:.10g}, Lemma 1 = {run['deterministic'][-1]:.10g} (relative difference "
+                f"{run['enumeration_rel_error']:.1e}); along the run, mean stochastic / deterministic loss over the "
+                f"second half = {ratio:.4f} +- {se:.4f} (standard error)",
+                "holds"
+                if run["enumeration_rel_error"] < 1e-9
+                and (ok or len(data["iterations"]) < MIN_RECORDS)
+                else "fails",
+            )
+        )
         final, low = run["final_ratio"], run["min_ratio"]
-        out.append(Claim(
-            NAME,
-            f"DropBlock training (r = {r}) converges to the global minimum of Theorem 7 (Fig. 1 bottom).",
-            f"corrected Theorem 7 minimum (row space of X, beta_bar = {run['beta_bar']:.3g}, rho = {run['rho']}, "
-            f"rank {run['rank']}) = {run['global_min']:.6g}; final deterministic objective / minimum = {final:.4f} "
-            f"after {data['settings']['iterations']} steps; never below it (smallest ratio {low:.4f})",
-            ("holds" if final < 1.05 else "approached") if low >= 1.0 - 1e-9 else "fails (below the bound)",
-        ))
+        out.append(
+            Claim(
+                NAME,
+                f"DropBlock training (r = {r}) converges to the global minimum of Theorem 7 (Fig. 1 bottom).",
+                f"corrected Theorem 7 minimum (row space of X, beta_bar = {run['beta_bar']:.3g}, rho = {run['rho']}, "
+                f"rank {run['rank']}) = {run['global_min']:.6g}; final deterministic objective / minimum = {final:.4f} "
+                f"after {data['settings']['iterations']} steps; never below it (smallest ratio {low:.4f})",
+                ("holds" if final < 1.05 else "approached")
+                if low >= 1.0 - 1e-9
+                else "fails (below the bound)",
+            )
+        )
     return out
 
 
@@ -144,16 +185,29 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     for j, run in enumerate(runs):
         r = run["block_size"]
         top, bottom = axes[0, j], axes[1, j]
-        top.plot(it, run["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropBlock stochastic")
-        top.plot(it, run["deterministic"], color=COLORS["deterministic"], label="DropBlock deterministic (Lemma 1)")
+        top.plot(
+            it, run["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropBlock stochastic"
+        )
+        top.plot(
+            it,
+            run["deterministic"],
+            color=COLORS["deterministic"],
+            label="DropBlock deterministic (Lemma 1)",
+        )
         top.set_yscale("log")
         top.set_ylabel("objective")
         top.set_title(f"r = {r}, theta = {data['settings']['theta']}: stochastic vs deterministic")
         top.legend(loc="upper right")
         iteration_axis(top)
-        bottom.plot(it, run["deterministic"], color=COLORS["deterministic"], label="DropBlock deterministic")
-        bottom.axhline(run["global_min"], color=COLORS["global_min"], ls="--",
-                       label=f"global minimum (corrected Thm 7) {run['global_min']:.4g}")
+        bottom.plot(
+            it, run["deterministic"], color=COLORS["deterministic"], label="DropBlock deterministic"
+        )
+        bottom.axhline(
+            run["global_min"],
+            color=COLORS["global_min"],
+            ls="--",
+            label=f"global minimum (corrected Thm 7) {run['global_min']:.4g}",
+        )
         gm = run["global_min"]
         late = np.asarray(run["deterministic"])[it >= it[-1] * 0.1]
         bottom.set_ylim(gm - 0.1 * (late.max() - gm), late.max() + 0.05 * (late.max() - gm))

@@ -25,7 +25,17 @@ from typing import Any
 import numpy as np
 
 from ._common import (
-    LR_DECAY, MIN_RECORDS, RECORD_EVERY, THETA, WIDTH, Claim, FigureConfig, mean_ratio, paper_problem, tolist, train_chunked,
+    LR_DECAY,
+    MIN_RECORDS,
+    RECORD_EVERY,
+    THETA,
+    WIDTH,
+    Claim,
+    FigureConfig,
+    mean_ratio,
+    paper_problem,
+    tolist,
+    train_chunked,
 )
 
 NAME = "fig2"
@@ -36,8 +46,16 @@ def work(config: FigureConfig) -> int:
     return config.shallow_iterations
 
 
-def monte_carlo_dropconnect(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, theta: float,
-                            masks: int, seed: int, batch: int = 250) -> tuple[float, float]:
+def monte_carlo_dropconnect(
+    X: np.ndarray,
+    Y: np.ndarray,
+    U: np.ndarray,
+    V: np.ndarray,
+    theta: float,
+    masks: int,
+    seed: int,
+    batch: int = 250,
+) -> tuple[float, float]:
     """Mean and standard error of ||Y - (1/theta) U (Z o V)^T X||^2 over ``masks`` fresh masks Z.
 
     Written independently of the library's objectives: the loss of W = U (Z o V)^T / theta is
@@ -50,8 +68,9 @@ def monte_carlo_dropconnect(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.n
         n = min(batch, masks - start)
         Z = rng.random((n,) + V.shape) < theta
         W = np.einsum("ad,nbd->nab", U, Z * V) / theta
-        values.append(y2 - 2.0 * np.einsum("ab,nab->n", cross, W)
-                      + np.einsum("nab,nab->n", W @ gram, W))
+        values.append(
+            y2 - 2.0 * np.einsum("ab,nab->n", cross, W) + np.einsum("nab,nab->n", W @ gram, W)
+        )
     loss = np.concatenate(values)
     return float(loss.mean()), float(loss.std(ddof=1) / np.sqrt(loss.size))
 
@@ -69,9 +88,19 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
             return None
         return (connect.objective(Y, U, V, X), connect.paper_approx_objective(Y, U, V, X))
 
-    runs = train_chunked(X, Y, U0, V0, [connect, Dropout(THETA)], lr=config.shallow_lr,
-                         iterations=config.shallow_iterations, seed=config.seed, stream=2, bar=bar,
-                         evaluate=evaluate)
+    runs = train_chunked(
+        X,
+        Y,
+        U0,
+        V0,
+        [connect, Dropout(THETA)],
+        lr=config.shallow_lr,
+        iterations=config.shallow_iterations,
+        seed=config.seed,
+        stream=2,
+        bar=bar,
+        evaluate=evaluate,
+    )
     U, V = runs.final[0]
     exact, printed = connect.objective(Y, U, V, X), connect.paper_approx_objective(Y, U, V, X)
     fit = float(np.sum((Y - U @ (V.T @ X)) ** 2))
@@ -79,25 +108,47 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     mc_mean, mc_se = monte_carlo_dropconnect(X, Y, U, V, THETA, masks, config.seed)
     half = runs.iterations.size // 2
     ratio, se = mean_ratio(runs.stochastic[0][half:], runs.deterministic[0][half:])
-    dropout_min = structdrop.dropblock_global_min(Y, 1, 1.0 / (1.0 + structdrop.beta_for_width(THETA, WIDTH, 1)), X=X)
+    dropout_min = structdrop.dropblock_global_min(
+        Y, 1, 1.0 / (1.0 + structdrop.beta_for_width(THETA, WIDTH, 1)), X=X
+    )
     return {
         "figure": NAME,
         "title": TITLE,
         "settings": {
-            "a": Y.shape[0], "b": X.shape[0], "N": X.shape[1], "d": WIDTH, "theta": THETA,
-            "iterations": int(runs.iterations[-1]), "lr": config.shallow_lr, "lr_decay": LR_DECAY,
-            "record_every": RECORD_EVERY, "seed": config.seed, "mc_masks": masks,
+            "a": Y.shape[0],
+            "b": X.shape[0],
+            "N": X.shape[1],
+            "d": WIDTH,
+            "theta": THETA,
+            "iterations": int(runs.iterations[-1]),
+            "lr": config.shallow_lr,
+            "lr_decay": LR_DECAY,
+            "record_every": RECORD_EVERY,
+            "seed": config.seed,
+            "mc_masks": masks,
         },
         "iterations": tolist(runs.iterations),
-        "dropconnect": {"stochastic": tolist(runs.stochastic[0]), "deterministic": tolist(runs.deterministic[0])},
-        "dropout": {"stochastic": tolist(runs.stochastic[1]), "deterministic": tolist(runs.deterministic[1]),
-                    "global_min": dropout_min.objective},
+        "dropconnect": {
+            "stochastic": tolist(runs.stochastic[0]),
+            "deterministic": tolist(runs.deterministic[0]),
+        },
+        "dropout": {
+            "stochastic": tolist(runs.stochastic[1]),
+            "deterministic": tolist(runs.deterministic[1]),
+            "global_min": dropout_min.objective,
+        },
         "checkpoints": tolist(runs.checkpoints),
         "dropconnect_exact_at_checkpoints": [e[0] for e in runs.evaluations[0]],
         "dropconnect_printed_at_checkpoints": [e[1] for e in runs.evaluations[0]],
         "final": {
-            "exact": exact, "printed": printed, "fit": fit, "mc_mean": mc_mean, "mc_se": mc_se, "mc_masks": masks,
-            "gap_measured": (mc_mean - printed) / printed, "gap_predicted": (exact - printed) / printed,
+            "exact": exact,
+            "printed": printed,
+            "fit": fit,
+            "mc_mean": mc_mean,
+            "mc_se": mc_se,
+            "mc_masks": masks,
+            "gap_measured": (mc_mean - printed) / printed,
+            "gap_predicted": (exact - printed) / printed,
             "dropout_deterministic": float(runs.deterministic[1][-1]),
             "dropconnect_deterministic": float(runs.deterministic[0][-1]),
         },
@@ -113,29 +164,42 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     z_printed = (f["mc_mean"] - f["printed"]) / f["mc_se"]
     exact_ok = abs(z_exact) < 4 and abs(ratio - 1) <= max(4 * se, 1e-3)
     out = [
-        Claim(NAME,
-              "Stochastic DropConnect training has the deterministic objective (22) as its expectation "
-              "(Fig. 2 top; Corollary 14).",
-              f"at the final iterate, Monte Carlo over {f['mc_masks']} masks: E loss = {f['mc_mean']:.6g} +- "
-              f"{f['mc_se']:.3g}; printed (22) = {f['printed']:.6g} ({z_printed:+.1f} standard errors away); "
-              f"corrected identity = {f['exact']:.6g} ({z_exact:+.1f} s.e.). Along the run: stochastic / "
-              f"corrected deterministic = {ratio:.4f} +- {se:.4f}",
-              ("fails as printed; holds for the corrected identity" if exact_ok and abs(z_printed) > 4
-               else ("holds" if exact_ok else "fails")) if len(data["iterations"]) >= MIN_RECORDS
-              else "inconclusive (too few recorded steps)"),
-        Claim(NAME,
-              "DropConnect and Dropout have the same expected objective, i.e. DropConnect's regulariser is "
-              "Dropout's (Theorem 13, Fig. 2 bottom).",
-              f"gap of the expected DropConnect loss to the Dropout form (22) at the same weights: measured "
-              f"{100 * f['gap_measured']:+.2f}% (Monte Carlo), predicted by the corrected identity "
-              f"{100 * f['gap_predicted']:+.2f}% (the regulariser differs by "
-              f"{100 * (f['exact'] - f['printed']) / max(f['printed'] - f['fit'], 1e-300):+.1f}%); "
-              f"final deterministic objectives of the two runs: Dropout {f['dropout_deterministic']:.6g}, "
-              f"DropConnect {f['dropconnect_deterministic']:.6g}"
-              + (f", below Dropout's global minimum {data['dropout']['global_min']:.6g} (impossible if the "
-                 "objectives were equal)" if f["dropconnect_deterministic"] < data["dropout"]["global_min"] else ""),
-              "fails in general (equal only when X X^T is diagonal); the corrected gap is confirmed"
-              if abs(z_exact) < 4 and abs(z_printed) > 4 else "inconclusive"),
+        Claim(
+            NAME,
+            "Stochastic DropConnect training has the deterministic objective (22) as its expectation "
+            "(Fig. 2 top; Corollary 14).",
+            f"at the final iterate, Monte Carlo over {f['mc_masks']} masks: E loss = {f['mc_mean']:.6g} +- "
+            f"{f['mc_se']:.3g}; printed (22) = {f['printed']:.6g} ({z_printed:+.1f} standard errors away); "
+            f"corrected identity = {f['exact']:.6g} ({z_exact:+.1f} s.e.). Along the run: stochastic / "
+            f"corrected deterministic = {ratio:.4f} +- {se:.4f}",
+            (
+                "fails as printed; holds for the corrected identity"
+                if exact_ok and abs(z_printed) > 4
+                else ("holds" if exact_ok else "fails")
+            )
+            if len(data["iterations"]) >= MIN_RECORDS
+            else "inconclusive (too few recorded steps)",
+        ),
+        Claim(
+            NAME,
+            "DropConnect and Dropout have the same expected objective, i.e. DropConnect's regulariser is "
+            "Dropout's (Theorem 13, Fig. 2 bottom).",
+            f"gap of the expected DropConnect loss to the Dropout form (22) at the same weights: measured "
+            f"{100 * f['gap_measured']:+.2f}% (Monte Carlo), predicted by the corrected identity "
+            f"{100 * f['gap_predicted']:+.2f}% (the regulariser differs by "
+            f"{100 * (f['exact'] - f['printed']) / max(f['printed'] - f['fit'], 1e-300):+.1f}%); "
+            f"final deterministic objectives of the two runs: Dropout {f['dropout_deterministic']:.6g}, "
+            f"DropConnect {f['dropconnect_deterministic']:.6g}"
+            + (
+                f", below Dropout's global minimum {data['dropout']['global_min']:.6g} (impossible if the "
+                "objectives were equal)"
+                if f["dropconnect_deterministic"] < data["dropout"]["global_min"]
+                else ""
+            ),
+            "fails in general (equal only when X X^T is diagonal); the corrected gap is confirmed"
+            if abs(z_exact) < 4 and abs(z_printed) > 4
+            else "inconclusive",
+        ),
     ]
     return out
 
@@ -148,31 +212,75 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     cp = np.asarray(data["checkpoints"])
     dc, do = data["dropconnect"], data["dropout"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.2, 7.6))
-    top.plot(it, dc["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropConnect stochastic")
-    top.plot(it, dc["deterministic"], color=COLORS["dropconnect"], label="DropConnect deterministic (corrected identity)")
-    top.plot(cp, data["dropconnect_printed_at_checkpoints"], color=COLORS["paper"], ls="--", marker=".", ms=3,
-             label="printed objective (22) at the same iterates")
+    top.plot(
+        it, dc["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropConnect stochastic"
+    )
+    top.plot(
+        it,
+        dc["deterministic"],
+        color=COLORS["dropconnect"],
+        label="DropConnect deterministic (corrected identity)",
+    )
+    top.plot(
+        cp,
+        data["dropconnect_printed_at_checkpoints"],
+        color=COLORS["paper"],
+        ls="--",
+        marker=".",
+        ms=3,
+        label="printed objective (22) at the same iterates",
+    )
     top.set_yscale("log")
     top.set_ylabel("objective")
     top.set_title(f"DropConnect, theta = {data['settings']['theta']}: stochastic vs deterministic")
     top.legend(loc="upper right")
     iteration_axis(top)
-    bottom.plot(it, do["deterministic"], color=COLORS["dropout"], label="Dropout deterministic (its own run)")
-    bottom.plot(it, dc["deterministic"], color=COLORS["dropconnect"], label="DropConnect deterministic (corrected)")
-    bottom.plot(cp, data["dropconnect_printed_at_checkpoints"], color=COLORS["paper"], ls="--", marker=".", ms=3,
-                label="DropConnect, printed (22) = Dropout form")
-    bottom.axhline(do["global_min"], color=COLORS["global_min"], ls=":", lw=1.2,
-                   label=f"Dropout global minimum {do['global_min']:.4g}")
+    bottom.plot(
+        it,
+        do["deterministic"],
+        color=COLORS["dropout"],
+        label="Dropout deterministic (its own run)",
+    )
+    bottom.plot(
+        it,
+        dc["deterministic"],
+        color=COLORS["dropconnect"],
+        label="DropConnect deterministic (corrected)",
+    )
+    bottom.plot(
+        cp,
+        data["dropconnect_printed_at_checkpoints"],
+        color=COLORS["paper"],
+        ls="--",
+        marker=".",
+        ms=3,
+        label="DropConnect, printed (22) = Dropout form",
+    )
+    bottom.axhline(
+        do["global_min"],
+        color=COLORS["global_min"],
+        ls=":",
+        lw=1.2,
+        label=f"Dropout global minimum {do['global_min']:.4g}",
+    )
     f = data["final"]
     late = it >= it[-1] * 0.1
-    values = np.concatenate([np.asarray(do["deterministic"])[late], np.asarray(dc["deterministic"])[late],
-                             np.asarray(data["dropconnect_printed_at_checkpoints"])[cp >= it[-1] * 0.1]])
+    values = np.concatenate(
+        [
+            np.asarray(do["deterministic"])[late],
+            np.asarray(dc["deterministic"])[late],
+            np.asarray(data["dropconnect_printed_at_checkpoints"])[cp >= it[-1] * 0.1],
+        ]
+    )
     lo = min(do["global_min"], values.min())
     bottom.set_ylim(lo - 0.05 * (values.max() - lo), values.max() + 0.05 * (values.max() - lo))
     bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
     bottom.set_ylabel("deterministic objective (zoom, linear)")
-    bottom.set_title(f"Dropout vs DropConnect; at the end, E loss vs printed (22): {100 * f['gap_predicted']:+.2f}% "
-                     f"exact, {100 * f['gap_measured']:+.2f}% Monte Carlo", fontsize=9.5)
+    bottom.set_title(
+        f"Dropout vs DropConnect; at the end, E loss vs printed (22): {100 * f['gap_predicted']:+.2f}% "
+        f"exact, {100 * f['gap_measured']:+.2f}% Monte Carlo",
+        fontsize=9.5,
+    )
     bottom.legend(loc="upper right")
     iteration_axis(bottom)
     fig.suptitle("Figure 2: " + TITLE, fontsize=11)

@@ -30,7 +30,9 @@ from ._common import Claim, FigureConfig, tolist
 from ._plot import MissingDependency
 
 NAME = "fig3"
-TITLE = "Deep network with DropBlock before the last layer: objective vs lower bound, singular values"
+TITLE = (
+    "Deep network with DropBlock before the last layer: objective vs lower bound, singular values"
+)
 THETA = 0.5
 QUICK = {"epochs": 10, "n_train": None, "lr": 3e-3, "batch_size": 32}
 FULL = {"epochs": 40, "n_train": None, "lr": 2e-3, "batch_size": 64}
@@ -58,11 +60,17 @@ def require_torch(dataset: str = "digits") -> Any:
     try:
         import structdrop.torch as sdt
     except ImportError as exc:
-        raise MissingDependency(f"Figure 3 needs structdrop.torch, which failed to import: {exc}") from None
+        raise MissingDependency(
+            f"Figure 3 needs structdrop.torch, which failed to import: {exc}"
+        ) from None
     if not hasattr(sdt, "deep_experiment"):
-        raise MissingDependency("Figure 3 needs structdrop.torch.deep_experiment (not in this build)")
+        raise MissingDependency(
+            "Figure 3 needs structdrop.torch.deep_experiment (not in this build)"
+        )
     if dataset == "digits" and importlib.util.find_spec("sklearn") is None:
-        raise MissingDependency("Figure 3 on the digits data needs scikit-learn: pip install scikit-learn")
+        raise MissingDependency(
+            "Figure 3 on the digits data needs scikit-learn: pip install scikit-learn"
+        )
     return sdt
 
 
@@ -95,9 +103,16 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     try:
         with contextlib.redirect_stdout(counter):
             result = sdt.deep_experiment(
-                THETA, dataset=config.dataset, root=config.data_root, n_train=settings["n_train"],
-                epochs=settings["epochs"], batch_size=settings["batch_size"], lr=settings["lr"], seed=config.seed,
-                device=config.device, progress=True,
+                THETA,
+                dataset=config.dataset,
+                root=config.data_root,
+                n_train=settings["n_train"],
+                epochs=settings["epochs"],
+                batch_size=settings["batch_size"],
+                lr=settings["lr"],
+                seed=config.seed,
+                device=config.device,
+                progress=True,
             )
     finally:
         torch.set_num_threads(threads)
@@ -110,10 +125,19 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
         "figure": NAME,
         "title": TITLE,
         "settings": {
-            "dataset": result.dataset, "n_train": result.n_train, "epochs": int(result.epochs[-1]),
-            "theta": result.theta, "block_size": result.block_size, "width": result.width,
-            "beta_bar": result.beta_bar, "theta_bar": result.theta_bar, "trunk": result.trunk,
-            "device": result.device, "seed": config.seed, "lr": settings["lr"], "batch_size": settings["batch_size"],
+            "dataset": result.dataset,
+            "n_train": result.n_train,
+            "epochs": int(result.epochs[-1]),
+            "theta": result.theta,
+            "block_size": result.block_size,
+            "width": result.width,
+            "beta_bar": result.beta_bar,
+            "theta_bar": result.theta_bar,
+            "trunk": result.trunk,
+            "device": result.device,
+            "seed": config.seed,
+            "lr": settings["lr"],
+            "batch_size": settings["batch_size"],
         },
         "epochs": tolist(result.epochs),
         "objective": tolist(result.objective),
@@ -133,19 +157,23 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     ratio = data["final_ratio"]
     below = min(data["objective"]) < data["lower_bound"] * (1 - 1e-9)
     return [
-        Claim(NAME,
-              "For a deep network with DropBlock before the last layer, the solution found by training is very "
-              "close to the lower bound predicted by Theorem 7 (Fig. 3, first/third panels).",
-              f"{s['trunk']} on {s['dataset']} (N = {s['n_train']}, {s['epochs']} epochs, {s['device']}): final "
-              f"deterministic objective {data['objective'][-1]:.5g} vs corrected Theorem 7 bound "
-              f"{data['lower_bound']:.5g} (ratio {ratio:.3f}); never below the bound: {not below}",
-              "fails (below the bound)" if below else ("holds" if ratio < 1.1 else "approached")),
-        Claim(NAME,
-              "The singular values of the final predictions U g(X) closely match the theoretical prediction "
-              "(Fig. 3, second/fourth panels).",
-              f"theory rank {data['theory_rank']}, measured rank (> 1% of the largest) {data['rank_measured']}; "
-              f"relative error of the leading {data['theory_rank']} singular values {data['top_relative_error']:.3f}",
-              "holds" if data["top_relative_error"] < 0.1 else "qualitatively"),
+        Claim(
+            NAME,
+            "For a deep network with DropBlock before the last layer, the solution found by training is very "
+            "close to the lower bound predicted by Theorem 7 (Fig. 3, first/third panels).",
+            f"{s['trunk']} on {s['dataset']} (N = {s['n_train']}, {s['epochs']} epochs, {s['device']}): final "
+            f"deterministic objective {data['objective'][-1]:.5g} vs corrected Theorem 7 bound "
+            f"{data['lower_bound']:.5g} (ratio {ratio:.3f}); never below the bound: {not below}",
+            "fails (below the bound)" if below else ("holds" if ratio < 1.1 else "approached"),
+        ),
+        Claim(
+            NAME,
+            "The singular values of the final predictions U g(X) closely match the theoretical prediction "
+            "(Fig. 3, second/fourth panels).",
+            f"theory rank {data['theory_rank']}, measured rank (> 1% of the largest) {data['rank_measured']}; "
+            f"relative error of the leading {data['theory_rank']} singular values {data['top_relative_error']:.3f}",
+            "holds" if data["top_relative_error"] < 0.1 else "qualitatively",
+        ),
     ]
 
 
@@ -156,25 +184,41 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     s = data["settings"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10.4, 4.2))
     epochs = np.asarray(data["epochs"])
-    left.plot(epochs, data["objective"], color=COLORS["deterministic"], marker="o", ms=3,
-              label="deterministic objective (Lemma 1 on learnt features)")
-    left.axhline(data["lower_bound"], color=COLORS["global_min"], ls="--",
-                 label=f"lower bound (corrected Thm 7) {data['lower_bound']:.4g}")
+    left.plot(
+        epochs,
+        data["objective"],
+        color=COLORS["deterministic"],
+        marker="o",
+        ms=3,
+        label="deterministic objective (Lemma 1 on learnt features)",
+    )
+    left.axhline(
+        data["lower_bound"],
+        color=COLORS["global_min"],
+        ls="--",
+        label=f"lower bound (corrected Thm 7) {data['lower_bound']:.4g}",
+    )
     left.set_yscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("objective (sum over training set)")
-    left.set_title(f"{s['trunk']} on {s['dataset']}: objective vs bound (final ratio {data['final_ratio']:.3f})")
+    left.set_title(
+        f"{s['trunk']} on {s['dataset']}: objective vs bound (final ratio {data['final_ratio']:.3f})"
+    )
     left.legend(loc="upper right")
     sv = np.asarray(data["singular_values"])
     theory = np.asarray(data["theory_singular_values"])
     index = np.arange(1, sv.size + 1)
     right.plot(index, sv, "o-", color=COLORS["deterministic"], label="final predictions U g(X)")
-    right.plot(index, theory, "s--", color=COLORS["global_min"], mfc="none", label="Theorem 7 minimiser")
+    right.plot(
+        index, theory, "s--", color=COLORS["global_min"], mfc="none", label="Theorem 7 minimiser"
+    )
     right.set_xlabel("index (descending)")
     right.set_ylabel("singular value")
     right.set_xticks(index)
     right.set_ylim(0, max(sv.max(initial=0), theory.max(initial=0)) * 1.08)
-    right.set_title(f"singular values, theta = {s['theta']}, r = {s['block_size']}, d = {s['width']}")
+    right.set_title(
+        f"singular values, theta = {s['theta']}, r = {s['block_size']}, d = {s['width']}"
+    )
     right.legend(loc="lower left")
     fig.suptitle("Figure 3: " + TITLE, fontsize=11)
     fig.tight_layout()

@@ -32,8 +32,18 @@ from typing import Any
 import numpy as np
 
 from ._common import (
-    LR_DECAY, RECORD_EVERY, THETA, WIDTH, Claim, FigureConfig, ema, mean_ratio, paper_problem, tolist,
-    train_chunked, verdict_for,
+    LR_DECAY,
+    RECORD_EVERY,
+    THETA,
+    WIDTH,
+    Claim,
+    FigureConfig,
+    ema,
+    mean_ratio,
+    paper_problem,
+    tolist,
+    train_chunked,
+    verdict_for,
 )
 
 NAME = "fig4"
@@ -70,27 +80,57 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
             return None
         return block_scheme.objective(Y, U, V, X)
 
-    runs = train_chunked(X, Y, U0, V0, [block_scheme, corrected], lr=lr, iterations=iterations,
-                         seed=config.seed, stream=4, bar=bar, evaluate=evaluate)
+    runs = train_chunked(
+        X,
+        Y,
+        U0,
+        V0,
+        [block_scheme, corrected],
+        lr=lr,
+        iterations=iterations,
+        seed=config.seed,
+        stream=4,
+        bar=bar,
+        evaluate=evaluate,
+    )
     diverged_at = None
     try:  # the same-theta run at the common step size: record where it diverges
-        structdrop.train(X, Y, U0, V0, same, lr, min(iterations, 2000), record_every=RECORD_EVERY,
-                         seed=config.seed, lr_decay=LR_DECAY)
+        structdrop.train(
+            X,
+            Y,
+            U0,
+            V0,
+            same,
+            lr,
+            min(iterations, 2000),
+            record_every=RECORD_EVERY,
+            seed=config.seed,
+            lr_decay=LR_DECAY,
+        )
     except structdrop.TrainingDiverged as exc:
         diverged_at = int(exc.step)
     lr_same = lr / SAME_THETA_LR_FACTOR
-    same_runs = train_chunked(X, Y, U0, V0, [same], lr=lr_same, iterations=iterations, seed=config.seed,
-                              stream=5, bar=bar)
+    same_runs = train_chunked(
+        X, Y, U0, V0, [same], lr=lr_same, iterations=iterations, seed=config.seed, stream=5, bar=bar
+    )
     half = runs.iterations.size // 2
     ratio, se = mean_ratio(runs.stochastic[1][half:], runs.deterministic[1][half:])
     # the exact (Lemma 10) objective of the corrected run is recorded by the engine at every record
-    exact_cp = [float(v) for v in runs.deterministic[1][np.searchsorted(runs.iterations, runs.checkpoints)]]
+    exact_cp = [
+        float(v) for v in runs.deterministic[1][np.searchsorted(runs.iterations, runs.checkpoints)]
+    ]
     approx_cp = [float(v) for v in runs.evaluations[1]]
 
-    def describe(stochastic: np.ndarray, deterministic: np.ndarray, gamma: float | None) -> dict[str, Any]:
+    def describe(
+        stochastic: np.ndarray, deterministic: np.ndarray, gamma: float | None
+    ) -> dict[str, Any]:
         keep = np.full(WIDTH, THETA) if gamma is None else keep_probabilities(WIDTH, BLOCK, gamma)
-        return {"stochastic": tolist(stochastic), "deterministic": tolist(deterministic),
-                "mean_keep": float(keep.mean()), "interior_keep": float(keep[WIDTH // 2])}
+        return {
+            "stochastic": tolist(stochastic),
+            "deterministic": tolist(deterministic),
+            "mean_keep": float(keep.mean()),
+            "interior_keep": float(keep[WIDTH // 2]),
+        }
 
     final = {
         "dropblock": float(runs.deterministic[0][-1]),
@@ -99,21 +139,37 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
         "corrected_exact": float(exact_cp[-1]),
         "corrected_approx": float(approx_cp[-1]),
     }
-    final["approx_gap"] = (final["corrected_approx"] - final["corrected_exact"]) / final["corrected_exact"]
+    final["approx_gap"] = (final["corrected_approx"] - final["corrected_exact"]) / final[
+        "corrected_exact"
+    ]
     return {
         "figure": NAME,
         "title": TITLE,
         "settings": {
-            "a": Y.shape[0], "b": X.shape[0], "N": X.shape[1], "d": WIDTH, "theta": THETA, "block_size": BLOCK,
-            "gamma_corrected": corrected.gamma, "gamma_same_theta": same.gamma,
-            "iterations": int(runs.iterations[-1]), "lr": lr, "lr_same_theta": lr_same, "lr_decay": LR_DECAY,
-            "record_every": RECORD_EVERY, "seed": config.seed,
+            "a": Y.shape[0],
+            "b": X.shape[0],
+            "N": X.shape[1],
+            "d": WIDTH,
+            "theta": THETA,
+            "block_size": BLOCK,
+            "gamma_corrected": corrected.gamma,
+            "gamma_same_theta": same.gamma,
+            "iterations": int(runs.iterations[-1]),
+            "lr": lr,
+            "lr_same_theta": lr_same,
+            "lr_decay": LR_DECAY,
+            "record_every": RECORD_EVERY,
+            "seed": config.seed,
         },
         "iterations": tolist(runs.iterations),
         "runs": {
             "dropblock": describe(runs.stochastic[0], runs.deterministic[0], None),
-            "overlapping_corrected": describe(runs.stochastic[1], runs.deterministic[1], corrected.gamma),
-            "overlapping_same_theta": describe(same_runs.stochastic[0], same_runs.deterministic[0], same.gamma),
+            "overlapping_corrected": describe(
+                runs.stochastic[1], runs.deterministic[1], corrected.gamma
+            ),
+            "overlapping_same_theta": describe(
+                same_runs.stochastic[0], same_runs.deterministic[0], same.gamma
+            ),
         },
         "checkpoints": tolist(runs.checkpoints),
         "corrected_exact_at_checkpoints": exact_cp,
@@ -129,36 +185,47 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     s, f, runs = data["settings"], data["final"], data["runs"]
     same = runs["overlapping_same_theta"]
     div = data["same_theta_diverged_at"]
-    diverged = f"training at the common step size diverges at step {div}; " if div is not None else ""
+    diverged = (
+        f"training at the common step size diverges at step {div}; " if div is not None else ""
+    )
     ratio_same = f["overlapping_same_theta"] / f["dropblock"]
     ratio_corr = f["overlapping_corrected"] / f["dropblock"]
     ratio, se = data["stochastic_over_deterministic"], data["stochastic_over_deterministic_se"]
     return [
-        Claim(NAME,
-              "Overlapping DropBlock with the same theta as DropBlock has a higher effective dropping rate "
-              "(Section 5.3).",
-              f"seeds firing with 1 - theta = {s['gamma_same_theta']:.3g} keep an interior unit with probability "
-              f"{same['interior_keep']:.3g} (mean over units {same['mean_keep']:.3g}) instead of {s['theta']}; "
-              f"{diverged}with a {SAME_THETA_LR_FACTOR:g}x smaller step its final objective is "
-              f"{f['overlapping_same_theta']:.4g} = {ratio_same:.2f} x DropBlock's",
-              "holds"),
-        Claim(NAME,
-              "With the theta correction, overlapping DropBlock behaves largely like DropBlock: the curves are "
-              "very close in log scale at iteration 1e5 (Fig. 4).",
-              f"seed probability gamma = 1 - theta^(1/r) = {s['gamma_corrected']:.4f} (interior keep {s['theta']}, "
-              f"mean keep {runs['overlapping_corrected']['mean_keep']:.3f}: edge units are kept more); final "
-              f"deterministic objective {f['overlapping_corrected']:.4g} vs DropBlock {f['dropblock']:.4g} "
-              f"(ratio {ratio_corr:.3f}, log10 difference {np.log10(ratio_corr):+.3f}) after {s['iterations']} steps",
-              "approximately (close in log scale)" if abs(np.log10(ratio_corr)) < 0.1 else "fails"),
-        Claim(NAME,
-              "The deterministic objective of overlapping DropBlock is the DropBlock one (Lemma 1) up to the "
-              "theta correction (the approximation behind Section 5.3).",
-              f"at the corrected run's final iterate: exact objective with the exact characteristic matrix "
-              f"(Lemma 10) {f['corrected_exact']:.6g}, Lemma 1 approximation {f['corrected_approx']:.6g} "
-              f"({100 * f['approx_gap']:+.2f}%); stochastic / exact deterministic along the run "
-              f"{ratio:.4f} +- {se:.4f}",
-              verdict_for(abs(ratio - 1) <= max(4 * se, 1e-3), len(data["iterations"]),
-                          "approximation only; the exact C-bar objective matches training")),
+        Claim(
+            NAME,
+            "Overlapping DropBlock with the same theta as DropBlock has a higher effective dropping rate "
+            "(Section 5.3).",
+            f"seeds firing with 1 - theta = {s['gamma_same_theta']:.3g} keep an interior unit with probability "
+            f"{same['interior_keep']:.3g} (mean over units {same['mean_keep']:.3g}) instead of {s['theta']}; "
+            f"{diverged}with a {SAME_THETA_LR_FACTOR:g}x smaller step its final objective is "
+            f"{f['overlapping_same_theta']:.4g} = {ratio_same:.2f} x DropBlock's",
+            "holds",
+        ),
+        Claim(
+            NAME,
+            "With the theta correction, overlapping DropBlock behaves largely like DropBlock: the curves are "
+            "very close in log scale at iteration 1e5 (Fig. 4).",
+            f"seed probability gamma = 1 - theta^(1/r) = {s['gamma_corrected']:.4f} (interior keep {s['theta']}, "
+            f"mean keep {runs['overlapping_corrected']['mean_keep']:.3f}: edge units are kept more); final "
+            f"deterministic objective {f['overlapping_corrected']:.4g} vs DropBlock {f['dropblock']:.4g} "
+            f"(ratio {ratio_corr:.3f}, log10 difference {np.log10(ratio_corr):+.3f}) after {s['iterations']} steps",
+            "approximately (close in log scale)" if abs(np.log10(ratio_corr)) < 0.1 else "fails",
+        ),
+        Claim(
+            NAME,
+            "The deterministic objective of overlapping DropBlock is the DropBlock one (Lemma 1) up to the "
+            "theta correction (the approximation behind Section 5.3).",
+            f"at the corrected run's final iterate: exact objective with the exact characteristic matrix "
+            f"(Lemma 10) {f['corrected_exact']:.6g}, Lemma 1 approximation {f['corrected_approx']:.6g} "
+            f"({100 * f['approx_gap']:+.2f}%); stochastic / exact deterministic along the run "
+            f"{ratio:.4f} +- {se:.4f}",
+            verdict_for(
+                abs(ratio - 1) <= max(4 * se, 1e-3),
+                len(data["iterations"]),
+                "approximation only; the exact C-bar objective matches training",
+            ),
+        ),
     ]
 
 
@@ -168,7 +235,7 @@ def moving_average(x: np.ndarray, y: np.ndarray, half: int) -> tuple[np.ndarray,
     if len(y) < window:
         return x, y
     sums = np.cumsum(np.concatenate([[0.0], y]))
-    return x[half:len(x) - half], (sums[window:] - sums[:-window]) / window
+    return x[half : len(x) - half], (sums[window:] - sums[:-window]) / window
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
@@ -181,10 +248,15 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.2, 7.6))
     labels = {
         "dropblock": (f"DropBlock (non-overlapping), theta = {s['theta']}", COLORS["dropblock"]),
-        "overlapping_corrected": (f"DropBlockOriginal, corrected (gamma = {s['gamma_corrected']:.3f})",
-                                  COLORS["overlap_corrected"]),
-        "overlapping_same_theta": (f"DropBlockOriginal, same theta (gamma = {s['gamma_same_theta']:.2f}, "
-                                   f"lr / {SAME_THETA_LR_FACTOR:g})", COLORS["overlap_same"]),
+        "overlapping_corrected": (
+            f"DropBlockOriginal, corrected (gamma = {s['gamma_corrected']:.3f})",
+            COLORS["overlap_corrected"],
+        ),
+        "overlapping_same_theta": (
+            f"DropBlockOriginal, same theta (gamma = {s['gamma_same_theta']:.2f}, "
+            f"lr / {SAME_THETA_LR_FACTOR:g})",
+            COLORS["overlap_same"],
+        ),
     }
     for key, (label, color) in labels.items():
         top.plot(it, runs[key]["stochastic"], color=color, lw=0.5, alpha=0.25)
@@ -198,24 +270,52 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     iteration_axis(top)
     corr = runs["overlapping_corrected"]
     centers, averaged = moving_average(it, np.asarray(corr["stochastic"]), max(1, len(it) // 50))
-    bottom.plot(centers, averaged, color="#6baed6", lw=1.0,
-                label="DropBlockOriginal corrected, stochastic (moving average)")
-    bottom.plot(it, corr["deterministic"], color=COLORS["deterministic"],
-                label="exact deterministic (Lemma 10, exact C-bar)")
-    bottom.plot(cp, data["corrected_approx_at_checkpoints"], color=COLORS["paper"], ls="--", marker=".", ms=3,
-                label="approximation: DropBlock Lemma 1 at the same iterates")
-    bottom.plot(it, runs["dropblock"]["deterministic"], color=COLORS["dropblock"], lw=1.0, ls=":",
-                label="DropBlock run, deterministic")
+    bottom.plot(
+        centers,
+        averaged,
+        color="#6baed6",
+        lw=1.0,
+        label="DropBlockOriginal corrected, stochastic (moving average)",
+    )
+    bottom.plot(
+        it,
+        corr["deterministic"],
+        color=COLORS["deterministic"],
+        label="exact deterministic (Lemma 10, exact C-bar)",
+    )
+    bottom.plot(
+        cp,
+        data["corrected_approx_at_checkpoints"],
+        color=COLORS["paper"],
+        ls="--",
+        marker=".",
+        ms=3,
+        label="approximation: DropBlock Lemma 1 at the same iterates",
+    )
+    bottom.plot(
+        it,
+        runs["dropblock"]["deterministic"],
+        color=COLORS["dropblock"],
+        lw=1.0,
+        ls=":",
+        label="DropBlock run, deterministic",
+    )
     late = it >= it[-1] * 0.1
-    values = np.concatenate([np.asarray(corr["deterministic"])[late],
-                             np.asarray(data["corrected_approx_at_checkpoints"])[cp >= it[-1] * 0.1],
-                             np.asarray(runs["dropblock"]["deterministic"])[late]])
+    values = np.concatenate(
+        [
+            np.asarray(corr["deterministic"])[late],
+            np.asarray(data["corrected_approx_at_checkpoints"])[cp >= it[-1] * 0.1],
+            np.asarray(runs["dropblock"]["deterministic"])[late],
+        ]
+    )
     span = values.max() - values.min()
     bottom.set_ylim(values.min() - 0.15 * span, values.max() + 0.6 * span)
     bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
     bottom.set_ylabel("objective (zoom, linear)")
-    bottom.set_title(f"exact vs approximate objective of the corrected run (final gap "
-                     f"{100 * data['final']['approx_gap']:+.1f}%)")
+    bottom.set_title(
+        f"exact vs approximate objective of the corrected run (final gap "
+        f"{100 * data['final']['approx_gap']:+.1f}%)"
+    )
     bottom.legend(loc="upper right")
     iteration_axis(bottom)
     fig.suptitle("Figure 4: " + TITLE, fontsize=11)

@@ -63,7 +63,9 @@ def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
     positive = m[m > 0]
     if positive.size <= r:
         return (m > 0).astype(float)
-    with np.errstate(over="ignore", divide="ignore"):  # tiny breakpoints: (1 + beta)/tau -> inf is fine
+    with np.errstate(
+        over="ignore", divide="ignore"
+    ):  # tiny breakpoints: (1 + beta)/tau -> inf is fine
         return _weights(m, _threshold(positive, r, beta), beta)
 
 
@@ -77,7 +79,9 @@ def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
     with np.errstate(over="ignore"):
         taus = np.unique(np.concatenate([beta / positive, (beta + 1.0) / positive]))
     taus = taus[(taus > 0) & np.isfinite(taus)]
-    if S(taus[-1]) < r:  # the root lies beyond the last breakpoint that fits in a double: S is linear there
+    if (
+        S(taus[-1]) < r
+    ):  # the root lies beyond the last breakpoint that fits in a double: S is linear there
         started = positive[(positive * taus[-1] - beta > 0) & (positive * taus[-1] - beta < 1)]
         return taus[-1] + (r - S(taus[-1])) / started.sum()
     lo, hi = 0, taus.size - 1  # S(taus[-1]) >= r
@@ -103,7 +107,9 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
     # an exact power-of-two rescaling: breakpoints beta/m_i of values near the smallest normal
     # double would overflow (and the 0 * inf of a zero unit give NaN) without it
     top = float(m.max()) if m.size else 0.0
-    scale = float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1)) if top > 0 else 1.0  # max(m) / scale in [1, 2)
+    scale = (
+        float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1)) if top > 0 else 1.0
+    )  # max(m) / scale in [1, 2)
     ms = m[order] / scale
     r = int(r)
     beta = float(beta)
@@ -122,7 +128,12 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
         raise ValueError(f"unknown method {method!r}")
     values = np.empty_like(a)
     values[order] = a * scale
-    return {"values": values, "rho": rho, "rank": int(np.count_nonzero(a > 0)), "objective": objective * scale * scale}
+    return {
+        "values": values,
+        "rho": rho,
+        "rank": int(np.count_nonzero(a > 0)),
+        "objective": objective * scale * scale,
+    }
 
 
 def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int, float]:
@@ -139,7 +150,9 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
     # Every candidate as a row of (value, consistent, kind, rho, lambda); infeasible ones get inf.
     rel = 1e-12
     rows_value, rows_ok, rows_rho, rows_lam = [], [], [], []
-    lam = np.arange(1, min(r - 1, n) + 1)  # head-only: lambda <= rho - 1 <= r - 1 units (rho = 0 marks them)
+    lam = np.arange(
+        1, min(r - 1, n) + 1
+    )  # head-only: lambda <= rho - 1 <= r - 1 units (rho = 0 marks them)
     rows_value.append(shrink * head[lam] + tail[lam])
     rows_ok.append((lam == n) | (np.append(m, 0.0)[lam] == 0) | (beta == 0))
     rows_rho.append(np.zeros(lam.size, dtype=int))
@@ -148,11 +161,17 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
         lam = np.arange(rho, n + 1)
         S = np.cumsum(m[rho - 1 :])
         c = (r - rho + 1) + beta * (lam - rho + 1)
-        feasible = (m[lam - 1] * c >= beta * S * (1 - rel)) & (m[rho - 1] * c <= (beta + 1) * S * (1 + rel)) & (S > 0)
+        feasible = (
+            (m[lam - 1] * c >= beta * S * (1 - rel))
+            & (m[rho - 1] * c <= (beta + 1) * S * (1 + rel))
+            & (S > 0)
+        )
         nxt = np.append(m[rho:], 0.0)  # m_{lambda+1}
         ok_next = (lam == n) | (nxt * c <= beta * S * (1 + rel))
         ok_prev = True if rho == 1 else (m[rho - 2] * c >= (beta + 1) * S * (1 - rel))
-        rows_value.append(np.where(feasible, shrink * head[rho - 1] + beta * S**2 / c + tail[lam], np.inf))
+        rows_value.append(
+            np.where(feasible, shrink * head[rho - 1] + beta * S**2 / c + tail[lam], np.inf)
+        )
         rows_ok.append(ok_next & ok_prev)
         rows_rho.append(np.full(lam.size, rho))
         rows_lam.append(lam)

@@ -23,7 +23,9 @@ def _chunks(n: int, chunk_size: int):
         yield slice(start, min(n, start + chunk_size))
 
 
-def overlapping_dropblock_stats(d: int, block_size: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+def overlapping_dropblock_stats(
+    d: int, block_size: int, gamma: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean, C-bar) of overlapping DropBlock from the unit-by-seed incidence matrix.
 
     W(i) = set of seeds j in 0..d-block_size with j <= i < j + block_size, as the rows of a 0/1

@@ -90,7 +90,9 @@ def _band_cbar(scheme: object, d: int, k: int) -> np.ndarray:
     return (1.0 - gamma) ** (-common.astype(float)) - 1.0
 
 
-def deterministic_objective(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: object) -> float:
+def deterministic_objective(
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: object
+) -> float:
     """E over masks of ||Y - U D V^T X||_F^2 in closed form (the Dropout identity of the README): the fit term plus
     Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band where C-bar can
     be non-zero (|i - j| < block size), or for DropConnect the corrected identity
@@ -132,7 +134,13 @@ def sample_mask(scheme: object, d: int, b: int, rng: np.random.Generator) -> np.
 
 
 def masked_step(
-    U: np.ndarray, V: np.ndarray, Xb: np.ndarray, Yb: np.ndarray, masks: list[np.ndarray], scheme: object, lr: float
+    U: np.ndarray,
+    V: np.ndarray,
+    Xb: np.ndarray,
+    Yb: np.ndarray,
+    masks: list[np.ndarray],
+    scheme: object,
+    lr: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One Algorithm 1 step on the minibatch Xb (b x B), Yb (a x B) with one mask per sample.
 
@@ -162,7 +170,9 @@ def masked_step(
     return U - (lr / B) * dU, V - (lr / B) * dV
 
 
-def stochastic_loss(X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, mask: np.ndarray, scheme: object) -> float:
+def stochastic_loss(
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, mask: np.ndarray, scheme: object
+) -> float:
     """||Y - U D V^T X||_F^2 over all the data for one mask, directly (O(a b N))."""
     kind, theta, _, _ = _args(scheme)
     if kind == DROPCONNECT:
@@ -192,7 +202,7 @@ def train(
     so that it is a fair baseline. ``progress`` is accepted for signature parity and ignored.
     Returns a :class:`structdrop.TrainResult`.
     """
-    from ..training import TrainResult, TrainingDiverged
+    from ..training import TrainingDiverged, TrainResult
 
     X = np.asarray(X, dtype=float)
     Y = np.asarray(Y, dtype=float)
@@ -241,4 +251,11 @@ def train(
     if not (np.isfinite(U).all() and np.isfinite(V).all()):
         raise TrainingDiverged(f"training diverged at step {iterations}", step=iterations)
     seconds = time.perf_counter() - start
-    return TrainResult(U, V, np.array(steps, dtype=np.int64), np.array(stochastic), np.array(deterministic), seconds)
+    return TrainResult(
+        U,
+        V,
+        np.array(steps, dtype=np.int64),
+        np.array(stochastic),
+        np.array(deterministic),
+        seconds,
+    )

@@ -41,7 +41,9 @@ def run_keys(seeds: torch.Tensor, stream: int) -> torch.Tensor:
     return hash32(key ^ (stream & _MASK32))
 
 
-def uniform_field(keys: torch.Tensor, steps: torch.Tensor, slots: int, dtype: torch.dtype) -> torch.Tensor:
+def uniform_field(
+    keys: torch.Tensor, steps: torch.Tensor, slots: int, dtype: torch.dtype
+) -> torch.Tensor:
     """Uniforms in [0, 1) of shape (runs, len(steps), slots) for the given per-run keys.
 
     Entry [r, t, j] depends only on (keys[r], steps[t], j).

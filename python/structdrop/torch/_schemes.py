@@ -65,7 +65,9 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
         kind, theta, block_size, gamma = core_args()
         names = {0: "none", 1: "dropout", 2: "dropblock", 3: "overlapping", 4: "dropconnect"}
         if int(kind) not in names:
-            raise ValueError(f"unknown scheme kind {kind!r} from {type(scheme).__name__}._core_args()")
+            raise ValueError(
+                f"unknown scheme kind {kind!r} from {type(scheme).__name__}._core_args()"
+            )
         kind = names[int(kind)]
         r = as_int("scheme.block_size", block_size, minimum=1)
         if kind == "overlapping":
@@ -115,5 +117,3 @@ def cover_counts(d: int, block_size: int) -> list[int]:
     """|W(i)|: how many seed positions' blocks cover unit i (overlapping DropBlock)."""
     last = d - block_size
     return [min(i, last) - max(0, i - block_size + 1) + 1 for i in range(d)]
-
-

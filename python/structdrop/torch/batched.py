@@ -69,12 +69,16 @@ class BatchedTrainResult:
         return self.deterministic_objective[:, -1]
 
 
-def _as_device_tensor(name: str, value: object, ndims: tuple[int, ...], device, dtype) -> torch.Tensor:
+def _as_device_tensor(
+    name: str, value: object, ndims: tuple[int, ...], device, dtype
+) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got {value.dtype}")
         if value.dim() not in ndims:
-            raise ValueError(f"{name} must be {' or '.join(f'{n}-D' for n in ndims)}, got {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must be {' or '.join(f'{n}-D' for n in ndims)}, got {tuple(value.shape)}"
+            )
         if not bool(torch.isfinite(value).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
         return value.detach().to(device=device, dtype=dtype)
@@ -154,7 +158,9 @@ class _Problem:
             return torch.zeros(R, dtype=torch.float64, device=U.device)
         if spec.kind == "dropconnect":
             sdiag = torch.diagonal(self.S)
-            return spec.beta * (U.square().sum(1) * (V.square() * sdiag[None, :, None]).sum(1)).sum(1)
+            return spec.beta * (U.square().sum(1) * (V.square() * sdiag[None, :, None]).sum(1)).sum(
+                1
+            )
         SV = self.S @ V  # R x b x d; (V^T S V)_ij = sum_k V_ki (SV)_kj
         total = torch.zeros(R, dtype=torch.float64, device=U.device)
         d = self.d
@@ -265,9 +271,13 @@ def batched_train(
     V = _as_device_tensor("V0", V0, (2, 3), device, dtype)
     d = U.shape[-1]
     if U.shape[-2] != a or (U.dim() == 3 and U.shape[0] != runs):
-        raise ValueError(f"U0 must be a x d or runs x a x d with a={a}, runs={runs}, got {tuple(U.shape)}")
+        raise ValueError(
+            f"U0 must be a x d or runs x a x d with a={a}, runs={runs}, got {tuple(U.shape)}"
+        )
     if V.shape[-2] != b or V.shape[-1] != d or (V.dim() == 3 and V.shape[0] != runs):
-        raise ValueError(f"V0 must be b x d or runs x b x d with b={b}, d={d}, runs={runs}, got {tuple(V.shape)}")
+        raise ValueError(
+            f"V0 must be b x d or runs x b x d with b={b}, d={d}, runs={runs}, got {tuple(V.shape)}"
+        )
     check_width(spec, d)
     # private, contiguous working copies (updated in place)
     U = (U.expand(runs, a, d) if U.dim() == 2 else U).clone(memory_format=torch.contiguous_format)
@@ -396,8 +406,13 @@ def batched_train(
     )
 
 
-def _draw(prob: _Problem, keys_mask: torch.Tensor, keys_sample: torch.Tensor, steps: torch.Tensor,
-          batch_size: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+def _draw(
+    prob: _Problem,
+    keys_mask: torch.Tensor,
+    keys_sample: torch.Tensor,
+    steps: torch.Tensor,
+    batch_size: int,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the steps."""
     z_all = None
     R, T = keys_mask.shape[0], steps.shape[0]
@@ -409,8 +424,17 @@ def _draw(prob: _Problem, keys_mask: torch.Tensor, keys_sample: torch.Tensor, st
     return z_all, idx_all
 
 
-def draws_for_testing(scheme: object, a: int, b: int, d: int, N: int, seeds, iterations: int,
-                      batch_size: int = 1, dtype: torch.dtype = torch.float64):
+def draws_for_testing(
+    scheme: object,
+    a: int,
+    b: int,
+    d: int,
+    N: int,
+    seeds,
+    iterations: int,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float64,
+):
     """The masks and sample indices :func:`batched_train` uses for runs with the given seeds.
 
     Returns ``(masks, indices)`` as NumPy arrays: masks runs x iterations x B x d (x B x b x d for
@@ -424,11 +448,15 @@ def draws_for_testing(scheme: object, a: int, b: int, d: int, N: int, seeds, ite
     prob = _Problem(X, Y, spec, a, b, d, torch.device("cpu"), dtype)
     seeds = torch.as_tensor(np.asarray(seeds, dtype=np.int64))
     steps = torch.arange(iterations, dtype=torch.int64)
-    z, idx = _draw(prob, run_keys(seeds, _STREAM_MASK), run_keys(seeds, _STREAM_SAMPLE), steps, batch_size)
+    z, idx = _draw(
+        prob, run_keys(seeds, _STREAM_MASK), run_keys(seeds, _STREAM_SAMPLE), steps, batch_size
+    )
     return (None if z is None else z.numpy()), idx.numpy()
 
 
-def _capture(run_chunk: Callable[[int], None], T: int, state: tuple[torch.Tensor, ...], device) -> Callable[[], None]:
+def _capture(
+    run_chunk: Callable[[int], None], T: int, state: tuple[torch.Tensor, ...], device
+) -> Callable[[], None]:
     """Capture ``run_chunk(T)`` as a CUDA graph; the state tensors are restored after warm-up."""
     saved = [s.clone() for s in state]
     stream = torch.cuda.Stream(device)

@@ -38,25 +38,32 @@ __all__ = ["dropblock_conv_objective", "dropblock_conv_regularizer"]
 
 def _check(layer: object, weight: torch.Tensor, features: torch.Tensor) -> tuple[int, ...]:
     if not isinstance(layer, _DropBlockNd):
-        raise TypeError(f"layer must be a structdrop DropBlock2d or DropBlock3d, got {type(layer).__name__}")
+        raise TypeError(
+            f"layer must be a structdrop DropBlock2d or DropBlock3d, got {type(layer).__name__}"
+        )
     for name, value in (("weight", weight), ("features", features)):
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor")
     k = layer._k
     if features.dim() != k + 2:
-        raise ValueError(f"features must be (N, C, {layer._spatial_names}) for {type(layer).__name__}, "
-                         f"got shape {tuple(features.shape)}")
+        raise ValueError(
+            f"features must be (N, C, {layer._spatial_names}) for {type(layer).__name__}, "
+            f"got shape {tuple(features.shape)}"
+        )
     if weight.dtype != features.dtype or weight.device != features.device:
         raise TypeError("weight and features must have the same dtype and device")
     d = math.prod(features.shape[1:])
     if weight.dim() != 2 or weight.shape[1] != d:
-        raise ValueError(f"weight must be a x (C * prod(spatial)) = a x {d} (an nn.Linear weight on the "
-                         f"flattened features), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"weight must be a x (C * prod(spatial)) = a x {d} (an nn.Linear weight on the "
+            f"flattened features), got shape {tuple(weight.shape)}"
+        )
     return layer._check_shape(tuple(features.shape[2:]))
 
 
-def _row_band(layer: _DropBlockNd, shape: tuple[int, ...], p: float, dtype: torch.dtype,
-              device: torch.device) -> list[tuple[tuple, tuple, torch.Tensor]]:
+def _row_band(
+    layer: _DropBlockNd, shape: tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device
+) -> list[tuple[tuple, tuple, torch.Tensor]]:
     """Per offset ``delta`` of the leading axes: (u slices, u + delta slices, weighted C-bar block).
 
     The block couples every unit of the last axis at ``u`` with every one at ``u + delta``:
@@ -145,7 +152,9 @@ class _BandGram(torch.autograd.Function):
         return out_x, out_z, None
 
 
-def dropblock_conv_regularizer(layer: _DropBlockNd, weight: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+def dropblock_conv_regularizer(
+    layer: _DropBlockNd, weight: torch.Tensor, features: torch.Tensor
+) -> torch.Tensor:
     """``E ||W (z/mu * F)||^2 - ||W F||^2``: the exact regulariser of ``layer`` under a linear readout.
 
     Args:
@@ -191,9 +200,14 @@ def dropblock_conv_objective(
         A 0-dim tensor: the sum over the batch of the expected squared errors.
     """
     _check(layer, weight, features)
-    if not isinstance(targets, torch.Tensor) or targets.shape != (features.shape[0], weight.shape[0]):
-        raise ValueError(f"targets must be N x a = {(features.shape[0], weight.shape[0])}, "
-                         f"got {tuple(getattr(targets, 'shape', ()))}")
+    if not isinstance(targets, torch.Tensor) or targets.shape != (
+        features.shape[0],
+        weight.shape[0],
+    ):
+        raise ValueError(
+            f"targets must be N x a = {(features.shape[0], weight.shape[0])}, "
+            f"got {tuple(getattr(targets, 'shape', ()))}"
+        )
     out = features.flatten(1) @ weight.T
     if bias is not None:
         out = out + bias

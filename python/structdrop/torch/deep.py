@@ -127,8 +127,9 @@ def _torchvision_available() -> bool:
     return True
 
 
-def load_dataset(dataset: object = "digits", root: str | None = None, n_train: int | None = None,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+def load_dataset(
+    dataset: object = "digits", root: str | None = None, n_train: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Images (N x C x H x W, float32), integer labels and the class count.
 
     ``"digits"``: scikit-learn's bundled 8 x 8 handwritten digits (1797 images, no download).
@@ -158,7 +159,9 @@ def load_dataset(dataset: object = "digits", root: str | None = None, n_train: i
         try:
             from sklearn.datasets import load_digits
         except ImportError as exc:
-            raise ImportError("dataset='digits' needs scikit-learn (pip install scikit-learn)") from exc
+            raise ImportError(
+                "dataset='digits' needs scikit-learn (pip install scikit-learn)"
+            ) from exc
         bunch = load_digits()
         images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
         labels = torch.as_tensor(bunch.target, dtype=torch.int64)
@@ -176,16 +179,22 @@ def load_dataset(dataset: object = "digits", root: str | None = None, n_train: i
             labels = torch.as_tensor(ds.targets, dtype=torch.int64)
         else:
             ds = torchvision.datasets.CIFAR10(root, train=True, download=False)
-            images = torch.as_tensor(np.asarray(ds.data), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0
+            images = (
+                torch.as_tensor(np.asarray(ds.data), dtype=torch.float32).permute(0, 3, 1, 2)
+                / 255.0
+            )
             labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)
         classes = 10
     else:
-        raise ValueError(f"dataset must be 'digits', 'mnist', 'cifar10' or (images, labels), got {dataset!r}")
+        raise ValueError(
+            f"dataset must be 'digits', 'mnist', 'cifar10' or (images, labels), got {dataset!r}"
+        )
     return _subset(images, labels, classes, n_train, seed)
 
 
-def _subset(images: torch.Tensor, labels: torch.Tensor, classes: int, n_train: int | None,
-            seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _subset(
+    images: torch.Tensor, labels: torch.Tensor, classes: int, n_train: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     if n_train is not None:
         n_train = as_int("n_train", n_train, minimum=1)
         if n_train > len(labels):
@@ -281,7 +290,11 @@ def deep_experiment(
     use_resnet = trunk == "resnet50" or (trunk == "auto" and device.type == "cuda")
     if use_resnet and not _torchvision_available():
         if trunk == "resnet50":
-            warnings.warn("torchvision is not importable: using the small CNN trunk", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                "torchvision is not importable: using the small CNN trunk",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         use_resnet = False
     torch.manual_seed(seed)
     body, body_features = (resnet50_small if use_resnet else small_cnn)(images.shape[1])
@@ -301,7 +314,9 @@ def deep_experiment(
         # Lemma 1 from the features' moments G G^T, Y G^T, ||Y||^2 (accumulated in eval mode, in
         # float64 on the device, one batch at a time): nothing of size N is held.
         batches = ((images_dev[i : i + 512], labels_dev[i : i + 512]) for i in range(0, N, 512))
-        moments = feature_moments(net.features, batches, device, num_classes=classes, all_reduce=False)
+        moments = feature_moments(
+            net.features, batches, device, num_classes=classes, all_reduce=False
+        )
         U = net.last.weight.detach().to(torch.float64).cpu().numpy()
         value = structdrop.objective_terms(scheme, U, np.eye(WIDTH), moments).objective
         # singular values of U G: sigma^2 are the eigenvalues of U (G G^T) U^T
@@ -330,8 +345,11 @@ def deep_experiment(
         losses.append(float(total) / seen)
         objective.append(evaluate()[0])
         if progress:
-            print(f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
-                  f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}", flush=True)
+            print(
+                f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
+                f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}",
+                flush=True,
+            )
     _, sv, final_moments = evaluate()
     # Features may be rank-deficient (dead units): the estimate then stays in the docs, not a warning.
     feature_bound = structdrop.global_min_from_moments(final_moments, BLOCK, theta_bar, warn=False)

@@ -130,9 +130,13 @@ class _DropBlockNd(ScheduledDropRate):
         if seeds not in _SEEDS:
             raise ValueError(f"seeds must be one of {_SEEDS}, got {seeds!r}")
         if random_offset and overlapping:
-            raise ValueError("random_offset shifts the non-overlapping tiling: it needs overlapping=False")
+            raise ValueError(
+                "random_offset shifts the non-overlapping tiling: it needs overlapping=False"
+            )
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+            raise TypeError(
+                f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+            )
         self.overlapping = bool(overlapping)
         self.seeds = seeds
         self.random_offset = bool(random_offset)
@@ -142,10 +146,15 @@ class _DropBlockNd(ScheduledDropRate):
         self._scale_cache: dict[tuple, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
-        kind = f"overlapping=True, seeds={self.seeds!r}" if self.overlapping else (
-            f"overlapping=False, random_offset={self.random_offset}")
-        return (f"p={self.target_p}, block_size={self.block_size}, {kind}, "
-                f"share_channels={self.share_channels}" + self._schedule_repr())
+        kind = (
+            f"overlapping=True, seeds={self.seeds!r}"
+            if self.overlapping
+            else (f"overlapping=False, random_offset={self.random_offset}")
+        )
+        return (
+            f"p={self.target_p}, block_size={self.block_size}, {kind}, "
+            f"share_channels={self.share_channels}" + self._schedule_repr()
+        )
 
     # ------------------------------------------------------------------ exact statistics
     def gamma(self, p: float | None = None) -> float:
@@ -155,14 +164,17 @@ class _DropBlockNd(ScheduledDropRate):
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != self._k:
-            raise ValueError(f"{type(self).__name__} needs {self._k} spatial sizes, got {tuple(shape)}")
+            raise ValueError(
+                f"{type(self).__name__} needs {self._k} spatial sizes, got {tuple(shape)}"
+            )
         shape = tuple(as_int("spatial size", n, minimum=1) for n in shape)
         if self.overlapping and self.seeds == "valid":
             for n, b in zip(shape, self.block_size):
                 if b > n:
                     raise ValueError(
                         f"seeds='valid' needs block_size <= the map size on every axis, got block "
-                        f"{self.block_size} on a map {shape} (use seeds='full' for larger blocks)")
+                        f"{self.block_size} on a map {shape} (use seeds='full' for larger blocks)"
+                    )
         return shape
 
     def _seed_range(self, n: int, b: int) -> tuple[int, int]:
@@ -179,7 +191,9 @@ class _DropBlockNd(ScheduledDropRate):
             u = torch.arange(n, dtype=torch.float64)
             if self.overlapping:
                 lo, hi = self._seed_range(n, b)
-                start = torch.maximum(torch.maximum(u[:, None], u[None, :]) - b + 1, torch.tensor(float(lo)))
+                start = torch.maximum(
+                    torch.maximum(u[:, None], u[None, :]) - b + 1, torch.tensor(float(lo))
+                )
                 stop = torch.minimum(torch.minimum(u[:, None], u[None, :]), torch.tensor(float(hi)))
                 tables.append((stop - start + 1).clamp(min=0))
             elif self.random_offset:
@@ -208,8 +222,12 @@ class _DropBlockNd(ScheduledDropRate):
             count = count * torch.diagonal(table).reshape(view)
         return torch.exp(count * math.log1p(-self.gamma(p)))
 
-    def mask_moments(self, *spatial_shape: int, dtype: torch.dtype = torch.float64,
-                     device: torch.device | str | None = None) -> MaskMoments:
+    def mask_moments(
+        self,
+        *spatial_shape: int,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> MaskMoments:
         """Exact keep probabilities and covariance of the keep mask on a map of ``spatial_shape``.
 
         At the current drop rate (after the warm-up schedule). The covariance is dense
@@ -247,8 +265,9 @@ class _DropBlockNd(ScheduledDropRate):
             self._scale_cache[key] = scale
         return scale
 
-    def _dropped_overlapping(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...],
-                             p: float) -> torch.Tensor:
+    def _dropped_overlapping(
+        self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...], p: float
+    ) -> torch.Tensor:
         """0/1 tensor (1 = dropped) of shape lead + shape."""
         dtype = self._sample_dtype(x)
         full = self.seeds == "full"
@@ -268,24 +287,31 @@ class _DropBlockNd(ScheduledDropRate):
             fired = pool(fired, kernel_size=kernel, stride=1)
         return fired
 
-    def _kept_tiles(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...],
-                    p: float) -> torch.Tensor:
+    def _kept_tiles(
+        self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...], p: float
+    ) -> torch.Tensor:
         """0/1 keep tensor of shape lead + shape for the (optionally shifted) tiling."""
         dtype = self._sample_dtype(x)
         offsets = None
         if self.random_offset:
-            offsets = torch.floor(self._uniform(lead + (self._k,), x, torch.float64)
-                                  * torch.tensor(self.block_size, dtype=torch.float64, device=x.device))
+            offsets = torch.floor(
+                self._uniform(lead + (self._k,), x, torch.float64)
+                * torch.tensor(self.block_size, dtype=torch.float64, device=x.device)
+            )
             offsets = offsets.to(torch.int64)
-        tiles = tuple((n - 1 + (b - 1 if self.random_offset else 0)) // b + 1
-                      for n, b in zip(shape, self.block_size))
+        tiles = tuple(
+            (n - 1 + (b - 1 if self.random_offset else 0)) // b + 1
+            for n, b in zip(shape, self.block_size)
+        )
         keep = (self._uniform(lead + tiles, x, dtype) >= p).to(dtype)
         for axis, (n, b) in enumerate(zip(shape, self.block_size)):
             units = torch.arange(n, device=x.device)
             if offsets is None:
                 keep = keep.repeat_interleave(b, dim=2 + axis).narrow(2 + axis, 0, n)
                 continue
-            index = torch.div(units + offsets[..., axis, None], b, rounding_mode="floor")  # lead x n
+            index = torch.div(
+                units + offsets[..., axis, None], b, rounding_mode="floor"
+            )  # lead x n
             view = list(lead) + [1] * self._k
             view[2 + axis] = n
             target = list(keep.shape)
@@ -293,7 +319,9 @@ class _DropBlockNd(ScheduledDropRate):
             keep = keep.gather(2 + axis, index.reshape(view).expand(target))
         return keep
 
-    def _use_sparse(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...], p: float) -> bool:
+    def _use_sparse(
+        self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...], p: float
+    ) -> bool:
         if self.sampler != "auto":
             return self.sampler == "sparse"
         if x.device.type != "cpu":
@@ -303,8 +331,14 @@ class _DropBlockNd(ScheduledDropRate):
         painted = seeds * self.gamma(p) * math.prod(self.block_size)  # expected block units per map
         return painted <= 0.5 * math.prod(shape)
 
-    def _kept_sparse(self, x: torch.Tensor, lead: tuple[int, int], shape: tuple[int, ...],
-                     p: float, fill: float = 1.0) -> torch.Tensor:
+    def _kept_sparse(
+        self,
+        x: torch.Tensor,
+        lead: tuple[int, int],
+        shape: tuple[int, ...],
+        p: float,
+        fill: float = 1.0,
+    ) -> torch.Tensor:
         """0/``fill`` keep tensor of lead + shape from the positions of the firing seeds only.
 
         The same law as the dense path: the firing seeds of the whole (lead x seed grid) are the
@@ -314,23 +348,28 @@ class _DropBlockNd(ScheduledDropRate):
         """
         full = self.seeds == "full"
         seed_shape = [n + b - 1 if full else n - b + 1 for n, b in zip(shape, self.block_size)]
-        fired = _bernoulli_successes(math.prod(lead) * math.prod(seed_shape), self.gamma(p), x.device,
-                                     self.generator)
+        fired = _bernoulli_successes(
+            math.prod(lead) * math.prod(seed_shape), self.gamma(p), x.device, self.generator
+        )
         units_per_map = math.prod(shape)
         rest = fired
         flat = None
         for axis in reversed(range(self._k)):
             n, b, size = shape[axis], self.block_size[axis], seed_shape[axis]
-            start = rest % size - (b - 1 if full else 0)  # first unit of the seed's block on this axis
+            start = rest % size - (
+                b - 1 if full else 0
+            )  # first unit of the seed's block on this axis
             rest = torch.div(rest, size, rounding_mode="floor")
             # every seed's block meets the map, so clamping a clipped block's outside units onto
             # the border repaints units the block covers anyway: no validity mask is needed
             unit = (start[:, None] + torch.arange(b, device=x.device)).clamp_(0, n - 1)
             view = [-1] + [1] * self._k
             view[1 + axis] = b
-            term = (unit * math.prod(shape[axis + 1:])).reshape(view)
+            term = (unit * math.prod(shape[axis + 1 :])).reshape(view)
             flat = term if flat is None else flat + term
-        flat = flat + (rest * units_per_map).reshape([-1] + [1] * self._k)  # rest: the (sample, channel) index
+        flat = flat + (rest * units_per_map).reshape(
+            [-1] + [1] * self._k
+        )  # rest: the (sample, channel) index
         keep = torch.full((math.prod(lead) * units_per_map,), fill, dtype=x.dtype, device=x.device)
         keep.index_fill_(0, flat.reshape(-1), 0.0)
         return keep.reshape(*lead, *shape)
@@ -341,7 +380,8 @@ class _DropBlockNd(ScheduledDropRate):
         if x.dim() != self._k + 2:
             raise ValueError(
                 f"{type(self).__name__} expects a {self._k + 2}-D input (N, C, {self._spatial_names}), "
-                f"got shape {tuple(x.shape)}")
+                f"got shape {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise TypeError(f"{type(self).__name__} expects a floating-point input, got {x.dtype}")
         p = self.p
@@ -352,7 +392,9 @@ class _DropBlockNd(ScheduledDropRate):
         if not self.overlapping:
             return x * (self._kept_tiles(x, lead, shape, p) * (1.0 / (1.0 - p))).to(x.dtype)
         full = self.seeds == "full"  # then every unit has |W(u)| = prod(b): one exact factor
-        scale = 1.0 / math.exp(math.prod(self.block_size) * math.log1p(-self.gamma(p))) if full else 1.0
+        scale = (
+            1.0 / math.exp(math.prod(self.block_size) * math.log1p(-self.gamma(p))) if full else 1.0
+        )
         if self._use_sparse(x, lead, shape, p):
             mask = self._kept_sparse(x, lead, shape, p, fill=scale)
         else:
@@ -360,8 +402,9 @@ class _DropBlockNd(ScheduledDropRate):
         return x * (mask if full else mask * self._inverse_keep(shape, p, x))
 
 
-def _bernoulli_successes(trials: int, prob: float, device: torch.device,
-                         generator: torch.Generator | None) -> torch.Tensor:
+def _bernoulli_successes(
+    trials: int, prob: float, device: torch.device, generator: torch.Generator | None
+) -> torch.Tensor:
     """Sorted int64 indices of the successes among ``trials`` i.i.d. Bernoulli(prob) trials.
 
     Gaps between successes are Geometric(prob): ``floor(log(U) / log(1 - prob))`` failures with
@@ -385,9 +428,19 @@ def _bernoulli_successes(trials: int, prob: float, device: torch.device,
 
 
 def _memory_format(x: torch.Tensor, k: int) -> torch.memory_format:
-    if k == 2 and x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+    if (
+        k == 2
+        and x.dim() == 4
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
         return torch.channels_last
-    if k == 3 and x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+    if (
+        k == 3
+        and x.dim() == 5
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last_3d)
+    ):
         return torch.channels_last_3d
     return torch.contiguous_format
 

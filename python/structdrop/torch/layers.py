@@ -76,7 +76,9 @@ class OverlappingDropBlock1d(nn.Module):
         theta: alternatively, the interior keep probability in (0, 1].
     """
 
-    def __init__(self, block_size: int, gamma: float | None = None, theta: float | None = None) -> None:
+    def __init__(
+        self, block_size: int, gamma: float | None = None, theta: float | None = None
+    ) -> None:
         super().__init__()
         self.block_size = as_int("block_size", block_size, minimum=1)
         self.gamma = overlapping_gamma(self.block_size, gamma, theta)
@@ -102,7 +104,9 @@ class OverlappingDropBlock1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1:
-            raise ValueError("OverlappingDropBlock1d expects features in the last dimension, got a scalar")
+            raise ValueError(
+                "OverlappingDropBlock1d expects features in the last dimension, got a scalar"
+            )
         d = x.shape[-1]
         if d < self.block_size:
             raise ValueError(f"block_size={self.block_size} must not exceed the feature count {d}")
@@ -111,7 +115,9 @@ class OverlappingDropBlock1d(nn.Module):
         r = self.block_size
         lead = x.shape[:-1]
         rows = math.prod(lead)
-        seeds = (torch.rand(rows, 1, d - r + 1, device=x.device, dtype=x.dtype) < self.gamma).to(x.dtype)
+        seeds = (torch.rand(rows, 1, d - r + 1, device=x.device, dtype=x.dtype) < self.gamma).to(
+            x.dtype
+        )
         # unit i is dropped when a seed in [i - r + 1, i] fired: a sliding max over zero-padded seeds
         dropped = F.max_pool1d(F.pad(seeds, (r - 1, r - 1)), kernel_size=r, stride=1)
         keep = (1.0 - dropped).reshape(x.shape)

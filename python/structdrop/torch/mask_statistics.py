@@ -48,10 +48,14 @@ _LABELS = {
 }
 
 
-def _window_counts(n: int, lo_offset: int, hi_offset: int, seed_lo: int, seed_hi: int) -> np.ndarray:
+def _window_counts(
+    n: int, lo_offset: int, hi_offset: int, seed_lo: int, seed_hi: int
+) -> np.ndarray:
     """Per unit u of an axis: how many seeds s in [seed_lo, seed_hi] have u - s in [lo_offset, hi_offset]."""
     u = np.arange(n)
-    return np.clip(np.minimum(u - lo_offset, seed_hi) - np.maximum(u - hi_offset, seed_lo) + 1, 0, None)
+    return np.clip(
+        np.minimum(u - lo_offset, seed_hi) - np.maximum(u - hi_offset, seed_lo) + 1, 0, None
+    )
 
 
 def _drop_map(gamma: float, counts: list[np.ndarray]) -> np.ndarray:
@@ -132,29 +136,37 @@ class MaskStatistics:
             if rule not in self.drop_rates:
                 continue
             drop = self.drop_rates[rule]
-            rows.append({
-                "rule": _LABELS[rule],
-                "centre": float(drop[H // 2, W // 2]),
-                "corner": float(drop[0, 0]),
-                "min": float(drop.min()),
-                "mean": float(drop.mean()),
-                "max": float(drop.max()),
-                "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
-            })
+            rows.append(
+                {
+                    "rule": _LABELS[rule],
+                    "centre": float(drop[H // 2, W // 2]),
+                    "corner": float(drop[0, 0]),
+                    "min": float(drop.min()),
+                    "mean": float(drop.mean()),
+                    "max": float(drop.max()),
+                    "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
+                }
+            )
         return rows
 
     def table(self) -> str:
         """A markdown table of :meth:`rows` (drop rates in percent)."""
-        head = (f"{self.spatial_shape[0]} x {self.spatial_shape[1]} map, block {self.block_size}, "
-                f"requested p = {self.p:g}\n\n")
-        lines = ["| rule | centre | corner | min | mean | max | max abs(gain - 1) |",
-                 "|---|---|---|---|---|---|---|"]
+        head = (
+            f"{self.spatial_shape[0]} x {self.spatial_shape[1]} map, block {self.block_size}, "
+            f"requested p = {self.p:g}\n\n"
+        )
+        lines = [
+            "| rule | centre | corner | min | mean | max | max abs(gain - 1) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in self.rows():
             if "error" in row:
                 lines.append(f"| {row['rule']} | {row['error']} | | | | | |")
                 continue
             cells = [f"{100 * row[k]:.2f} %" for k in ("centre", "corner", "min", "mean", "max")]
-            lines.append(f"| {row['rule']} | " + " | ".join(cells) + f" | {row['max_gain_error']:.3f} |")
+            lines.append(
+                f"| {row['rule']} | " + " | ".join(cells) + f" | {row['max_gain_error']:.3f} |"
+            )
         return head + "\n".join(lines)
 
     def figure(self):
@@ -162,7 +174,9 @@ class MaskStatistics:
         try:
             from matplotlib.figure import Figure
         except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
-            raise ImportError("MaskStatistics.figure needs matplotlib: pip install 'structdrop[plot]'") from exc
+            raise ImportError(
+                "MaskStatistics.figure needs matplotlib: pip install 'structdrop[plot]'"
+            ) from exc
         rules = [r for r in RULES if r in self.drop_rates]
         if not rules:
             raise ValueError("no rule could run in this setting: nothing to draw")
@@ -176,12 +190,17 @@ class MaskStatistics:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.colorbar(image, ax=list(axes), label="P(unit dropped)")
-        fig.suptitle(f"{self.spatial_shape[0]}x{self.spatial_shape[1]} map, block {self.block_size}, "
-                     f"requested p = {self.p:g}", fontsize=10)
+        fig.suptitle(
+            f"{self.spatial_shape[0]}x{self.spatial_shape[1]} map, block {self.block_size}, "
+            f"requested p = {self.p:g}",
+            fontsize=10,
+        )
         return fig
 
 
-def mask_statistics(spatial_shape: tuple[int, int] = (7, 7), block_size: int = 3, p: float = 0.1) -> MaskStatistics:
+def mask_statistics(
+    spatial_shape: tuple[int, int] = (7, 7), block_size: int = 3, p: float = 0.1
+) -> MaskStatistics:
     """Exact per-unit drop rates of structdrop's, torchvision's and timm's DropBlock rules.
 
     Args:
@@ -196,8 +215,10 @@ def mask_statistics(spatial_shape: tuple[int, int] = (7, 7), block_size: int = 3
     """
     if not isinstance(spatial_shape, (tuple, list)) or len(spatial_shape) != 2:
         raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}")
-    shape = (as_int("spatial_shape[0]", spatial_shape[0], minimum=1),
-             as_int("spatial_shape[1]", spatial_shape[1], minimum=1))
+    shape = (
+        as_int("spatial_shape[0]", spatial_shape[0], minimum=1),
+        as_int("spatial_shape[1]", spatial_shape[1], minimum=1),
+    )
     b = as_int("block_size", block_size, minimum=1)
     p = as_probability("p", p, low_open=False, high_open=True)
     rates: dict[str, np.ndarray] = {"structdrop": _structdrop_map(shape, b, p, "full")}

@@ -81,7 +81,9 @@ class _Accumulator:
         try:
             t = targets if isinstance(targets, torch.Tensor) else torch.as_tensor(targets)
         except Exception as exc:
-            raise TypeError(f"the targets of batch {index} must be a tensor or array: {exc}") from None
+            raise TypeError(
+                f"the targets of batch {index} must be a tensor or array: {exc}"
+            ) from None
         t = _to_device(t, self.device)
         if self.num_classes is not None:
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.dim() != 1:
@@ -93,7 +95,9 @@ class _Accumulator:
             # device-side assertion
             classes = torch.arange(self.num_classes, device=self.device)
             out_of_range = ((t < 0) | (t >= self.num_classes)).any()
-            self.bad_targets = torch.where((self.bad_targets < 0) & out_of_range, index, self.bad_targets)
+            self.bad_targets = torch.where(
+                (self.bad_targets < 0) & out_of_range, index, self.bad_targets
+            )
             t = (t.unsqueeze(1) == classes).to(torch.float64)
         else:
             if not (t.is_floating_point() or t.dtype == torch.bool):
@@ -109,7 +113,9 @@ class _Accumulator:
                 )
             t = t.to(torch.float64)
             finite = torch.isfinite(t).all()
-            self.bad_targets = torch.where((self.bad_targets < 0) & ~finite, index, self.bad_targets)
+            self.bad_targets = torch.where(
+                (self.bad_targets < 0) & ~finite, index, self.bad_targets
+            )
         if t.shape[0] != batch:
             raise ValueError(
                 f"batch {index}: the features are for {batch} samples but the targets have shape {tuple(t.shape)}"
@@ -118,7 +124,9 @@ class _Accumulator:
 
     def add(self, index: int, feats: object, targets: object) -> None:
         if not isinstance(feats, torch.Tensor):
-            raise TypeError(f"features must return a tensor; for batch {index} it returned {type(feats).__name__}")
+            raise TypeError(
+                f"features must return a tensor; for batch {index} it returned {type(feats).__name__}"
+            )
         if feats.dim() < 2 or feats.shape[0] == 0:
             raise ValueError(
                 f"features must return (batch, d) or (batch, ...) with batch >= 1; for batch {index} it returned "
@@ -127,11 +135,17 @@ class _Accumulator:
         if feats.is_complex():
             raise TypeError(f"features must return real values; batch {index} gave {feats.dtype}")
         batch = feats.shape[0]
-        G = feats.reshape(batch, -1).to(self.device, torch.float64)  # (batch, d); a batch-sized copy at most
+        G = feats.reshape(batch, -1).to(
+            self.device, torch.float64
+        )  # (batch, d); a batch-sized copy at most
         Y = self._targets(index, targets, batch)
         if self.gram is None:
-            self.gram = torch.zeros((G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
-            self.cross = torch.zeros((Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
+            self.gram = torch.zeros(
+                (G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
+            )
+            self.cross = torch.zeros(
+                (Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
+            )
         elif G.shape[1] != self.gram.shape[0]:
             raise ValueError(
                 f"features must return the same number of features d for every batch: d = {self.gram.shape[0]} "
@@ -154,7 +168,9 @@ class _Accumulator:
 
     def check(self) -> None:
         """Raise for the first bad batch seen so far (one device-to-host read)."""
-        bad_features, bad_targets = (int(v) for v in torch.stack([self.bad_features, self.bad_targets]).tolist())
+        bad_features, bad_targets = (
+            int(v) for v in torch.stack([self.bad_features, self.bad_targets]).tolist()
+        )
         if bad_features >= 0:
             raise ValueError(f"features returned NaN or infinite values for batch {bad_features}")
         if bad_targets >= 0:
@@ -192,7 +208,9 @@ def _reduce(
     if failure is not None:
         raise failure
     if failed:
-        raise RuntimeError(f"feature_moments failed on process(es) {failed} of the torch.distributed group")
+        raise RuntimeError(
+            f"feature_moments failed on process(es) {failed} of the torch.distributed group"
+        )
     shapes = {(row[1], row[2]) for row in table if row[3] > 0}
     if len(shapes) > 1:
         per_rank = {rank: (row[1], row[2]) for rank, row in enumerate(table) if row[3] > 0}
@@ -274,19 +292,29 @@ def feature_moments(
     than one process would (agreement to about 1e-15 relative).
     """
     if not callable(features):
-        raise TypeError(f"features must be an nn.Module or a callable of a batch's inputs, got {type(features).__name__}")
+        raise TypeError(
+            f"features must be an nn.Module or a callable of a batch's inputs, got {type(features).__name__}"
+        )
     if num_classes is not None:
         num_classes = as_int("num_classes", num_classes, minimum=1)
-    for name, flag in (("eval_mode", eval_mode), ("all_reduce", all_reduce), ("progress", progress)):
+    for name, flag in (
+        ("eval_mode", eval_mode),
+        ("all_reduce", all_reduce),
+        ("progress", progress),
+    ):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
     if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
-        raise TypeError(f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}")
+        raise TypeError(
+            f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}"
+        )
     module = _owner_module(features)
     device = _default_device(module) if device is None else torch.device(device)
     dist = _distributed_group() if all_reduce else None
 
-    modes = [(m, m.training) for m in module.modules()] if (module is not None and eval_mode) else []
+    modes = (
+        [(m, m.training) for m in module.modules()] if (module is not None and eval_mode) else []
+    )
     acc = _Accumulator(device, num_classes)
     failure: BaseException | None = None
     bar = None
@@ -298,8 +326,13 @@ def feature_moments(
                 total = len(loader)  # type: ignore[arg-type]
             except TypeError:  # a generator, or a DataLoader over an IterableDataset
                 total = None
-            bar = tqdm(total=total, desc="structdrop.feature_moments", unit="batch", file=sys.stderr,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=total,
+                desc="structdrop.feature_moments",
+                unit="batch",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         if modes:
             module.eval()
         with torch.no_grad():
@@ -315,15 +348,24 @@ def feature_moments(
                     bar.update(1)
         acc.check()
         if acc.gram is not None and not (
-            torch.isfinite(acc.gram).all() and torch.isfinite(acc.cross).all() and torch.isfinite(acc.y_sq)
+            torch.isfinite(acc.gram).all()
+            and torch.isfinite(acc.cross).all()
+            and torch.isfinite(acc.y_sq)
         ):
-            raise ValueError("the features or targets are too large: their moments overflow float64")
+            raise ValueError(
+                "the features or targets are too large: their moments overflow float64"
+            )
     except Exception as exc:
         if dist is None:
             raise
-        failure = exc  # raised after telling the other processes, which would otherwise wait forever
+        failure = (
+            exc  # raised after telling the other processes, which would otherwise wait forever
+        )
     finally:
-        for m, mode in modes:  # each submodule's own flag, as it was (not module.train(), which sets all)
+        for (
+            m,
+            mode,
+        ) in modes:  # each submodule's own flag, as it was (not module.train(), which sets all)
             m.training = mode
         if bar is not None:
             bar.close()

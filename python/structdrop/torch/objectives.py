@@ -51,7 +51,9 @@ def _tensor(name: str, value: object, ndim: int, like: torch.Tensor | None = Non
 
 def _check_pair(U: torch.Tensor, G: torch.Tensor, gname: str = "G") -> None:
     if U.shape[1] != G.shape[0]:
-        raise ValueError(f"U is a x d and {gname} is d x N: got U {tuple(U.shape)}, {gname} {tuple(G.shape)}")
+        raise ValueError(
+            f"U is a x d and {gname} is d x N: got U {tuple(U.shape)}, {gname} {tuple(G.shape)}"
+        )
 
 
 def squared_error(Y: torch.Tensor, U: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
@@ -92,7 +94,9 @@ def generalized_objective(
     if mean.shape != (d,) or covariance.shape != (d, d):
         raise ValueError(f"mean must have d = {d} entries and covariance be d x d")
     if bool((mean == 0).any()):
-        raise ValueError("mean must have no zero entry (a unit that is never kept cannot be rescaled)")
+        raise ValueError(
+            "mean must have no zero entry (a unit that is never kept cannot be rescaled)"
+        )
     inv = 1.0 / mean
     cbar = inv[:, None] * covariance * inv[None, :]
     return squared_error(Y, U, G) + generalized_regularizer(U, G, cbar)
@@ -107,7 +111,9 @@ def dropout_regularizer(U: torch.Tensor, G: torch.Tensor, theta: float) -> torch
     return ((1.0 - th) / th) * (U.square().sum(0) * G.square().sum(1)).sum()
 
 
-def dropblock_regularizer(U: torch.Tensor, G: torch.Tensor, theta: float, block_size: int) -> torch.Tensor:
+def dropblock_regularizer(
+    U: torch.Tensor, G: torch.Tensor, theta: float, block_size: int
+) -> torch.Tensor:
     """DropBlock, non-overlapping blocks (Lemma 1): beta sum_blocks ||U_i G_i||_F^2.
 
     Computed as ``beta sum_i <U_i^T U_i, G_i G_i^T>`` (r x r Gram matrices per block: O((a + N) d r)
@@ -129,19 +135,29 @@ def dropblock_regularizer(U: torch.Tensor, G: torch.Tensor, theta: float, block_
     return ((1.0 - th) / th) * (gram_u * gram_g).sum()
 
 
-def _overlap_cbar(d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | None) -> torch.Tensor:
+def _overlap_cbar(
+    d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | None
+) -> torch.Tensor:
     # C-bar_ij = P(z_i = z_j = 1)/(mu_i mu_j) - 1 = (1 - gamma)^(-|W(i) & W(j)|) - 1,
     # W(i) = seed positions [max(0, i - r + 1), min(i, d - r)] whose block covers unit i.
     i = torch.arange(d, dtype=torch.int64)
     lo = (i - r + 1).clamp(min=0)
     hi = i.clamp(max=d - r)
-    overlap = (torch.minimum(hi[:, None], hi[None, :]) - torch.maximum(lo[:, None], lo[None, :]) + 1).clamp(min=0)
-    cbar = torch.pow(torch.tensor(1.0 - gamma, dtype=torch.float64), -overlap.to(torch.float64)) - 1.0
+    overlap = (
+        torch.minimum(hi[:, None], hi[None, :]) - torch.maximum(lo[:, None], lo[None, :]) + 1
+    ).clamp(min=0)
+    cbar = (
+        torch.pow(torch.tensor(1.0 - gamma, dtype=torch.float64), -overlap.to(torch.float64)) - 1.0
+    )
     return cbar.to(dtype=dtype, device=device)
 
 
 def overlapping_dropblock_regularizer(
-    U: torch.Tensor, G: torch.Tensor, block_size: int, gamma: float | None = None, theta: float | None = None
+    U: torch.Tensor,
+    G: torch.Tensor,
+    block_size: int,
+    gamma: float | None = None,
+    theta: float | None = None,
 ) -> torch.Tensor:
     """Overlapping (original) DropBlock, exact through Lemma 10.
 
@@ -159,7 +175,9 @@ def overlapping_dropblock_regularizer(
     return generalized_regularizer(U, G, _overlap_cbar(d, r, g, U.dtype, U.device))
 
 
-def dropconnect_regularizer(U: torch.Tensor, V: torch.Tensor, G: torch.Tensor, theta: float) -> torch.Tensor:
+def dropconnect_regularizer(
+    U: torch.Tensor, V: torch.Tensor, G: torch.Tensor, theta: float
+) -> torch.Tensor:
     """DropConnect on V, exact: beta sum_i ||u_i||^2 sum_j V_ji^2 ||g^j||^2 (corrected Theorem 13).
 
     ``G`` is the b x N input of the masked layer (``X`` for a linear network), ``V`` is b x d.
@@ -173,11 +191,18 @@ def dropconnect_regularizer(U: torch.Tensor, V: torch.Tensor, G: torch.Tensor, t
         raise ValueError(
             f"U is a x d, V is b x d and G is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, G {tuple(G.shape)}"
         )
-    return ((1.0 - th) / th) * (U.square().sum(0) * (V.square() * G.square().sum(1)[:, None]).sum(0)).sum()
+    return ((1.0 - th) / th) * (
+        U.square().sum(0) * (V.square() * G.square().sum(1)[:, None]).sum(0)
+    ).sum()
 
 
-def characteristic_matrix(scheme: object, d: int, *, dtype: torch.dtype = torch.float64,
-                          device: torch.device | str | None = None) -> torch.Tensor:
+def characteristic_matrix(
+    scheme: object,
+    d: int,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """C-bar = diag(mu)^-1 C diag(mu)^-1 of a unit-mask scheme on ``d`` units (Lemma 10, eq. 16).
 
     DropConnect masks weights, not units, so it has no d x d characteristic matrix (ValueError).
@@ -226,13 +251,17 @@ def regularizer(scheme: object, U: torch.Tensor, V: torch.Tensor, X: torch.Tenso
     return _unit_regularizer(spec, U, V.T @ X)
 
 
-def objective(scheme: object, Y: torch.Tensor, U: torch.Tensor, V: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+def objective(
+    scheme: object, Y: torch.Tensor, U: torch.Tensor, V: torch.Tensor, X: torch.Tensor
+) -> torch.Tensor:
     """Deterministic objective ||Y - U V^T X||^2 + regularizer(scheme, U, V, X) (same as ``scheme.objective``)."""
     reg = regularizer(scheme, U, V, X)
     return squared_error(Y, U, V.T @ X) + reg
 
 
-def feature_objective(scheme: object, Y: torch.Tensor, U: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
+def feature_objective(
+    scheme: object, Y: torch.Tensor, U: torch.Tensor, G: torch.Tensor
+) -> torch.Tensor:
     """Deterministic objective of a unit-mask scheme on learnt features (Lemma 10 with G = g(X)).
 
     ``||Y - U G||^2 + <C-bar, U^T U * G G^T>`` for the last layer ``U`` (a x d) applied to the
@@ -241,7 +270,9 @@ def feature_objective(scheme: object, Y: torch.Tensor, U: torch.Tensor, G: torch
     """
     spec = as_scheme_spec(scheme)
     if spec.kind == "dropconnect":
-        raise ValueError("DropConnect masks a weight matrix: use dropconnect_regularizer(U, V, G, theta)")
+        raise ValueError(
+            "DropConnect masks a weight matrix: use dropconnect_regularizer(U, V, G, theta)"
+        )
     U = _tensor("U", U, 2)
     G = _tensor("G", G, 2, U)
     _check_pair(U, G)

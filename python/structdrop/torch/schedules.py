@@ -15,7 +15,7 @@ All ranks of a DDP job must step their layers equally (they do when the loop is 
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

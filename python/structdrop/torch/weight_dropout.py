@@ -34,7 +34,7 @@ form: :func:`linear_weight_dropout_objective` (the corrected DropConnect identit
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -44,7 +44,12 @@ from .._validation import as_probability
 from .objectives import dropconnect_regularizer
 from .schedules import ScheduledDropRate
 
-__all__ = ["WeightDropout", "linear_weight_dropout_objective", "redraw_weight_masks", "weight_dropout"]
+__all__ = [
+    "WeightDropout",
+    "linear_weight_dropout_objective",
+    "redraw_weight_masks",
+    "weight_dropout",
+]
 
 _REDRAW = ("call", "manual")
 
@@ -60,10 +65,20 @@ class WeightDropout(ScheduledDropRate):
         generator: a ``torch.Generator`` on the weight's device (default: torch's global one).
     """
 
-    def __init__(self, p: float, *, per_sample: bool = False, redraw: str = "call", warmup_steps: int = 0,
-                 warmup: str = "linear", generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        p: float,
+        *,
+        per_sample: bool = False,
+        redraw: str = "call",
+        warmup_steps: int = 0,
+        warmup: str = "linear",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
-        self._init_schedule(as_probability("p", p, low_open=False, high_open=True), warmup_steps, warmup)
+        self._init_schedule(
+            as_probability("p", p, low_open=False, high_open=True), warmup_steps, warmup
+        )
         if redraw not in _REDRAW:
             raise ValueError(f"redraw must be one of {_REDRAW}, got {redraw!r}")
         self.redraw = redraw
@@ -80,7 +95,9 @@ class WeightDropout(ScheduledDropRate):
         m = self._mask
         if self.stale or m is None or m.shape != weight.shape or m.device != weight.device:
             dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
-            u = torch.empty(weight.shape, dtype=dtype, device=weight.device).uniform_(generator=self.generator)
+            u = torch.empty(weight.shape, dtype=dtype, device=weight.device).uniform_(
+                generator=self.generator
+            )
             m = u >= self.p
             self._mask = m
             self.stale = False
@@ -115,7 +132,9 @@ def _per_sample_linear(module: nn.Linear, args: tuple, output: torch.Tensor) -> 
     w = module.weight  # the parametrization leaves it unmasked in per-sample mode
     flat = x.reshape(-1, x.shape[-1])
     dtype = torch.float64 if w.dtype == torch.float64 else torch.float32
-    u = torch.empty((flat.shape[0], *w.shape), dtype=dtype, device=w.device).uniform_(generator=param.generator)
+    u = torch.empty((flat.shape[0], *w.shape), dtype=dtype, device=w.device).uniform_(
+        generator=param.generator
+    )
     masked = w.unsqueeze(0) * (u >= p).to(w.dtype)
     out = torch.bmm(masked, flat.unsqueeze(-1)).squeeze(-1) * (1.0 / (1.0 - p))
     if module.bias is not None:
@@ -159,22 +178,36 @@ def weight_dropout(
         raise ValueError("names must name at least one parameter")
     if (p is None) == (theta is None):
         raise ValueError("give exactly one of p (drop probability) and theta (retain probability)")
-    rate = as_probability("p", p, low_open=False, high_open=True) if p is not None else (
-        1.0 - as_probability("theta", theta))
+    rate = (
+        as_probability("p", p, low_open=False, high_open=True)
+        if p is not None
+        else (1.0 - as_probability("theta", theta))
+    )
     if per_sample and (not isinstance(module, nn.Linear) or names != ("weight",)):
-        raise ValueError("per_sample masks need an nn.Linear and names=('weight',): other modules take "
-                         "one weight for the whole batch")
+        raise ValueError(
+            "per_sample masks need an nn.Linear and names=('weight',): other modules take "
+            "one weight for the whole batch"
+        )
     params = dict(module.named_parameters(recurse=False))
     for name in names:
         if parametrize.is_parametrized(module, name) and any(
-                isinstance(q, WeightDropout) for q in module.parametrizations[name]):
+            isinstance(q, WeightDropout) for q in module.parametrizations[name]
+        ):
             raise ValueError(f"{name!r} of {type(module).__name__} already has weight dropout")
         if name not in params and not parametrize.is_parametrized(module, name):
-            raise ValueError(f"{type(module).__name__} has no parameter {name!r}; it has {sorted(params)}")
+            raise ValueError(
+                f"{type(module).__name__} has no parameter {name!r}; it has {sorted(params)}"
+            )
     first = not _dropouts(module)
     for name in names:
-        param = WeightDropout(rate, per_sample=per_sample, redraw=redraw, warmup_steps=warmup_steps,
-                              warmup=warmup, generator=generator)
+        param = WeightDropout(
+            rate,
+            per_sample=per_sample,
+            redraw=redraw,
+            warmup_steps=warmup_steps,
+            warmup=warmup,
+            generator=generator,
+        )
         parametrize.register_parametrization(module, name, param)
     if first:
         module.register_forward_pre_hook(_mark_stale)
@@ -217,8 +250,11 @@ def linear_weight_dropout_objective(
         raise TypeError("layer and readout must be torch.nn.Linear modules")
     drops = list(_dropouts(layer))
     if parametrize.is_parametrized(layer, "bias") and any(
-            isinstance(q, WeightDropout) for q in layer.parametrizations["bias"]):
-        raise ValueError("the closed form covers weight dropout on layer.weight only, not on its bias")
+        isinstance(q, WeightDropout) for q in layer.parametrizations["bias"]
+    ):
+        raise ValueError(
+            "the closed form covers weight dropout on layer.weight only, not on its bias"
+        )
     if parametrize.is_parametrized(layer, "weight"):
         weight = layer.parametrizations["weight"].original
         if len(layer.parametrizations["weight"]) != 1:
