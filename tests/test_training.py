@@ -577,6 +577,54 @@ def test_a_raising_progress_callback_cancels_the_run():
     assert len(calls) == 1
 
 
+def test_sgd_job_and_result_structs():
+    """The binding's job/result structs: a job unpickled with C-ordered arrays (what a Dask
+    worker may receive) runs to the same bits as structdrop.train; results name their fields."""
+    X, Y, U0, V0 = problem(3, 5, 12, 4, seed=21)
+    F = np.asfortranarray
+    scheme = DropBlock(0.5, 2)
+    Uf = F(U0)
+    job = _core.SgdJob(Uf, F(V0), scheme._core_params(), lr=1e-3, iterations=50, seed=3)
+    assert np.shares_memory(job.U0, Uf) and job.seed == 3  # held, not copied
+    assert "iterations=50" in repr(job) and "SchemeKind.dropblock" in repr(job)
+    state = list(job.__getstate__())
+    state[0], state[1] = np.ascontiguousarray(state[0]), np.ascontiguousarray(state[1])
+    moved = _core.SgdJob.__new__(_core.SgdJob)
+    moved.__setstate__(tuple(state))
+    assert moved.U0.flags.f_contiguous and np.array_equal(moved.U0, U0)
+    (result,) = _core.sgd_train_runs(F(X), F(Y), [moved])
+    expected = structdrop.train(X, Y, U0, V0, scheme, 1e-3, 50, seed=3)
+    assert result.status == "ok" and result.message == "" and result.seconds >= 0.0
+    for field, name in [
+        ("U", "U"),
+        ("V", "V"),
+        ("record_steps", "record_iterations"),
+        ("stochastic", "stochastic_objective"),
+        ("deterministic", "deterministic_objective"),
+    ]:
+        assert np.array_equal(getattr(result, field), getattr(expected, name)), field
+
+    wild = _core.SgdJob(F(U0), F(V0), Dropout(0.5)._core_params(), lr=1e3, iterations=1000)
+    (diverged,) = _core.sgd_train_runs(F(X), F(Y), [wild])
+    assert diverged.status == "diverged" and diverged.diverged_step >= 1
+    assert "diverged" in diverged.message and diverged.U is None and diverged.stochastic is None
+
+
+def test_sgd_job_rejects_bad_inputs():
+    X, Y, U0, V0 = problem(3, 5, 12, 4, seed=22)
+    F = np.asfortranarray
+    params = Dropout(0.5)._core_params()
+    with pytest.raises(TypeError):  # no silent copy to Fortran order
+        _core.SgdJob(np.ascontiguousarray(U0), F(V0), params, lr=1e-3, iterations=5)
+    with pytest.raises(ValueError, match="same number of columns d"):
+        _core.SgdJob(F(U0), F(V0[:, :3]), params, lr=1e-3, iterations=5)
+    with pytest.raises(ValueError, match="U0 must be 2-D"):
+        _core.SgdJob(F(U0[0]), F(V0), params, lr=1e-3, iterations=5)
+    swapped = _core.SgdJob(F(V0), F(U0), params, lr=1e-3, iterations=5)  # b x d, a x d
+    with pytest.raises(ValueError, match="run 0: U0 must be a x d"):
+        _core.sgd_train_runs(F(X), F(Y), [swapped])
+
+
 def test_every_kernel_instruction_set_gives_identical_bits():
     """The loops are compiled for the x86-64 baseline, AVX2 and AVX-512VL with a fixed evaluation
     order: a run must not depend on which one this machine picks."""

@@ -1,6 +1,6 @@
 # Type stubs for the compiled extension structdrop._core (C++17/Eigen, pybind11).
 # Arrays are float64 C-contiguous unless stated; the Python API validates before calling.
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar, final
 
 import numpy as np
@@ -137,7 +137,7 @@ class SgdResult:
 def sgd_train_runs(
     X: npt.NDArray[np.float64],
     Y: npt.NDArray[np.float64],
-    jobs: list[SgdJob],
+    jobs: Sequence[SgdJob],
     threads: int = 0,
     progress: Callable[[int, int], object] | None = None,
     interval: float = 0.25,
@@ -169,9 +169,7 @@ def sgd_stochastic_loss(
     mask: npt.NDArray[np.uint8],
     scheme: SchemeParams,
 ) -> float: ...
-def philox4x32_10(
-    counter: tuple[int, int, int, int], key: tuple[int, int]
-) -> tuple[int, int, int, int]: ...
+def philox4x32_10(counter: Sequence[int], key: Sequence[int]) -> list[int]: ...  # 4, 2 -> 4 words
 def sgd_kernel_isa() -> str: ...
 def set_sgd_kernel_isa(name: str) -> None: ...
 
