@@ -126,8 +126,10 @@ def time_interleaved(
 
 def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
     """A plain PyTorch CPU loop of the same step (float64, no autograd); seconds per step."""
-    kind, theta, block_size, _ = scheme._core_args()
-    if kind not in (0, 1, 2, 4):
+    params = scheme._core_params()
+    kind, theta, block_size = params.kind, params.theta, params.block_size
+    Kind = _core.SchemeKind
+    if kind == Kind.overlapping_dropblock:
         return float("nan")
     gen = torch.Generator().manual_seed(seed)
     Xt = torch.from_numpy(X)
@@ -142,7 +144,7 @@ def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
         for _ in range(steps):
             j = int(torch.randint(n, (1,), generator=gen))
             x, y = Xt[:, j], Yt[:, j]
-            if kind == 4:
+            if kind == Kind.dropconnect:
                 Z = (torch.rand((b, d), generator=gen, dtype=torch.float64) < theta).to(
                     torch.float64
                 ) / theta
@@ -153,9 +155,9 @@ def torch_loop(X, Y, U0, V0, scheme, steps: int, seed: int) -> float:
                 U -= lr * torch.outer(eps, h)
                 V -= lr * Z * torch.outer(x, g)
                 continue
-            if kind == 0:
+            if kind == Kind.none:
                 D = torch.ones(d, dtype=torch.float64)
-            elif kind == 1:
+            elif kind == Kind.dropout:
                 D = (torch.rand(d, generator=gen, dtype=torch.float64) < theta).to(
                     torch.float64
                 ) / theta

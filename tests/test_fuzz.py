@@ -508,7 +508,8 @@ def test_core_prox_batch_rejects(m, r, beta, threads):
 )
 def test_core_objective_terms_rejects(kind, theta, block, gamma, gram, cross, U, V):
     try:
-        fit, reg = _core.objective_terms(kind, theta, block, gamma, gram, cross, 1.0, U, V)
+        scheme = _core.SchemeParams(_core.SchemeKind(kind), theta, block, gamma)
+        fit, reg = _core.objective_terms(scheme, gram, cross, 1.0, U, V)
     except OK_ERRORS:
         return
     # accepted: every array must have been float64 2-D and finite

@@ -399,16 +399,17 @@ def test_core_rejects_bad_shapes_directly():
     rng = np.random.default_rng(2)
     Y, U, V, X = problem(rng, 2, 3, 5, 4)
     g, c, ys = _core.objective_moments(X, Y)
+    dropout = _core.SchemeParams(_core.SchemeKind.dropout, 0.5)
     with pytest.raises(ValueError, match="V must have b"):
-        _core.objective_terms(1, 0.5, 1, 0.0, g, c, ys, U, V[:2])
+        _core.objective_terms(dropout, g, c, ys, U, V[:2])
     with pytest.raises(ValueError, match="U must have a"):
-        _core.objective_terms(1, 0.5, 1, 0.0, g, c, ys, U[:1], V)
+        _core.objective_terms(dropout, g, c, ys, U[:1], V)
     with pytest.raises(ValueError, match="same number of columns"):
-        _core.objective_terms(1, 0.5, 1, 0.0, g, c, ys, np.ascontiguousarray(U[:, :3]), V)
+        _core.objective_terms(dropout, g, c, ys, np.ascontiguousarray(U[:, :3]), V)
     with pytest.raises(ValueError, match="contiguous"):
-        _core.objective_terms(1, 0.5, 1, 0.0, g, c, ys, U[:, ::2], V[:, ::2])
+        _core.objective_terms(dropout, g, c, ys, U[:, ::2], V[:, ::2])
     with pytest.raises(ValueError, match="gram must be square"):
-        _core.objective_terms(1, 0.5, 1, 0.0, np.ascontiguousarray(g[:2]), c, ys, U, V)
+        _core.objective_terms(dropout, np.ascontiguousarray(g[:2]), c, ys, U, V)
     with pytest.raises(ValueError, match="contiguous"):
         _core.objective_moments(np.concatenate([X, X], axis=1)[:, ::2], None)
     with pytest.raises(ValueError, match="same number of columns"):
@@ -418,4 +419,4 @@ def test_core_rejects_bad_shapes_directly():
     with pytest.raises(ValueError, match="2-D"):
         _core.objective_moments(X[0], None)
     with pytest.raises(ValueError, match="dropconnect"):
-        _core.objective_terms(1, 0.5, 1, 0.0, g, c, ys, U, V, True)
+        _core.objective_terms(dropout, g, c, ys, U, V, True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -95,16 +96,41 @@ def assert_close(actual, expected, rtol=1e-12, what=""):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_core_args_follow_the_cpp_enum():
-    assert NoDropout()._core_args() == (0, 1.0, 1, 0.0)
-    assert Dropout(0.3)._core_args() == (1, 0.3, 1, 0.0)
-    assert DropBlock(0.4, 5)._core_args() == (2, 0.4, 5, 0.0)
-    assert OverlappingDropBlock(3, gamma=0.2)._core_args() == (3, 1.0, 3, 0.2)
-    assert DropConnect(0.7)._core_args() == (4, 0.7, 1, 0.0)
+def test_core_params_follow_the_cpp_enum():
+    K, P = _core.SchemeKind, _core.SchemeParams
+    assert NoDropout()._core_params() == P(K.none, 1.0, 1, 0.0)
+    assert Dropout(0.3)._core_params() == P(K.dropout, 0.3, 1, 0.0)
+    assert DropBlock(0.4, 5)._core_params() == P(K.dropblock, 0.4, 5, 0.0)
+    assert OverlappingDropBlock(3, gamma=0.2)._core_params() == P(
+        K.overlapping_dropblock, 1.0, 3, 0.2
+    )
+    assert DropConnect(0.7)._core_params() == P(K.dropconnect, 0.7, 1, 0.0)
+    # the integers of the C++ enum structdrop::SchemeKind (cpp/objectives.hpp)
+    assert [int(k) for k in (K.none, K.dropout, K.dropblock, K.overlapping_dropblock)] == [
+        0,
+        1,
+        2,
+        3,
+    ]
+    assert int(K.dropconnect) == 4
     for scheme in unit_schemes(4) + [DropConnect(0.5)]:
-        kind, theta, block_size, gamma = scheme._core_args()
-        assert type(kind) is int and type(block_size) is int
-        assert type(theta) is float and type(gamma) is float
+        params = scheme._core_params()
+        assert type(params.kind) is K and type(params.block_size) is int
+        assert type(params.theta) is float and type(params.gamma) is float
+        assert params == P(params.kind, params.theta, params.block_size, params.gamma)
+        assert pickle.loads(pickle.dumps(params)) == params
+        assert hash(pickle.loads(pickle.dumps(params))) == hash(params)
+
+
+def test_core_params_repr_reads_back():
+    params = OverlappingDropBlock(3, theta=0.7)._core_params()
+    text = repr(params)
+    assert text.startswith(
+        "SchemeParams(kind=SchemeKind.overlapping_dropblock, theta=1.0, block_size=3"
+    )
+    namespace = {"SchemeParams": _core.SchemeParams, "SchemeKind": _core.SchemeKind}
+    assert eval(text, namespace) == params  # every double printed with repr's round trip
+    assert Dropout(0.1 + 0.2)._core_params() != Dropout(0.3)._core_params()
 
 
 def test_public_names_and_base_class():
@@ -199,18 +225,21 @@ def test_check_width():
 
 def test_core_rejects_bad_parameters_directly():
     # The bindings validate too, whatever the Python layer passes.
+    K, P = _core.SchemeKind, _core.SchemeParams
     with pytest.raises(ValueError, match="kind"):
-        _core.scheme_stats(7, 1.0, 1, 0.0, 4)
+        P(K(7))  # pybind11 builds SchemeKind(7); the parameters refuse it
+    with pytest.raises(TypeError):
+        P(2, 0.5, 3)  # a plain integer is not a SchemeKind
     with pytest.raises(ValueError, match="theta"):
-        _core.scheme_stats(1, 0.0, 1, 0.0, 4)
+        _core.scheme_stats(P(K.dropout, 0.0), 4)
     with pytest.raises(ValueError, match="divide"):
-        _core.scheme_stats(2, 0.5, 3, 0.0, 4)
+        _core.scheme_stats(P(K.dropblock, 0.5, 3), 4)
     with pytest.raises(ValueError, match="gamma"):
-        _core.scheme_stats(3, 1.0, 2, 1.0, 4)
+        _core.scheme_stats(P(K.overlapping_dropblock, 1.0, 2, 1.0), 4)
     with pytest.raises(ValueError, match="block_size"):
-        _core.scheme_stats(3, 1.0, 5, 0.1, 4)
+        _core.scheme_stats(P(K.overlapping_dropblock, 1.0, 5, 0.1), 4)
     with pytest.raises(ValueError, match="width"):
-        _core.scheme_stats(0, 1.0, 1, 0.0, 0)
+        _core.scheme_stats(P(K.none), 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,8 +284,8 @@ def test_overlapping_statistics_known_values():
 
 def test_overlapping_large_width_band_matches_dense():
     s = OverlappingDropBlock(4, gamma=0.05)
-    mean, beta, cbar, band = _core.scheme_stats(*s._core_args(), 50, True)
-    mean2, _, no_dense, band2 = _core.scheme_stats(*s._core_args(), 50, False)
+    mean, beta, cbar, band = _core.scheme_stats(s._core_params(), 50, True)
+    mean2, _, no_dense, band2 = _core.scheme_stats(s._core_params(), 50, False)
     assert no_dense is None and beta == 0.0
     np.testing.assert_array_equal(band, band2)
     np.testing.assert_array_equal(mean, mean2)

@@ -43,19 +43,20 @@ def problem(a, b, N, d, seed=0, scale=0.5):
 
 def all_masks(scheme, d, b):
     """Every mask of the scheme with its probability (exhaustive enumeration)."""
-    kind, theta, bs, gamma = scheme._core_args()
-    if kind == 0:
+    p = scheme._core_params()
+    kind, theta, bs, gamma = p.kind, p.theta, p.block_size, p.gamma
+    if kind == _core.SchemeKind.none:
         yield np.ones(d), 1.0
-    elif kind == 1:
+    elif kind == _core.SchemeKind.dropout:
         for bits in itertools.product([0, 1], repeat=d):
             z = np.array(bits, float)
             yield z, theta ** z.sum() * (1 - theta) ** (d - z.sum())
-    elif kind == 2:
+    elif kind == _core.SchemeKind.dropblock:
         k = d // bs
         for bits in itertools.product([0, 1], repeat=k):
             w = np.array(bits, float)
             yield np.repeat(w, bs), theta ** w.sum() * (1 - theta) ** (k - w.sum())
-    elif kind == 3:
+    elif kind == _core.SchemeKind.overlapping_dropblock:
         seeds = d - bs + 1
         for bits in itertools.product([0, 1], repeat=seeds):
             s = np.array(bits)
@@ -77,10 +78,9 @@ def mask_bytes(mask):
 
 
 def engine_step(U, V, Xb, Yb, masks, scheme, lr):
-    kind, theta, bs, gamma = scheme._core_args()
     m = np.stack([mask_bytes(z) for z in masks])
     F = np.asfortranarray
-    return _core.sgd_step(F(U), F(V), F(Xb), F(Yb), m, kind, theta, bs, gamma, lr)
+    return _core.sgd_step(F(U), F(V), F(Xb), F(Yb), m, scheme._core_params(), lr)
 
 
 def numerical_gradient(f, A, h=1e-5):
@@ -181,8 +181,7 @@ def test_algorithm1_by_hand():
 def test_unit_masks_have_the_scheme_distribution(name):
     scheme = SCHEMES[name]
     d, b, N, steps = 6, 3, 7, 20000
-    kind, theta, bs, gamma = scheme._core_args()
-    index, masks = _core.sgd_draws(kind, theta, bs, gamma, d, b, N, 123, 1, steps, 2)
+    index, masks = _core.sgd_draws(scheme._core_params(), d, b, N, 123, 1, steps, 2)
     Z = masks.reshape(-1, d).astype(float)
     n = Z.shape[0]
     mu = ref.mask_means(scheme, d)
@@ -200,8 +199,8 @@ def test_unit_masks_have_the_scheme_distribution(name):
 def test_dropconnect_masks_are_independent_bernoulli():
     scheme = SCHEMES["dropconnect"]
     d, b, steps = 3, 4, 20000
-    kind, theta, bs, gamma = scheme._core_args()
-    _, masks = _core.sgd_draws(kind, theta, bs, gamma, d, b, 5, 9, 1, steps, 1)
+    theta = scheme.theta
+    _, masks = _core.sgd_draws(scheme._core_params(), d, b, 5, 9, 1, steps, 1)
     Z = masks.reshape(-1, b * d).astype(float)
     n = Z.shape[0]
     second = np.full((b * d, b * d), theta**2)
@@ -229,7 +228,8 @@ def test_draws_follow_the_documented_philox_counter_layout():
     """random.hpp: key = seed, counter = (word pair, slot, step low, step high | purpose << 24);
     sample index = floor(word * N / 2^64); Dropout(1/2) keeps unit i iff bit i of the word is 0."""
     seed, step, N, d = 0x123456789ABCDEF0, 2**33 + 5, 1000, 40
-    index, masks = _core.sgd_draws(1, 0.5, 1, 0.0, d, 3, N, seed, step, 1, 2)
+    dropout = _core.SchemeParams(_core.SchemeKind.dropout, 0.5)
+    index, masks = _core.sgd_draws(dropout, d, 3, N, seed, step, 1, 2)
     key = (seed & 0xFFFFFFFF, seed >> 32)
     for slot in range(2):
 
@@ -249,9 +249,9 @@ def test_draws_follow_the_documented_philox_counter_layout():
 def replay(X, Y, U0, V0, scheme, lr, T, B, seed, lr_decay, record_every):
     b, N = X.shape
     d = U0.shape[1]
-    kind, theta, bs, gamma = scheme._core_args()
-    index, raw = _core.sgd_draws(kind, theta, bs, gamma, d, b, N, seed, 1, T + 1, B)
-    if kind == 4:
+    params = scheme._core_params()
+    index, raw = _core.sgd_draws(params, d, b, N, seed, 1, T + 1, B)
+    if params.kind == _core.SchemeKind.dropconnect:
         masks = raw.reshape(T + 1, B, d, b).transpose(0, 1, 3, 2).astype(float)
     else:
         masks = raw.astype(float)
@@ -565,26 +565,64 @@ def test_a_raising_progress_callback_cancels_the_run():
 
     F = np.asfortranarray
     with pytest.raises(KeyboardInterrupt):
-        _core.sgd_train_runs(
-            F(X),
-            F(Y),
-            [F(U0)],
-            [F(V0)],
-            [1],
-            [0.5],
-            [1],
-            [0.0],
-            [1e-4],
-            [10**10],
-            [1],
-            [10**9],
-            [0],
-            [0.0],
-            1,
-            callback,
-            0.05,
+        job = _core.SgdJob(
+            F(U0),
+            F(V0),
+            _core.SchemeParams(_core.SchemeKind.dropout, 0.5),
+            lr=1e-4,
+            iterations=10**10,
+            record_every=10**9,
         )
+        _core.sgd_train_runs(F(X), F(Y), [job], 1, callback, 0.05)
     assert len(calls) == 1
+
+
+def test_sgd_job_and_result_structs():
+    """The binding's job/result structs: a job unpickled with C-ordered arrays (what a Dask
+    worker may receive) runs to the same bits as structdrop.train; results name their fields."""
+    X, Y, U0, V0 = problem(3, 5, 12, 4, seed=21)
+    F = np.asfortranarray
+    scheme = DropBlock(0.5, 2)
+    Uf = F(U0)
+    job = _core.SgdJob(Uf, F(V0), scheme._core_params(), lr=1e-3, iterations=50, seed=3)
+    assert np.shares_memory(job.U0, Uf) and job.seed == 3  # held, not copied
+    assert "iterations=50" in repr(job) and "SchemeKind.dropblock" in repr(job)
+    state = list(job.__getstate__())
+    state[0], state[1] = np.ascontiguousarray(state[0]), np.ascontiguousarray(state[1])
+    moved = _core.SgdJob.__new__(_core.SgdJob)
+    moved.__setstate__(tuple(state))
+    assert moved.U0.flags.f_contiguous and np.array_equal(moved.U0, U0)
+    (result,) = _core.sgd_train_runs(F(X), F(Y), [moved])
+    expected = structdrop.train(X, Y, U0, V0, scheme, 1e-3, 50, seed=3)
+    assert result.status == "ok" and result.message == "" and result.seconds >= 0.0
+    for field, name in [
+        ("U", "U"),
+        ("V", "V"),
+        ("record_steps", "record_iterations"),
+        ("stochastic", "stochastic_objective"),
+        ("deterministic", "deterministic_objective"),
+    ]:
+        assert np.array_equal(getattr(result, field), getattr(expected, name)), field
+
+    wild = _core.SgdJob(F(U0), F(V0), Dropout(0.5)._core_params(), lr=1e3, iterations=1000)
+    (diverged,) = _core.sgd_train_runs(F(X), F(Y), [wild])
+    assert diverged.status == "diverged" and diverged.diverged_step >= 1
+    assert "diverged" in diverged.message and diverged.U is None and diverged.stochastic is None
+
+
+def test_sgd_job_rejects_bad_inputs():
+    X, Y, U0, V0 = problem(3, 5, 12, 4, seed=22)
+    F = np.asfortranarray
+    params = Dropout(0.5)._core_params()
+    with pytest.raises(TypeError):  # no silent copy to Fortran order
+        _core.SgdJob(np.ascontiguousarray(U0), F(V0), params, lr=1e-3, iterations=5)
+    with pytest.raises(ValueError, match="same number of columns d"):
+        _core.SgdJob(F(U0), F(V0[:, :3]), params, lr=1e-3, iterations=5)
+    with pytest.raises(ValueError, match="U0 must be 2-D"):
+        _core.SgdJob(F(U0[0]), F(V0), params, lr=1e-3, iterations=5)
+    swapped = _core.SgdJob(F(V0), F(U0), params, lr=1e-3, iterations=5)  # b x d, a x d
+    with pytest.raises(ValueError, match="run 0: U0 must be a x d"):
+        _core.sgd_train_runs(F(X), F(Y), [swapped])
 
 
 def test_every_kernel_instruction_set_gives_identical_bits():

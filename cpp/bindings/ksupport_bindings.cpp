@@ -8,12 +8,11 @@
 #include <stdexcept>
 #include <string>
 
+#include "common.hpp"
 #include "ksupport.hpp"
 #include "ksupport_select.hpp"
 #include "reduce.hpp"
 #include "register.hpp"
-
-namespace py = pybind11;
 
 namespace structdrop::bindings {
 namespace {
@@ -24,7 +23,7 @@ using IndexArray = py::array_t<std::int64_t, py::array::c_style>;
 // The kernels assume finite, non-negative, descending input. The check is one branch-free SIMD
 // pass (a branchy loop costs more than the O(n) sweep itself); the culprit is located on failure.
 void require_sorted_nonnegative(const DoubleArray& values, const char* name) {
-  if (values.ndim() != 1) throw std::invalid_argument(std::string(name) + " must be 1-D");
+  require_ndim(values, 1, name);
   const double* v = values.data();
   const auto n = static_cast<std::size_t>(values.shape(0));
   if (reduce::is_descending_nonnegative_finite(v, n)) return;
@@ -48,8 +47,8 @@ void require_beta(double beta) {
 py::tuple prox(const DoubleArray& m, std::int64_t r, double beta, bool search) {
   if (search)
     require_sorted_nonnegative(m, "m");  // the sweep checks m in its first pass
-  else if (m.ndim() != 1)
-    throw std::invalid_argument("m must be 1-D");
+  else
+    require_ndim(m, 1, "m");
   require_r(r);
   require_beta(beta);
   const auto n = static_cast<std::size_t>(m.shape(0));
@@ -91,7 +90,7 @@ void require_output(const Array<T>& x, Array<T>& out) {
 
 template <class T>
 py::tuple prox_select(const Array<T>& x, std::int64_t r, double beta, Array<T>& out) {
-  if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+  require_ndim(x, 1, "x");
   require_r(r);
   require_beta(beta);
   require_output(x, out);
@@ -123,14 +122,14 @@ py::tuple norm_tuple(const Array<T>& x, std::int64_t r, Kernel kernel) {
 
 template <class T>
 py::tuple norm_select(const Array<T>& x, std::int64_t r) {
-  if (x.ndim() != 1) throw std::invalid_argument("x must be 1-D");
+  require_ndim(x, 1, "x");
   require_aligned(x, "x");
   return norm_tuple(x, r, &ksupport_norm_sq_select<T>);
 }
 
 template <class T>
 py::tuple prox_rows(const Array<T>& x, std::int64_t r, double beta, Array<T>& out, int threads) {
-  if (x.ndim() != 2) throw std::invalid_argument("M must be 2-D");
+  require_ndim(x, 2, "M");
   require_r(r);
   require_beta(beta);
   require_output(x, out);
@@ -196,7 +195,7 @@ void register_ksupport(py::module_& m) {
   m.def(
       "prox_batch",
       [](const DoubleArray& mm, const IndexArray& r, const DoubleArray& beta, int threads) {
-        if (mm.ndim() != 1) throw std::invalid_argument("m must be 1-D");  // values: checked by the kernel
+        require_ndim(mm, 1, "m");  // values: checked by the kernel
         if (r.ndim() != 1 || beta.ndim() != 1 || r.shape(0) != beta.shape(0))
           throw std::invalid_argument("r and beta must be 1-D arrays of the same length");
         const auto count = static_cast<std::size_t>(r.shape(0));

@@ -5,6 +5,7 @@
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "structdrop's compiled kernels (C++17/Eigen). Use the structdrop package, not this module.";
+  structdrop::bindings::register_schemes(m);
   structdrop::bindings::register_ksupport(m);
   structdrop::bindings::register_sgd(m);
   structdrop::bindings::register_objectives(m);

@@ -1,6 +1,6 @@
 // Python glue for cpp/objectives.hpp: argument checks, layout handling, GIL release, docstrings.
 //
-// Schemes arrive as the four scalars of MaskScheme._core_args(): (kind, theta, block_size, gamma).
+// Schemes arrive as a SchemeParams (MaskScheme._core_params(); bound in scheme_bindings.cpp).
 // Arrays are float64 (no dtype conversion: .noconvert()); C- or Fortran-contiguous arrays are
 // read in place. X and Y are never copied (a C-ordered X is read as the column-major X^T);
 // U and V are copied to column-major only when they are C-ordered (O((a + b) d), documented).
@@ -14,47 +14,21 @@
 #include <stdexcept>
 #include <string>
 
+#include "common.hpp"
 #include "objectives.hpp"
 #include "register.hpp"
-
-namespace py = pybind11;
 
 namespace structdrop::bindings {
 namespace {
 
-using AnyArray = py::array_t<double, 0>;  // any layout; float64 enforced by .noconvert()
 using ColMap = Eigen::Map<const Matrix>;
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMap = Eigen::Map<const RowMatrix>;
 
-SchemeParams make_params(std::int64_t kind, double theta, std::int64_t block_size, double gamma) {
-  if (kind < 0 || kind > 4)
-    throw std::invalid_argument("kind must be a SchemeKind in 0..4, got " + std::to_string(kind));
-  SchemeParams p;
-  p.kind = static_cast<SchemeKind>(kind);
-  p.theta = theta;
-  p.block_size = static_cast<long>(block_size);
-  p.gamma = gamma;
-  return p;
-}
-
-void require_2d(const AnyArray& a, const char* name) {
-  if (a.ndim() != 2)
-    throw std::invalid_argument(std::string(name) + " must be a 2-D array, got " + std::to_string(a.ndim()) + "-D");
-}
-
-bool is_f_contiguous(const AnyArray& a) { return (a.flags() & py::array::f_style) != 0; }
-bool is_c_contiguous(const AnyArray& a) { return (a.flags() & py::array::c_style) != 0; }
-
-void require_contiguous(const AnyArray& a, const char* name) {
-  if (!is_c_contiguous(a) && !is_f_contiguous(a))
-    throw std::invalid_argument(std::string(name) + " must be C- or Fortran-contiguous");
-}
-
 // A column-major matrix with the same values as the (small) array: a view when it is Fortran
 // ordered, a copy otherwise.
 Matrix to_matrix(const AnyArray& a, const char* name) {
-  require_2d(a, name);
+  require_ndim(a, 2, name);
   require_contiguous(a, name);
   const auto rows = static_cast<Eigen::Index>(a.shape(0)), cols = static_cast<Eigen::Index>(a.shape(1));
   if (is_f_contiguous(a)) return ColMap(a.data(), rows, cols);
@@ -84,22 +58,16 @@ DataMoments moments_from_arrays(const AnyArray& gram, const AnyArray& cross, dou
   return m;
 }
 
-py::array_t<double> to_numpy(const Matrix& M) {
-  py::array_t<double, py::array::f_style> out({M.rows(), M.cols()});
-  std::copy(M.data(), M.data() + M.size(), out.mutable_data());
-  return out;
-}
-
 }  // namespace
 
 void register_objectives(py::module_& m) {
   m.def(
       "objective_moments",
       [](const AnyArray& X, const std::optional<AnyArray>& Y) {
-        require_2d(X, "X");
+        require_ndim(X, 2, "X");
         require_contiguous(X, "X");
         if (Y) {
-          require_2d(*Y, "Y");
+          require_ndim(*Y, 2, "Y");
           require_contiguous(*Y, "Y");
           if (Y->shape(1) != X.shape(1))
             throw std::invalid_argument("X and Y must have the same number of columns (samples), got " +
@@ -146,30 +114,25 @@ void register_objectives(py::module_& m) {
 
   m.def(
       "scheme_stats",
-      [](std::int64_t kind, double theta, std::int64_t block_size, double gamma, std::int64_t d, bool dense_cbar) {
-        const SchemeParams p = make_params(kind, theta, block_size, gamma);
+      [](const SchemeParams& p, std::int64_t d, bool dense_cbar) {
         SchemeStats s;
         {
           py::gil_scoped_release release;
           s = scheme_stats(p, static_cast<long>(d), dense_cbar);
         }
-        py::array_t<double> mean(static_cast<py::ssize_t>(s.mean.size()));
-        std::copy(s.mean.data(), s.mean.data() + s.mean.size(), mean.mutable_data());
         py::object cbar = s.cbar.size() ? py::object(to_numpy(s.cbar)) : py::none();
         py::object band = s.cbar_band.size() ? py::object(to_numpy(s.cbar_band)) : py::none();
-        return py::make_tuple(mean, s.beta, cbar, band);
+        return py::make_tuple(to_numpy(s.mean), s.beta, cbar, band);
       },
-      py::arg("kind"), py::arg("theta"), py::arg("block_size"), py::arg("gamma"), py::arg("d"),
-      py::arg("dense_cbar") = true,
+      py::arg("scheme"), py::arg("d"), py::arg("dense_cbar") = true,
       "Statistics of a mask scheme at width d: (mean, beta, cbar, cbar_band). cbar (d x d) and\n"
       "cbar_band (block_size x d, cbar_band[k, i] = C-bar[i, i + k]) are given for overlapping\n"
       "DropBlock only (None otherwise; cbar also None when dense_cbar is False).");
 
   m.def(
       "objective_terms",
-      [](std::int64_t kind, double theta, std::int64_t block_size, double gamma, const AnyArray& gram,
-         const AnyArray& cross, double y_sq_norm, const AnyArray& U, const AnyArray& V, bool paper_dropconnect) {
-        const SchemeParams p = make_params(kind, theta, block_size, gamma);
+      [](const SchemeParams& p, const AnyArray& gram, const AnyArray& cross, double y_sq_norm, const AnyArray& U,
+         const AnyArray& V, bool paper_dropconnect) {
         const DataMoments mo = moments_from_arrays(gram, cross, y_sq_norm);
         const Matrix Um = to_matrix(U, "U"), Vm = to_matrix(V, "V");
         if (Um.cols() != Vm.cols())
@@ -184,9 +147,8 @@ void register_objectives(py::module_& m) {
         }
         return py::make_tuple(fit, reg);
       },
-      py::arg("kind"), py::arg("theta"), py::arg("block_size"), py::arg("gamma"), py::arg("gram").noconvert(),
-      py::arg("cross").noconvert(), py::arg("y_sq_norm"), py::arg("U").noconvert(), py::arg("V").noconvert(),
-      py::arg("paper_dropconnect") = false,
+      py::arg("scheme"), py::arg("gram").noconvert(), py::arg("cross").noconvert(), py::arg("y_sq_norm"),
+      py::arg("U").noconvert(), py::arg("V").noconvert(), py::arg("paper_dropconnect") = false,
       "(fit, regularizer) of the exact deterministic objective from cached moments; cost independent\n"
       "of N. paper_dropconnect=True gives the printed (approximate) DropConnect regulariser instead.\n"
       "U and V are copied to column-major when C-ordered (O((a + b) d)).");

@@ -5,6 +5,7 @@
 
 namespace structdrop::bindings {
 
+void register_schemes(pybind11::module_& m);  // first: the others take its types
 void register_ksupport(pybind11::module_& m);
 void register_sgd(pybind11::module_& m);
 void register_objectives(pybind11::module_& m);

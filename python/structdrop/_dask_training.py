@@ -6,8 +6,9 @@ distributed. Each task runs a batch of consecutive runs in the C++ engine on its
 on where it ran: the engine draws its random numbers from (seed, step, slot) only.
 
 What travels: X and Y once to every worker (``scatter(broadcast=True)``), each batch's validated
-settings (small dicts with that batch's U0/V0), and back :class:`~structdrop.training.TrainResult`
-objects or a :class:`~structdrop.training.TrainingDiverged` (both pickle, with their fields).
+runs (``_core.SgdJob`` objects, which pickle with their U0/V0), and back
+:class:`~structdrop.training.TrainResult` objects or a
+:class:`~structdrop.training.TrainingDiverged` (both pickle, with their fields).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _core
 from .training import TrainingDiverged, TrainResult, _run
 
 __all__ = ["check_client", "run_on_client"]
@@ -54,23 +56,19 @@ def batches(count: int, slots: int) -> list[tuple[int, int]]:
 
 
 def _train_batch(
-    X: np.ndarray, Y: np.ndarray, runs: list[dict[str, Any]], threads: int, first: int, total: int
+    X: np.ndarray, Y: np.ndarray, jobs: list[_core.SgdJob], threads: int, first: int, total: int
 ) -> list[TrainResult] | TrainingDiverged:
-    """The task: runs ``first .. first + len(runs) - 1`` of a call with ``total`` runs, on a worker.
+    """The task: runs ``first .. first + len(jobs) - 1`` of a call with ``total`` runs, on a worker.
 
     A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
     worker (a raised one would be logged as an error by every worker it happens on)."""
-    # deserialised arrays may have lost the engine's column-major layout (new dicts: an in-process
-    # worker may hand us the caller's own)
-    runs = [
-        {**run, "U0": np.asfortranarray(run["U0"]), "V0": np.asfortranarray(run["V0"])}
-        for run in runs
-    ]
+    # Deserialised arrays may have lost the engine's column-major layout: X and Y are restored
+    # here; an unpickled SgdJob restores its own U0/V0.
     try:
         return _run(
             np.asfortranarray(X),
             np.asfortranarray(Y),
-            runs,
+            jobs,
             threads,
             None,
             first=first,
@@ -84,15 +82,15 @@ def run_on_client(
     client: Any,
     X: np.ndarray,
     Y: np.ndarray,
-    runs: list[dict[str, Any]],
+    jobs: list[_core.SgdJob],
     threads: int,
     progress: bool,
     label: str,
 ) -> list[TrainResult]:
-    """Run the validated ``runs`` on ``client``'s cluster; results in run order."""
+    """Run the validated ``jobs`` on ``client``'s cluster; results in run order."""
     from distributed import as_completed
 
-    count = len(runs)
+    count = len(jobs)
     slots = sum(client.nthreads().values())
     # A worker already runs one task per thread: one C++ thread per task unless asked otherwise.
     per_task = threads if threads > 0 else 1
@@ -100,7 +98,7 @@ def run_on_client(
     ranges = {}
     for lo, hi in batches(count, slots):
         future = client.submit(
-            _train_batch, data[0], data[1], runs[lo:hi], per_task, lo, count, pure=False
+            _train_batch, data[0], data[1], jobs[lo:hi], per_task, lo, count, pure=False
         )
         ranges[future] = (lo, hi)
 
@@ -122,8 +120,8 @@ def run_on_client(
                     else ""
                 )
                 raise RuntimeError(
-                    f"runs {lo}..{hi - 1} (seeds {runs[lo]['seed']}..{runs[hi - 1]['seed']}) failed on the "
-                    f"Dask cluster{hint}: {type(exc).__name__}: {exc}"
+                    f"runs {lo}..{hi - 1} (seeds {jobs[lo].seed}..{jobs[hi - 1].seed}) failed on "
+                    f"the Dask cluster{hint}: {type(exc).__name__}: {exc}"
                 ) from exc
             if isinstance(batch, TrainingDiverged):
                 raise batch  # names the run (its index in this call), its seed and the step

@@ -90,7 +90,7 @@ def _check_moments(moments: object) -> DataMoments:
     return moments
 
 
-def _scheme_args(scheme: object, d: int) -> tuple[int, float, int, float]:
+def _scheme_params(scheme: object, d: int) -> _core.SchemeParams:
     from .schemes import MaskScheme
 
     if not isinstance(scheme, MaskScheme):
@@ -98,21 +98,21 @@ def _scheme_args(scheme: object, d: int) -> tuple[int, float, int, float]:
             f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}"
         )
     scheme.check_width(d)
-    return scheme._core_args()
+    return scheme._core_params()
 
 
 def _terms(
     scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool
 ) -> ObjectiveTerms:
-    args = _scheme_args(scheme, u.shape[1])
+    params = _scheme_params(scheme, u.shape[1])
     if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
         cross = np.zeros((u.shape[0], moments.in_features))
-        _, reg = _core.objective_terms(*args, moments.gram, cross, 0.0, u, v, paper)
+        _, reg = _core.objective_terms(params, moments.gram, cross, 0.0, u, v, paper)
         if not np.isfinite(reg):
             raise ValueError("U, V are too large for the data: the regulariser overflows float64")
         return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
     fit, reg = _core.objective_terms(
-        *args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper
+        params, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper
     )
     if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
         raise ValueError("U, V are too large for the data: the objective overflows float64")

@@ -9,7 +9,7 @@ the schemes provide
 - ``sample_masks(d, count, rng)``: ``count`` masks z as rows of a float 0/1 array (unscaled);
 - ``regularizer(U, V, X)`` and ``objective(Y, U, V, X)``: the exact expectation over the masks of
   the stochastic squared loss, minus / including the fit term ||Y - U V^T X||^2 (Lemma 10, eq. 18);
-- ``check_width(d)`` and ``_core_args()`` (the four scalars the C++ core takes).
+- ``check_width(d)`` and ``_core_params()`` (the ``_core.SchemeParams`` the C++ core takes).
 
 Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
 """
@@ -22,6 +22,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from . import _core
 from ._validation import as_int, as_probability
 from .objectives import ObjectiveTerms, _check_factors, _terms, data_moments
 
@@ -35,13 +36,6 @@ __all__ = [
 ]
 
 RandomLike = Union[None, int, np.random.Generator]
-
-# Integers of the C++ enum structdrop::SchemeKind (cpp/objectives.hpp).
-KIND_NONE = 0
-KIND_DROPOUT = 1
-KIND_DROPBLOCK = 2
-KIND_OVERLAPPING_DROPBLOCK = 3
-KIND_DROPCONNECT = 4
 
 
 def _rng(rng: RandomLike) -> np.random.Generator:
@@ -59,8 +53,8 @@ class MaskScheme:
     """Base class of the mask schemes (see the module docstring for the common interface)."""
 
     # --- what the C++ core needs -------------------------------------------------------------
-    def _core_args(self) -> tuple[int, float, int, float]:
-        """(kind, theta, block_size, gamma) for the C++ SchemeParams; unused fields neutral (1.0, 1, 0.0)."""
+    def _core_params(self) -> _core.SchemeParams:
+        """The scheme as the C++ core takes it (unused: theta 1.0, block_size 1, gamma 0.0)."""
         raise NotImplementedError
 
     def check_width(self, d: object) -> int:
@@ -68,10 +62,8 @@ class MaskScheme:
         return as_int("d", d, minimum=1)
 
     def _stats(self, d: object, *, dense: bool = False):
-        from . import _core
-
         width = self.check_width(d)
-        return _core.scheme_stats(*self._core_args(), width, dense)
+        return _core.scheme_stats(self._core_params(), width, dense)
 
     # --- mask statistics ----------------------------------------------------------------------
     def mask_mean(self, d: int) -> np.ndarray:
@@ -123,8 +115,8 @@ class MaskScheme:
 class NoDropout(MaskScheme):
     """No mask: z = 1, C-bar = 0 (eq. 16); the objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout)."""
 
-    def _core_args(self) -> tuple[int, float, int, float]:
-        return (KIND_NONE, 1.0, 1, 0.0)
+    def _core_params(self) -> _core.SchemeParams:
+        return _core.SchemeParams(_core.SchemeKind.none)
 
     def characteristic_matrix(self, d: int) -> np.ndarray:
         width = self.check_width(d)
@@ -162,8 +154,8 @@ class Dropout(MaskScheme):
 
         return cls(theta_for_width(theta_bar, d, 1))
 
-    def _core_args(self) -> tuple[int, float, int, float]:
-        return (KIND_DROPOUT, self.theta, 1, 0.0)
+    def _core_params(self) -> _core.SchemeParams:
+        return _core.SchemeParams(_core.SchemeKind.dropout, self.theta)
 
     def characteristic_matrix(self, d: int) -> np.ndarray:
         width = self.check_width(d)
@@ -215,8 +207,8 @@ class DropBlock(MaskScheme):
             )
         return width
 
-    def _core_args(self) -> tuple[int, float, int, float]:
-        return (KIND_DROPBLOCK, self.theta, self.block_size, 0.0)
+    def _core_params(self) -> _core.SchemeParams:
+        return _core.SchemeParams(_core.SchemeKind.dropblock, self.theta, self.block_size)
 
     def characteristic_matrix(self, d: int) -> np.ndarray:
         width = self.check_width(d)
@@ -282,8 +274,10 @@ class OverlappingDropBlock(MaskScheme):
             )
         return width
 
-    def _core_args(self) -> tuple[int, float, int, float]:
-        return (KIND_OVERLAPPING_DROPBLOCK, 1.0, self.block_size, self.gamma)
+    def _core_params(self) -> _core.SchemeParams:
+        return _core.SchemeParams(
+            _core.SchemeKind.overlapping_dropblock, block_size=self.block_size, gamma=self.gamma
+        )
 
     def characteristic_matrix(self, d: int) -> np.ndarray:
         _, _, cbar, _ = self._stats(d, dense=True)
@@ -330,8 +324,8 @@ class DropConnect(MaskScheme):
         """(1 - theta)/theta."""
         return (1.0 - self.theta) / self.theta
 
-    def _core_args(self) -> tuple[int, float, int, float]:
-        return (KIND_DROPCONNECT, self.theta, 1, 0.0)
+    def _core_params(self) -> _core.SchemeParams:
+        return _core.SchemeParams(_core.SchemeKind.dropconnect, self.theta)
 
     @staticmethod
     def _in_features(in_features: object, what: str) -> int:

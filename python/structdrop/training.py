@@ -98,14 +98,13 @@ class TrainingDiverged(FloatingPointError):
         return (type(self), (str(self), self.step, self.run))
 
 
-def _check_scheme(name: str, scheme: object, d: int) -> tuple[int, float, int, float]:
+def _check_scheme(name: str, scheme: object, d: int) -> _core.SchemeParams:
     if not isinstance(scheme, MaskScheme):
         raise TypeError(
             f"{name} must be a structdrop.schemes scheme (NoDropout(), Dropout(theta), ...), got {scheme!r}"
         )
     scheme.check_width(d)
-    kind, theta, block_size, gamma = scheme._core_args()
-    return int(kind), float(theta), int(block_size), float(gamma)
+    return scheme._core_params()
 
 
 def _check_lr(name: str, value: object) -> float:
@@ -183,48 +182,31 @@ class _ProgressLine:
 def _run(
     X: np.ndarray,
     Y: np.ndarray,
-    runs: list[dict[str, Any]],
+    jobs: list[_core.SgdJob],
     threads: int,
     progress: Callable[[int, int], None] | None,
     first: int = 0,
     total: int | None = None,
 ) -> list[TrainResult]:
-    """Runs ``runs`` in the C++ engine; they are runs ``first, first + 1, ...`` of a call with
+    """Runs ``jobs`` in the C++ engine; they are runs ``first, first + 1, ...`` of a call with
     ``total`` runs (the indices and the "run j (seed s)" prefix of errors refer to that call)."""
-    total = len(runs) if total is None else total
-
-    def column(key: str) -> list[Any]:
-        return [run[key] for run in runs]
-
-    outcomes = _core.sgd_train_runs(
-        X,
-        Y,
-        column("U0"),
-        column("V0"),
-        column("kind"),
-        column("theta"),
-        column("block_size"),
-        column("gamma"),
-        column("lr"),
-        column("iterations"),
-        column("batch_size"),
-        column("record_every"),
-        column("seed"),
-        column("lr_decay"),
-        threads,
-        progress,
-        0.25,
-    )
+    total = len(jobs) if total is None else total
+    outcomes = _core.sgd_train_runs(X, Y, jobs, threads, progress, 0.25)
     results = []
-    for j, (status, message, step, U, V, steps, stochastic, deterministic, seconds) in enumerate(
-        outcomes
-    ):
-        if status == "diverged":
-            prefix = "" if total == 1 else f"run {first + j} (seed {runs[j]['seed']}): "
-            raise TrainingDiverged(prefix + message, step=int(step), run=first + j)
-        if status != "ok":
-            raise RuntimeError(f"run {first + j}: {message}")
-        results.append(TrainResult(U, V, steps, stochastic, deterministic, float(seconds)))
+    for j, outcome in enumerate(outcomes):
+        if outcome.status == "diverged":
+            prefix = "" if total == 1 else f"run {first + j} (seed {jobs[j].seed}): "
+            raise TrainingDiverged(
+                prefix + outcome.message, step=outcome.diverged_step, run=first + j
+            )
+        if outcome.status != "ok":
+            raise RuntimeError(f"run {first + j}: {outcome.message}")
+        U, V, steps = outcome.U, outcome.V, outcome.record_steps
+        stochastic, deterministic = outcome.stochastic, outcome.deterministic
+        # status "ok": the engine has set every array
+        assert U is not None and V is not None and steps is not None
+        assert stochastic is not None and deterministic is not None
+        results.append(TrainResult(U, V, steps, stochastic, deterministic, outcome.seconds))
     return results
 
 
@@ -419,37 +401,31 @@ def train_many(
     shared_factors: tuple[np.ndarray, np.ndarray] | None = None
     if lists["U0"] is None and lists["V0"] is None:
         shared_factors = _check_factors(U0, V0, a, b)
-    runs = []
+    jobs = []
     for j in range(count):
         label = "" if count == 1 else f" (run {j})"
         if shared_factors is not None:
             U, V = shared_factors
         else:
             U, V = _check_factors(value("U0", j), value("V0", j), a, b, label)
-        kind, theta, block_size, gamma = _check_scheme(
-            f"scheme{label}", value("scheme", j), U.shape[1]
-        )
-        runs.append(
-            {
-                "U0": U,
-                "V0": V,
-                "kind": kind,
-                "theta": theta,
-                "block_size": block_size,
-                "gamma": gamma,
-                "lr": _check_lr(f"lr{label}", value("lr", j)),
-                "iterations": as_int(f"iterations{label}", value("iterations", j), minimum=1),
-                "batch_size": as_int(f"batch_size{label}", value("batch_size", j), minimum=1),
-                "record_every": as_int(f"record_every{label}", value("record_every", j), minimum=1),
-                "seed": _check_seed(f"seed{label}", value("seed", j)),
-                "lr_decay": _check_decay(f"lr_decay{label}", value("lr_decay", j)),
-            }
+        jobs.append(
+            _core.SgdJob(
+                U,
+                V,
+                _check_scheme(f"scheme{label}", value("scheme", j), U.shape[1]),
+                lr=_check_lr(f"lr{label}", value("lr", j)),
+                iterations=as_int(f"iterations{label}", value("iterations", j), minimum=1),
+                batch_size=as_int(f"batch_size{label}", value("batch_size", j), minimum=1),
+                record_every=as_int(f"record_every{label}", value("record_every", j), minimum=1),
+                seed=_check_seed(f"seed{label}", value("seed", j)),
+                lr_decay=_check_decay(f"lr_decay{label}", value("lr_decay", j)),
+            )
         )
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be a bool, got {progress!r}")
     if client is not None:
         from ._dask_training import run_on_client
 
-        return run_on_client(client, Xf, Yf, runs, threads, bool(progress), _label)
+        return run_on_client(client, Xf, Yf, jobs, threads, bool(progress), _label)
     printer = _ProgressLine(_label) if progress else None
-    return _run(Xf, Yf, runs, threads, printer)
+    return _run(Xf, Yf, jobs, threads, printer)

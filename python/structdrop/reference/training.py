@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from .. import _core
+
 __all__ = [
     "characteristic_matrix",
     "deterministic_objective",
@@ -27,12 +29,17 @@ __all__ = [
     "train",
 ]
 
-NONE, DROPOUT, DROPBLOCK, OVERLAPPING, DROPCONNECT = 0, 1, 2, 3, 4
+NONE = _core.SchemeKind.none
+DROPOUT = _core.SchemeKind.dropout
+DROPBLOCK = _core.SchemeKind.dropblock
+OVERLAPPING = _core.SchemeKind.overlapping_dropblock
+DROPCONNECT = _core.SchemeKind.dropconnect
 
 
-def _args(scheme: object) -> tuple[int, float, int, float]:
-    kind, theta, block_size, gamma = scheme._core_args()  # type: ignore[attr-defined]
-    return int(kind), float(theta), int(block_size), float(gamma)
+def _args(scheme: object) -> tuple[_core.SchemeKind, float, int, float]:
+    """The scheme's parameters (only read here: the arithmetic below is this module's own)."""
+    params = scheme._core_params()  # type: ignore[attr-defined]
+    return params.kind, params.theta, params.block_size, params.gamma
 
 
 def _seed_windows(d: int, block_size: int) -> np.ndarray:

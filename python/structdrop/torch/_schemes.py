@@ -60,16 +60,24 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
         if scheme.kind not in _KINDS:
             raise ValueError(f"scheme.kind must be one of {_KINDS}, got {scheme.kind!r}")
         return scheme
-    core_args = getattr(scheme, "_core_args", None)
-    if callable(core_args):  # structdrop.schemes: (kind, theta, block_size, gamma), gamma resolved
-        kind, theta, block_size, gamma = core_args()
-        names = {0: "none", 1: "dropout", 2: "dropblock", 3: "overlapping", 4: "dropconnect"}
-        if int(kind) not in names:
+    core_params = getattr(scheme, "_core_params", None)
+    if callable(core_params):  # structdrop.schemes: a _core.SchemeParams, gamma resolved
+        params = core_params()
+        names = {  # _core.SchemeKind's names -> this module's
+            "none": "none",
+            "dropout": "dropout",
+            "dropblock": "dropblock",
+            "overlapping_dropblock": "overlapping",
+            "dropconnect": "dropconnect",
+        }
+        core_kind = getattr(params.kind, "name", None)
+        if core_kind not in names:
             raise ValueError(
-                f"unknown scheme kind {kind!r} from {type(scheme).__name__}._core_args()"
+                f"unknown scheme kind {params.kind!r} from {type(scheme).__name__}._core_params()"
             )
-        kind = names[int(kind)]
-        r = as_int("scheme.block_size", block_size, minimum=1)
+        kind = names[core_kind]
+        theta, gamma = params.theta, params.gamma
+        r = as_int("scheme.block_size", params.block_size, minimum=1)
         if kind == "overlapping":
             g = as_probability("scheme.gamma", gamma, low_open=False, high_open=True)
             return SchemeSpec(kind, (1.0 - g) ** r, r, g)
