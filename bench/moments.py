@@ -9,14 +9,15 @@ repeats of all routes interleaved (so that load on a shared machine hits them al
   old C++      structdrop._core.objective_moments(X, Y), the previous single-threaded Eigen route;
   memmap       structdrop.data_moments on np.load(..., mmap_mode="r") of X and Y saved to disk
                (page cache warm after the first read), unless --no-memmap.
-The ratio columns are each route's median (and best) over NumPy float64's median (and best). Peak memory is the growth
-of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs) during one call,
-beyond the inputs. Results are checked against the NumPy products (max relative difference).
+The ratio columns are each route's median (and best) over NumPy float64's median (and best). Peak
+memory is the growth of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs)
+during one call, beyond the inputs. Results are checked against the NumPy products (max
+relative difference).
 
     python bench/moments.py                 # N = 1e5 and 4e5
     python bench/moments.py --quick         # N = 2e4, seconds
     python bench/moments.py --json bench/results/moments.json
-    python bench/moments.py --threads 1     # one BLAS thread for every route (steadier on a busy machine)
+    python bench/moments.py --threads 1     # one BLAS thread for every route (steadier when busy)
 """
 
 from __future__ import annotations
@@ -157,9 +158,9 @@ def run(args: argparse.Namespace) -> None:
         else f"BLAS limited to {args.threads} thread(s)"
     )
     print(
-        f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over NumPy float64's median/best (the best "
-        "of identical BLAS work is the steadier figure when other jobs share the cores); "
-        "peak = VmHWM growth during one call (X is b*N*8 bytes)."
+        f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over "
+        "NumPy float64's median/best (the best of identical BLAS work is the steadier figure when "
+        "other jobs share the cores); peak = VmHWM growth during one call (X is b*N*8 bytes)."
     )
     print()
     table = [

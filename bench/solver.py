@@ -65,7 +65,8 @@ def once_or_median(fn, budget: float) -> float:
 
 def modopt_checks(KSupportNorm, trials: int) -> dict:
     """ModOpt's cost on (3, 1, 0.5), k = 2 against ||x||_(2)^2 = 11.25, and how often its prox
-    (argmin (1/2)||x - a||^2 + (beta/2)||a||_(k)^2, i.e. ours with the same beta) differs from ours."""
+    (argmin (1/2)||x - a||^2 + (beta/2)||a||_(k)^2, i.e. ours with the same beta) differs from
+    ours."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         x = np.array([3.0, 1.0, 0.5])
@@ -279,7 +280,8 @@ def main(argv=None) -> int:
 
     rows, records = vector_rows(sizes, budget, KSupportNorm, progress)
     print(
-        "## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the input)\n"
+        "## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the "
+        "input)\n"
     )
     print(
         markdown_table(
@@ -304,7 +306,8 @@ def main(argv=None) -> int:
     family_sizes = [10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7]
     fam_rows, fam_records = family_rows(family_sizes, progress)
     print(
-        "\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = 1\n"
+        "\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = "
+        "1\n"
     )
     print(markdown_table(["input"] + [f"n = {n:.0e}" for n in family_sizes], fam_rows))
 
@@ -395,9 +398,10 @@ def main(argv=None) -> int:
     if KSupportNorm is not None:
         checks = modopt_checks(KSupportNorm, 200 if args.quick else 1000)
         print(
-            f"\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = {checks['cost_3_1_0.5_k2']:g}; "
-            f"||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs from structdrop's (max gap > 1e-6 max m) "
-            f"on {checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
+            "\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = "
+            f"{checks['cost_3_1_0.5_k2']:g}; ||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs "
+            "from structdrop's (max gap > 1e-6 max m) on "
+            f"{checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
             f"{checks['worst_relative_gap']:.3g}."
         )
     else:

@@ -106,11 +106,13 @@ def main() -> None:
         ],
     ]
     print(
-        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, 5))\n"
+        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, "
+        "5))\n"
     )
     print(markdown_table(["call", "seconds", "speed-up over threads=1"], rows))
     print(
-        f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the timings)"
+        f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the "
+        "timings)"
     )
     print(f"every cluster run bit-identical to the local run: {identical}")
     write_json(

@@ -18,7 +18,8 @@ from structdrop import reference
 
 
 def conditioned(rng, b, N, cond, decay="log"):
-    """b x N with singular values from 1 down to 1/cond (log-spaced, or only the last three small)."""
+    """b x N with singular values from 1 down to 1/cond (log-spaced, or only the last three
+    small)."""
     left, _ = np.linalg.qr(rng.standard_normal((b, b)))
     right, _ = np.linalg.qr(rng.standard_normal((N, b)))
     if decay == "log":
@@ -29,7 +30,8 @@ def conditioned(rng, b, N, cond, decay="log"):
 
 
 def targets(rng, X, a, kind):
-    """Y along X's large directions ('model'), unrelated to X ('noise'), or along its smallest ('small')."""
+    """Y along X's large directions ('model'), unrelated to X ('noise'), or along its smallest
+    ('small')."""
     N = X.shape[1]
     if kind == "model":
         return rng.standard_normal((a, X.shape[0])) @ X + 0.1 * rng.standard_normal((a, N))

@@ -1,4 +1,5 @@
-"""The sort-free prox (issue 12): exactness on adversarial inputs, signs, matrices, rows, float32, out=.
+"""The sort-free prox (issue 12): exactness on adversarial inputs, signs, matrices, rows,
+float32, out=.
 
 Independent references used here:
 - ``bisection_prox``: tau with sum clip(m tau - beta, 0, 1) = r by plain bisection on tau (no

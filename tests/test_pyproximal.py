@@ -94,7 +94,8 @@ def test_tau_conventions():
 
 
 def brute_force_ksupport_prox(x, r, c):
-    """argmin c ||a||_(r) + ||a - x||^2 / 2 by SciPy (Powell, then Nelder-Mead) from several starts."""
+    """argmin c ||a||_(r) + ||a - x||^2 / 2 by SciPy (Powell, then Nelder-Mead) from several
+    starts."""
     from scipy.optimize import minimize
 
     def f(a):

@@ -70,7 +70,8 @@ def all_masks(scheme, d, b):
 
 
 def mask_bytes(mask):
-    """A mask in the engine's byte layout (DropConnect: entry (j, i) of the b x d mask at i*b + j)."""
+    """A mask in the engine's byte layout (DropConnect: entry (j, i) of the b x d mask at
+    i*b + j)."""
     return np.ascontiguousarray(
         np.asarray(mask, dtype=np.uint8).T.reshape(-1) if mask.ndim == 2 else mask, dtype=np.uint8
     )
@@ -306,7 +307,7 @@ def test_run_matches_numpy_replay_of_its_draws(name, batch_size):
     assert result.seconds >= 0
 
 
-# ---- Monte Carlo over seeds vs closed forms -------------------------------------------------------
+# ---- Monte Carlo over seeds vs closed forms ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["dropout", "overlapping", "dropconnect"])
@@ -361,7 +362,7 @@ def test_reference_train_agrees_in_distribution():
     )
 
 
-# ---- Dropout vs DropConnect: the corrected identity ------------------------------------------------
+# ---- Dropout vs DropConnect: the corrected identity ----------------------------------------------
 
 
 def test_dropout_and_dropconnect_objectives_differ_as_the_corrected_identity_says():
@@ -393,7 +394,7 @@ def test_dropout_and_dropconnect_objectives_differ_as_the_corrected_identity_say
     assert connect == pytest.approx(drop, rel=1e-10)
 
 
-# ---- the paper's synthetic setup vs the corrected Theorem 7 minimum --------------------------------
+# ---- the paper's synthetic setup vs the corrected Theorem 7 minimum ------------------------------
 
 
 @pytest.mark.parametrize("block_size", [5, 10])
@@ -433,7 +434,7 @@ def test_dropblock_training_converges_to_the_theorem7_minimum(block_size):
 LR, ITERATIONS, DECAY = 2e-5, 100_000, 20_000.0
 
 
-# ---- reproducibility ------------------------------------------------------------------------------
+# ---- reproducibility -----------------------------------------------------------------------------
 
 
 def test_same_seed_same_run_any_thread_count_any_record_every():

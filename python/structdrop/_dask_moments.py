@@ -2,7 +2,9 @@
 
 For X (b x N) split into row chunks i and column chunks k, and Y (a x N) into row chunks p,
 
-    X X^T = sum_k [X_ik X_jk^T]_(i, j),    Y X^T = sum_k [Y_pk X_jk^T]_(p, j),    ||Y||^2 = sum_k sum_p ||Y_pk||^2.
+    X X^T   = sum_k [X_ik X_jk^T]_(i, j),
+    Y X^T   = sum_k [Y_pk X_jk^T]_(p, j),
+    ||Y||^2 = sum_k sum_p ||Y_pk||^2.
 
 Each term is one task on the blocks of ONE column chunk k (no rechunking of rows, no data moved
 between column chunks; a diagonal block X_ik X_ik^T is a syrk). The sums over k are Dask
@@ -126,7 +128,8 @@ def dask_moments(
         x = _checked("X", _from_numpy(X, y))
     if y is not None and y.shape[1] != x.shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+            f"X and Y must have the same number of columns (samples), got X {x.shape} and Y "
+            f"{y.shape}"
         )
     lazy = moment_graph(x, y, split_every)
     if progress:

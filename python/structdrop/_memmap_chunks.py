@@ -83,7 +83,8 @@ class ChunkReader:
         self._fd = os.open(filename, os.O_RDONLY)
 
     def read(self, name: str, cols: slice) -> np.ndarray:
-        """The columns ``cols`` of the array (a view of the reused buffer when read from the file)."""
+        """The columns ``cols`` of the array (a view of the reused buffer when read from the
+        file)."""
         if self._fd is None:
             return self.array[:, cols]
         rows = self.array.shape[0]

@@ -52,7 +52,8 @@ def progress_bar(
 ) -> Any:
     """A tqdm bar on stderr (shown only after ``delay`` seconds), or :class:`NoBar` when disabled.
 
-    ``unit_scale`` prints large counts with SI prefixes (1.2M samples); turn it off for small counts.
+    ``unit_scale`` prints large counts with SI prefixes (1.2M samples); turn it off for
+    small counts.
     """
     if not enabled:
         return NoBar()

@@ -1,9 +1,9 @@
 """Closed-form global minimum of the DropBlock objective (Theorem 7 and Corollary 8, corrected).
 
 Two entry points share one solver: :func:`dropblock_global_min` takes the data (Y and optionally X)
-and :func:`global_min_from_moments` takes only the moments X X^T, Y X^T, ||Y||^2 (merged from chunks,
-streamed from disk or reduced on a cluster). With X the minimiser is returned as coefficients C
-(a x b) with A* = C X; the a x N matrix A* itself is formed only when asked for.
+and :func:`global_min_from_moments` takes only the moments X X^T, Y X^T, ||Y||^2 (merged from
+chunks, streamed from disk or reduced on a cluster). With X the minimiser is returned as
+coefficients C (a x b) with A* = C X; the a x N matrix A* itself is formed only when asked for.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ class GlobalMin:
             )
         if np.shape(data)[0] != self.right_coefficients.shape[1]:  # type: ignore[index]
             raise ValueError(
-                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {np.shape(data)}"
+                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape "
+                f"{np.shape(data)}"
             )
         return np.asarray(self.coefficients @ data)  # type: ignore[operator]
 
@@ -134,7 +135,8 @@ class GlobalMin:
         return self.output()
 
     def factorize(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """A width-d network (U, V) at the global minimum: see :func:`structdrop.factorize.balanced_factors`."""
+        """A width-d network (U, V) at the global minimum: see
+        :func:`structdrop.factorize.balanced_factors`."""
         from .factorize import balanced_factors
 
         return balanced_factors(self, d)
@@ -217,7 +219,8 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
 
     if not isinstance(moments, DataMoments):
         raise TypeError(
-            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+            "moments must be a DataMoments (from structdrop.data_moments), got "
+            f"{type(moments).__name__}"
         )
     if moments.cross is None:
         raise ValueError(
@@ -247,7 +250,8 @@ def solve_on_data(
 
     if np.shape(X)[1] != np.shape(Y)[1]:  # type: ignore[index]
         raise ValueError(
-            f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is {np.shape(Y)}"
+            f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is "
+            f"{np.shape(Y)}"
         )
     moments = data_moments(
         X, Y, progress=progress
@@ -310,11 +314,13 @@ def dropblock_global_min(
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
     condition number, so it is used only when X has full row rank and its estimated relative error
-    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second pass in column chunks computes the triangular factor of [X; Y]^T and the
-    minimum from it, with error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
+    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second
+    pass in column chunks computes the triangular factor of [X; Y]^T and the minimum from it, with
+    error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
     rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
     ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
-    (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()`` is used.
+    (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()``
+    is used.
 
     Deviations from the printed paper: rho ranges over 1..r (not 1..r-1), and any X is handled:
     with P the projector onto X's row space the minimum is ||Y (I - P)||^2 + [Theorem 7 on the
@@ -370,8 +376,8 @@ def global_min_from_moments(
     or when X X^T is numerically singular (rank k < b: directions of X with singular values below
     about sqrt(b u) sigma_max are then treated as absent, which only the data can confirm), a
     :class:`ConditioningWarning` says so (``warn=False`` silences it) and
-    :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed as
-    ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
+    :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed
+    as ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
 
     Args:
         moments: :class:`structdrop.DataMoments` with targets (``data_moments(X, Y)``).
@@ -388,15 +394,16 @@ def global_min_from_moments(
     result = _solve(reduction, block, beta, method)
     if warn and (result.error_estimate > ACCURACY_TARGET or reduction.rank_deficient):
         why = (
-            f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): directions "
-            "of X with singular values below about 1e-7 of the largest are treated as absent"
+            f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): "
+            "directions of X with singular values below about 1e-7 of the largest are treated as "
+            "absent"
             if reduction.rank_deficient
             else "X is ill-conditioned"
         )
         warnings.warn(
             f"global minimum from moments: {why}; estimated relative error of the objective "
-            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the data "
-            "is exact (it reads the data once more in chunks)",
+            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the "
+            "data is exact (it reads the data once more in chunks)",
             ConditioningWarning,
             stacklevel=2,
         )

@@ -95,7 +95,8 @@ def _solve_grid(
     threads: int | None,
     name: str = "x",
 ) -> _SolvedGrid:
-    """Descending singular values of x (of Y P with X), and the minimum at every (r, beta) setting."""
+    """Descending singular values of x (of Y P with X), and the minimum at every setting
+    (r, beta)."""
 
     def solve(m: np.ndarray, residual: float) -> _SolvedGrid:
         m = m if m.size else np.zeros(1)
@@ -212,7 +213,8 @@ def width_sweep(
     X: object | None = None,
     threads: int | None = None,
 ) -> WidthSweepResult:
-    """Minimum of the width-d DropBlock objective for each width, theta fixed vs theta scaled (eq. 7).
+    """Minimum of the width-d DropBlock objective for each width, theta fixed vs theta scaled
+    (eq. 7).
 
     With theta fixed, a width-d network's objective is bounded below by the Theorem 7 minimum
     with beta_bar = (r/d)(1 - theta)/theta, tight at a balanced factorisation (Theorems 4-5): it

@@ -59,7 +59,8 @@ def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
 
 
 def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    """t for descending m: t = clip(m tau - beta, 0, 1), sum t = r (t = 1 on the support if nnz <= r)."""
+    """t for descending m: t = clip(m tau - beta, 0, 1), sum t = r (t = 1 on the support if
+    nnz <= r)."""
     positive = m[m > 0]
     if positive.size <= r:
         return (m > 0).astype(float)
@@ -221,7 +222,8 @@ def _pinv(X: np.ndarray) -> np.ndarray:
 
 
 def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
-    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective, ..."""
+    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective,
+    ..."""
     Y = np.asarray(Y, dtype=float)
     beta = (1 - theta_bar) / theta_bar
     if X is None:

@@ -147,7 +147,8 @@ class _Problem:
         return ((1.0 - dropped) * self.inv_keep.to(dtype)).reshape(*lead, self.d)
 
     def fit64(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        """||Y - U V^T X||^2 per run from U (R x a x d), V (R x b x d), in float64 via Gram matrices."""
+        """||Y - U V^T X||^2 per run from U (R x a x d), V (R x b x d), in float64 via Gram
+        matrices."""
         A = U @ V.transpose(1, 2)  # R x a x b
         return self.yy - 2.0 * (A * self.P).sum((1, 2)) + ((A @ self.S) * A).sum((1, 2))
 
@@ -190,7 +191,8 @@ def batched_train(
     cuda_graph: bool = False,
     chunk_steps: int | None = None,
 ) -> BatchedTrainResult:
-    """Run ``runs`` independent copies of Algorithm 1 at once (the semantics of ``structdrop.train``).
+    """Run ``runs`` independent copies of Algorithm 1 at once (the semantics
+    of ``structdrop.train``).
 
     Each step of each run draws ``batch_size`` samples uniformly with replacement, each with its own
     mask z (the scheme's distribution, divided by its mean: ``z/theta``, or ``z_i/mu_i`` for
@@ -413,7 +415,8 @@ def _draw(
     steps: torch.Tensor,
     batch_size: int,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the steps."""
+    """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the
+    steps."""
     z_all = None
     R, T = keys_mask.shape[0], steps.shape[0]
     if prob.slots:

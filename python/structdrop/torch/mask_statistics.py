@@ -51,7 +51,8 @@ _LABELS = {
 def _window_counts(
     n: int, lo_offset: int, hi_offset: int, seed_lo: int, seed_hi: int
 ) -> np.ndarray:
-    """Per unit u of an axis: how many seeds s in [seed_lo, seed_hi] have u - s in [lo_offset, hi_offset]."""
+    """Per unit u of an axis: how many seeds s in [seed_lo, seed_hi] have u - s in [lo_offset,
+    hi_offset]."""
     u = np.arange(n)
     return np.clip(
         np.minimum(u - lo_offset, seed_hi) - np.maximum(u - hi_offset, seed_lo) + 1, 0, None
@@ -103,7 +104,8 @@ def _timm_map(shape: tuple[int, int], b: int, p: float) -> tuple[np.ndarray | No
 
 @dataclass(frozen=True)
 class MaskStatistics:
-    """Exact per-unit drop rates of several DropBlock rules on one map (see :func:`mask_statistics`).
+    """Exact per-unit drop rates of several DropBlock rules on one map
+    (see :func:`mask_statistics`).
 
     Attributes:
         spatial_shape, block_size, p: the setting.
@@ -118,7 +120,8 @@ class MaskStatistics:
     failures: dict[str, str] = field(default_factory=dict)
 
     def gain(self, rule: str) -> np.ndarray:
-        """E[output]/input per unit: 1 for structdrop; the large-batch limit for batch-normalised rules."""
+        """E[output]/input per unit: 1 for structdrop; the large-batch limit for batch-normalised
+        rules."""
         drop = self.drop_rates[rule]
         if rule.startswith("structdrop"):
             return np.ones_like(drop)
@@ -126,7 +129,8 @@ class MaskStatistics:
         return keep / keep.mean()
 
     def rows(self) -> list[dict[str, object]]:
-        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max |gain - 1|."""
+        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max
+        |gain - 1|."""
         H, W = self.spatial_shape
         rows = []
         for rule in RULES:
@@ -170,7 +174,8 @@ class MaskStatistics:
         return head + "\n".join(lines)
 
     def figure(self):
-        """A matplotlib Figure: one heat map of the per-unit drop rate per rule (needs matplotlib)."""
+        """A matplotlib Figure: one heat map of the per-unit drop rate per rule (needs
+        matplotlib)."""
         try:
             from matplotlib.figure import Figure
         except ImportError as exc:  # pragma: no cover - exercised only without matplotlib

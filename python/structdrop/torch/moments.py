@@ -88,8 +88,8 @@ class _Accumulator:
         if self.num_classes is not None:
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.dim() != 1:
                 raise ValueError(
-                    f"with num_classes, the targets must be integer class indices of shape (batch,); batch {index} "
-                    f"has {t.dtype} targets of shape {tuple(t.shape)}"
+                    "with num_classes, the targets must be integer class indices of shape "
+                    f"(batch,); batch {index} has {t.dtype} targets of shape {tuple(t.shape)}"
                 )
             # one-hot by comparison: an out-of-range label gives a zero row and is flagged, never a
             # device-side assertion
@@ -102,14 +102,15 @@ class _Accumulator:
         else:
             if not (t.is_floating_point() or t.dtype == torch.bool):
                 raise ValueError(
-                    f"the targets of batch {index} are {t.dtype}: pass num_classes=... for class indices, "
-                    "or give float targets of shape (batch, a) or (batch,)"
+                    f"the targets of batch {index} are {t.dtype}: pass num_classes=... for class "
+                    "indices, or give float targets of shape (batch, a) or (batch,)"
                 )
             if t.dim() == 1:
                 t = t.unsqueeze(1)
             if t.dim() != 2:
                 raise ValueError(
-                    f"the targets of batch {index} must have shape (batch, a) or (batch,), got {tuple(t.shape)}"
+                    f"the targets of batch {index} must have shape (batch, a) or (batch,), got "
+                    f"{tuple(t.shape)}"
                 )
             t = t.to(torch.float64)
             finite = torch.isfinite(t).all()
@@ -118,19 +119,21 @@ class _Accumulator:
             )
         if t.shape[0] != batch:
             raise ValueError(
-                f"batch {index}: the features are for {batch} samples but the targets have shape {tuple(t.shape)}"
+                f"batch {index}: the features are for {batch} samples but the targets have shape "
+                f"{tuple(t.shape)}"
             )
         return t
 
     def add(self, index: int, feats: object, targets: object) -> None:
         if not isinstance(feats, torch.Tensor):
             raise TypeError(
-                f"features must return a tensor; for batch {index} it returned {type(feats).__name__}"
+                f"features must return a tensor; for batch {index} it returned "
+                f"{type(feats).__name__}"
             )
         if feats.dim() < 2 or feats.shape[0] == 0:
             raise ValueError(
-                f"features must return (batch, d) or (batch, ...) with batch >= 1; for batch {index} it returned "
-                f"shape {tuple(feats.shape)}"
+                "features must return (batch, d) or (batch, ...) with batch >= 1; for batch "
+                f"{index} it returned shape {tuple(feats.shape)}"
             )
         if feats.is_complex():
             raise TypeError(f"features must return real values; batch {index} gave {feats.dtype}")
@@ -148,13 +151,14 @@ class _Accumulator:
             )
         elif G.shape[1] != self.gram.shape[0]:
             raise ValueError(
-                f"features must return the same number of features d for every batch: d = {self.gram.shape[0]} "
-                f"before, batch {index} gave shape {tuple(feats.shape)} (d = {G.shape[1]})"
+                "features must return the same number of features d for every batch: d = "
+                f"{self.gram.shape[0]} before, batch {index} gave shape {tuple(feats.shape)} (d = "
+                f"{G.shape[1]})"
             )
         elif Y.shape[1] != self.cross.shape[0]:
             raise ValueError(
-                f"the targets must have the same number of outputs a in every batch: a = {self.cross.shape[0]} "
-                f"before, batch {index} has targets of shape {tuple(Y.shape)}"
+                "the targets must have the same number of outputs a in every batch: a = "
+                f"{self.cross.shape[0]} before, batch {index} has targets of shape {tuple(Y.shape)}"
             )
         finite = torch.isfinite(G).all()
         self.bad_features = torch.where((self.bad_features < 0) & ~finite, index, self.bad_features)
@@ -244,8 +248,8 @@ def feature_moments(
 
     Runs ``features`` on every batch of ``loader`` under ``torch.no_grad()`` and accumulates, on
     ``device`` in float64 (whatever the model's dtype), the sums over batches of ``G_b G_b^T``,
-    ``Y_b G_b^T`` and ``||Y_b||^2``, where ``G_b`` holds the batch's features as columns. The result is
-    the :class:`structdrop.DataMoments` of features G (d x N) and targets Y (a x N), exactly as
+    ``Y_b G_b^T`` and ``||Y_b||^2``, where ``G_b`` holds the batch's features as columns. The result
+    is the :class:`structdrop.DataMoments` of features G (d x N) and targets Y (a x N), exactly as
     :func:`structdrop.data_moments` would compute them from the materialised ``G`` and ``Y`` (up to
     rounding); only one batch of features is held at a time. Pass it to
     :func:`structdrop.objective_terms` (with ``V = I_d``) for the exact deterministic objective of
@@ -254,20 +258,20 @@ def feature_moments(
     Args:
         features: an ``nn.Module`` or any callable of a batch's inputs returning a tensor of shape
             (batch, d), or (batch, ...) which is flattened to (batch, d) (e.g. convolutional maps).
-        loader: an iterable of ``(inputs, targets)`` pairs, such as a ``torch.utils.data.DataLoader``.
-            ``inputs`` is what ``features`` takes (tensors, also inside tuples/lists/dicts, are moved
-            to ``device``). ``targets``: float of shape (batch, a), or (batch,) for a = 1; or, with
-            ``num_classes``, integer class indices of shape (batch,) used as one-hot rows (the
-            squared-loss targets of the paper's Section 5.2 experiment). Batches may differ in size
-            (a last, partial batch is fine).
+        loader: an iterable of ``(inputs, targets)`` pairs, such as
+            a ``torch.utils.data.DataLoader``. ``inputs`` is what ``features`` takes (tensors, also
+            inside tuples/lists/dicts, are moved to ``device``). ``targets``: float of shape (batch,
+            a), or (batch,) for a = 1; or, with ``num_classes``, integer class indices of shape
+            (batch,) used as one-hot rows (the squared-loss targets of the paper's Section 5.2
+            experiment). Batches may differ in size (a last, partial batch is fine).
         device: where inputs are sent and the moments accumulated. Default: the device of the
             module's first parameter (or buffer) -- for a bound method such as ``net.features``, of
             ``net`` -- else the CPU. The module itself is never moved.
         num_classes: the number of classes when the targets are class indices (see ``loader``).
-        eval_mode: put the module (``features``, or the module a bound method belongs to) in eval mode
-            for the pass -- BatchNorm with running statistics, dropout off -- and afterwards restore
-            every submodule's own ``training`` flag as it was. False leaves the modes alone, as it
-            does for a plain function, whose modes are the caller's business.
+        eval_mode: put the module (``features``, or the module a bound method belongs to) in
+            eval mode for the pass -- BatchNorm with running statistics, dropout off -- and
+            afterwards restore every submodule's own ``training`` flag as it was. False leaves the
+            modes alone, as it does for a plain function, whose modes are the caller's business.
         all_reduce: when a ``torch.distributed`` process group is initialised, return the moments
             summed over all its processes (each process passing the loader of its own share of
             the data, e.g. with a ``DistributedSampler``; every process must call this). False
@@ -293,7 +297,8 @@ def feature_moments(
     """
     if not callable(features):
         raise TypeError(
-            f"features must be an nn.Module or a callable of a batch's inputs, got {type(features).__name__}"
+            "features must be an nn.Module or a callable of a batch's inputs, got "
+            f"{type(features).__name__}"
         )
     if num_classes is not None:
         num_classes = as_int("num_classes", num_classes, minimum=1)
@@ -339,7 +344,8 @@ def feature_moments(
             for index, item in enumerate(loader):
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise TypeError(
-                        f"loader must yield (inputs, targets) pairs; batch {index} is a {type(item).__name__}"
+                        f"loader must yield (inputs, targets) pairs; batch {index} is a "
+                        f"{type(item).__name__}"
                         + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
                     )
                 inputs, targets = item

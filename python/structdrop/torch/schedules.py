@@ -1,4 +1,5 @@
-"""Drop-rate warm-up schedules held in a layer's state (``state_dict``), stepped by the training loop.
+"""Drop-rate warm-up schedules held in a layer's state (``state_dict``), stepped by the
+training loop.
 
 A scheduled layer keeps its step counter in a registered buffer ``schedule_step`` (int64, 0-dim),
 so checkpoints store it, ``load_state_dict`` restores it and DistributedDataParallel broadcasts it

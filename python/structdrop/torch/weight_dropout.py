@@ -1,4 +1,5 @@
-"""DropConnect on any module's weights (recurrent ones included) through ``torch.nn.utils.parametrize``.
+"""DropConnect on any module's weights (recurrent ones included)
+through ``torch.nn.utils.parametrize``.
 
 ``weight_dropout(module, names=("weight_hh_l0",), p=0.5)`` replaces each named parameter ``w`` by
 the parametrization ``w * m / (1 - p)`` with ``m`` a Bernoulli(1 - p) mask of w's shape, so the
@@ -59,7 +60,8 @@ class WeightDropout(ScheduledDropRate):
 
     Args:
         p: drop probability of each weight entry, in [0, 1).
-        per_sample: leave the weight unmasked (a forward hook applies per-sample masks; Linear only).
+        per_sample: leave the weight unmasked (a forward hook applies per-sample masks;
+            Linear only).
         redraw: ``"call"`` (a new mask per forward call of the module) or ``"manual"``.
         warmup_steps, warmup: drop-rate warm-up, as :class:`~structdrop.torch.DropBlock2d`.
         generator: a ``torch.Generator`` on the weight's device (default: torch's global one).
@@ -91,7 +93,8 @@ class WeightDropout(ScheduledDropRate):
         return f"p={self.target_p}, per_sample={self.per_sample}" + self._schedule_repr()
 
     def mask(self, weight: torch.Tensor) -> torch.Tensor:
-        """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape changed."""
+        """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape
+        changed."""
         m = self._mask
         if self.stale or m is None or m.shape != weight.shape or m.device != weight.device:
             dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
@@ -217,7 +220,8 @@ def weight_dropout(
 
 
 def redraw_weight_masks(module: nn.Module) -> None:
-    """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next use)."""
+    """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next
+    use)."""
     for m in module.modules():
         if isinstance(m, WeightDropout):
             m.stale = True
