@@ -21,6 +21,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 
@@ -74,16 +75,16 @@ def main() -> None:
     for N in Ns:
         X = rng.standard_normal((b, N))
         Y = rng.standard_normal((a, N))
-        t_mom, moments = median_time(lambda: sd.data_moments(X, Y), repeats)
+        t_mom, moments = median_time(partial(sd.data_moments, X, Y), repeats)
         for d in ds:
             U = rng.standard_normal((a, d)) / np.sqrt(d)
             V = rng.standard_normal((b, d)) / np.sqrt(b)
             for name, scheme in schemes_for(d):
                 t_np, (fit, reg) = median_time(
-                    lambda: ref.objective_terms(scheme, Y, U, V, X), repeats
+                    partial(ref.objective_terms, scheme, Y, U, V, X), repeats
                 )
                 t_cpp, terms = median_time(
-                    lambda: sd.objective_terms(scheme, U, V, moments), 5, min_total=0.2
+                    partial(sd.objective_terms, scheme, U, V, moments), 5, min_total=0.2
                 )
                 expected = fit + reg
                 rel = abs(terms.objective - expected) / abs(expected)

@@ -28,6 +28,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -173,6 +174,22 @@ def main() -> None:
         )
         cpp_rate = cpp_iters / t
 
+    def ours(runs: int, graph: bool, steps: int) -> sdt.BatchedTrainResult:
+        return sdt.batched_train(
+            X,
+            Y,
+            U0,
+            V0,
+            scheme,
+            LR,
+            steps,
+            runs=runs,
+            record_every=steps,
+            device=device,
+            dtype=dtype,
+            cuda_graph=graph,
+        )
+
     rows = []
     for runs in run_counts:
         # batched_train: enough steps to amortise its start (one CUDA-graph capture per call);
@@ -183,38 +200,21 @@ def main() -> None:
         iters = int(min(hi, max(lo, budget / runs)))
         plain_iters = min(iters, 500 if args.quick else 2000)
         row = {"runs": runs, "iterations": iters, "plain_iterations": plain_iters}
-
-        def ours(graph: bool, steps: int) -> sdt.BatchedTrainResult:
-            return sdt.batched_train(
-                X,
-                Y,
-                U0,
-                V0,
-                scheme,
-                LR,
-                steps,
-                runs=runs,
-                record_every=steps,
-                device=device,
-                dtype=dtype,
-                cuda_graph=graph,
-            )
-
-        ours(False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
+        ours(runs, False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
         row["batched_train"] = (
-            runs * iters / _median_time(lambda: ours(False, iters), repeats, device)
+            runs * iters / _median_time(partial(ours, runs, False, iters), repeats, device)
         )
         if use_graph:
-            ours(True, 100)
+            ours(runs, True, 100)
             row["batched_train_graph"] = (
-                runs * iters / _median_time(lambda: ours(True, iters), repeats, device)
+                runs * iters / _median_time(partial(ours, runs, True, iters), repeats, device)
             )
         plain_batched_loop(X, Y, U0, V0, runs, 5, device, dtype)
         row["plain_batched_loop"] = (
             runs
             * plain_iters
             / _median_time(
-                lambda: plain_batched_loop(X, Y, U0, V0, runs, plain_iters, device, dtype),
+                partial(plain_batched_loop, X, Y, U0, V0, runs, plain_iters, device, dtype),
                 repeats,
                 device,
             )

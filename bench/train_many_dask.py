@@ -91,10 +91,10 @@ def main() -> None:
         on_cluster, remote = best_of(lambda: call(client=client), repeats)
     identical = all(
         all(
-            getattr(r, f).tobytes() == getattr(l, f).tobytes()
+            getattr(r, f).tobytes() == getattr(here, f).tobytes()
             for f in ("U", "V", "stochastic_objective", "deterministic_objective")
         )
-        for r, l in zip(remote, reference)
+        for r, here in zip(remote, reference)
     )
     rows = [
         ["train_many, threads=1 (here)", one_core, 1.0],

@@ -232,16 +232,16 @@ def test_draws_follow_the_documented_philox_counter_layout():
     seed, step, N, d = 0x123456789ABCDEF0, 2**33 + 5, 1000, 40
     index, masks = _core.sgd_draws(1, 0.5, 1, 0.0, d, 3, N, seed, step, 1, 2)
     key = (seed & 0xFFFFFFFF, seed >> 32)
+
+    def word(slot, purpose, j):
+        counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
+        block = _core.philox4x32_10(counter, key)
+        lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
+        return lo | (hi << 32)
+
     for slot in range(2):
-
-        def word(purpose, j):
-            counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
-            block = _core.philox4x32_10(counter, key)
-            lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
-            return lo | (hi << 32)
-
-        assert index[0, slot] == (word(0, 0) * N) >> 64
-        assert masks[0, slot].tolist() == [1 - ((word(1, 0) >> i) & 1) for i in range(d)]
+        assert index[0, slot] == (word(slot, 0, 0) * N) >> 64
+        assert masks[0, slot].tolist() == [1 - ((word(slot, 1, 0) >> i) & 1) for i in range(d)]
 
 
 # ---- whole runs vs a NumPy replay of the same draws ----------------------------------------------

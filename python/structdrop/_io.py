@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,8 +127,8 @@ class MappedNpy:
             self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         return self._array
 
-    def __getitem__(self, index: object) -> np.ndarray:
-        view = self._mapped()[index]  # type: ignore[index]
+    def __getitem__(self, index: tuple[slice, ...] | slice) -> np.ndarray:
+        view = self._mapped()[index]
         if isinstance(view, np.ndarray) and view.ndim == 2:
             # Read the block with pread: touching a C-ordered map by columns would make most of
             # the file resident in the worker (see structdrop._memmap_chunks).
@@ -221,7 +222,9 @@ def save_matrix(path: str | os.PathLike[str], array: np.ndarray, key: str = "A")
         if suffix == ".npy":
             np.save(file, array)
         elif suffix == ".npz":
-            np.savez(file, **{key: array})
+            # np.savez's stub types the keyword arrays like its allow_pickle flag (bool).
+            arrays: dict[str, Any] = {key: array}
+            np.savez(file, **arrays)
         else:
             np.savetxt(file, np.atleast_2d(array), delimiter=",", fmt="%.17g")
     except OSError as exc:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["NoBar", "progress_bar", "progress_delay"]
+__all__ = ["NoBar", "ProgressBar", "progress_bar", "progress_delay"]
+
+
+class ProgressBar(Protocol):
+    """What the data passes use of a bar: a tqdm bar or :class:`NoBar`."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class NoBar:

@@ -279,11 +279,16 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
     parts = SummedPlans(t, q, limit, solvable).decompose(k)
     if parts is None:
         return None, ""
+    bases_of: dict[int, list[np.ndarray]] = {}
     for count in set(parts):
-        if known.get(count) is None:
-            known[count] = bases_from_plan(t, count, segment_plan(t, q, count))  # type: ignore[arg-type]
+        found = known.get(count)
+        if found is None:
+            plan = segment_plan(t, q, count)
+            assert plan is not None  # solvable(count) found one
+            found = bases_from_plan(t, count, plan)
+        bases_of[count] = found
     method = "numerical" if numeric.intersection(parts) else "construction"
-    return [W for count in parts for W in known[count]], method  # type: ignore[union-attr]
+    return [W for count in parts for W in bases_of[count]], method
 
 
 def _factor(
@@ -434,7 +439,8 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
         bases, _ = _balanced_bases(split, k, numerical=False)
         if bases is not None:
             break
-    E = _factor(values, split, bases, k, r, n)  # type: ignore[arg-type]
+    assert bases is not None  # kept = 0, the zero network, always balances
+    E = _factor(values, split, bases, k, r, n)
     left, right, method = E, E, "truncation"
     if r > 1:  # the truncation is optimal over width d for r = 1 only: search locally for r > 1
         found = _local_search(res, k, E)

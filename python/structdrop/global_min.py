@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
 import numpy as np
 
+from ._memmap_chunks import Matrix2D
 from ._progress import progress_bar, progress_delay
 from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
@@ -23,7 +24,15 @@ from .ksupport import ProxMethod, prox_ksupport_sq
 if TYPE_CHECKING:  # pragma: no cover
     from .objectives import DataMoments
 
-T = TypeVar("T")
+
+class _HasObjective(Protocol):
+    """A solve's result: a GlobalMin (one objective) or a sweep's grid (an array of them)."""
+
+    @property
+    def objective(self) -> float | np.ndarray: ...
+
+
+T = TypeVar("T", bound=_HasObjective)
 
 __all__ = [
     "ConditioningWarning",
@@ -84,7 +93,7 @@ class GlobalMin:
     route: str
     error_estimate: float
     x_rank: int
-    _data: object = field(default=None, repr=False, compare=False)
+    _data: Matrix2D | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, object]:
         # Pickling (multiprocessing, Dask) sends the small factors, never the data X nor A*.
@@ -107,17 +116,16 @@ class GlobalMin:
         """
         if self.route == "svd":
             return self.coefficients
-        data = self._data if X is None else X
+        data = self._data if X is None else _as_data("X", X)
         if data is None:
             raise ValueError(
                 "this minimum was computed from moments: pass the data, result.output(X)"
             )
-        if np.shape(data)[0] != self.right_coefficients.shape[1]:  # type: ignore[index]
+        if data.shape[0] != self.right_coefficients.shape[1]:
             raise ValueError(
-                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape "
-                f"{np.shape(data)}"
+                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {data.shape}"
             )
-        return np.asarray(self.coefficients @ data)  # type: ignore[operator]
+        return np.asarray(self.coefficients @ data)
 
     @functools.cached_property
     def A(self) -> np.ndarray:
@@ -158,7 +166,7 @@ def _solve(
     block: int,
     beta: float,
     method: ProxMethod,
-    data: object = None,
+    data: Matrix2D | None = None,
 ) -> GlobalMin:
     """The corrected Theorem 7 on the singular values of Y P, assembled into a GlobalMin."""
     m = reduction.target_singular_values
@@ -230,8 +238,8 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
 
 
 def solve_on_data(
-    Y: object,
-    X: object,
+    Y: Matrix2D,
+    X: Matrix2D,
     solve: Callable[[RowSpaceReduction], T],
     *,
     progress: bool | float = False,
@@ -248,10 +256,10 @@ def solve_on_data(
     """
     from .objectives import data_moments
 
-    if np.shape(X)[1] != np.shape(Y)[1]:  # type: ignore[index]
+    if X.shape[1] != Y.shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is "
-            f"{np.shape(Y)}"
+            f"X and Y must have the same number of samples (columns): X is {X.shape}, Y is "
+            f"{Y.shape}"
         )
     moments = data_moments(
         X, Y, progress=progress
@@ -278,9 +286,9 @@ def solve_on_data(
     return solve(reduce_by_qr(R, moments.in_features, moments.n_samples))
 
 
-def _smallest_objective(result: object) -> float:
+def _smallest_objective(result: _HasObjective) -> float:
     # A GlobalMin's objective, or the smallest of a sweep's grid of objectives.
-    return float(np.min(result.objective))  # type: ignore[attr-defined]
+    return float(np.min(result.objective))
 
 
 def dropblock_global_min(
@@ -340,14 +348,14 @@ def dropblock_global_min(
     )
 
 
-def _as_data(name: str, value: object) -> object:
+def _as_data(name: str, value: object) -> Matrix2D:
     """Arrays, memmaps and dask arrays pass untouched (they are read in chunks); anything else is
     converted. Finiteness and matching shapes are checked in the pass over the data."""
-    if hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "__getitem__"):
-        if len(value.shape) != 2:  # type: ignore[attr-defined]
-            raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")  # type: ignore[attr-defined]
-        if np.dtype(value.dtype).kind not in "fiub":  # type: ignore[attr-defined]
-            raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")  # type: ignore[attr-defined]
+    if isinstance(value, Matrix2D):
+        if len(value.shape) != 2:
+            raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")
+        if np.dtype(value.dtype).kind not in "fiub":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")
         return value
     return as_float_array(name, value, ndim=2)
 

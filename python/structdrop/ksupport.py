@@ -123,10 +123,12 @@ def _aligned(array: np.ndarray) -> np.ndarray:
     return array if array.flags.aligned else array.copy()
 
 
-def _check_method(method: object) -> str:
-    if method not in ("sweep", "search"):
-        raise ValueError(f"method must be 'sweep' or 'search', got {method!r}")
-    return str(method)
+def _check_method(method: object) -> ProxMethod:
+    if method == "sweep":
+        return "sweep"
+    if method == "search":
+        return "search"
+    raise ValueError(f"method must be 'sweep' or 'search', got {method!r}")
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *inputs: object) -> np.ndarray:

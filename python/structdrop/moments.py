@@ -20,13 +20,13 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._memmap_chunks import ChunkReader, is_memory_mapped
-from ._progress import progress_bar, progress_delay
+from ._progress import ProgressBar, progress_bar, progress_delay
 from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
@@ -87,7 +87,11 @@ class DataMoments:
         if (
             self.gram.shape != other.gram.shape
             or (self.cross is None) != (other.cross is None)
-            or (self.cross is not None and self.cross.shape != other.cross.shape)
+            or (
+                self.cross is not None
+                and other.cross is not None
+                and self.cross.shape != other.cross.shape
+            )
         ):
             raise ValueError(
                 "cannot merge moments of differently shaped data: "
@@ -216,26 +220,26 @@ def _accumulate(
     y: np.ndarray | None,
     width: int,
     prefix: str = "",
-    bar: object | None = None,
+    bar: ProgressBar | None = None,
 ) -> None:
     """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on
     NaN/inf/overflow."""
-    readers = [ChunkReader(x, width), None if y is None else ChunkReader(y, width)]
+    x_reader = ChunkReader(x, width)
+    y_reader = None if y is None else ChunkReader(y, width)
+    readers = [x_reader] if y_reader is None else [x_reader, y_reader]
     try:
         for cols in _column_chunks(x.shape[1], width):
-            xb = _as_float64_block(readers[0].read(f"{prefix}X", cols))
-            yb = None if y is None else _as_float64_block(readers[1].read(f"{prefix}Y", cols))
+            xb = _as_float64_block(x_reader.read(f"{prefix}X", cols))
+            yb = None if y_reader is None else _as_float64_block(y_reader.read(f"{prefix}Y", cols))
             acc.add(xb, yb)
             del xb, yb  # free this chunk's conversion before the next one is made
             for reader in readers:
-                if reader is not None:
-                    reader.release()
+                reader.release()
             if bar is not None:
                 bar.update(cols.stop - cols.start)
     finally:
         for reader in readers:
-            if reader is not None:
-                reader.close()
+            reader.close()
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
         if _has_nonfinite(f"{prefix}X", x, width):
@@ -247,7 +251,9 @@ def _accumulate(
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
 
-def _progress_bar(progress: bool | float, total: int | None, desc: str, unit: str) -> object | None:
+def _progress_bar(
+    progress: bool | float, total: int | None, desc: str, unit: str
+) -> ProgressBar | None:
     delay = progress_delay(progress)
     return (
         None
@@ -358,7 +364,7 @@ def stream_moments(
     """
     acc: _Accumulator | None = None
     first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
-    total = len(chunks) if hasattr(chunks, "__len__") else None  # type: ignore[arg-type]
+    total = len(chunks) if isinstance(chunks, Sized) else None
     bar = _progress_bar(progress, total, "moments", "chunk")
     try:
         for index, item in enumerate(chunks):

@@ -17,7 +17,7 @@ import numpy as np
 from . import _core
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
-from .global_min import solve_on_data
+from .global_min import _as_data, solve_on_data
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
@@ -117,7 +117,9 @@ def _solve_grid(
         return solve(np.ascontiguousarray(np.sort(values)[::-1]), 0.0)
     if X is None:
         return solve(np.linalg.svd(values, compute_uv=False), 0.0)
-    return solve_on_data(values, X, lambda red: solve(red.target_singular_values, red.residual))
+    return solve_on_data(
+        values, _as_data("X", X), lambda red: solve(red.target_singular_values, red.residual)
+    )
 
 
 def _solve_settings(

@@ -138,7 +138,7 @@ def train_chunked(
     import structdrop
 
     count = len(schemes)
-    lrs = list(lr) if isinstance(lr, (list, tuple)) else [float(lr)] * count
+    lrs = [float(v) for v in lr] if isinstance(lr, Sequence) else [float(lr)] * count
     steps_total = (
         max(1, iterations // record_every) * record_every
         if iterations >= record_every

@@ -184,21 +184,16 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
     near = values <= low + 64 * np.finfo(float).eps * low
     pick = np.flatnonzero(near & ok)
     j = int(pick[np.argmin(values[pick])]) if pick.size else int(np.argmin(values))
-    if rhos[j] == 0:
-        best = (float(values[j]), ("head", int(lams[j])))
-    else:
-        rho, l = int(rhos[j]), int(lams[j])
-        S = m[rho - 1 : l].sum()
-        c = (r - rho + 1) + beta * (l - rho + 1)
-        best = (float(values[j]), ("band", rho, l, beta * S / c))
-    value, how = best
+    value, end = float(values[j]), int(lams[j])
     a = np.zeros(n)
-    if how[0] == "head":
-        a[: how[1]] = m[: how[1]] / (1.0 + beta)
-        return a, min(how[1] + 1, r), value
-    _, rho, lam, cut = how
+    if rhos[j] == 0:  # head only: the first ``end`` entries shrunk
+        a[:end] = m[:end] / (1.0 + beta)
+        return a, min(end + 1, r), value
+    rho = int(rhos[j])
+    band_sum = float(m[rho - 1 : end].sum())
+    band_c = (r - rho + 1) + beta * (end - rho + 1)
     a[: rho - 1] = m[: rho - 1] / (1.0 + beta)
-    a[rho - 1 : lam] = np.maximum(m[rho - 1 : lam] - cut, 0.0)
+    a[rho - 1 : end] = np.maximum(m[rho - 1 : end] - beta * band_sum / band_c, 0.0)
     return a, rho, value
 
 

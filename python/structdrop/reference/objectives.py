@@ -104,6 +104,7 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     elif name == "DropBlock":
         reg = (1.0 - scheme.theta) / scheme.theta * block_sq
     elif name == "OverlappingDropBlock":
+        assert cbar is not None  # computed above for this scheme
         uu = U.T @ U
         reg = 0.0
         for k in offsets:  # sum over i, j of C-bar_ij (u_i . u_j)(g_i . g_j), C-bar symmetric

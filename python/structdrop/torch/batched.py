@@ -102,7 +102,8 @@ class _Problem:
         self.S = X64 @ X64.T  # b x b
         self.P = Y64 @ X64.T  # a x b
         self.yy = float(Y64.square().sum())
-        self.inv_keep = None
+        # 1 / P(unit i kept): overlapping DropBlock's per-unit rescaling (unused by the others)
+        self.inv_keep = torch.ones(d, device=device, dtype=dtype)
         if spec.kind == "overlapping":
             counts = cover_counts(d, spec.block_size)
             keep = torch.tensor([(1.0 - spec.gamma) ** c for c in counts], dtype=torch.float64)
@@ -317,6 +318,7 @@ def batched_train(
             xy = prob.XYt[idx_all[:, i]]  # R x B x (b + a)
             xb, yb = xy[..., :b], xy[..., b:]
             if spec.kind == "dropconnect":
+                assert z_all is not None  # DropConnect always draws masks
                 Z = z_all[:, i]  # R x B x b x d: one mask per sample
                 if batch_size == 1:
                     h = torch.bmm(xb, V * Z[:, 0])
@@ -324,7 +326,7 @@ def batched_train(
                     h = torch.einsum("rsb,rsbd->rsd", xb, V.unsqueeze(1) * Z)
             else:
                 h = torch.bmm(xb, V)
-                if prob.slots:
+                if z_all is not None:  # drawn when the scheme has mask slots
                     z = z_all[:, i]  # R x B x d: one mask per sample
                     h = h * z
             eps = torch.baddbmm(yb, h, U.transpose(1, 2), beta=-1.0)  # U D V^T x - y, R x B x a

@@ -141,11 +141,11 @@ class _BandGram(torch.autograd.Function):
         for u, v, w in ctx.band:
             gram_x = _BandGram._gram(Xp, u, v)
             gram_z = None if Zp is None else _BandGram._gram(Zp, u, v)
-            if wants_x:
+            if gX is not None:
                 coef = w if gram_z is None else w * gram_z
                 gX[u] += coef @ Xp[v]
                 gX[v] += coef.transpose(-1, -2) @ Xp[u]
-            if wants_z:
+            if gZ is not None:
                 coef = w * gram_x
                 gZ[u] += coef @ Zp[v]
                 gZ[v] += coef.transpose(-1, -2) @ Zp[u]

@@ -128,29 +128,28 @@ class MaskStatistics:
         keep = 1.0 - drop
         return keep / keep.mean()
 
+    def _stats(self, rule: str) -> dict[str, float]:
+        """Centre and corner drop rates, min/mean/max, max |gain - 1| of one computed rule."""
+        H, W = self.spatial_shape
+        drop = self.drop_rates[rule]
+        return {
+            "centre": float(drop[H // 2, W // 2]),
+            "corner": float(drop[0, 0]),
+            "min": float(drop.min()),
+            "mean": float(drop.mean()),
+            "max": float(drop.max()),
+            "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
+        }
+
     def rows(self) -> list[dict[str, object]]:
         """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max
-        |gain - 1|."""
-        H, W = self.spatial_shape
-        rows = []
+        |gain - 1|; for a rule that failed, its error message instead."""
+        rows: list[dict[str, object]] = []
         for rule in RULES:
             if rule in self.failures:
                 rows.append({"rule": _LABELS[rule], "error": self.failures[rule]})
-                continue
-            if rule not in self.drop_rates:
-                continue
-            drop = self.drop_rates[rule]
-            rows.append(
-                {
-                    "rule": _LABELS[rule],
-                    "centre": float(drop[H // 2, W // 2]),
-                    "corner": float(drop[0, 0]),
-                    "min": float(drop.min()),
-                    "mean": float(drop.mean()),
-                    "max": float(drop.max()),
-                    "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
-                }
-            )
+            elif rule in self.drop_rates:
+                rows.append({"rule": _LABELS[rule], **self._stats(rule)})
         return rows
 
     def table(self) -> str:
@@ -163,13 +162,16 @@ class MaskStatistics:
             "| rule | centre | corner | min | mean | max | max abs(gain - 1) |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in self.rows():
-            if "error" in row:
-                lines.append(f"| {row['rule']} | {row['error']} | | | | | |")
+        for rule in RULES:
+            if rule in self.failures:
+                lines.append(f"| {_LABELS[rule]} | {self.failures[rule]} | | | | | |")
                 continue
-            cells = [f"{100 * row[k]:.2f} %" for k in ("centre", "corner", "min", "mean", "max")]
+            if rule not in self.drop_rates:
+                continue
+            stats = self._stats(rule)
+            cells = [f"{100 * stats[k]:.2f} %" for k in ("centre", "corner", "min", "mean", "max")]
             lines.append(
-                f"| {row['rule']} | " + " | ".join(cells) + f" | {row['max_gain_error']:.3f} |"
+                f"| {_LABELS[rule]} | " + " | ".join(cells) + f" | {stats['max_gain_error']:.3f} |"
             )
         return head + "\n".join(lines)
 

@@ -15,7 +15,7 @@ any size, and sums them over the processes of a ``torch.distributed`` job (momen
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import torch
@@ -44,8 +44,8 @@ def _default_device(module: nn.Module | None) -> torch.device:
     if module is not None:
         for tensor in module.parameters():
             return tensor.device
-        for tensor in module.buffers():
-            return tensor.device
+        for buffer in module.buffers():
+            return buffer.device
     return torch.device("cpu")
 
 
@@ -138,37 +138,43 @@ class _Accumulator:
         if feats.is_complex():
             raise TypeError(f"features must return real values; batch {index} gave {feats.dtype}")
         batch = feats.shape[0]
-        G = feats.reshape(batch, -1).to(
-            self.device, torch.float64
-        )  # (batch, d); a batch-sized copy at most
+        # (batch, d); a batch-sized copy at most
+        G = feats.reshape(batch, -1).to(self.device, torch.float64)
         Y = self._targets(index, targets, batch)
-        if self.gram is None:
-            self.gram = torch.zeros(
-                (G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
-            )
-            self.cross = torch.zeros(
-                (Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
-            )
-        elif G.shape[1] != self.gram.shape[0]:
-            raise ValueError(
-                "features must return the same number of features d for every batch: d = "
-                f"{self.gram.shape[0]} before, batch {index} gave shape {tuple(feats.shape)} (d = "
-                f"{G.shape[1]})"
-            )
-        elif Y.shape[1] != self.cross.shape[0]:
-            raise ValueError(
-                "the targets must have the same number of outputs a in every batch: a = "
-                f"{self.cross.shape[0]} before, batch {index} has targets of shape {tuple(Y.shape)}"
-            )
+        sums = self.sums()
+        if sums is None:
+            gram = torch.zeros((G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
+            cross = torch.zeros((Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
+            self.gram, self.cross = gram, cross
+        else:
+            gram, cross = sums
+            if G.shape[1] != gram.shape[0]:
+                raise ValueError(
+                    "features must return the same number of features d for every batch: d = "
+                    f"{gram.shape[0]} before, batch {index} gave shape {tuple(feats.shape)} "
+                    f"(d = {G.shape[1]})"
+                )
+            if Y.shape[1] != cross.shape[0]:
+                raise ValueError(
+                    "the targets must have the same number of outputs a in every batch: a = "
+                    f"{cross.shape[0]} before, batch {index} has targets of shape "
+                    f"{tuple(Y.shape)}"
+                )
         finite = torch.isfinite(G).all()
         self.bad_features = torch.where((self.bad_features < 0) & ~finite, index, self.bad_features)
-        self.gram.addmm_(G.T, G)  # G G^T in the samples-as-columns convention of DataMoments
-        self.cross.addmm_(Y.T, G)
+        gram.addmm_(G.T, G)  # G G^T in the samples-as-columns convention of DataMoments
+        cross.addmm_(Y.T, G)
         self.y_sq += Y.square().sum()
         self.n += batch
         self.batches += 1
         if self.batches % CHECK_EVERY == 0:
             self.check()
+
+    def sums(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(G G^T, Y G^T) so far, or None before the first batch."""
+        if self.gram is None or self.cross is None:
+            return None
+        return self.gram, self.cross
 
     def check(self) -> None:
         """Raise for the first bad batch seen so far (one device-to-host read)."""
@@ -202,8 +208,9 @@ def _reduce(
     nccl = dist.get_backend() == "nccl"
     comm = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     d = a = n = 0
-    if acc.gram is not None:
-        d, a, n = acc.gram.shape[0], acc.cross.shape[0], acc.n
+    sums = acc.sums()
+    if sums is not None:
+        d, a, n = sums[0].shape[0], sums[1].shape[0], acc.n
     info = torch.tensor([int(failure is not None), d, a, n], dtype=torch.int64, device=comm)
     gathered = [torch.zeros_like(info) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, info)
@@ -223,9 +230,9 @@ def _reduce(
         raise ValueError("the loader yielded no samples on any process")
     d, a = shapes.pop()
     flat = torch.zeros(d * d + a * d + 2, dtype=torch.float64, device=comm)
-    if n > 0:
-        flat[: d * d] = acc.gram.reshape(-1).to(comm)
-        flat[d * d : d * d + a * d] = acc.cross.reshape(-1).to(comm)
+    if sums is not None and n > 0:
+        flat[: d * d] = sums[0].reshape(-1).to(comm)
+        flat[d * d : d * d + a * d] = sums[1].reshape(-1).to(comm)
         flat[-2] = acc.y_sq.to(comm)
         flat[-1] = float(n)  # exact: sample counts are far below 2^53
     dist.all_reduce(flat)  # SUM: moments of the union of the processes' samples
@@ -328,7 +335,7 @@ def feature_moments(
             from tqdm import tqdm
 
             try:
-                total = len(loader)  # type: ignore[arg-type]
+                total = len(loader) if isinstance(loader, Sized) else None
             except TypeError:  # a generator, or a DataLoader over an IterableDataset
                 total = None
             bar = tqdm(
@@ -338,7 +345,7 @@ def feature_moments(
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
-        if modes:
+        if module is not None and modes:
             module.eval()
         with torch.no_grad():
             for index, item in enumerate(loader):
@@ -353,9 +360,10 @@ def feature_moments(
                 if bar is not None:
                     bar.update(1)
         acc.check()
-        if acc.gram is not None and not (
-            torch.isfinite(acc.gram).all()
-            and torch.isfinite(acc.cross).all()
+        sums = acc.sums()
+        if sums is not None and not (
+            torch.isfinite(sums[0]).all()
+            and torch.isfinite(sums[1]).all()
             and torch.isfinite(acc.y_sq)
         ):
             raise ValueError(
@@ -364,14 +372,11 @@ def feature_moments(
     except Exception as exc:
         if dist is None:
             raise
-        failure = (
-            exc  # raised after telling the other processes, which would otherwise wait forever
-        )
+        # raised after telling the other processes, which would otherwise wait forever
+        failure = exc
     finally:
-        for (
-            m,
-            mode,
-        ) in modes:  # each submodule's own flag, as it was (not module.train(), which sets all)
+        # each submodule's own flag, as it was (not module.train(), which sets all)
+        for m, mode in modes:
             m.training = mode
         if bar is not None:
             bar.close()
@@ -379,9 +384,10 @@ def feature_moments(
     if dist is not None:
         gram, cross, y_sq, n = _reduce(dist, acc, failure)
     else:
-        if acc.gram is None:
+        sums = acc.sums()
+        if sums is None:
             raise ValueError("the loader yielded no batches")
-        gram, cross, y_sq, n = acc.gram, acc.cross, float(acc.y_sq), acc.n
+        (gram, cross), y_sq, n = sums, float(acc.y_sq), acc.n
     gram = 0.5 * (gram + gram.T)  # exactly symmetric (the products' rounding may differ by entry)
     return DataMoments(
         gram=gram.cpu().numpy(),

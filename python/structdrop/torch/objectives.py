@@ -138,7 +138,7 @@ def dropblock_regularizer(
 
 
 def _overlap_cbar(
-    d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | None
+    d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | str | None
 ) -> torch.Tensor:
     # C-bar_ij = P(z_i = z_j = 1)/(mu_i mu_j) - 1 = (1 - gamma)^(-|W(i) & W(j)|) - 1,
     # W(i) = seed positions [max(0, i - r + 1), min(i, d - r)] whose block covers unit i.

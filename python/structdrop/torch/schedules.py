@@ -83,7 +83,7 @@ class ScheduledDropRate(nn.Module):
         return f", warmup={self.warmup!r}, warmup_steps={self.warmup_steps}, step={self._step}"
 
 
-def _refresh_step(module: nn.Module, incompatible_keys: object) -> None:
+def _refresh_step(module: ScheduledDropRate, incompatible_keys: object) -> None:
     module._step = int(module.schedule_step)
 
 

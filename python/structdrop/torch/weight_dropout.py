@@ -119,6 +119,16 @@ def _mark_stale(module: nn.Module, args: object) -> None:
             param.stale = True
 
 
+def _parametrization_list(module: nn.Module, name: str) -> parametrize.ParametrizationList:
+    """The parametrizations of ``module.<name>`` (torch registers ``module.parametrizations``, a
+    ModuleDict, with the first one; ``Module.__getattr__`` is typed for tensors and modules)."""
+    plists = module.parametrizations
+    assert isinstance(plists, nn.ModuleDict)
+    plist = plists[name]
+    assert isinstance(plist, parametrize.ParametrizationList)
+    return plist
+
+
 def _dropouts(module: nn.Module) -> Iterable[WeightDropout]:
     plist = getattr(module, "parametrizations", None)
     if plist is None:
@@ -127,7 +137,7 @@ def _dropouts(module: nn.Module) -> Iterable[WeightDropout]:
 
 
 def _per_sample_linear(module: nn.Linear, args: tuple, output: torch.Tensor) -> torch.Tensor:
-    param = next(q for q in module.parametrizations.weight if isinstance(q, WeightDropout))
+    param = next(q for q in _parametrization_list(module, "weight") if isinstance(q, WeightDropout))
     p = param.p
     if not param.training or p == 0.0:
         return output
@@ -194,7 +204,7 @@ def weight_dropout(
     params = dict(module.named_parameters(recurse=False))
     for name in names:
         if parametrize.is_parametrized(module, name) and any(
-            isinstance(q, WeightDropout) for q in module.parametrizations[name]
+            isinstance(q, WeightDropout) for q in _parametrization_list(module, name)
         ):
             raise ValueError(f"{name!r} of {type(module).__name__} already has weight dropout")
         if name not in params and not parametrize.is_parametrized(module, name):
@@ -254,14 +264,15 @@ def linear_weight_dropout_objective(
         raise TypeError("layer and readout must be torch.nn.Linear modules")
     drops = list(_dropouts(layer))
     if parametrize.is_parametrized(layer, "bias") and any(
-        isinstance(q, WeightDropout) for q in layer.parametrizations["bias"]
+        isinstance(q, WeightDropout) for q in _parametrization_list(layer, "bias")
     ):
         raise ValueError(
             "the closed form covers weight dropout on layer.weight only, not on its bias"
         )
     if parametrize.is_parametrized(layer, "weight"):
-        weight = layer.parametrizations["weight"].original
-        if len(layer.parametrizations["weight"]) != 1:
+        plist = _parametrization_list(layer, "weight")
+        weight = plist.original
+        if len(plist) != 1:
             raise ValueError("layer.weight must carry weight dropout as its only parametrization")
     else:
         weight = layer.weight
