@@ -184,6 +184,10 @@ def test_a_is_formed_only_on_request(rng):
     np.testing.assert_allclose(
         from_data.A, from_moments.output(X), atol=1e-10 * np.abs(from_data.A).max()
     )
+    # any 2-D array-like is converted like the solvers' own input; a 1-D one is refused by name
+    np.testing.assert_array_equal(from_moments.output(X.tolist()), from_moments.output(X))
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        from_moments.output(X[0])
     assert from_data.objective == pytest.approx(from_moments.objective, rel=1e-12)
 
 
