@@ -14,7 +14,6 @@ Masks here are float 0/1 arrays: length d for unit schemes, b x d for DropConnec
 from __future__ import annotations
 
 import time
-from typing import Protocol
 
 import numpy as np
 
@@ -31,17 +30,8 @@ __all__ = [
 NONE, DROPOUT, DROPBLOCK, OVERLAPPING, DROPCONNECT = 0, 1, 2, 3, 4
 
 
-class EngineScheme(Protocol):
-    """What this module reads of a :class:`structdrop.schemes.MaskScheme`: the kind code and the
-    parameters the engine gets, and its width check."""
-
-    def _core_args(self) -> tuple[int, float, int, float]: ...
-
-    def check_width(self, d: object) -> int: ...
-
-
-def _args(scheme: EngineScheme) -> tuple[int, float, int, float]:
-    kind, theta, block_size, gamma = scheme._core_args()
+def _args(scheme: object) -> tuple[int, float, int, float]:
+    kind, theta, block_size, gamma = scheme._core_args()  # type: ignore[attr-defined]
     return int(kind), float(theta), int(block_size), float(gamma)
 
 
@@ -53,7 +43,7 @@ def _seed_windows(d: int, block_size: int) -> np.ndarray:
     return ((j <= i) & (i < j + block_size)).astype(float)
 
 
-def mask_means(scheme: EngineScheme, d: int) -> np.ndarray:
+def mask_means(scheme: object, d: int) -> np.ndarray:
     """E[z_i] of each hidden unit (DropConnect: of each entry of the mask on V)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -64,7 +54,7 @@ def mask_means(scheme: EngineScheme, d: int) -> np.ndarray:
     return np.full(d, theta)
 
 
-def characteristic_matrix(scheme: EngineScheme, d: int) -> np.ndarray:
+def characteristic_matrix(scheme: object, d: int) -> np.ndarray:
     """C-bar = diag(mu)^-1 Cov(z) diag(mu)^-1 (d x d) of a unit scheme (Lemma 10)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -82,7 +72,7 @@ def characteristic_matrix(scheme: EngineScheme, d: int) -> np.ndarray:
     raise ValueError("DropConnect has no unit characteristic matrix")
 
 
-def _band_cbar(scheme: EngineScheme, d: int, k: int) -> np.ndarray:
+def _band_cbar(scheme: object, d: int, k: int) -> np.ndarray:
     """C-bar(i, i + k) for i = 0 .. d-k-1 (C-bar is symmetric and zero beyond the band)."""
     kind, theta, block_size, gamma = _args(scheme)
     i = np.arange(d - k)
@@ -101,7 +91,7 @@ def _band_cbar(scheme: EngineScheme, d: int, k: int) -> np.ndarray:
 
 
 def deterministic_objective(
-    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: EngineScheme
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: object
 ) -> float:
     """E over masks of ||Y - U D V^T X||_F^2 in closed form (the Dropout identity of the README):
     the fit term plus Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band
@@ -128,7 +118,7 @@ def deterministic_objective(
     return fit + regularizer
 
 
-def sample_mask(scheme: EngineScheme, d: int, b: int, rng: np.random.Generator) -> np.ndarray:
+def sample_mask(scheme: object, d: int, b: int, rng: np.random.Generator) -> np.ndarray:
     """One mask: 0/1 floats, length d (unit schemes) or b x d (DropConnect)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -149,7 +139,7 @@ def masked_step(
     Xb: np.ndarray,
     Yb: np.ndarray,
     masks: list[np.ndarray],
-    scheme: EngineScheme,
+    scheme: object,
     lr: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One Algorithm 1 step on the minibatch Xb (b x B), Yb (a x B) with one mask per sample.
@@ -186,7 +176,7 @@ def stochastic_loss(
     U: np.ndarray,
     V: np.ndarray,
     mask: np.ndarray,
-    scheme: EngineScheme,
+    scheme: object,
 ) -> float:
     """||Y - U D V^T X||_F^2 over all the data for one mask, directly (O(a b N))."""
     kind, theta, _, _ = _args(scheme)
@@ -202,7 +192,7 @@ def train(
     Y: np.ndarray,
     U0: np.ndarray,
     V0: np.ndarray,
-    scheme: EngineScheme,
+    scheme: object,
     lr: float,
     iterations: int,
     batch_size: int = 1,
@@ -226,7 +216,7 @@ def train(
     b, N = X.shape
     d = U.shape[1]
     kind, theta, _, _ = _args(scheme)
-    scheme.check_width(d)
+    scheme.check_width(d)  # type: ignore[attr-defined]
     if not lr > 0 or iterations < 1 or batch_size < 1 or record_every < 1:
         raise ValueError("need lr > 0, iterations >= 1, batch_size >= 1, record_every >= 1")
     rng = np.random.default_rng(seed)
