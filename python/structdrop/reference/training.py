@@ -171,12 +171,7 @@ def masked_step(
 
 
 def stochastic_loss(
-    X: np.ndarray,
-    Y: np.ndarray,
-    U: np.ndarray,
-    V: np.ndarray,
-    mask: np.ndarray,
-    scheme: object,
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, mask: np.ndarray, scheme: object
 ) -> float:
     """||Y - U D V^T X||_F^2 over all the data for one mask, directly (O(a b N))."""
     kind, theta, _, _ = _args(scheme)
