@@ -77,7 +77,8 @@ def write(out: Path) -> None:
     _core.set_sgd_kernel_isa("auto")
     (out / "build.json").write_text(json.dumps({"module": structdrop.__file__, "isas": isas}))
     print(
-        f"{structdrop.__file__}: kernels {', '.join(isas)}; {len(list(out.glob('*.npy')))} arrays in {out}"
+        f"{structdrop.__file__}: kernels {', '.join(isas)}; {len(list(out.glob('*.npy')))} arrays "
+        f"in {out}"
     )
 
 

@@ -2,14 +2,16 @@
 the C++, or the default against the portable ISO C++ build).
 
 Each build is a directory holding an installed structdrop, e.g. made with
-    pip install --no-build-isolation --no-deps --target DIR . -Cbuild-dir=BUILD [-Ccmake.define.STRUCTDROP_PORTABLE=ON]
+    pip install --no-build-isolation --no-deps --target DIR . -Cbuild-dir=BUILD
+(add -Ccmake.define.STRUCTDROP_PORTABLE=ON for the portable build).
 Every round runs each build in its own process (PYTHONPATH=DIR), in turn, so that load on a shared
 machine falls on all builds alike; the table shows medians over rounds. A step's time is the
 difference between runs of T and T/2 steps of structdrop.train (set-up and the two recordings
 cancel), measured as process CPU time, which is far less sensitive to other processes than wall
 time; the best of three repeats per round. Data as bench/sgd.py: a, b, N = 80, 100, 1000.
 Usage:
-    python bench/builds.py --build main=DIR_A --build branch=DIR_B [--rounds 6] [--quick] [--json out.json]
+    python bench/builds.py --build main=DIR_A --build branch=DIR_B [--rounds 6] [--quick]
+                           [--json out.json]
 The first build is the baseline of the ratios.
 """
 
@@ -102,7 +104,8 @@ def main() -> None:
             )
             if not result["module"].startswith(path):
                 sys.exit(
-                    f"build {name}: imported {result['module']}, not the build in {path} (an editable install in this environment shadows PYTHONPATH)"
+                    f"build {name}: imported {result['module']}, not the build in {path} (an "
+                    "editable install in this environment shadows PYTHONPATH)"
                 )
             kernels[name] = result["kernels"]
             for case, us in result["us"].items():
@@ -128,7 +131,8 @@ def main() -> None:
         for case in cases
     ]
     print(
-        f"# masked SGD per step, {rounds} interleaved rounds, median of rounds; a, b, N = {A}, {B}, {N}\n"
+        f"# masked SGD per step, {rounds} interleaved rounds, median of rounds; a, b, N = {A}, "
+        f"{B}, {N}\n"
     )
     print(markdown_table(headers, rows))
     write_json(

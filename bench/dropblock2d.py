@@ -1,4 +1,5 @@
-"""Benchmark: a DropBlock2d training-mode forward, structdrop against torchvision's and timm's rules.
+"""Benchmark: a DropBlock2d training-mode forward, structdrop against torchvision's and
+timm's rules.
 
 On typical ResNet shapes (64 x 256 x 14 x 14 and 64 x 64 x 56 x 56, block 7, p = 0.1) it times,
 in one process, the call a user makes:
@@ -15,7 +16,8 @@ in one process, the call a user makes:
                       one b x b max_pool2d, batch-wide renormalisation. torchvision's wheel does not
                       load beside the local CPU-only torch here, hence the reimplementation.
   timm rule           timm.layers.DropBlock2d's default (drop_block_fast_2d), reimplemented
-                      likewise: bernoulli_ seeds at every unit, one b x b max_pool2d, renormalisation.
+                      likewise: bernoulli_ seeds at every unit, one b x b max_pool2d,
+                      renormalisation.
 
 It prints a markdown table of medians and the ratio structdrop full / torchvision rule (target
 <= 1.2) and writes JSON with --json. The callables are timed round-robin (one call of each per
@@ -44,7 +46,8 @@ import structdrop.torch as sdt  # noqa: E402
 
 
 def torchvision_rule(x: torch.Tensor, p: float, block_size: int, eps: float = 1e-6) -> torch.Tensor:
-    """torchvision.ops.drop_block2d(x, p, block_size) in training mode, reimplemented from its formula."""
+    """torchvision.ops.drop_block2d(x, p, block_size) in training mode, reimplemented from its
+    formula."""
     n, c, h, w = x.shape
     gamma = p * h * w / (block_size**2 * (h - block_size + 1) * (w - block_size + 1))
     noise = torch.empty(
@@ -59,7 +62,8 @@ def torchvision_rule(x: torch.Tensor, p: float, block_size: int, eps: float = 1e
 
 
 def timm_rule(x: torch.Tensor, p: float, block_size: int) -> torch.Tensor:
-    """timm.layers.DropBlock2d(p, block_size) (default fast=True) in training mode, reimplemented."""
+    """timm.layers.DropBlock2d(p, block_size) (default fast=True) in training mode,
+    reimplemented."""
     _, _, h, w = x.shape
     cb = min(block_size, h, w)
     gamma = p * h * w / cb**2 / ((w - block_size + 1) * (h - block_size + 1))
@@ -69,7 +73,8 @@ def timm_rule(x: torch.Tensor, p: float, block_size: int) -> torch.Tensor:
 
 
 def _interleaved_medians(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median time of each callable, timed round-robin so that a change of machine load hits all alike."""
+    """Median time of each callable, timed round-robin so that a change of machine load hits
+    all alike."""
 
     def sync() -> None:
         if device.type == "cuda":
@@ -136,8 +141,9 @@ def main() -> None:
     names = list(layers) + ["torchvision rule", "timm rule"]
     print()
     print(
-        f"DropBlock2d forward in training mode (mask sampling + rescaling), block {args.block}, p = {args.p}, "
-        f"{args.dtype} on {device}, median of {repeats} interleaved; threads = {torch.get_num_threads()}"
+        f"DropBlock2d forward in training mode (mask sampling + rescaling), block {args.block}, p "
+        f"= {args.p}, {args.dtype} on {device}, median of {repeats} interleaved; threads = "
+        f"{torch.get_num_threads()}"
     )
     print()
     print(markdown_table(["shape"] + [f"{n} (ms)" for n in names] + ["full / torchvision"], rows))

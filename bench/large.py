@@ -46,7 +46,8 @@ def rss_anon_kb(pid: int | str = "self") -> int:
 
 
 class PeakAnon:
-    """Peak RssAnon of a process (this one by default) while the block runs, minus its value at entry."""
+    """Peak RssAnon of a process (this one by default) while the block runs, minus its value
+    at entry."""
 
     def __init__(self, pid: int | str = "self", interval: float = 0.005) -> None:
         self.pid, self.interval = pid, interval

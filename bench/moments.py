@@ -9,14 +9,15 @@ repeats of all routes interleaved (so that load on a shared machine hits them al
   old C++      structdrop._core.objective_moments(X, Y), the previous single-threaded Eigen route;
   memmap       structdrop.data_moments on np.load(..., mmap_mode="r") of X and Y saved to disk
                (page cache warm after the first read), unless --no-memmap.
-The ratio columns are each route's median (and best) over NumPy float64's median (and best). Peak memory is the growth
-of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs) during one call,
-beyond the inputs. Results are checked against the NumPy products (max relative difference).
+The ratio columns are each route's median (and best) over NumPy float64's median (and best). Peak
+memory is the growth of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs)
+during one call, beyond the inputs. Results are checked against the NumPy products (max
+relative difference).
 
     python bench/moments.py                 # N = 1e5 and 4e5
     python bench/moments.py --quick         # N = 2e4, seconds
     python bench/moments.py --json bench/results/moments.json
-    python bench/moments.py --threads 1     # one BLAS thread for every route (steadier on a busy machine)
+    python bench/moments.py --threads 1     # one BLAS thread for every route (steadier when busy)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -81,6 +83,11 @@ def main() -> None:
         run(args)
 
 
+def numpy_products(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The NumPy baseline: X X^T and Y X^T by two BLAS products."""
+    return X @ X.T, Y @ X.T
+
+
 def run(args: argparse.Namespace) -> None:
 
     Ns = [int(n) for n in (args.N or ([2e4] if args.quick else [1e5, 4e5]))]
@@ -92,14 +99,15 @@ def run(args: argparse.Namespace) -> None:
         X = rng.standard_normal((b, N))
         Y = rng.standard_normal((a, N))
         X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+        # partial binds this N's arrays: each route holds them until routes.clear() below.
         routes: dict[str, Callable[[], object]] = {
-            "numpy": lambda: (X @ X.T, Y @ X.T),
-            "moments": lambda: sd.data_moments(X, Y),
-            "moments f32": lambda: sd.data_moments(X32, Y32),
-            "numpy f32": lambda: (X32 @ X32.T, Y32 @ X32.T),
+            "numpy": partial(numpy_products, X, Y),
+            "moments": partial(sd.data_moments, X, Y),
+            "moments f32": partial(sd.data_moments, X32, Y32),
+            "numpy f32": partial(numpy_products, X32, Y32),
         }
         if not args.no_cpp:
-            routes["old C++"] = lambda: _core.objective_moments(X, Y)
+            routes["old C++"] = partial(_core.objective_moments, X, Y)
         tmp = None
         if not args.no_memmap:
             tmp = tempfile.TemporaryDirectory(prefix="structdrop-bench-")
@@ -107,7 +115,7 @@ def run(args: argparse.Namespace) -> None:
             np.save(os.path.join(tmp.name, "Y.npy"), Y)
             Xm = np.load(os.path.join(tmp.name, "X.npy"), mmap_mode="r")
             Ym = np.load(os.path.join(tmp.name, "Y.npy"), mmap_mode="r")
-            routes["memmap"] = lambda: sd.data_moments(Xm, Ym)
+            routes["memmap"] = partial(sd.data_moments, Xm, Ym)
 
         want_gram, want_cross = X @ X.T, Y @ X.T
         times: dict[str, list[float]] = {name: [] for name in routes}
@@ -144,9 +152,11 @@ def run(args: argparse.Namespace) -> None:
                 f"peak +{r['peak_mib']:8.1f} MiB  rel {r['rel_diff']:.1e}",
                 flush=True,
             )
+        # Free this N's arrays (and close the memory maps) before the next N allocates its own.
+        routes.clear()
+        results.clear()
         if tmp is not None:
             del Xm, Ym
-            routes.clear()
             tmp.cleanup()
         del X, Y, X32, Y32
 
@@ -157,9 +167,9 @@ def run(args: argparse.Namespace) -> None:
         else f"BLAS limited to {args.threads} thread(s)"
     )
     print(
-        f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over NumPy float64's median/best (the best "
-        "of identical BLAS work is the steadier figure when other jobs share the cores); "
-        "peak = VmHWM growth during one call (X is b*N*8 bytes)."
+        f"a = {a}, b = {b}; {threads}; medians of {repeats} interleaved repeats; ratios = over "
+        "NumPy float64's median/best (the best of identical BLAS work is the steadier figure when "
+        "other jobs share the cores); peak = VmHWM growth during one call (X is b*N*8 bytes)."
     )
     print()
     table = [

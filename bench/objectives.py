@@ -1,4 +1,5 @@
-"""Benchmark: one exact deterministic objective, C++ from cached moments vs the direct NumPy formula.
+"""Benchmark: one exact deterministic objective, C++ from cached moments vs the direct
+NumPy formula.
 
 For each (scheme, N, d) it times, in one run:
   numpy   structdrop.reference.objectives.objective_terms: the direct formula over all N samples
@@ -20,6 +21,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 
@@ -73,16 +75,16 @@ def main() -> None:
     for N in Ns:
         X = rng.standard_normal((b, N))
         Y = rng.standard_normal((a, N))
-        t_mom, moments = median_time(lambda: sd.data_moments(X, Y), repeats)
+        t_mom, moments = median_time(partial(sd.data_moments, X, Y), repeats)
         for d in ds:
             U = rng.standard_normal((a, d)) / np.sqrt(d)
             V = rng.standard_normal((b, d)) / np.sqrt(b)
             for name, scheme in schemes_for(d):
                 t_np, (fit, reg) = median_time(
-                    lambda: ref.objective_terms(scheme, Y, U, V, X), repeats
+                    partial(ref.objective_terms, scheme, Y, U, V, X), repeats
                 )
                 t_cpp, terms = median_time(
-                    lambda: sd.objective_terms(scheme, U, V, moments), 5, min_total=0.2
+                    partial(sd.objective_terms, scheme, U, V, moments), 5, min_total=0.2
                 )
                 expected = fit + reg
                 rel = abs(terms.objective - expected) / abs(expected)
@@ -103,25 +105,28 @@ def main() -> None:
                 )
                 r = rows[-1]
                 print(
-                    f"{name:>18} N={N:>8} d={d:>5}: numpy {t_np * 1e3:10.2f} ms  cpp {t_cpp * 1e3:8.3f} ms  "
-                    f"x{r['speedup_cached']:9.1f}  rel {rel:.1e}",
+                    f"{name:>18} N={N:>8} d={d:>5}: numpy {t_np * 1e3:10.2f} ms  cpp "
+                    f"{t_cpp * 1e3:8.3f} ms  x{r['speedup_cached']:9.1f}  rel {rel:.1e}",
                     flush=True,
                 )
         del X, Y
 
     print()
     print(
-        f"a = {a}, b = {b}; medians; cpp = one objective from cached moments; moments = data_moments once."
+        f"a = {a}, b = {b}; medians; cpp = one objective from cached moments; moments = "
+        "data_moments once."
     )
     print()
     print(
-        "| scheme | N | d | NumPy direct (ms) | C++ cached (ms) | speedup | C++ moments once (ms) | speedup incl. moments | rel. diff |"
+        "| scheme | N | d | NumPy direct (ms) | C++ cached (ms) | speedup | C++ moments once (ms) "
+        "| speedup incl. moments | rel. diff |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['scheme']} | {r['N']:,} | {r['d']} | {r['numpy_s'] * 1e3:.2f} | {r['cpp_cached_s'] * 1e3:.4f} | "
-            f"{r['speedup_cached']:.0f}x | {r['moments_s'] * 1e3:.2f} | {r['speedup_with_moments']:.1f}x | {r['rel_diff']:.1e} |"
+            f"| {r['scheme']} | {r['N']:,} | {r['d']} | {r['numpy_s'] * 1e3:.2f} | "
+            f"{r['cpp_cached_s'] * 1e3:.4f} | {r['speedup_cached']:.0f}x | "
+            f"{r['moments_s'] * 1e3:.2f} | {r['speedup_with_moments']:.1f}x | {r['rel_diff']:.1e} |"
         )
     if args.json:
         meta = dict(

@@ -1,7 +1,8 @@
 """Benchmark of the masked-SGD engine (Algorithm 1): structdrop.train vs NumPy vs PyTorch loops.
 
-Measured in one run, on the paper's synthetic data (a, b, N = 80, 100, 1000; structdrop.paper_synthetic)
-with U0, V0 of width d (entries 0.1 N(0, 1), lr = 1e-7 so that nothing diverges whatever the length):
+Measured in one run, on the paper's synthetic data (a, b, N = 80, 100, 1000;
+structdrop.paper_synthetic) with U0, V0 of width d (entries 0.1 N(0, 1), lr = 1e-7 so that nothing
+diverges whatever the length):
 
 1. microseconds per step at d = 50 (the paper's width), 500 and 5000, for several schemes:
    the C++ engine (structdrop.train, no recordings), the NumPy reference loop
@@ -16,8 +17,8 @@ with U0, V0 of width d (entries 0.1 N(0, 1), lr = 1e-7 so that nothing diverges 
 5. the cost of progress=True, and which kernel instruction set ran (AVX2 or baseline; same bits).
 
 Every timing is the median of repeats; loop timings are differences between runs of T and T/2
-steps, so that set-up and the two recordings (steps 0 and T) cancel. The NumPy and PyTorch loops run with one BLAS thread (as
-every engine run does; --blas-threads=N to change). Usage:
+steps, so that set-up and the two recordings (steps 0 and T) cancel. The NumPy and PyTorch loops run
+with one BLAS thread (as every engine run does; --blas-threads=N to change). Usage:
     python bench/sgd.py [--quick] [--json out.json] [--blas-threads=1]
 """
 
@@ -211,8 +212,9 @@ def main() -> int:
     X, Y = problem.X, problem.Y
     isa = _core.sgd_kernel_isa()
     print(
-        f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: {torch.__version__ if torch else 'not installed'};"
-        f" BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS')}"
+        f"# masked SGD: a, b, N = {A}, {B}, {N}; kernels: {isa}; torch: "
+        f"{torch.__version__ if torch else 'not installed'}; BLAS threads: "
+        f"{os.environ.get('OPENBLAS_NUM_THREADS')}"
     )
 
     # 2. dense mat-vec rates at the memory levels of U, V (d = 50 and 500: L2; d = 5000: L3).
@@ -361,7 +363,8 @@ def main() -> int:
             )
         theta_rows.append(row)
     print(
-        f"\n## Cost versus theta, d = {d} (relative to no dropout: {reference_time * 1e6:.1f} us/step)\n"
+        f"\n## Cost versus theta, d = {d} (relative to no dropout: {reference_time * 1e6:.1f} "
+        "us/step)\n"
     )
     print(
         markdown_table(
@@ -385,7 +388,8 @@ def main() -> int:
                 ).seconds
             )
     print(
-        f"\nprogress=True: {median(loud) / steps * 1e6:.3f} us/step vs {median(quiet) / steps * 1e6:.3f} without"
+        f"\nprogress=True: {median(loud) / steps * 1e6:.3f} us/step vs "
+        f"{median(quiet) / steps * 1e6:.3f} without"
     )
 
     write_json(

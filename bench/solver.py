@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 from _timing import machine_info, markdown_table, median_seconds, write_json
@@ -65,7 +66,8 @@ def once_or_median(fn, budget: float) -> float:
 
 def modopt_checks(KSupportNorm, trials: int) -> dict:
     """ModOpt's cost on (3, 1, 0.5), k = 2 against ||x||_(2)^2 = 11.25, and how often its prox
-    (argmin (1/2)||x - a||^2 + (beta/2)||a||_(k)^2, i.e. ours with the same beta) differs from ours."""
+    (argmin (1/2)||x - a||^2 + (beta/2)||a||_(k)^2, i.e. ours with the same beta) differs from
+    ours."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         x = np.array([3.0, 1.0, 0.5])
@@ -121,13 +123,13 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
         r, beta = max(1, n // 20), 1.0
         time_it = (lambda fn: once_or_median(fn, budget)) if big else median_seconds
         rec = {"n": n, "r": r, "beta": beta}
-        rec["copy"] = time_it(lambda: np.copy(data["unsorted"]))
-        rec["sort"] = time_it(lambda: np.sort(data["unsorted"]))
+        rec["copy"] = time_it(partial(np.copy, data["unsorted"]))
+        rec["sort"] = time_it(partial(np.sort, data["unsorted"]))
         for kind, x in data.items():
-            rec[f"api_{kind}"] = time_it(lambda: sd.prox_ksupport_sq(x, r, beta))
+            rec[f"api_{kind}"] = time_it(partial(sd.prox_ksupport_sq, x, r, beta))
         if alive["numpy"] and not big:
             rec["numpy"] = once_or_median(
-                lambda: reference.prox_ksupport_sq(data["unsorted"], r, beta), budget
+                partial(reference.prox_ksupport_sq, data["unsorted"], r, beta), budget
             )
             alive["numpy"] = rec["numpy"] < budget / 2
         else:
@@ -136,17 +138,17 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
             op = KSupportNorm(beta=beta, k_value=r)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rec["modopt"] = once_or_median(lambda: op.op(data["unsorted"]), budget)
+                rec["modopt"] = once_or_median(partial(op.op, data["unsorted"]), budget)
             alive["modopt"] = rec["modopt"] < budget / 2
         else:
             rec["modopt"] = float("nan")
         if n == 10**6:  # the targets: also in CPU time (the machine is shared)
             rec["cpu"] = {
-                "copy": cpu_seconds(lambda: np.copy(data["unsorted"])),
-                "sort": cpu_seconds(lambda: np.sort(data["unsorted"])),
+                "copy": cpu_seconds(partial(np.copy, data["unsorted"])),
+                "sort": cpu_seconds(partial(np.sort, data["unsorted"])),
             }
             for kind, x in data.items():
-                rec["cpu"][kind] = cpu_seconds(lambda: sd.prox_ksupport_sq(x, r, beta))
+                rec["cpu"][kind] = cpu_seconds(partial(sd.prox_ksupport_sq, x, r, beta))
         records.append(rec)
         c = rec["copy"]
         rows.append(
@@ -195,7 +197,7 @@ def family_rows(sizes, progress):
         for name, x in families(n).items():
             out = np.empty_like(x)
             seconds = median_seconds(
-                lambda: sd.prox_ksupport_sq(x, max(1, n // 20), 1.0, out=out), repeats=5
+                partial(sd.prox_ksupport_sq, x, max(1, n // 20), 1.0, out=out), repeats=5
             )
             table.setdefault(name, {})[n] = seconds / n * 1e9
             records.append({"family": name, "n": n, "seconds": seconds})
@@ -210,7 +212,7 @@ def batch_record(rows_n, cols, progress) -> dict:
     rec = {"rows": rows_n, "n": cols, "r": r}
     for threads in (1, 2):
         rec[f"threads_{threads}"] = median_seconds(
-            lambda: sd.prox_ksupport_sq_batch(M, r, 1.0, threads=threads), repeats=5
+            partial(sd.prox_ksupport_sq_batch, M, r, 1.0, threads=threads), repeats=5
         )
     for threads in (1, 2):  # CPU time / wall time: how many cores the call kept busy
         wall, cpu = time.perf_counter(), time.process_time()
@@ -244,8 +246,8 @@ def _spectral(shapes, progress) -> list[dict]:
         X = np.random.default_rng(4).standard_normal(shape)
         r = max(1, min(shape) // 20)
         rec = {"shape": list(shape), "r": r}
-        rec["svd"] = median_seconds(lambda: np.linalg.svd(X, full_matrices=False), repeats=3)
-        rec["prox"] = median_seconds(lambda: sd.prox_ksupport_sq(X, r, 1.0), repeats=3)
+        rec["svd"] = median_seconds(partial(np.linalg.svd, X, full_matrices=False), repeats=3)
+        rec["prox"] = median_seconds(partial(sd.prox_ksupport_sq, X, r, 1.0), repeats=3)
         out.append(rec)
         progress(
             f"spectral {shape}: svd {rec['svd'] * 1e3:.1f} ms, prox {rec['prox'] * 1e3:.1f} ms"
@@ -279,7 +281,8 @@ def main(argv=None) -> int:
 
     rows, records = vector_rows(sizes, budget, KSupportNorm, progress)
     print(
-        "## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the input)\n"
+        "## Public prox of beta ||.||_(r)^2, r = n/20, beta = 1 (median; ratios to np.copy of the "
+        "input)\n"
     )
     print(
         markdown_table(
@@ -304,7 +307,8 @@ def main(argv=None) -> int:
     family_sizes = [10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7]
     fam_rows, fam_records = family_rows(family_sizes, progress)
     print(
-        "\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = 1\n"
+        "\n## Worst-case inputs: ns per element of the public call (out= given), r = n/20, beta = "
+        "1\n"
     )
     print(markdown_table(["input"] + [f"n = {n:.0e}" for n in family_sizes], fam_rows))
 
@@ -379,7 +383,7 @@ def main(argv=None) -> int:
         "r": 1000,
         "cpp_search": median_seconds(lambda: _core.prox_search(m, 1000, 1.0)),
         "numpy_search": median_seconds(
-            lambda: reference.prox_ksupport_sq(m, 1000, 1.0, method="search"), repeats=5
+            partial(reference.prox_ksupport_sq, m, 1000, 1.0, method="search"), repeats=5
         ),
     }
     target["ratio"] = target["numpy_search"] / target["cpp_search"]
@@ -395,9 +399,10 @@ def main(argv=None) -> int:
     if KSupportNorm is not None:
         checks = modopt_checks(KSupportNorm, 200 if args.quick else 1000)
         print(
-            f"\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = {checks['cost_3_1_0.5_k2']:g}; "
-            f"||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs from structdrop's (max gap > 1e-6 max m) "
-            f"on {checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
+            "\nModOpt KSupportNorm(beta=1, k_value=2).cost([3, 1, 0.5]) = "
+            f"{checks['cost_3_1_0.5_k2']:g}; ||x||_(2)^2 = {checks['norm_sq']:g}. Its prox differs "
+            "from structdrop's (max gap > 1e-6 max m) on "
+            f"{checks['prox_differs']}/{checks['trials']} random problems; worst relative gap "
             f"{checks['worst_relative_gap']:.3g}."
         )
     else:

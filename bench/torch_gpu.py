@@ -1,4 +1,5 @@
-"""Benchmark: run-steps per second of structdrop.torch.batched_train (Algorithm 1, many runs at once).
+"""Benchmark: run-steps per second of structdrop.torch.batched_train (Algorithm 1, many runs
+at once).
 
 Paper sizes (Section 5.1): a, b, N, d = 80, 100, 1000, 50, DropBlock(theta=0.5, r=5), one sample
 per step. For R = 1 .. 65536 runs it times, in one process on one device:
@@ -10,8 +11,9 @@ per step. For R = 1 .. 65536 runs it times, in one process on one device:
   C++ engine               structdrop.train (one run on the CPU), when it is installed
 
 and prints a markdown table of medians (of --repeats timings) with the ratio batched_train / plain
-batched loop (target: >= 3 on CUDA). Each batched_train timing is a whole call (setup, graph capture,
-the two recordings and the final copy to the host included), with enough steps to amortise them.
+batched loop (target: >= 3 on CUDA). Each batched_train timing is a whole call (setup, graph
+capture, the two recordings and the final copy to the host included), with enough steps to
+amortise them.
 Usage::
 
     python bench/torch_gpu.py                       # CUDA, float32, R = 1, 4, ..., 65536
@@ -26,6 +28,7 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 import torch
@@ -97,7 +100,7 @@ def per_sample_loop(X, Y, U0, V0, iterations, device, dtype, seed=0):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])  # the summary
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--quick", action="store_true", help="few sizes, short timings")
@@ -171,6 +174,22 @@ def main() -> None:
         )
         cpp_rate = cpp_iters / t
 
+    def ours(runs: int, graph: bool, steps: int) -> sdt.BatchedTrainResult:
+        return sdt.batched_train(
+            X,
+            Y,
+            U0,
+            V0,
+            scheme,
+            LR,
+            steps,
+            runs=runs,
+            record_every=steps,
+            device=device,
+            dtype=dtype,
+            cuda_graph=graph,
+        )
+
     rows = []
     for runs in run_counts:
         # batched_train: enough steps to amortise its start (one CUDA-graph capture per call);
@@ -181,38 +200,21 @@ def main() -> None:
         iters = int(min(hi, max(lo, budget / runs)))
         plain_iters = min(iters, 500 if args.quick else 2000)
         row = {"runs": runs, "iterations": iters, "plain_iterations": plain_iters}
-
-        def ours(graph: bool, steps: int) -> sdt.BatchedTrainResult:
-            return sdt.batched_train(
-                X,
-                Y,
-                U0,
-                V0,
-                scheme,
-                LR,
-                steps,
-                runs=runs,
-                record_every=steps,
-                device=device,
-                dtype=dtype,
-                cuda_graph=graph,
-            )
-
-        ours(False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
+        ours(runs, False, 100)  # warm-up (kernels, cuBLAS handles, allocator)
         row["batched_train"] = (
-            runs * iters / _median_time(lambda: ours(False, iters), repeats, device)
+            runs * iters / _median_time(partial(ours, runs, False, iters), repeats, device)
         )
         if use_graph:
-            ours(True, 100)
+            ours(runs, True, 100)
             row["batched_train_graph"] = (
-                runs * iters / _median_time(lambda: ours(True, iters), repeats, device)
+                runs * iters / _median_time(partial(ours, runs, True, iters), repeats, device)
             )
         plain_batched_loop(X, Y, U0, V0, runs, 5, device, dtype)
         row["plain_batched_loop"] = (
             runs
             * plain_iters
             / _median_time(
-                lambda: plain_batched_loop(X, Y, U0, V0, runs, plain_iters, device, dtype),
+                partial(plain_batched_loop, X, Y, U0, V0, runs, plain_iters, device, dtype),
                 repeats,
                 device,
             )
@@ -230,8 +232,9 @@ def main() -> None:
         else platform.processor() or "cpu"
     )
     print(
-        f"\nDevice: {name} ({device}), torch {torch.__version__}, {args.dtype}; a, b, N, d = {A}, {B}, {N}, {D}; "
-        f"DropBlock(theta={THETA}, r={R_BLOCK}), batch 1. Run-steps per second (medians of {repeats}).\n"
+        f"\nDevice: {name} ({device}), torch {torch.__version__}, {args.dtype}; a, b, N, d = {A}, "
+        f"{B}, {N}, {D}; DropBlock(theta={THETA}, r={R_BLOCK}), batch 1. Run-steps per second "
+        f"(medians of {repeats}).\n"
     )
     head = (
         "| runs | batched_train | "
@@ -266,7 +269,8 @@ def main() -> None:
 
 
 def run_deep(args) -> dict:
-    """The Section 5.2 experiment: final objective over the Theorem 7 bound, singular values vs a*."""
+    """The Section 5.2 experiment: final objective over the Theorem 7 bound, singular values
+    vs a*."""
     device = torch.device(args.device)
     trunk = "small_cnn" if args.quick else "auto"
     epochs = 2 if args.quick else args.deep_epochs
@@ -279,9 +283,10 @@ def run_deep(args) -> dict:
         n_train=300 if args.quick else None,
     )
     print(
-        f"\nDeep experiment ({res.trunk}, {res.dataset}, N={res.n_train}, {epochs} epochs, {res.device}, "
-        f"{res.seconds:.1f} s): final objective {res.objective[-1]:.3f}, Theorem 7 bound {res.lower_bound:.3f}, "
-        f"ratio {res.gap:.4f}; max |sigma(UG) - a*| / a*_1 = {res.singular_value_error:.4f}\n"
+        f"\nDeep experiment ({res.trunk}, {res.dataset}, N={res.n_train}, {epochs} epochs, "
+        f"{res.device}, {res.seconds:.1f} s): final objective {res.objective[-1]:.3f}, Theorem 7 "
+        f"bound {res.lower_bound:.3f}, ratio {res.gap:.4f}; max |sigma(UG) - a*| / a*_1 = "
+        f"{res.singular_value_error:.4f}\n"
     )
     print("| i | sigma_i(U G) | a*_i |\n|---|---|---|")
     for i, (s_, t_) in enumerate(zip(res.singular_values, res.theory_singular_values), 1):

@@ -91,10 +91,10 @@ def main() -> None:
         on_cluster, remote = best_of(lambda: call(client=client), repeats)
     identical = all(
         all(
-            getattr(r, f).tobytes() == getattr(l, f).tobytes()
+            getattr(r, f).tobytes() == getattr(here, f).tobytes()
             for f in ("U", "V", "stochastic_objective", "deterministic_objective")
         )
-        for r, l in zip(remote, reference)
+        for r, here in zip(remote, reference)
     )
     rows = [
         ["train_many, threads=1 (here)", one_core, 1.0],
@@ -106,11 +106,13 @@ def main() -> None:
         ],
     ]
     print(
-        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, 5))\n"
+        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, "
+        "5))\n"
     )
     print(markdown_table(["call", "seconds", "speed-up over threads=1"], rows))
     print(
-        f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the timings)"
+        f"\nLocalCluster start-up ({args.workers} worker processes): {startup:.2f} s (not in the "
+        "timings)"
     )
     print(f"every cluster run bit-identical to the local run: {identical}")
     write_json(

@@ -112,8 +112,8 @@ def main(argv=None) -> dict:
         cert = certificate(A, b, x, r, sigma)
         results[name] = {"objective": objective(A, b, x, r, sigma), "seconds": seconds, **cert}
         print(
-            f"  {name:28s} objective {results[name]['objective']:.10g}  "
-            f"complementarity {cert['complementarity']:.1e}  dual feasibility {cert['dual_feasibility']:.1e}  "
+            f"  {name:28s} objective {results[name]['objective']:.10g}  complementarity "
+            f"{cert['complementarity']:.1e}  dual feasibility {cert['dual_feasibility']:.1e}  "
             f"fixed point {cert['fixed_point']:.1e}  ({seconds:.2f} s)"
         )
     best = min(results, key=lambda name: results[name]["objective"])

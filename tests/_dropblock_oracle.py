@@ -13,7 +13,8 @@ import numpy as np
 
 
 def seed_positions(shape, block, seeds):
-    """All seed corners s (tuples) of the overlapping law: full = block meets the map, valid = inside."""
+    """All seed corners s (tuples) of the overlapping law: full = block meets the map,
+    valid = inside."""
     ranges = []
     for n, b in zip(shape, block):
         ranges.append(range(1 - b, n) if seeds == "full" else range(0, n - b + 1))
@@ -21,7 +22,8 @@ def seed_positions(shape, block, seeds):
 
 
 def cover_matrix(shape, block, seeds):
-    """S x U 0/1 matrix: seed s drops unit u (its block s + [0, b) painted cell by cell, clipped)."""
+    """S x U 0/1 matrix: seed s drops unit u (its block s + [0, b) painted cell by cell,
+    clipped)."""
     units = list(itertools.product(*[range(n) for n in shape]))
     index = {u: i for i, u in enumerate(units)}
     positions = seed_positions(shape, block, seeds)
@@ -47,7 +49,8 @@ def overlapping_law(shape, block, seeds, p):
 
 
 def tile_law(shape, block, p, random_offset):
-    """(keep patterns, probabilities) of the non-overlapping tiling (all offsets, all tile patterns)."""
+    """(keep patterns, probabilities) of the non-overlapping tiling (all offsets, all tile
+    patterns)."""
     units = list(itertools.product(*[range(n) for n in shape]))
     offsets = (
         list(itertools.product(*[range(b) for b in block]))

@@ -32,7 +32,8 @@ def variational_norm_sq(s: np.ndarray, r: int, iterations: int = 200) -> float:
 
 
 def dual_norm(g: np.ndarray, r: int) -> float:
-    """Dual of the r-support norm: the l2 norm of the r largest magnitudes (Argyriou et al. 2012)."""
+    """Dual of the r-support norm: the l2 norm of the r largest magnitudes (Argyriou et al.
+    2012)."""
     top = np.sort(np.abs(np.ravel(g)))[::-1][:r]
     return float(np.sqrt(np.sum(top**2)))
 

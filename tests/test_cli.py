@@ -1,4 +1,5 @@
-"""The command line: `structdrop solve` on every input format, help, demo, and user errors (exit 2)."""
+"""The command line: `structdrop solve` on every input format, help, demo, and user errors
+(exit 2)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from structdrop.cli import main
 
 
 def user_lines(stderr: str) -> list[str]:
-    """stderr without the lines an editable install's automatic rebuild may print (dev installs only)."""
+    """stderr without the lines an editable install's automatic rebuild may print (dev installs
+    only)."""
     noise = ("Running cmake", "[0/", "[1/", "[2/", "ninja:", "-- ")
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
 
@@ -69,7 +71,8 @@ def test_solve_each_format_matches_the_library(capsys, files, problem, name, ext
 
 
 def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
-    """With X, --out writes the coefficients C (a x b) and --out-A the minimiser A* = C X (a x N)."""
+    """With X, --out writes the coefficients C (a x b) and --out-A the minimiser A* = C X
+    (a x N)."""
     X, Y = problem
     out = tmp_path / "A.npy"
     coefficients = tmp_path / "C.npy"

@@ -123,7 +123,8 @@ def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(
         [
             sys.executable,
             "-c",
-            f"import resource, numpy as np; resource.setrlimit(resource.RLIMIT_DATA, ({budget}, {budget})); np.load({str(x_path)!r})",
+            f"import resource, numpy as np; resource.setrlimit(resource.RLIMIT_DATA, ({budget}, "
+            f"{budget})); np.load({str(x_path)!r})",
         ],
         capture_output=True,
         text=True,

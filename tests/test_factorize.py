@@ -1,10 +1,10 @@
 """A width-d network at the global minimum (balanced factorisation, Theorems 4/5, Corollary 8).
 
 Oracles, all independent of the construction: the width-d DropBlock objective evaluated by
-``DropBlock.for_width(...).objective`` (exact expectation from the data moments, C++), the closed-form
-minimum (corrected Theorem 7), the r-support norm from its variational form (conftest), the minimiser
-A* formed from the solve, a hand-computed width-2 optimum, and L-BFGS on the width-d objective
-written out here in NumPy with its gradient.
+``DropBlock.for_width(...).objective`` (exact expectation from the data moments, C++), the
+closed-form minimum (corrected Theorem 7), the r-support norm from its variational form (conftest),
+the minimiser A* formed from the solve, a hand-computed width-2 optimum, and L-BFGS on the width-d
+objective written out here in NumPy with its gradient.
 """
 
 from __future__ import annotations
@@ -276,8 +276,9 @@ def test_bad_width_and_result():
 
 
 def test_numerical_solve_reaches_below_the_construction():
-    """Y = diag(4, 3, 2, 1), r = 2, theta_bar = 0.9: t = (13, 28/3, 17/3, 2)/15 pairs to 1 (t_1 + t_4 = t_2 + t_3), so k = 2 admits
-    two rank-2 projectors (Halmos); the construction needs k = 4, the numerical solve finds k = 2."""
+    """Y = diag(4, 3, 2, 1), r = 2, theta_bar = 0.9: t = (13, 28/3, 17/3, 2)/15 pairs to 1
+    (t_1 + t_4 = t_2 + t_3), so k = 2 admits two rank-2 projectors (Halmos); the construction needs
+    k = 4, the numerical solve finds k = 2."""
     Y = np.diag([4.0, 3.0, 2.0, 1.0])
     res = sd.dropblock_global_min(Y, 2, 0.9)
     assert fz.min_exact_width(res) > 4

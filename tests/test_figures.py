@@ -187,7 +187,8 @@ def test_summary_states_every_claim(reproduced):
 
 
 def test_fig1_numbers_against_the_theory(reproduced):
-    """The global minimum in the JSON is the corrected Theorem 7 value, and training never goes below it."""
+    """The global minimum in the JSON is the corrected Theorem 7 value, and training never goes
+    below it."""
     out, _ = reproduced
     data = load(out, "fig1")
     s = data["settings"]
@@ -271,7 +272,8 @@ def test_all_without_torch_skips_fig3_with_a_note(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "from structdrop.cli import main\n"
-        f"sys.exit(main(['reproduce', 'all', '--iterations', '200', '--out', r'{tmp_path}', '--quiet']))"
+        "sys.exit(main(['reproduce', 'all', '--iterations', '200',"
+        f" '--out', r'{tmp_path}', '--quiet']))"
     )
     result = run_module(code, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of every public entry point that reaches the compiled core (issue 8, item 1).
+"""Property-based fuzzing of every public entry point that reaches the compiled core (issue 8,
+item 1).
 
 Each call either returns a finite answer that satisfies invariants checked against quantities
 computed independently here (NumPy sums, the l2/l1 bounds of the r-support norm, the prox
@@ -66,7 +67,8 @@ def float_values(draw, shape, allow_special=True):
 
 
 def layout(draw, a):
-    """Return ``a`` (float64) in a drawn memory layout: C, Fortran, negative strides or unaligned."""
+    """Return ``a`` (float64) in a drawn memory layout: C, Fortran, negative strides or
+    unaligned."""
     kind = draw(st.sampled_from(["c", "f", "neg", "unaligned", "strided"]))
     if kind == "f":
         return np.asfortranarray(a)

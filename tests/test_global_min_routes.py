@@ -18,7 +18,8 @@ from structdrop import reference
 
 
 def conditioned(rng, b, N, cond, decay="log"):
-    """b x N with singular values from 1 down to 1/cond (log-spaced, or only the last three small)."""
+    """b x N with singular values from 1 down to 1/cond (log-spaced, or only the last three
+    small)."""
     left, _ = np.linalg.qr(rng.standard_normal((b, b)))
     right, _ = np.linalg.qr(rng.standard_normal((N, b)))
     if decay == "log":
@@ -29,7 +30,8 @@ def conditioned(rng, b, N, cond, decay="log"):
 
 
 def targets(rng, X, a, kind):
-    """Y along X's large directions ('model'), unrelated to X ('noise'), or along its smallest ('small')."""
+    """Y along X's large directions ('model'), unrelated to X ('noise'), or along its smallest
+    ('small')."""
     N = X.shape[1]
     if kind == "model":
         return rng.standard_normal((a, X.shape[0])) @ X + 0.1 * rng.standard_normal((a, N))
@@ -182,6 +184,10 @@ def test_a_is_formed_only_on_request(rng):
     np.testing.assert_allclose(
         from_data.A, from_moments.output(X), atol=1e-10 * np.abs(from_data.A).max()
     )
+    # any 2-D array-like is converted like the solvers' own input; a 1-D one is refused by name
+    np.testing.assert_array_equal(from_moments.output(X.tolist()), from_moments.output(X))
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        from_moments.output(X[0])
     assert from_data.objective == pytest.approx(from_moments.objective, rel=1e-12)
 
 

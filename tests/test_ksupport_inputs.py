@@ -1,4 +1,5 @@
-"""Bad input to the closed-form API raises a clear ValueError/TypeError; odd layouts are accepted."""
+"""Bad input to the closed-form API raises a clear ValueError/TypeError; odd layouts
+are accepted."""
 
 from __future__ import annotations
 

@@ -289,7 +289,10 @@ def test_stream_bad_chunks_name_index_and_shapes():
         stream_moments([(X[:, :10], Y[:, :10]), (X[:, 0], Y[:, :1])])
     with pytest.raises(
         ValueError,
-        match=r"^chunk 2: Y_chunk must be None in all chunks or in none.*chunk 2 has no Y, chunk 0 had Y \(3, 10\)",
+        match=(
+            r"^chunk 2: Y_chunk must be None in all chunks or in none"
+            r".*chunk 2 has no Y, chunk 0 had Y \(3, 10\)"
+        ),
     ):
         stream_moments([(X[:, :10], Y[:, :10])] * 2 + [(X[:, :10], None)])
     with pytest.raises(

@@ -131,3 +131,15 @@ def test_dask_progress_bar(data, capfd):
         ref,
     )
     assert "100%" in capfd.readouterr().err
+
+
+def test_dask_progress_delay_in_seconds(data, capfd):
+    """A number is a delay, as for NumPy data: 0 shows the bar at once, a long delay never."""
+    X, Y, ref = data
+    dx, dy = da.from_array(X, chunks=(B, 100)), da.from_array(Y, chunks=(A, 100))
+    rel_close(sd.data_moments(dx, dy, progress=0.0), ref)
+    assert "100%" in capfd.readouterr().err
+    rel_close(sd.data_moments(dx, dy, progress=3600.0), ref)
+    assert "100%" not in capfd.readouterr().err
+    with pytest.raises(ValueError, match="progress must be"):
+        sd.data_moments(dx, dy, progress=-1.0)

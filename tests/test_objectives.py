@@ -33,7 +33,8 @@ def problem(rng, a, b, N, d):
 
 
 def enumerated_loss(Y, U, V, X, Z, P):
-    """E ||Y - U diag(z / mu) V^T X||^2 over the finite distribution (Z, P); mu from (Z, P) itself."""
+    """E ||Y - U diag(z / mu) V^T X||^2 over the finite distribution (Z, P); mu from (Z, P)
+    itself."""
     mu = P @ Z
     G = V.T @ X
     losses = np.array([np.sum((Y - (U * (z / mu)) @ G) ** 2) for z in Z])
@@ -271,7 +272,8 @@ def test_reference_overlapping_stats_match_core():
 
 
 def test_width_scaled_dropblock_objective_eq8():
-    """With theta(d) of eq. 7 the regulariser is (d/r) (1 - theta_bar)/theta_bar sum ||U_i V_i^T X||^2 (eq. 8)."""
+    """With theta(d) of eq. 7 the regulariser is (d/r) (1 - theta_bar)/theta_bar sum ||U_i V_i^T
+    X||^2 (eq. 8)."""
     rng = np.random.default_rng(6)
     a, b, N, d, r = 3, 5, 40, 12, 3
     Y, U, V, X = problem(rng, a, b, N, d)

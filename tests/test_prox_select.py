@@ -1,4 +1,5 @@
-"""The sort-free prox (issue 12): exactness on adversarial inputs, signs, matrices, rows, float32, out=.
+"""The sort-free prox (issue 12): exactness on adversarial inputs, signs, matrices, rows,
+float32, out=.
 
 Independent references used here:
 - ``bisection_prox``: tau with sum clip(m tau - beta, 0, 1) = r by plain bisection on tau (no
@@ -12,6 +13,7 @@ Independent references used here:
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -432,7 +434,7 @@ def test_time_per_element_is_flat_in_n(family, rng):
         m = families(n, rng)[family]
         out = np.empty_like(m)
         per[n] = _seconds_per_element(
-            lambda: sd.prox_ksupport_sq(m, max(1, n // 20), 1.0, out=out), n
+            partial(sd.prox_ksupport_sq, m, max(1, n // 20), 1.0, out=out), n
         )
     assert per[1_000_000] <= 3.0 * per[20_000] + 5e-9, per
 

@@ -34,6 +34,11 @@ def test_import_structdrop_does_not_import_pyproximal():
     assert result.stdout.split()[-2:] == ["False", "False"]
 
 
+def _prox_objective(b, x, tau):
+    """sigma ||b||_(3)^2 + ||b - x||^2 / (2 tau) with sigma = 0.7, by the variational form."""
+    return 0.7 * variational_norm_sq(b, 3) + np.sum((b - x) ** 2) / (2 * tau)
+
+
 def test_ksupport_sq_is_a_prox_operator_with_the_right_value_and_prox(rng):
     op = KSupportSq(3, sigma=0.7)
     assert isinstance(op, pyproximal.ProxOperator)
@@ -54,13 +59,10 @@ def test_ksupport_sq_is_a_prox_operator_with_the_right_value_and_prox(rng):
         assert dual_norm(g, 3) <= 2 * np.sqrt(norm_sq) * (1 + 1e-7) + 1e-9 * scale
 
         # and no perturbation lowers the prox objective
-        def objective(b):
-            return 0.7 * variational_norm_sq(b, 3) + np.sum((b - x) ** 2) / (2 * tau)
-
-        best = objective(a)
+        best = _prox_objective(a, x, tau)
         for _ in range(5):
             assert (
-                objective(a + 1e-3 * np.abs(x).max() * rng.standard_normal(n))
+                _prox_objective(a + 1e-3 * np.abs(x).max() * rng.standard_normal(n), x, tau)
                 >= best - 1e-12 * best
             )
 
@@ -94,7 +96,8 @@ def test_tau_conventions():
 
 
 def brute_force_ksupport_prox(x, r, c):
-    """argmin c ||a||_(r) + ||a - x||^2 / 2 by SciPy (Powell, then Nelder-Mead) from several starts."""
+    """argmin c ||a||_(r) + ||a - x||^2 / 2 by SciPy (Powell, then Nelder-Mead) from several
+    starts."""
     from scipy.optimize import minimize
 
     def f(a):

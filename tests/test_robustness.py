@@ -89,7 +89,7 @@ def test_ties_among_values(method, rng):
         np.testing.assert_allclose(res.values, ref["values"], rtol=1e-9, atol=1e-12 * m.max())
 
 
-# --- r = 1: closed form ----------------------------------------------------------------------------
+# --- r = 1: closed form ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -110,7 +110,7 @@ def test_r1_is_l1_squared_soft_threshold(method, rng):
         np.testing.assert_allclose(res.values, expected, rtol=1e-9, atol=1e-12 * m.max())
 
 
-# --- extreme magnitudes and beta -------------------------------------------------------------------
+# --- extreme magnitudes and beta ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -197,7 +197,7 @@ def test_float32_input_agrees_with_float64_to_float32_precision(method, rng):
         assert n32 == pytest.approx(sd.ksupport_norm_sq(m64, r), rel=4 * eps32)
 
 
-# --- global minima on extreme inputs ---------------------------------------------------------------
+# --- global minima on extreme inputs --------------------------------------------------------------
 
 
 def test_global_min_scaling_and_reference(rng):
@@ -220,7 +220,7 @@ def test_global_min_scaling_and_reference(rng):
             assert sw.objective[i, j] == pytest.approx(ref["objective"], rel=1e-9)
 
 
-# --- large n -----------------------------------------------------------------------------------------
+# --- large n --------------------------------------------------------------------------------------
 
 
 def _large_case(n, seed=1):

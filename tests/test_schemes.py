@@ -76,7 +76,8 @@ def enumerated_stats(Z: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def unit_schemes(d: int, theta: float = 0.65, gamma: float = 0.3) -> list[MaskScheme]:
-    """Every unit scheme at width d: all block sizes dividing d (DropBlock), all 1..d (overlapping)."""
+    """Every unit scheme at width d: all block sizes dividing d (DropBlock), all
+    1..d (overlapping)."""
     out: list[MaskScheme] = [NoDropout(), Dropout(theta)]
     out += [DropBlock(theta, r) for r in range(1, d + 1) if d % r == 0]
     out += [OverlappingDropBlock(r, gamma=gamma) for r in range(1, d + 1)]
@@ -409,7 +410,8 @@ def test_sampled_moments_match_statistics(scheme, d):
 
 
 def test_overlapping_cbar_against_a_million_sampled_masks():
-    """C-bar of overlapping DropBlock vs the empirical covariance of 10^6 masks (tolerance from the SE)."""
+    """C-bar of overlapping DropBlock vs the empirical covariance of 10^6 masks (tolerance from the
+    SE)."""
     d, r = 10, 3
     scheme = OverlappingDropBlock(r, theta=0.6)
     n = 1_000_000

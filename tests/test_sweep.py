@@ -133,3 +133,21 @@ def test_width_sweep_lemma2_and_eq7(rng):
 def test_bad_ranges_are_rejected(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_data_as_nested_lists_on_the_qr_route(rng):
+    """X given as nested lists, rank-deficient so that the second pass (QR of [X; Y]^T, read in
+    column chunks) runs: the same grid as with the array, checked against the NumPy reference."""
+    Y = rng.standard_normal((5, 40))
+    X = rng.standard_normal((6, 3)) @ rng.standard_normal((3, 40))  # rank 3 of 6 rows
+    sizes, thetas = [1, 2, 4], [0.3, 0.8]
+    grid = sd.sweep_global_min(Y, sizes, thetas, X=X.tolist())
+    np.testing.assert_allclose(
+        grid.objective, sd.sweep_global_min(Y, sizes, thetas, X=X).objective, rtol=1e-12
+    )
+    expected = reference.dropblock_global_min(Y, 2, 0.8, X=X)["objective"]
+    assert grid.objective[1, 1] == pytest.approx(expected, rel=1e-9)
+    widths = sd.width_sweep(Y.tolist(), [2, 4, 8], 2, 0.5, X=X.tolist())
+    np.testing.assert_allclose(
+        widths.fixed_objective, sd.width_sweep(Y, [2, 4, 8], 2, 0.5, X=X).fixed_objective
+    )

@@ -213,8 +213,9 @@ def test_bad_input():
 
 
 def test_statistically_equivalent_to_cpp_engine():
-    """Mean recorded objective over independent runs agrees with structdrop.train within its standard
-    error at every recording (a 15% change of the step size moves the early records by 3-5 SE)."""
+    """Mean recorded objective over independent runs agrees with structdrop.train within its
+    standard error at every recording (a 15% change of the step size moves the early records by 3-5
+    SE)."""
     import structdrop
 
     if not hasattr(structdrop, "train"):

@@ -82,7 +82,8 @@ def test_objective_equals_enumeration(shape, block, p, kw, channels):
     ],
 )
 def test_objective_against_monte_carlo_through_the_layer(kw):
-    """Mean sampled loss of the real forward (each draw: a batch of masks) within 5 standard errors."""
+    """Mean sampled loss of the real forward (each draw: a batch of masks) within 5 standard
+    errors."""
     torch.manual_seed(21)
     n_batch, channels, shape, a = 4, 3, (6, 7), 3
     F = torch.randn(n_batch, channels, *shape, dtype=torch.float64)
@@ -107,7 +108,8 @@ def test_objective_against_monte_carlo_through_the_layer(kw):
 
 
 def test_reduces_to_the_1d_formulas():
-    """A 1 x d map with block (1, r) is the 1-D law: valid seeds = OverlappingDropBlock1d, tiles = DropBlock1d."""
+    """A 1 x d map with block (1, r) is the 1-D law: valid seeds = OverlappingDropBlock1d,
+    tiles = DropBlock1d."""
     rng = np.random.default_rng(22)
     d, r, a, n = 9, 3, 2, 5
     U = torch.as_tensor(rng.standard_normal((a, d)))

@@ -1,5 +1,5 @@
-"""The deep experiment (Section 5.2): its recorded objective is the exact deterministic objective and
-never falls below the corrected Theorem 7 bound."""
+"""The deep experiment (Section 5.2): its recorded objective is the exact deterministic objective
+and never falls below the corrected Theorem 7 bound."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Statistics of the structured dropout layers against exact probabilities (hand-derived or enumerated)."""
+"""Statistics of the structured dropout layers against exact probabilities (hand-derived
+or enumerated)."""
 
 import itertools
 
@@ -179,5 +180,8 @@ def test_import_structdrop_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, structdrop; assert 'torch' not in sys.modules and 'structdrop.torch' not in sys.modules"
+    code = (
+        "import sys, structdrop; assert 'torch' not in sys.modules and 'structdrop.torch' not "
+        "in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -1,5 +1,6 @@
-"""mask_statistics: the exact drop-rate maps against sampling the published torchvision/timm code paths
-(re-typed here from their sources: bernoulli_ seeds, pad, max_pool2d), and against DropBlock2d."""
+"""mask_statistics: the exact drop-rate maps against sampling the published torchvision/timm code
+paths (re-typed here from their sources: bernoulli_ seeds, pad, max_pool2d), and
+against DropBlock2d."""
 
 import math
 import subprocess

@@ -62,8 +62,9 @@ def _data(N=50, a=3, seed=1, dtype=torch.float64):
 
 
 def _materialised(net, X, batch_size=None):
-    """All features as a NumPy float64 d x N matrix (float32 models: in the loader's batches, so that
-    the float32 kernels, whose rounding may depend on the batch size, give the very same features)."""
+    """All features as a NumPy float64 d x N matrix (float32 models: in the loader's batches, so
+    that the float32 kernels, whose rounding may depend on the batch size, give the very same
+    features)."""
     net.eval()
     with torch.no_grad():
         if batch_size is None:
@@ -231,7 +232,7 @@ def test_overflow_of_the_float64_sums_is_an_error():
         )
 
 
-# ---- torch.distributed: two gloo processes, each with part of the data -----------------------------
+# ---- torch.distributed: two gloo processes, each with part of the data ---------------------------
 
 
 def _shared_problem():

@@ -186,7 +186,7 @@ def test_float32_and_errors():
         )
 
 
-# ------------------------------------------------------- agreement with structdrop.schemes (NumPy/C++)
+# ---------------------------------------------------- agreement with structdrop.schemes (NumPy/C++)
 def _numpy_schemes():
     schemes = pytest.importorskip("structdrop.schemes")
     return [

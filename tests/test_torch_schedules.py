@@ -1,5 +1,5 @@
-"""Drop-rate warm-up: hand-computed values, the rate the layer actually uses, and the state round trip
-through state_dict / torch.save (checkpoint and resume) and DistributedDataParallel."""
+"""Drop-rate warm-up: hand-computed values, the rate the layer actually uses, and the state round
+trip through state_dict / torch.save (checkpoint and resume) and DistributedDataParallel."""
 
 import io
 import math

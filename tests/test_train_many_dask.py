@@ -60,7 +60,8 @@ def test_import_structdrop_imports_neither_dask_nor_distributed():
         "import sys, numpy as np, structdrop\n"
         "from structdrop.schemes import Dropout\n"
         "X, Y = np.ones((2, 3)), np.ones((1, 3))\n"
-        "structdrop.train_many(X, Y, np.ones((1, 2)), np.ones((2, 2)), Dropout(0.5), 0.01, 5, seed=[0, 1])\n"
+        "structdrop.train_many(X, Y, np.ones((1, 2)), np.ones((2, 2)), Dropout(0.5), 0.01, 5,"
+        " seed=[0, 1])\n"
         "print(sorted(m for m in ('dask', 'distributed', 'tqdm') if m in sys.modules))"
     )
     result = subprocess.run(

@@ -71,7 +71,8 @@ def all_masks(scheme, d, b):
 
 
 def mask_bytes(mask):
-    """A mask in the engine's byte layout (DropConnect: entry (j, i) of the b x d mask at i*b + j)."""
+    """A mask in the engine's byte layout (DropConnect: entry (j, i) of the b x d mask at
+    i*b + j)."""
     return np.ascontiguousarray(
         np.asarray(mask, dtype=np.uint8).T.reshape(-1) if mask.ndim == 2 else mask, dtype=np.uint8
     )
@@ -231,16 +232,16 @@ def test_draws_follow_the_documented_philox_counter_layout():
     dropout = _core.SchemeParams(_core.SchemeKind.dropout, 0.5)
     index, masks = _core.sgd_draws(dropout, d, 3, N, seed, step, 1, 2)
     key = (seed & 0xFFFFFFFF, seed >> 32)
+
+    def word(slot, purpose, j):
+        counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
+        block = _core.philox4x32_10(counter, key)
+        lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
+        return lo | (hi << 32)
+
     for slot in range(2):
-
-        def word(purpose, j):
-            counter = (j // 2, slot, step & 0xFFFFFFFF, ((step >> 32) & 0xFFFFFF) | (purpose << 24))
-            block = _core.philox4x32_10(counter, key)
-            lo, hi = (block[0], block[1]) if j % 2 == 0 else (block[2], block[3])
-            return lo | (hi << 32)
-
-        assert index[0, slot] == (word(0, 0) * N) >> 64
-        assert masks[0, slot].tolist() == [1 - ((word(1, 0) >> i) & 1) for i in range(d)]
+        assert index[0, slot] == (word(slot, 0, 0) * N) >> 64
+        assert masks[0, slot].tolist() == [1 - ((word(slot, 1, 0) >> i) & 1) for i in range(d)]
 
 
 # ---- whole runs vs a NumPy replay of the same draws ----------------------------------------------
@@ -306,7 +307,7 @@ def test_run_matches_numpy_replay_of_its_draws(name, batch_size):
     assert result.seconds >= 0
 
 
-# ---- Monte Carlo over seeds vs closed forms -------------------------------------------------------
+# ---- Monte Carlo over seeds vs closed forms ------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", ["dropout", "overlapping", "dropconnect"])
@@ -361,7 +362,7 @@ def test_reference_train_agrees_in_distribution():
     )
 
 
-# ---- Dropout vs DropConnect: the corrected identity ------------------------------------------------
+# ---- Dropout vs DropConnect: the corrected identity ----------------------------------------------
 
 
 def test_dropout_and_dropconnect_objectives_differ_as_the_corrected_identity_says():
@@ -393,7 +394,7 @@ def test_dropout_and_dropconnect_objectives_differ_as_the_corrected_identity_say
     assert connect == pytest.approx(drop, rel=1e-10)
 
 
-# ---- the paper's synthetic setup vs the corrected Theorem 7 minimum --------------------------------
+# ---- the paper's synthetic setup vs the corrected Theorem 7 minimum ------------------------------
 
 
 @pytest.mark.parametrize("block_size", [5, 10])
@@ -433,7 +434,7 @@ def test_dropblock_training_converges_to_the_theorem7_minimum(block_size):
 LR, ITERATIONS, DECAY = 2e-5, 100_000, 20_000.0
 
 
-# ---- reproducibility ------------------------------------------------------------------------------
+# ---- reproducibility -----------------------------------------------------------------------------
 
 
 def test_same_seed_same_run_any_thread_count_any_record_every():

@@ -1,4 +1,5 @@
-"""``python -m structdrop``: with no arguments a short demonstration; with arguments the command line.
+"""``python -m structdrop``: with no arguments a short demonstration; with arguments the
+command line.
 
 ``python -m structdrop solve Y.npy --block-size 5 --theta 0.5`` is ``structdrop solve ...``.
 """

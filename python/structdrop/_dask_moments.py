@@ -2,7 +2,9 @@
 
 For X (b x N) split into row chunks i and column chunks k, and Y (a x N) into row chunks p,
 
-    X X^T = sum_k [X_ik X_jk^T]_(i, j),    Y X^T = sum_k [Y_pk X_jk^T]_(p, j),    ||Y||^2 = sum_k sum_p ||Y_pk||^2.
+    X X^T   = sum_k [X_ik X_jk^T]_(i, j),
+    Y X^T   = sum_k [Y_pk X_jk^T]_(p, j),
+    ||Y||^2 = sum_k sum_p ||Y_pk||^2.
 
 Each term is one task on the blocks of ONE column chunk k (no rechunking of rows, no data moved
 between column chunks; a diagonal block X_ik X_ik^T is a syrk). The sums over k are Dask
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._progress import progress_delay
 from ._validation import check_real_dtype
 from .moments import DataMoments
 
@@ -96,7 +99,11 @@ def moment_graph(x, y, split_every: int | None = None) -> list:
 
 
 def dask_moments(
-    X: object, Y: object | None = None, *, split_every: int | None = None, progress: bool = False
+    X: object,
+    Y: object | None = None,
+    *,
+    split_every: int | None = None,
+    progress: bool | float = False,
 ) -> DataMoments:
     """X X^T, Y X^T, ||Y||^2 of dask arrays, as :func:`structdrop.data_moments` returns them.
 
@@ -105,8 +112,9 @@ def dask_moments(
         Y: a x N dask or NumPy array, or None; chunked differently from X is fine (Dask aligns the
             column chunks).
         split_every: fan-in of the tree reduction over column chunks (Dask's default when None).
-        progress: show dask's local progress bar (``dask.diagnostics.ProgressBar``, stderr); on a
-            distributed cluster watch the dashboard instead.
+        progress: show dask's local progress bar (``dask.diagnostics.ProgressBar``, stderr); a
+            number of seconds shows it only once the computation has taken that long (as for
+            :func:`structdrop.data_moments`). On a distributed cluster watch the dashboard instead.
 
     Peak memory per task: one block of X (and of Y) converted to float64 plus one b x b (or a x b)
     partial block; per reduction task ``split_every`` partial blocks.
@@ -126,15 +134,17 @@ def dask_moments(
         x = _checked("X", _from_numpy(X, y))
     if y is not None and y.shape[1] != x.shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+            f"X and Y must have the same number of columns (samples), got X {x.shape} and Y "
+            f"{y.shape}"
         )
     lazy = moment_graph(x, y, split_every)
-    if progress:
+    delay = progress_delay(progress)
+    if delay is not None:
         import sys
 
         from dask.diagnostics import ProgressBar
 
-        with ProgressBar(out=sys.stderr):
+        with ProgressBar(minimum=delay, out=sys.stderr):
             results = dask.compute(*lazy)
     else:
         results = dask.compute(*lazy)
@@ -154,6 +164,6 @@ def dask_moments(
             raise ValueError("Y contains NaN or infinite values")
     if not np.isfinite(gram_np).all():
         raise ValueError("X is too large: X X^T overflows float64")
-    if y is not None and not (np.isfinite(cross_np).all() and np.isfinite(y_sq)):
+    if cross_np is not None and not (np.isfinite(cross_np).all() and np.isfinite(y_sq)):
         raise ValueError("Y is too large: Y X^T or ||Y||^2 overflows float64")
     return DataMoments(gram=gram_np, cross=cross_np, y_sq_norm=y_sq, n_samples=int(x.shape[1]))

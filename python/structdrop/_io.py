@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,13 +37,15 @@ def _suffix(path: Path, what: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(
-            f"{what} '{path}': unsupported file type {suffix or '(no suffix)'!r}; use .npy, .npz or .csv"
+            f"{what} '{path}': unsupported file type {suffix or '(no suffix)'!r}; use .npy, .npz "
+            "or .csv"
         )
     return suffix
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """Comma-separated numbers, one matrix row per line; '#' comments and one header line allowed."""
+    """Comma-separated numbers, one matrix row per line; '#' comments and one header line
+    allowed."""
     with open(path, encoding="utf-8") as handle:
         lines = [line.split("#", 1)[0].strip() for line in handle]
     lines = [line for line in lines if line]
@@ -98,8 +101,9 @@ def check_npy_payload(file: Path, what: str) -> tuple[tuple[int, ...], np.dtype]
     size = file.stat().st_size - offset
     if size < expected:
         raise InputError(
-            f"{what} '{file}': truncated: its header describes a {'x'.join(map(str, shape)) or 'scalar'} "
-            f"{dtype} array ({expected} bytes) but the file holds {size} bytes of data"
+            f"{what} '{file}': truncated: its header describes a "
+            f"{'x'.join(map(str, shape)) or 'scalar'} {dtype} array ({expected} bytes) but the "
+            f"file holds {size} bytes of data"
         )
     return tuple(shape), dtype
 
@@ -123,8 +127,8 @@ class MappedNpy:
             self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         return self._array
 
-    def __getitem__(self, index: object) -> np.ndarray:
-        view = self._mapped()[index]  # type: ignore[index]
+    def __getitem__(self, index: tuple[slice, ...] | slice) -> np.ndarray:
+        view = self._mapped()[index]
         if isinstance(view, np.ndarray) and view.ndim == 2:
             # Read the block with pread: touching a C-ordered map by columns would make most of
             # the file resident in the worker (see structdrop._memmap_chunks).
@@ -188,7 +192,8 @@ def load_matrix(
                 return np.asarray(archive[names[0]])
             if key not in names:
                 raise InputError(
-                    f"{what} '{file}': no array named {key!r} (the archive holds {', '.join(names)})"
+                    f"{what} '{file}': no array named {key!r} (the archive holds "
+                    f"{', '.join(names)})"
                 )
             return np.asarray(archive[key])
     except InputError as exc:
@@ -205,7 +210,8 @@ def load_matrix(
 
 
 def save_matrix(path: str | os.PathLike[str], array: np.ndarray, key: str = "A") -> Path:
-    """Write ``array`` to ``path`` by its suffix: .npy, .npz (under ``key``) or .csv (full precision).
+    """Write ``array`` to ``path`` by its suffix: .npy, .npz (under ``key``) or .csv
+    (full precision).
 
     Raises:
         InputError: unsupported suffix or the file cannot be written.
@@ -216,7 +222,9 @@ def save_matrix(path: str | os.PathLike[str], array: np.ndarray, key: str = "A")
         if suffix == ".npy":
             np.save(file, array)
         elif suffix == ".npz":
-            np.savez(file, **{key: array})
+            # np.savez's stub types the keyword arrays like its allow_pickle flag (bool).
+            arrays: dict[str, Any] = {key: array}
+            np.savez(file, **arrays)
         else:
             np.savetxt(file, np.atleast_2d(array), delimiter=",", fmt="%.17g")
     except OSError as exc:

@@ -21,16 +21,32 @@ from __future__ import annotations
 
 import mmap
 import os
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ChunkReader", "is_memory_mapped"]
+__all__ = ["ChunkReader", "Matrix2D", "is_memory_mapped"]
+
+
+@runtime_checkable
+class Matrix2D(Protocol):
+    """Data read in column chunks: anything with a shape, a dtype and NumPy-style slicing, such as
+    an ndarray, a memory map or a dask array (``isinstance`` checks these three attributes)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> Any: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
 
 # Modes whose mapping is shared with the file: what pread returns is what the array holds.
 _SHARED_MODES = ("r", "r+", "w+")
 
 
-def _root_memmap(array: np.ndarray) -> np.memmap | None:
+def _root_memmap(array: object) -> np.memmap | None:
     obj: object = array
     while obj is not None:
         if isinstance(obj, np.memmap):
@@ -52,10 +68,12 @@ def is_memory_mapped(array: np.ndarray) -> bool:
 class ChunkReader:
     """Reads column chunks of one memory-mapped 2-D array (see the module docstring)."""
 
-    def __init__(self, array: np.ndarray, width: int) -> None:
+    def __init__(self, array: Matrix2D, width: int) -> None:
         self.array = array
         self._fd: int | None = None
         self._handle: mmap.mmap | None = None
+        if not isinstance(array, np.ndarray):
+            return  # not a NumPy array (a dask array...): sliced as it is
         root = _root_memmap(array)
         handle = getattr(root, "_mmap", None) if root is not None else None
         if root is None or not isinstance(handle, mmap.mmap) or root.mode not in _SHARED_MODES:
@@ -64,6 +82,7 @@ class ChunkReader:
         rows, cols = array.shape
         item = array.itemsize
         s0, s1 = array.strides
+        order: Literal["C", "F"]
         if s1 == item and s0 >= item * cols:
             order = "C"
         elif s0 == item and s1 == item * rows:
@@ -79,24 +98,26 @@ class ChunkReader:
         start = root.offset - root.offset % mmap.ALLOCATIONGRANULARITY
         self._position = start + (array.ctypes.data - base)
         self._order = order
+        self._item, self._row_stride = item, s0
         self._buffer = np.empty((rows, min(width, cols)), dtype=array.dtype, order=order)
         self._fd = os.open(filename, os.O_RDONLY)
 
     def read(self, name: str, cols: slice) -> np.ndarray:
-        """The columns ``cols`` of the array (a view of the reused buffer when read from the file)."""
+        """The columns ``cols`` of the array (a view of the reused buffer when read from the
+        file)."""
         if self._fd is None:
             return self.array[:, cols]
         rows = self.array.shape[0]
-        item = self.array.itemsize
+        item = self._item
         width = cols.stop - cols.start
         out = self._buffer[:, :width]
         if self._order == "F":
-            views = [memoryview(out.reshape(-1, order="F").view(np.uint8))]
+            views = [out.reshape(-1, order="F").view(np.uint8).data]
             offsets = [self._position + cols.start * rows * item]
         else:
-            views = [memoryview(out[i].view(np.uint8)) for i in range(rows)]
+            views = [out[i].view(np.uint8).data for i in range(rows)]
             offsets = [
-                self._position + i * self.array.strides[0] + cols.start * item for i in range(rows)
+                self._position + i * self._row_stride + cols.start * item for i in range(rows)
             ]
         for view, offset in zip(views, offsets):
             if os.preadv(self._fd, [view], offset) != view.nbytes:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["NoBar", "progress_bar", "progress_delay"]
+__all__ = ["NoBar", "ProgressBar", "progress_bar", "progress_delay"]
+
+
+class ProgressBar(Protocol):
+    """What the data passes use of a bar: a tqdm bar or :class:`NoBar`."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
 
 
 class NoBar:
@@ -52,7 +60,8 @@ def progress_bar(
 ) -> Any:
     """A tqdm bar on stderr (shown only after ``delay`` seconds), or :class:`NoBar` when disabled.
 
-    ``unit_scale`` prints large counts with SI prefixes (1.2M samples); turn it off for small counts.
+    ``unit_scale`` prints large counts with SI prefixes (1.2M samples); turn it off for
+    small counts.
     """
     if not enabled:
         return NoBar()

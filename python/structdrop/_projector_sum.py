@@ -57,7 +57,8 @@ def _count(bounds: np.ndarray, s: float, e: float) -> int:
 
 
 def _greedy_segments(bounds: np.ndarray, length: int) -> list[tuple[int, int]] | None:
-    """Forward greedy: unit cells where a cell holds one coordinate, else the shortest feasible segment."""
+    """Forward greedy: unit cells where a cell holds one coordinate, else the shortest feasible
+    segment."""
     inner = bounds[1:-1]
     segments: list[tuple[int, int]] = []
     x = 0
@@ -201,7 +202,8 @@ def _complements(bases: list[np.ndarray], rank: int) -> list[np.ndarray]:
 def _equations(
     diagonal: np.ndarray, rank: int, k: int
 ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Residuals and Jacobian of W W^T = diag(diagonal), W_j^T W_j = I (W = [W_1 ... W_k], m x k rank)."""
+    """Residuals and Jacobian of W W^T = diag(diagonal), W_j^T W_j = I (W = [W_1 ... W_k], m x k
+    rank)."""
     m = diagonal.size
     width = k * rank
     eye_m, eye_r = np.eye(m), np.eye(rank)
@@ -285,7 +287,8 @@ class SummedPlans:
     Solutions add: if sum_{j<k1} P_j = k1 diag(t) and sum_{j<k2} P'_j = k2 diag(t), the k1 + k2
     projectors together sum to (k1 + k2) diag(t). Scanning k upwards from the rank bound, once every
     k in a run as long as the smallest solvable count c_min is reachable, every larger k is (add
-    copies of c_min). ``solvable(k)`` decides a single count (by default: the construction succeeds).
+    copies of c_min). ``solvable(k)`` decides a single count (by default: the
+    construction succeeds).
     """
 
     def __init__(

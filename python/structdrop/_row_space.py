@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader
+from ._memmap_chunks import ChunkReader, Matrix2D
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -135,8 +135,8 @@ def column_chunks(n_columns: int, chunk: int) -> Iterator[tuple[int, int]]:
 
 
 def triangular_factor(
-    X: object,
-    Y: object,
+    X: Matrix2D,
+    Y: Matrix2D,
     *,
     chunk_columns: int | None = None,
     progress: Callable[[int], None] | None = None,
@@ -148,15 +148,15 @@ def triangular_factor(
     reused buffer, so the extra memory is one chunk of (a + b) columns plus a few p x p matrices.
     ``progress``, when given, is called with the number of columns done after each chunk.
     """
-    b, n = X.shape  # type: ignore[attr-defined]
-    a = Y.shape[0]  # type: ignore[attr-defined]
+    b, n = X.shape
+    a = Y.shape[0]
     p = a + b
     chunk = chunk_columns or max(p, _QR_CHUNK_BYTES // (8 * p))
     stacked = np.zeros((p + chunk, p))
     rows = 0  # rows of the running R at the top of ``stacked``
     # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk
     # only; other arrays (in memory, dask) are sliced.
-    readers = {"X": ChunkReader(X, chunk), "Y": ChunkReader(Y, chunk)}  # type: ignore[arg-type]
+    readers = {"X": ChunkReader(X, chunk), "Y": ChunkReader(Y, chunk)}
 
     def columns(name: str, start: int, stop: int) -> np.ndarray:
         return np.asarray(readers[name].read(name, slice(start, stop)))
@@ -168,7 +168,9 @@ def triangular_factor(
             stacked[rows : rows + width, b:] = columns("Y", start, stop).T
             for reader in readers.values():
                 reader.release()
-            factor = np.linalg.qr(stacked[: rows + width], mode="r")
+            # mode="r" returns the R array alone; numpy's stub declares the (Q, R) result for every
+            # mode, hence the cast.
+            factor = cast(np.ndarray, np.linalg.qr(stacked[: rows + width], mode="r"))
             rows = factor.shape[0]
             stacked[:rows] = factor
             if progress is not None:

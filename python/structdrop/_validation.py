@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numbers
 import operator
+from typing import SupportsIndex
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = [
     "as_float_array",
@@ -21,13 +23,13 @@ __all__ = [
 ]
 
 
-def check_real_dtype(name: str, dtype: object) -> None:
+def check_real_dtype(name: str, dtype: DTypeLike) -> None:
     """Raise TypeError unless ``dtype`` is a real numeric (float, integer or boolean) dtype."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        raise TypeError(f"{name} must be real, got complex dtype {dtype}")
-    if dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {dtype}")
+    kind = np.dtype(dtype).kind
+    if kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {np.dtype(dtype)}")
+    if kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {np.dtype(dtype)}")
 
 
 def as_real_array(
@@ -92,7 +94,9 @@ def as_int(name: str, value: object, *, minimum: int | None = None) -> int:
         result = int(value)
     else:
         try:
-            result = operator.index(value)  # type: ignore[arg-type]
+            if not isinstance(value, SupportsIndex):
+                raise TypeError
+            result = operator.index(value)
         except TypeError:
             raise TypeError(f"{name} must be an integer, got {value!r}") from None
     if minimum is not None and result < minimum:
@@ -103,12 +107,12 @@ def as_int(name: str, value: object, *, minimum: int | None = None) -> int:
 def _as_real(name: str, value: object) -> float:
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got a bool")
-    if not isinstance(value, numbers.Real):
-        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
-            value = value.item()
-        else:
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-    result = float(value)
+    if isinstance(value, numbers.Real):
+        result = float(value)
+    elif isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        result = float(value.item())
+    else:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     if not np.isfinite(result):
         raise ValueError(f"{name} must be finite, got {result}")
     return result

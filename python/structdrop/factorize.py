@@ -161,8 +161,10 @@ class BalancedFactorization:
         blocks: k = d / r.
         objective: the width-d DropBlock objective (eq. 8, theta from eq. 7) of (U, V).
         minimum: the global minimum F* (``GlobalMin.objective``).
-        exact: True when U V^T X = A*, the blocks are balanced and objective == minimum (to rounding).
-        kept_rank: the number of singular directions of Y P the network may use (rank(A*) when exact).
+        exact: True when U V^T X = A*, the blocks are balanced and objective == minimum
+            (to rounding).
+        kept_rank: the number of singular directions of Y P the network may use (rank(A*)
+            when exact).
         method: how it was built: "saturated" (rank(A*) <= r or all t_i = 1: the blocks are A*/k),
             "construction" (the segment construction, at k or at counts summing to k), "numerical"
             (Levenberg-Marquardt solve of the projector equations, verified to rounding, possibly
@@ -219,7 +221,8 @@ def _check_result(result: object) -> GlobalMin:
 
     if not isinstance(result, GlobalMin):
         raise TypeError(
-            f"result must be a GlobalMin (from structdrop.dropblock_global_min), got {type(result).__name__}"
+            "result must be a GlobalMin (from structdrop.dropblock_global_min), got "
+            f"{type(result).__name__}"
         )
     return result
 
@@ -276,11 +279,16 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
     parts = SummedPlans(t, q, limit, solvable).decompose(k)
     if parts is None:
         return None, ""
+    bases_of: dict[int, list[np.ndarray]] = {}
     for count in set(parts):
-        if known.get(count) is None:
-            known[count] = bases_from_plan(t, count, segment_plan(t, q, count))  # type: ignore[arg-type]
+        found = known.get(count)
+        if found is None:
+            plan = segment_plan(t, q, count)
+            assert plan is not None  # solvable(count) found one
+            found = bases_from_plan(t, count, plan)
+        bases_of[count] = found
     method = "numerical" if numeric.intersection(parts) else "construction"
-    return [W for count in parts for W in known[count]], method  # type: ignore[union-attr]
+    return [W for count in parts for W in bases_of[count]], method
 
 
 def _factor(
@@ -302,7 +310,8 @@ def _factor(
 def _block_descent(
     target: np.ndarray, pieces: np.ndarray, r: int, strength: float, sweeps: int = 2000
 ) -> tuple[np.ndarray, float]:
-    """Block-coordinate descent on ||diag(target) - sum_j A_j||^2 + strength sum_j ||A_j||^2, rank A_j <= r.
+    """Block-coordinate descent on ||diag(target) - sum_j A_j||^2 + strength sum_j ||A_j||^2, rank
+    A_j <= r.
 
     The width-d objective depends on the network only through its block products A_j (n x n in
     the singular coordinates of Y P). With the other blocks fixed, the best A_j is the rank-r
@@ -331,7 +340,8 @@ def _local_search(
     result: GlobalMin, k: int, start: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Best block-coordinate minimum of the width-d objective from the truncation and seeded random
-    starts, as factors (U~, V~) in A*'s singular coordinates with the value of the reduced objective."""
+    starts, as factors (U~, V~) in A*'s singular coordinates with the value of the reduced
+    objective."""
     n, d = start.shape
     r = result.block_size
     if n == 0:
@@ -379,8 +389,8 @@ def min_exact_width(result: GlobalMin) -> int:
     t_i = 1); r m when q^ = 1 (exactness holds iff d >= r m: m is the rank bound); otherwise r k0
     with k0 the least block count such that every k >= k0 is a sum of counts at which the
     construction succeeds (solutions add: k1 and k2 projectors summing to k1 diag(t) and k2 diag(t)
-    give k1 + k2 summing to (k1 + k2) diag(t)), found by scanning up from the rank bound; if the scan
-    (4096 counts) finds none, the proven bound ceil((4 m - 2)/(1 - max tau)). Below it
+    give k1 + k2 summing to (k1 + k2) diag(t)), found by scanning up from the rank bound; if the
+    scan (4096 counts) finds none, the proven bound ceil((4 m - 2)/(1 - max tau)). Below it
     :func:`balanced_factorization` may still be exact (the numerical solve) and says so.
     """
     res = _check_result(result)
@@ -429,7 +439,8 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
         bases, _ = _balanced_bases(split, k, numerical=False)
         if bases is not None:
             break
-    E = _factor(values, split, bases, k, r, n)  # type: ignore[arg-type]
+    assert bases is not None  # kept = 0, the zero network, always balances
+    E = _factor(values, split, bases, k, r, n)
     left, right, method = E, E, "truncation"
     if r > 1:  # the truncation is optimal over width d for r = 1 only: search locally for r > 1
         found = _local_search(res, k, E)

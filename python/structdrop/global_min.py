@@ -1,9 +1,9 @@
 """Closed-form global minimum of the DropBlock objective (Theorem 7 and Corollary 8, corrected).
 
 Two entry points share one solver: :func:`dropblock_global_min` takes the data (Y and optionally X)
-and :func:`global_min_from_moments` takes only the moments X X^T, Y X^T, ||Y||^2 (merged from chunks,
-streamed from disk or reduced on a cluster). With X the minimiser is returned as coefficients C
-(a x b) with A* = C X; the a x N matrix A* itself is formed only when asked for.
+and :func:`global_min_from_moments` takes only the moments X X^T, Y X^T, ||Y||^2 (merged from
+chunks, streamed from disk or reduced on a cluster). With X the minimiser is returned as
+coefficients C (a x b) with A* = C X; the a x N matrix A* itself is formed only when asked for.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
 import numpy as np
 
+from ._memmap_chunks import Matrix2D
 from ._progress import progress_bar, progress_delay
 from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
@@ -23,7 +24,15 @@ from .ksupport import ProxMethod, prox_ksupport_sq
 if TYPE_CHECKING:  # pragma: no cover
     from .objectives import DataMoments
 
-T = TypeVar("T")
+
+class _HasObjective(Protocol):
+    """A solve's result: a GlobalMin (one objective) or a sweep's grid (an array of them)."""
+
+    @property
+    def objective(self) -> float | np.ndarray: ...
+
+
+T = TypeVar("T", bound=_HasObjective)
 
 __all__ = [
     "ConditioningWarning",
@@ -84,7 +93,7 @@ class GlobalMin:
     route: str
     error_estimate: float
     x_rank: int
-    _data: object = field(default=None, repr=False, compare=False)
+    _data: Matrix2D | None = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, object]:
         # Pickling (multiprocessing, Dask) sends the small factors, never the data X nor A*.
@@ -107,16 +116,16 @@ class GlobalMin:
         """
         if self.route == "svd":
             return self.coefficients
-        data = self._data if X is None else X
+        data = self._data if X is None else _as_data("X", X)
         if data is None:
             raise ValueError(
                 "this minimum was computed from moments: pass the data, result.output(X)"
             )
-        if np.shape(data)[0] != self.right_coefficients.shape[1]:  # type: ignore[index]
+        if data.shape[0] != self.right_coefficients.shape[1]:
             raise ValueError(
-                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {np.shape(data)}"
+                f"X must have b = {self.right_coefficients.shape[1]} rows, got shape {data.shape}"
             )
-        return np.asarray(self.coefficients @ data)  # type: ignore[operator]
+        return np.asarray(self.coefficients @ data)
 
     @functools.cached_property
     def A(self) -> np.ndarray:
@@ -134,7 +143,8 @@ class GlobalMin:
         return self.output()
 
     def factorize(self, d: int) -> tuple[np.ndarray, np.ndarray]:
-        """A width-d network (U, V) at the global minimum: see :func:`structdrop.factorize.balanced_factors`."""
+        """A width-d network (U, V) at the global minimum: see
+        :func:`structdrop.factorize.balanced_factors`."""
         from .factorize import balanced_factors
 
         return balanced_factors(self, d)
@@ -156,7 +166,7 @@ def _solve(
     block: int,
     beta: float,
     method: ProxMethod,
-    data: object = None,
+    data: Matrix2D | None = None,
 ) -> GlobalMin:
     """The corrected Theorem 7 on the singular values of Y P, assembled into a GlobalMin."""
     m = reduction.target_singular_values
@@ -217,7 +227,8 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
 
     if not isinstance(moments, DataMoments):
         raise TypeError(
-            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+            "moments must be a DataMoments (from structdrop.data_moments), got "
+            f"{type(moments).__name__}"
         )
     if moments.cross is None:
         raise ValueError(
@@ -227,8 +238,8 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
 
 
 def solve_on_data(
-    Y: object,
-    X: object,
+    Y: Matrix2D,
+    X: Matrix2D,
     solve: Callable[[RowSpaceReduction], T],
     *,
     progress: bool | float = False,
@@ -245,9 +256,10 @@ def solve_on_data(
     """
     from .objectives import data_moments
 
-    if np.shape(X)[1] != np.shape(Y)[1]:  # type: ignore[index]
+    if X.shape[1] != Y.shape[1]:
         raise ValueError(
-            f"X and Y must have the same number of samples (columns): X is {np.shape(X)}, Y is {np.shape(Y)}"
+            f"X and Y must have the same number of samples (columns): X is {X.shape}, Y is "
+            f"{Y.shape}"
         )
     moments = data_moments(
         X, Y, progress=progress
@@ -274,9 +286,9 @@ def solve_on_data(
     return solve(reduce_by_qr(R, moments.in_features, moments.n_samples))
 
 
-def _smallest_objective(result: object) -> float:
+def _smallest_objective(result: _HasObjective) -> float:
     # A GlobalMin's objective, or the smallest of a sweep's grid of objectives.
-    return float(np.min(result.objective))  # type: ignore[attr-defined]
+    return float(np.min(result.objective))
 
 
 def dropblock_global_min(
@@ -310,11 +322,13 @@ def dropblock_global_min(
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
     condition number, so it is used only when X has full row rank and its estimated relative error
-    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second pass in column chunks computes the triangular factor of [X; Y]^T and the
-    minimum from it, with error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
+    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second
+    pass in column chunks computes the triangular factor of [X; Y]^T and the minimum from it, with
+    error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
     rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
     ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
-    (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()`` is used.
+    (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()``
+    is used.
 
     Deviations from the printed paper: rho ranges over 1..r (not 1..r-1), and any X is handled:
     with P the projector onto X's row space the minimum is ||Y (I - P)||^2 + [Theorem 7 on the
@@ -334,14 +348,14 @@ def dropblock_global_min(
     )
 
 
-def _as_data(name: str, value: object) -> object:
+def _as_data(name: str, value: object) -> Matrix2D:
     """Arrays, memmaps and dask arrays pass untouched (they are read in chunks); anything else is
     converted. Finiteness and matching shapes are checked in the pass over the data."""
-    if hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "__getitem__"):
-        if len(value.shape) != 2:  # type: ignore[attr-defined]
-            raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")  # type: ignore[attr-defined]
-        if np.dtype(value.dtype).kind not in "fiub":  # type: ignore[attr-defined]
-            raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")  # type: ignore[attr-defined]
+    if isinstance(value, Matrix2D):
+        if len(value.shape) != 2:
+            raise ValueError(f"{name} must be 2-D, got an array of shape {value.shape}")
+        if np.dtype(value.dtype).kind not in "fiub":
+            raise TypeError(f"{name} must be a real numeric array, got dtype {value.dtype}")
         return value
     return as_float_array(name, value, ndim=2)
 
@@ -370,8 +384,8 @@ def global_min_from_moments(
     or when X X^T is numerically singular (rank k < b: directions of X with singular values below
     about sqrt(b u) sigma_max are then treated as absent, which only the data can confirm), a
     :class:`ConditioningWarning` says so (``warn=False`` silences it) and
-    :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed as
-    ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
+    :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed
+    as ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
 
     Args:
         moments: :class:`structdrop.DataMoments` with targets (``data_moments(X, Y)``).
@@ -388,15 +402,16 @@ def global_min_from_moments(
     result = _solve(reduction, block, beta, method)
     if warn and (result.error_estimate > ACCURACY_TARGET or reduction.rank_deficient):
         why = (
-            f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): directions "
-            "of X with singular values below about 1e-7 of the largest are treated as absent"
+            f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): "
+            "directions of X with singular values below about 1e-7 of the largest are treated as "
+            "absent"
             if reduction.rank_deficient
             else "X is ill-conditioned"
         )
         warnings.warn(
             f"global minimum from moments: {why}; estimated relative error of the objective "
-            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the data "
-            "is exact (it reads the data once more in chunks)",
+            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the "
+            "data is exact (it reads the data once more in chunks)",
             ConditioningWarning,
             stacklevel=2,
         )

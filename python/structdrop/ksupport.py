@@ -81,7 +81,8 @@ def ksupport_norm_sq(x: object, r: int) -> float:
 
 
 def ksupport_split(x: object, r: int) -> int:
-    """rho* of the corrected Theorem 6 (1-based, in 1..r) for a vector or a matrix; see ksupport_norm_sq."""
+    """rho* of the corrected Theorem 6 (1-based, in 1..r) for a vector or a matrix; see
+    ksupport_norm_sq."""
     return ksupport_split_and_norm(x, r)[0]
 
 
@@ -117,14 +118,17 @@ def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
 
 
 def _aligned(array: np.ndarray) -> np.ndarray:
-    """The kernels read whole float/double words: an unaligned view (from a byte buffer) is copied."""
+    """The kernels read whole float/double words: an unaligned view (from a byte buffer) is
+    copied."""
     return array if array.flags.aligned else array.copy()
 
 
-def _check_method(method: object) -> str:
-    if method not in ("sweep", "search"):
-        raise ValueError(f"method must be 'sweep' or 'search', got {method!r}")
-    return str(method)
+def _check_method(method: object) -> ProxMethod:
+    if method == "sweep":
+        return "sweep"
+    if method == "search":
+        return "search"
+    raise ValueError(f"method must be 'sweep' or 'search', got {method!r}")
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *inputs: object) -> np.ndarray:

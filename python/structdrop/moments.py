@@ -1,4 +1,5 @@
-"""Data moments X X^T, Y X^T, ||Y||^2: computed at BLAS speed, merged exactly, streamed and distributed.
+"""Data moments X X^T, Y X^T, ||Y||^2: computed at BLAS speed, merged exactly, streamed
+and distributed.
 
 Every deterministic objective of the package (Lemma 1, Lemma 10, the corrected DropConnect
 identity) and the global minimum depend on the data X (b x N) and targets Y (a x N) only through
@@ -19,13 +20,13 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._memmap_chunks import ChunkReader, is_memory_mapped
-from ._progress import progress_bar, progress_delay
+from ._progress import ProgressBar, progress_bar, progress_delay
 from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
@@ -36,7 +37,8 @@ CHUNK_BYTES = 64 * 2**20
 
 @dataclass(frozen=True)
 class DataMoments:
-    """Sufficient statistics of data X (b x N) and targets Y (a x N) for every deterministic objective.
+    """Sufficient statistics of data X (b x N) and targets Y (a x N) for every
+    deterministic objective.
 
     Moments of disjoint sets of samples merge exactly with ``+`` (Grams, cross products, squared
     norms and sample counts add), and ``sum(list_of_moments)`` works.
@@ -65,8 +67,8 @@ class DataMoments:
 
     @classmethod
     def zeros(cls, in_features: int, out_features: int | None = None) -> DataMoments:
-        """The moments of no samples (the neutral element of ``+``) for b = ``in_features`` rows of X
-        and a = ``out_features`` rows of Y (None: without targets)."""
+        """The moments of no samples (the neutral element of ``+``) for b = ``in_features`` rows of
+        X and a = ``out_features`` rows of Y (None: without targets)."""
         b = as_int("in_features", in_features, minimum=1)
         cross = None
         if out_features is not None:
@@ -85,7 +87,11 @@ class DataMoments:
         if (
             self.gram.shape != other.gram.shape
             or (self.cross is None) != (other.cross is None)
-            or (self.cross is not None and self.cross.shape != other.cross.shape)
+            or (
+                self.cross is not None
+                and other.cross is not None
+                and self.cross.shape != other.cross.shape
+            )
         ):
             raise ValueError(
                 "cannot merge moments of differently shaped data: "
@@ -114,7 +120,8 @@ class DataMoments:
 
 # ----------------------------------------------------------------------------- array checks
 def _blas_ready(array: np.ndarray) -> bool:
-    """True when BLAS can read the float64 ``array`` in place (one unit stride, the other a multiple)."""
+    """True when BLAS can read the float64 ``array`` in place (one unit stride, the other a
+    multiple)."""
     if array.dtype != np.float64 or not array.flags.aligned:
         return False
     item = array.itemsize
@@ -161,8 +168,8 @@ class _Accumulator:
         self.n += xb.shape[1]
 
     def diagonal_finite(self) -> tuple[bool, bool]:
-        """(X part finite, Y part finite): a NaN or inf entry of X always reaches diag(X X^T), one of
-        Y always reaches ||Y||^2, so these O(b) checks detect bad input without scanning it."""
+        """(X part finite, Y part finite): a NaN or inf entry of X always reaches diag(X X^T), one
+        of Y always reaches ||Y||^2, so these O(b) checks detect bad input without scanning it."""
         x_ok = bool(np.isfinite(np.diagonal(self.gram)).all())
         return x_ok, bool(np.isfinite(self.y_sq))
 
@@ -213,25 +220,26 @@ def _accumulate(
     y: np.ndarray | None,
     width: int,
     prefix: str = "",
-    bar: object | None = None,
+    bar: ProgressBar | None = None,
 ) -> None:
-    """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on NaN/inf/overflow."""
-    readers = [ChunkReader(x, width), None if y is None else ChunkReader(y, width)]
+    """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on
+    NaN/inf/overflow."""
+    x_reader = ChunkReader(x, width)
+    y_reader = None if y is None else ChunkReader(y, width)
+    readers = [x_reader] if y_reader is None else [x_reader, y_reader]
     try:
         for cols in _column_chunks(x.shape[1], width):
-            xb = _as_float64_block(readers[0].read(f"{prefix}X", cols))
-            yb = None if y is None else _as_float64_block(readers[1].read(f"{prefix}Y", cols))
+            xb = _as_float64_block(x_reader.read(f"{prefix}X", cols))
+            yb = None if y_reader is None else _as_float64_block(y_reader.read(f"{prefix}Y", cols))
             acc.add(xb, yb)
             del xb, yb  # free this chunk's conversion before the next one is made
             for reader in readers:
-                if reader is not None:
-                    reader.release()
+                reader.release()
             if bar is not None:
                 bar.update(cols.stop - cols.start)
     finally:
         for reader in readers:
-            if reader is not None:
-                reader.close()
+            reader.close()
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
         if _has_nonfinite(f"{prefix}X", x, width):
@@ -243,7 +251,9 @@ def _accumulate(
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
 
-def _progress_bar(progress: bool | float, total: int | None, desc: str, unit: str) -> object | None:
+def _progress_bar(
+    progress: bool | float, total: int | None, desc: str, unit: str
+) -> ProgressBar | None:
     delay = progress_delay(progress)
     return (
         None
@@ -284,8 +294,8 @@ def data_moments(
         * anything else array-like goes through ``np.asarray``.
 
     Peak extra memory: O(b^2 + a b) for the results and, when reading in chunks, one float64 chunk
-    of X and Y, (a + b) * ``chunk_columns`` * 8 bytes (:data:`CHUNK_BYTES` = 64 MiB by default), plus
-    for a memory map its read buffer in the file's dtype (at most as much again): at most about
+    of X and Y, (a + b) * ``chunk_columns`` * 8 bytes (:data:`CHUNK_BYTES` = 64 MiB by default),
+    plus for a memory map its read buffer in the file's dtype (at most as much again): at most about
     128 MiB beyond the inputs, whatever N (measured in tests/test_moments.py and bench/moments.py).
 
     Args:
@@ -311,7 +321,8 @@ def data_moments(
         y = as_real_array("Y", Y, ndim=2)
         if y.shape[1] != x.shape[1]:
             raise ValueError(
-                f"X and Y must have the same number of columns (samples), got X {x.shape} and Y {y.shape}"
+                f"X and Y must have the same number of columns (samples), got X {x.shape} and Y "
+                f"{y.shape}"
             )
     if chunk_columns is None:
         width = _default_chunk_columns(x, y)
@@ -353,7 +364,7 @@ def stream_moments(
     """
     acc: _Accumulator | None = None
     first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
-    total = len(chunks) if hasattr(chunks, "__len__") else None  # type: ignore[arg-type]
+    total = len(chunks) if isinstance(chunks, Sized) else None
     bar = _progress_bar(progress, total, "moments", "chunk")
     try:
         for index, item in enumerate(chunks):
@@ -413,13 +424,16 @@ def _check_like_first(
         have = "no Y" if y is None else f"Y {y.shape}"
         had = "no Y" if y0 is None else f"Y {y0}"
         raise ValueError(
-            f"chunk {index}: Y_chunk must be None in all chunks or in none; chunk {index} has {have}, chunk 0 had {had}"
+            f"chunk {index}: Y_chunk must be None in all chunks or in none; chunk {index} has "
+            f"{have}, chunk 0 had {had}"
         )
     if x.shape[0] != x0[0]:
         raise ValueError(
-            f"chunk {index}: X has {x.shape[0]} rows, chunk 0 had {x0[0]}: got X {x.shape}, chunk 0 X {x0}"
+            f"chunk {index}: X has {x.shape[0]} rows, chunk 0 had {x0[0]}: got X {x.shape}, chunk "
+            f"0 X {x0}"
         )
     if y is not None and y0 is not None and y.shape[0] != y0[0]:
         raise ValueError(
-            f"chunk {index}: Y has {y.shape[0]} rows, chunk 0 had {y0[0]}: got Y {y.shape}, chunk 0 Y {y0}"
+            f"chunk {index}: Y has {y.shape[0]} rows, chunk 0 had {y0[0]}: got Y {y.shape}, chunk "
+            f"0 Y {y0}"
         )

@@ -12,7 +12,8 @@ Both follow PyProximal's conventions: ``op(x)`` is the function value, ``op.prox
 argmin_a f(a) + ||a - x||^2/(2 tau) for a scalar tau > 0 (PyProximal's solvers call it with
 tau = step size, e.g. ``epsg * tau`` in ProximalGradient, possibly a 0-d float32 array), and the
 dual prox comes from PyProximal's Moreau identity. Vectors may have any signs; a 2-D ``x`` is a
-matrix and the norm is the spectral one (singular values), as in :func:`structdrop.ksupport_norm_sq`.
+matrix and the norm is the spectral one (singular values), as
+in :func:`structdrop.ksupport_norm_sq`.
 
 With these operators ``pyproximal.ProximalGradient``, ``AcceleratedProximalGradient`` and
 ``ADMM`` solve k-support-regularised problems; see examples/ksupport_least_squares.py.
@@ -40,7 +41,8 @@ def _scalar_tau(tau: object) -> float:
     first = float(values.ravel()[0])
     if np.any(values != first):
         raise ValueError(
-            "tau must be a scalar: the k-support norm is not separable, a per-entry tau is undefined"
+            "tau must be a scalar: the k-support norm is not separable, a per-entry tau is "
+            "undefined"
         )
     return first
 

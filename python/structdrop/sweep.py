@@ -17,7 +17,7 @@ import numpy as np
 from . import _core
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
-from .global_min import solve_on_data
+from .global_min import _as_data, solve_on_data
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
@@ -95,7 +95,8 @@ def _solve_grid(
     threads: int | None,
     name: str = "x",
 ) -> _SolvedGrid:
-    """Descending singular values of x (of Y P with X), and the minimum at every (r, beta) setting."""
+    """Descending singular values of x (of Y P with X), and the minimum at every setting
+    (r, beta)."""
 
     def solve(m: np.ndarray, residual: float) -> _SolvedGrid:
         m = m if m.size else np.zeros(1)
@@ -116,7 +117,9 @@ def _solve_grid(
         return solve(np.ascontiguousarray(np.sort(values)[::-1]), 0.0)
     if X is None:
         return solve(np.linalg.svd(values, compute_uv=False), 0.0)
-    return solve_on_data(values, X, lambda red: solve(red.target_singular_values, red.residual))
+    return solve_on_data(
+        values, _as_data("X", X), lambda red: solve(red.target_singular_values, red.residual)
+    )
 
 
 def _solve_settings(
@@ -212,7 +215,8 @@ def width_sweep(
     X: object | None = None,
     threads: int | None = None,
 ) -> WidthSweepResult:
-    """Minimum of the width-d DropBlock objective for each width, theta fixed vs theta scaled (eq. 7).
+    """Minimum of the width-d DropBlock objective for each width, theta fixed vs theta scaled
+    (eq. 7).
 
     With theta fixed, a width-d network's objective is bounded below by the Theorem 7 minimum
     with beta_bar = (r/d)(1 - theta)/theta, tight at a balanced factorisation (Theorems 4-5): it

@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="structdrop",
         description=(
-            "Exact mathematics of structured dropout (Pal, Lane, Vidal, Haeffele, CVPR 2020, corrected): "
-            "closed-form global minima and the paper's figures. With no arguments: a short demonstration."
+            "Exact mathematics of structured dropout (Pal, Lane, Vidal, Haeffele, CVPR 2020, "
+            "corrected): closed-form global minima and the paper's figures. With no arguments: a "
+            "short demonstration."
         ),
         epilog="Run 'structdrop COMMAND --help' for a command's options.",
     )

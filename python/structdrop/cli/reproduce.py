@@ -129,11 +129,13 @@ def run(args: argparse.Namespace) -> int:
     except structdrop.TrainingDiverged as exc:
         raise CliError(f"{exc} (try a smaller --lr)") from None
     print(
-        f"wrote {len(outputs)} figure(s) and summary.md to {out} in {time.perf_counter() - start:.1f} s"
+        f"wrote {len(outputs)} figure(s) and summary.md to {out} in "
+        f"{time.perf_counter() - start:.1f} s"
     )
     for output in outputs:
         for claim in output.claims:
             print(
-                f"  {output.name}: {claim.verdict}: {claim.claim[:70]}{'...' if len(claim.claim) > 70 else ''}"
+                f"  {output.name}: {claim.verdict}: "
+                f"{claim.claim[:70]}{'...' if len(claim.claim) > 70 else ''}"
             )
     return 0

@@ -1,4 +1,5 @@
-"""``structdrop solve``: the closed-form global minimum of the DropBlock objective (corrected Theorem 7)."""
+"""``structdrop solve``: the closed-form global minimum of the DropBlock objective (corrected
+Theorem 7)."""
 
 from __future__ import annotations
 
@@ -177,7 +178,8 @@ def _dask_client(address: str | None) -> Iterator[Any]:
 
 
 def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
-    """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its shape."""
+    """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its
+    shape."""
     from .._io import save_matrix
     from .._memmap_chunks import ChunkReader
 
@@ -272,12 +274,14 @@ def run(args: argparse.Namespace) -> int:
         setting += f" from theta = {args.theta:g} at width d = {args.width}"
     shape_x = "" if X is None else f", X {X.shape[0]} x {X.shape[1]}"
     print(
-        f"DropBlock global minimum (corrected Theorem 7): Y {a} x {N}{shape_x}; {setting}; method {args.method}"
+        f"DropBlock global minimum (corrected Theorem 7): Y {a} x {N}{shape_x}; {setting}; method "
+        f"{args.method}"
     )
     print(f"  rho        {result.rho}")
     print(f"  rank       {result.rank}")
     print(
-        f"  objective  {result.objective:.10g}   ({result.objective / total:.6g} of ||Y||^2 = {total:.6g})"
+        f"  objective  {result.objective:.10g}   ({result.objective / total:.6g} of ||Y||^2 = "
+        f"{total:.6g})"
         if total > 0
         else f"  objective  {result.objective:.10g}"
     )
@@ -289,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"  singular values of A*  {_format_values(result.singular_values, args.top)}")
     print(
-        f"  singular values of Y{'P' if X is not None else ''}  {_format_values(result.target_singular_values, args.top)}"
+        f"  singular values of Y{'P' if X is not None else ''}  "
+        f"{_format_values(result.target_singular_values, args.top)}"
     )
     if args.out is not None:
         what = f"C ({a} x {X.shape[0]}, A* = C X)" if X is not None else f"A* ({a} x {N})"

@@ -28,7 +28,8 @@ EPILOG = """\
 examples:
   structdrop sweep --out sweep_demo
   structdrop sweep Y.npy --block-sizes 1:64 --theta 0.05:0.95:91 --out DIR
-  structdrop sweep Y.npy --X X.npy --block-sizes 1,2,5,10 --theta 0.5,0.9 --widths 10,100,1000 --out DIR"""
+  structdrop sweep Y.npy --X X.npy --block-sizes 1,2,5,10 --theta 0.5,0.9 \\
+      --widths 10,100,1000 --out DIR"""
 
 
 def int_range(text: str) -> np.ndarray:
@@ -281,17 +282,18 @@ def run(args: argparse.Namespace) -> int:
         settings = grid.objective.size
         print(f"structdrop sweep: {source}")
         print(
-            f"  {settings} settings ({grid.block_sizes.size} block sizes x {grid.theta_bars.size} theta_bar) "
-            f"solved in {seconds * 1e3:.1f} ms"
+            f"  {settings} settings ({grid.block_sizes.size} block sizes x {grid.theta_bars.size} "
+            f"theta_bar) solved in {seconds * 1e3:.1f} ms"
         )
         print(
-            f"  rank of A* from {grid.rank.min()} to {grid.rank.max()}; "
-            f"minimum / ||Y||^2 from {grid.objective.min() / y_norm_sq:.4g} to {grid.objective.max() / y_norm_sq:.4g}"
+            f"  rank of A* from {grid.rank.min()} to {grid.rank.max()}; minimum / ||Y||^2 from "
+            f"{grid.objective.min() / y_norm_sq:.4g} to {grid.objective.max() / y_norm_sq:.4g}"
         )
         print(
             f"  width sweep (r = {r_w}, theta = {args.width_theta:g}): fixed theta "
-            f"{width_result.fixed_objective[0] / y_norm_sq:.4g} -> {width_result.fixed_objective[-1] / y_norm_sq:.4g} "
-            f"of ||Y||^2 (d = {widths[0]} -> {widths[-1]}); eq. 7 stays at {width_result.scaled_objective[0] / y_norm_sq:.4g}"
+            f"{width_result.fixed_objective[0] / y_norm_sq:.4g} -> "
+            f"{width_result.fixed_objective[-1] / y_norm_sq:.4g} of ||Y||^2 (d = {widths[0]} -> "
+            f"{widths[-1]}); eq. 7 stays at {width_result.scaled_objective[0] / y_norm_sq:.4g}"
         )
         for path in [out / "sweep.json", *pngs]:
             print(f"  wrote {path}")

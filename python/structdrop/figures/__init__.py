@@ -1,10 +1,11 @@
 """Reproduction of the paper's Section 5 figures (Figures 1-4) with the numbers behind them.
 
-One module per figure (``fig1`` .. ``fig4``), each with ``NAME``, ``TITLE``, ``work(config)`` (progress
-units), ``compute(config, bar) -> dict`` (JSON-ready numbers), ``claims(data) -> list[Claim]`` and
-``plot(data, path)``. :func:`reproduce` runs the requested figures and writes, into the output folder,
-``figN.png``, ``figN.json`` (the numbers, the claims and the wall time; keys documented in each
-module's docstring) and ``summary.md`` (each claim of Section 5 next to what was measured).
+One module per figure (``fig1`` .. ``fig4``), each with ``NAME``, ``TITLE``, ``work(config)``
+(progress units), ``compute(config, bar) -> dict`` (JSON-ready numbers),
+``claims(data) -> list[Claim]`` and ``plot(data, path)``. :func:`reproduce` runs the requested
+figures and writes, into the output folder, ``figN.png``, ``figN.json`` (the numbers, the claims and
+the wall time; keys documented in each module's docstring) and ``summary.md`` (each claim of
+Section 5 next to what was measured).
 
 matplotlib is imported only when plotting (Agg backend) and torch only for Figure 3; a missing one
 raises :class:`MissingDependency` naming the pip command.
@@ -125,9 +126,10 @@ def write_summary(
         "# structdrop: the claims of Section 5, measured",
         "",
         f"structdrop {__version__}, `structdrop reproduce` in {mode} mode, seed {config.seed}. "
-        "Paper: Pal, Lane, Vidal, Haeffele, *On the Regularization Properties of Structured Dropout*, CVPR 2020. "
-        "Where the printed paper is wrong (DropConnect identity, range of rho in Theorem 7, rank of X) the "
-        "measurements use the corrected mathematics of the library; the verdict says which.",
+        "Paper: Pal, Lane, Vidal, Haeffele, *On the Regularization Properties of Structured "
+        "Dropout*, CVPR 2020. Where the printed paper is wrong (DropConnect identity, range of rho "
+        "in Theorem 7, rank of X) the measurements use the corrected mathematics of the library; "
+        "the verdict says which.",
         "",
     ]
     for output in outputs:
@@ -135,7 +137,8 @@ def write_summary(
         lines += [
             f"## {output.name}: {module.TITLE}",
             "",
-            f"![{output.name}]({output.png.name}) — numbers in `{output.json.name}` ({output.seconds:.1f} s)",
+            f"![{output.name}]({output.png.name}) — numbers in `{output.json.name}` "
+            f"({output.seconds:.1f} s)",
             "",
             "| claim of the paper | measured | verdict |",
             "|---|---|---|",
@@ -150,12 +153,13 @@ def write_summary(
         "",
         *[f"- {note}" for note in (skipped or [])],
         "- Step size and schedule of the shallow runs are not given in the paper: here lr = "
-        f"{config.shallow_lr:g} with lr / (1 + (t - 1)/3000), batch size 1, samples drawn with replacement.",
-        "- Section 5.3's printed correction theta' = 1 - (1 - theta)^(1/(2k-1)) does not match its own "
-        "overlapping model; the figure uses the correction stated in words (equal drop probability for "
-        "every interior unit): seed probability gamma = 1 - theta^(1/r).",
-        "- The synthetic X (100 x 1000) has no full column rank, so the Theorem 7 minimum is taken over "
-        "X's row space (corrected Theorem 7).",
+        f"{config.shallow_lr:g} with lr / (1 + (t - 1)/3000), batch size 1, samples drawn with "
+        "replacement.",
+        "- Section 5.3's printed correction theta' = 1 - (1 - theta)^(1/(2k-1)) does not match its "
+        "own overlapping model; the figure uses the correction stated in words (equal drop "
+        "probability for every interior unit): seed probability gamma = 1 - theta^(1/r).",
+        "- The synthetic X (100 x 1000) has no full column rank, so the Theorem 7 minimum is taken "
+        "over X's row space (corrected Theorem 7).",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

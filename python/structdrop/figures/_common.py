@@ -25,7 +25,8 @@ class FigureConfig:
     """What ``structdrop reproduce`` was asked for.
 
     Attributes:
-        out: output folder.  quick: reduced sizes.  seed: base seed of data, initialisation and masks.
+        out: output folder.  quick: reduced sizes.  seed: base seed of data, initialisation
+            and masks.
         progress: show progress bars.  iterations / lr: overrides for the shallow figures (1, 2, 4).
         epochs, dataset, data_root, device: overrides for Figure 3 (the deep network).
     """
@@ -58,7 +59,8 @@ class Claim:
 
     Attributes:
         figure: "fig1".."fig4".  claim: the paper's statement (paraphrased, with its reference).
-        measured: what this run measured (numbers).  verdict: "holds", "fails", "holds (corrected)"...
+        measured: what this run measured (numbers).  verdict: "holds", "fails",
+            "holds (corrected)"...
     """
 
     figure: str
@@ -89,7 +91,8 @@ class Runs:
     Attributes:
         iterations: recorded steps (shared).  stochastic / deterministic: one array per run.
         checkpoints: steps at the chunk ends (with 0).  evaluations: per run, the values returned
-            by the ``evaluate`` callback at the checkpoints.  final: (U, V) per run.  seconds: wall time.
+            by the ``evaluate`` callback at the checkpoints.  final: (U, V) per run.  seconds:
+            wall time.
     """
 
     iterations: np.ndarray
@@ -122,10 +125,11 @@ def train_chunked(
     bar: Any = None,
     evaluate: Callable[[int, np.ndarray, np.ndarray], Any] | None = None,
 ) -> Runs:
-    """Train ``len(schemes)`` runs of Algorithm 1 side by side (structdrop.train_many) in ``chunks`` pieces.
+    """Train ``len(schemes)`` runs of Algorithm 1 side by side (structdrop.train_many) in
+    ``chunks`` pieces.
 
-    Chunking only serves the progress bar and the ``evaluate(run, U, V)`` callback at the chunk ends.
-    The step-size schedule lr / (1 + (t - 1)/lr_decay) runs on the global step t across chunks
+    Chunking only serves the progress bar and the ``evaluate(run, U, V)`` callback at the chunk
+    ends. The step-size schedule lr / (1 + (t - 1)/lr_decay) runs on the global step t across chunks
     (chunk starting at step s: lr t0/(t0 + s) with decay t0 + s); chunk c of run j draws its masks
     and samples from the seed SeedSequence([seed, stream, j, c]).
     """
@@ -134,7 +138,7 @@ def train_chunked(
     import structdrop
 
     count = len(schemes)
-    lrs = list(lr) if isinstance(lr, (list, tuple)) else [float(lr)] * count
+    lrs = [float(v) for v in lr] if isinstance(lr, Sequence) else [float(lr)] * count
     steps_total = (
         max(1, iterations // record_every) * record_every
         if iterations >= record_every
@@ -201,7 +205,8 @@ def train_chunked(
 
 
 def ema(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
-    """Exponential moving average (the smoothing of the paper's Figure 4): s_t = w s_(t-1) + (1 - w) v_t."""
+    """Exponential moving average (the smoothing of the paper's Figure 4):
+    s_t = w s_(t-1) + (1 - w) v_t."""
     out = np.empty(len(values))
     acc = float(values[0])
     for i, v in enumerate(values):

@@ -1,4 +1,5 @@
-"""Figure 1: DropBlock training -- stochastic vs deterministic objective, convergence to the global minimum.
+"""Figure 1: DropBlock training -- stochastic vs deterministic objective, convergence to the
+global minimum.
 
 The paper's setup (Section 5.1): a, b, N, d = 80, 100, 1000, 50, theta = 0.5, block sizes r = 5 and
 r = 10, Algorithm 1 from the same U0, V0. Top row: the stochastic objective (the loss with a fresh
@@ -11,9 +12,9 @@ iterations, lr, lr_decay, record_every, seed), ``iterations`` (recorded steps), 
 per block size with ``block_size``, ``stochastic``, ``deterministic``, ``global_min``, ``rho``,
 ``rank``, ``beta_bar``, ``final_ratio`` (last deterministic / global_min), ``min_ratio`` (smallest
 deterministic / global_min), ``stochastic_over_deterministic`` (mean ratio over the second half)
-and ``stochastic_over_deterministic_se``, ``enumerated_final`` (the expected loss at the final weights
-by exhaustive enumeration of all 2^(d/r) block masks) and ``enumeration_rel_error`` (its relative
-difference to the last deterministic value)), ``claims``, ``seconds``.
+and ``stochastic_over_deterministic_se``, ``enumerated_final`` (the expected loss at the final
+weights by exhaustive enumeration of all 2^(d/r) block masks) and ``enumeration_rel_error`` (its
+relative difference to the last deterministic value)), ``claims``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -147,12 +148,14 @@ def claims(data: dict[str, Any]) -> list[Claim]:
         out.append(
             Claim(
                 NAME,
-                f"Stochastic DropBlock training (theta = 0.5, r = {r}) has the deterministic objective (5) of "
-                "Lemma 1 as its expectation (Fig. 1 top).",
-                f"exhaustive enumeration of all {2 ** (data['settings']['d'] // r)} block masks at the final weights: "
-                f"E loss = {run['enumerated_final']:.10g}, Lemma 1 = {run['deterministic'][-1]:.10g} (relative difference "
-                f"{run['enumeration_rel_error']:.1e}); along the run, mean stochastic / deterministic loss over the "
-                f"second half = {ratio:.4f} +- {se:.4f} (standard error)",
+                f"Stochastic DropBlock training (theta = 0.5, r = {r}) has the deterministic "
+                "objective (5) of Lemma 1 as its expectation (Fig. 1 top).",
+                f"exhaustive enumeration of all {2 ** (data['settings']['d'] // r)} block masks at "
+                f"the final weights: E loss = {run['enumerated_final']:.10g}, Lemma 1 = "
+                f"{run['deterministic'][-1]:.10g} (relative difference "
+                f"{run['enumeration_rel_error']:.1e}); along the run, mean stochastic / "
+                f"deterministic loss over the second half = {ratio:.4f} +- {se:.4f} (standard "
+                "error)",
                 "holds"
                 if run["enumeration_rel_error"] < 1e-9
                 and (ok or len(data["iterations"]) < MIN_RECORDS)
@@ -163,10 +166,13 @@ def claims(data: dict[str, Any]) -> list[Claim]:
         out.append(
             Claim(
                 NAME,
-                f"DropBlock training (r = {r}) converges to the global minimum of Theorem 7 (Fig. 1 bottom).",
-                f"corrected Theorem 7 minimum (row space of X, beta_bar = {run['beta_bar']:.3g}, rho = {run['rho']}, "
-                f"rank {run['rank']}) = {run['global_min']:.6g}; final deterministic objective / minimum = {final:.4f} "
-                f"after {data['settings']['iterations']} steps; never below it (smallest ratio {low:.4f})",
+                f"DropBlock training (r = {r}) converges to the global minimum of Theorem 7 "
+                "(Fig. 1 bottom).",
+                f"corrected Theorem 7 minimum (row space of X, beta_bar = {run['beta_bar']:.3g}, "
+                f"rho = {run['rho']}, rank {run['rank']}) = {run['global_min']:.6g}; final "
+                f"deterministic objective / minimum = {final:.4f} after "
+                f"{data['settings']['iterations']} steps; never below it "
+                f"(smallest ratio {low:.4f})",
                 ("holds" if final < 1.05 else "approached")
                 if low >= 1.0 - 1e-9
                 else "fails (below the bound)",

@@ -2,19 +2,21 @@
 
 Setup of Figure 1 (theta = 0.5, d = 50), runs of Algorithm 1 with DropConnect (elementwise mask on
 V) and with Dropout, from the same U0, V0. Top: the DropConnect stochastic loss next to its exact
-deterministic objective (the corrected identity, regulariser beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2)
-and the printed paper's objective (22) (the Dropout form beta sum_i ||u_i||^2 ||X^T v_i||^2) at the
-same iterates (evaluated at the chunk ends). Bottom: the deterministic objectives of the Dropout and
-DropConnect runs, with the printed (22) on the DropConnect iterates, so the gap shows. At the final
-DropConnect iterate a Monte Carlo over fresh masks measures the expected loss directly.
+deterministic objective (the corrected identity, regulariser beta sum_i ||u_i||^2 sum_j V_ji^2
+||x_j||^2) and the printed paper's objective (22) (the Dropout form beta sum_i ||u_i||^2 ||X^T
+v_i||^2) at the same iterates (evaluated at the chunk ends). Bottom: the deterministic objectives of
+the Dropout and DropConnect runs, with the printed (22) on the DropConnect iterates, so the gap
+shows. At the final DropConnect iterate a Monte Carlo over fresh masks measures the expected
+loss directly.
 
-JSON keys (fig2.json): ``figure``, ``title``, ``settings`` (a, b, N, d, theta, iterations, lr, lr_decay,
-record_every, seed, mc_masks), ``iterations``, ``dropconnect`` (``stochastic``, ``deterministic``),
-``dropout`` (``stochastic``, ``deterministic``, ``global_min``), ``checkpoints`` (steps),
-``dropconnect_exact_at_checkpoints``, ``dropconnect_printed_at_checkpoints``, ``final`` (``exact``,
-``printed``, ``fit``, ``mc_mean``, ``mc_se``, ``mc_masks``, ``gap_measured`` = (mc_mean - printed)/printed,
-``gap_predicted`` = (exact - printed)/printed, ``dropout_deterministic``, ``dropconnect_deterministic``),
-``stochastic_over_deterministic`` and its ``_se``, ``claims``, ``seconds``.
+JSON keys (fig2.json): ``figure``, ``title``, ``settings`` (a, b, N, d, theta, iterations, lr,
+lr_decay, record_every, seed, mc_masks), ``iterations``, ``dropconnect`` (``stochastic``,
+``deterministic``), ``dropout`` (``stochastic``, ``deterministic``, ``global_min``), ``checkpoints``
+(steps), ``dropconnect_exact_at_checkpoints``, ``dropconnect_printed_at_checkpoints``, ``final``
+(``exact``, ``printed``, ``fit``, ``mc_mean``, ``mc_se``, ``mc_masks``,
+``gap_measured`` = (mc_mean - printed)/printed, ``gap_predicted`` = (exact - printed)/printed,
+``dropout_deterministic``, ``dropconnect_deterministic``), ``stochastic_over_deterministic`` and its
+``_se``, ``claims``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -166,12 +168,13 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     out = [
         Claim(
             NAME,
-            "Stochastic DropConnect training has the deterministic objective (22) as its expectation "
-            "(Fig. 2 top; Corollary 14).",
-            f"at the final iterate, Monte Carlo over {f['mc_masks']} masks: E loss = {f['mc_mean']:.6g} +- "
-            f"{f['mc_se']:.3g}; printed (22) = {f['printed']:.6g} ({z_printed:+.1f} standard errors away); "
-            f"corrected identity = {f['exact']:.6g} ({z_exact:+.1f} s.e.). Along the run: stochastic / "
-            f"corrected deterministic = {ratio:.4f} +- {se:.4f}",
+            "Stochastic DropConnect training has the deterministic objective (22) as its "
+            "expectation (Fig. 2 top; Corollary 14).",
+            f"at the final iterate, Monte Carlo over {f['mc_masks']} masks: E loss = "
+            f"{f['mc_mean']:.6g} +- {f['mc_se']:.3g}; printed (22) = {f['printed']:.6g} "
+            f"({z_printed:+.1f} standard errors away); corrected identity = {f['exact']:.6g} "
+            f"({z_exact:+.1f} s.e.). Along the run: stochastic / corrected deterministic = "
+            f"{ratio:.4f} +- {se:.4f}",
             (
                 "fails as printed; holds for the corrected identity"
                 if exact_ok and abs(z_printed) > 4
@@ -182,17 +185,17 @@ def claims(data: dict[str, Any]) -> list[Claim]:
         ),
         Claim(
             NAME,
-            "DropConnect and Dropout have the same expected objective, i.e. DropConnect's regulariser is "
-            "Dropout's (Theorem 13, Fig. 2 bottom).",
-            f"gap of the expected DropConnect loss to the Dropout form (22) at the same weights: measured "
-            f"{100 * f['gap_measured']:+.2f}% (Monte Carlo), predicted by the corrected identity "
-            f"{100 * f['gap_predicted']:+.2f}% (the regulariser differs by "
+            "DropConnect and Dropout have the same expected objective, i.e. DropConnect's "
+            "regulariser is Dropout's (Theorem 13, Fig. 2 bottom).",
+            "gap of the expected DropConnect loss to the Dropout form (22) at the same weights: "
+            f"measured {100 * f['gap_measured']:+.2f}% (Monte Carlo), predicted by the corrected "
+            f"identity {100 * f['gap_predicted']:+.2f}% (the regulariser differs by "
             f"{100 * (f['exact'] - f['printed']) / max(f['printed'] - f['fit'], 1e-300):+.1f}%); "
-            f"final deterministic objectives of the two runs: Dropout {f['dropout_deterministic']:.6g}, "
-            f"DropConnect {f['dropconnect_deterministic']:.6g}"
+            "final deterministic objectives of the two runs: Dropout "
+            f"{f['dropout_deterministic']:.6g}, DropConnect {f['dropconnect_deterministic']:.6g}"
             + (
-                f", below Dropout's global minimum {data['dropout']['global_min']:.6g} (impossible if the "
-                "objectives were equal)"
+                f", below Dropout's global minimum {data['dropout']['global_min']:.6g} (impossible "
+                "if the objectives were equal)"
                 if f["dropconnect_deterministic"] < data["dropout"]["global_min"]
                 else ""
             ),
@@ -277,8 +280,8 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
     bottom.set_ylabel("deterministic objective (zoom, linear)")
     bottom.set_title(
-        f"Dropout vs DropConnect; at the end, E loss vs printed (22): {100 * f['gap_predicted']:+.2f}% "
-        f"exact, {100 * f['gap_measured']:+.2f}% Monte Carlo",
+        "Dropout vs DropConnect; at the end, E loss vs printed (22): "
+        f"{100 * f['gap_predicted']:+.2f}% exact, {100 * f['gap_measured']:+.2f}% Monte Carlo",
         fontsize=9.5,
     )
     bottom.legend(loc="upper right")

@@ -1,4 +1,5 @@
-"""Figure 3: a deep network with DropBlock before its last layer (Section 5.2), through structdrop.torch.
+"""Figure 3: a deep network with DropBlock before its last layer (Section 5.2),
+through structdrop.torch.
 
 trunk -> Linear(., 80) -> DropBlock1d(theta = 0.5, r = 5) -> Linear(80, 10) trained with the squared
 loss on one-hot labels (:func:`structdrop.torch.deep_experiment`). Left: the exact deterministic
@@ -8,12 +9,12 @@ those of the Theorem 7 minimiser. The paper uses ResNet-50 on MNIST and CIFAR-10
 uses scikit-learn's bundled 8 x 8 digits and a small CNN on the CPU (ResNet-50 on CUDA when
 torchvision works), or MNIST/CIFAR-10 from a local torchvision folder (--dataset, --data-root).
 
-JSON keys (fig3.json): ``figure``, ``title``, ``settings`` (dataset, n_train, epochs, theta, block_size,
-width, beta_bar, theta_bar, trunk, device, seed, lr, batch_size), ``epochs``, ``objective``,
-``train_loss``, ``lower_bound``, ``final_ratio`` (last objective / lower bound), ``singular_values``,
-``theory_singular_values``, ``theory_rank``, ``rank_measured`` (singular values above 1% of the
-largest), ``top_relative_error`` (relative error of the leading theory_rank singular values),
-``claims``, ``seconds``.
+JSON keys (fig3.json): ``figure``, ``title``, ``settings`` (dataset, n_train, epochs, theta,
+block_size, width, beta_bar, theta_bar, trunk, device, seed, lr, batch_size), ``epochs``,
+``objective``, ``train_loss``, ``lower_bound``, ``final_ratio`` (last objective / lower bound),
+``singular_values``, ``theory_singular_values``, ``theory_rank``, ``rank_measured`` (singular values
+above 1% of the largest), ``top_relative_error`` (relative error of the leading theory_rank singular
+values), ``claims``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def work(config: FigureConfig) -> int:
 
 
 def require_torch(dataset: str = "digits") -> Any:
-    """Import structdrop.torch (and scikit-learn for the digits data), or raise MissingDependency."""
+    """Import structdrop.torch (and scikit-learn for the digits data), or raise
+    MissingDependency."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -159,19 +161,22 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     return [
         Claim(
             NAME,
-            "For a deep network with DropBlock before the last layer, the solution found by training is very "
-            "close to the lower bound predicted by Theorem 7 (Fig. 3, first/third panels).",
-            f"{s['trunk']} on {s['dataset']} (N = {s['n_train']}, {s['epochs']} epochs, {s['device']}): final "
-            f"deterministic objective {data['objective'][-1]:.5g} vs corrected Theorem 7 bound "
-            f"{data['lower_bound']:.5g} (ratio {ratio:.3f}); never below the bound: {not below}",
+            "For a deep network with DropBlock before the last layer, the solution found by "
+            "training is very close to the lower bound predicted by Theorem 7 (Fig. 3, first/third "
+            "panels).",
+            f"{s['trunk']} on {s['dataset']} (N = {s['n_train']}, {s['epochs']} epochs, "
+            f"{s['device']}): final deterministic objective {data['objective'][-1]:.5g} vs "
+            f"corrected Theorem 7 bound {data['lower_bound']:.5g} (ratio {ratio:.3f}); never below "
+            f"the bound: {not below}",
             "fails (below the bound)" if below else ("holds" if ratio < 1.1 else "approached"),
         ),
         Claim(
             NAME,
-            "The singular values of the final predictions U g(X) closely match the theoretical prediction "
-            "(Fig. 3, second/fourth panels).",
-            f"theory rank {data['theory_rank']}, measured rank (> 1% of the largest) {data['rank_measured']}; "
-            f"relative error of the leading {data['theory_rank']} singular values {data['top_relative_error']:.3f}",
+            "The singular values of the final predictions U g(X) closely match the theoretical "
+            "prediction (Fig. 3, second/fourth panels).",
+            f"theory rank {data['theory_rank']}, measured rank (> 1% of the largest) "
+            f"{data['rank_measured']}; relative error of the leading {data['theory_rank']} "
+            f"singular values {data['top_relative_error']:.3f}",
             "holds" if data["top_relative_error"] < 0.1 else "qualitatively",
         ),
     ]
@@ -202,7 +207,8 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     left.set_xlabel("epoch")
     left.set_ylabel("objective (sum over training set)")
     left.set_title(
-        f"{s['trunk']} on {s['dataset']}: objective vs bound (final ratio {data['final_ratio']:.3f})"
+        f"{s['trunk']} on {s['dataset']}: objective vs bound (final ratio "
+        f"{data['final_ratio']:.3f})"
     )
     left.legend(loc="upper right")
     sv = np.asarray(data["singular_values"])

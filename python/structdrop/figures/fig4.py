@@ -4,8 +4,8 @@ Setup of Figure 1 (theta = 0.5, d = 50, block size r = 5). Three runs of Algorit
 U0, V0: DropBlock (non-overlapping blocks, keep theta), overlapping DropBlock with the paper's theta
 correction (seeds fire with gamma = 1 - theta^(1/r), so that every interior unit is dropped with the
 DropBlock probability 1 - theta -- the correction Section 5.3 states in words), and overlapping
-DropBlock with the same theta (seeds fire with the DropBlock block-drop probability 1 - theta: a much
-higher dropping rate). Each unit is rescaled by its exact keep probability.
+DropBlock with the same theta (seeds fire with the DropBlock block-drop probability 1 - theta: a
+much higher dropping rate). Each unit is rescaled by its exact keep probability.
 Top: the training (stochastic) curves, smoothed by an exponential moving average as in the paper.
 Bottom: the corrected run's stochastic loss next to its exact deterministic objective (Lemma 10 with
 the exact characteristic matrix C-bar of overlapping DropBlock) and the paper's approximation
@@ -13,15 +13,16 @@ the exact characteristic matrix C-bar of overlapping DropBlock) and the paper's 
 The same-theta run diverges at the common step size; it runs with a 40 times smaller one (and the
 step where the common one diverges is recorded).
 
-JSON keys (fig4.json): ``figure``, ``title``, ``settings`` (a, b, N, d, theta, block_size, gamma_corrected,
-gamma_same_theta, iterations, lr, lr_same_theta, lr_decay, record_every, seed), ``iterations``, ``runs``
-(``dropblock``, ``overlapping_corrected``, ``overlapping_same_theta``: each ``stochastic``,
-``deterministic``, ``mean_keep`` (mean keep probability over the d units), ``interior_keep``),
-``checkpoints``, ``corrected_exact_at_checkpoints``, ``corrected_approx_at_checkpoints``,
-``same_theta_diverged_at`` (step, or null), ``final`` (``dropblock``, ``overlapping_corrected``,
-``overlapping_same_theta``: last deterministic objectives; ``corrected_exact``, ``corrected_approx``,
-``approx_gap`` = (approx - exact)/exact), ``stochastic_over_deterministic`` (corrected run, second half)
-and its ``_se``, ``claims``, ``seconds``.
+JSON keys (fig4.json): ``figure``, ``title``, ``settings`` (a, b, N, d, theta, block_size,
+gamma_corrected, gamma_same_theta, iterations, lr, lr_same_theta, lr_decay, record_every, seed),
+``iterations``, ``runs`` (``dropblock``, ``overlapping_corrected``, ``overlapping_same_theta``: each
+``stochastic``, ``deterministic``, ``mean_keep`` (mean keep probability over the d units),
+``interior_keep``), ``checkpoints``, ``corrected_exact_at_checkpoints``,
+``corrected_approx_at_checkpoints``, ``same_theta_diverged_at`` (step, or null), ``final``
+(``dropblock``, ``overlapping_corrected``, ``overlapping_same_theta``: last deterministic
+objectives; ``corrected_exact``, ``corrected_approx``, ``approx_gap`` = (approx - exact)/exact),
+``stochastic_over_deterministic`` (corrected run, second half) and its ``_se``,
+``claims``, ``seconds``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def work(config: FigureConfig) -> int:
 
 
 def keep_probabilities(d: int, block: int, gamma: float) -> np.ndarray:
-    """Exact keep probability (1 - gamma)^|W(i)| of each unit of overlapping DropBlock (W(i): covering seeds)."""
+    """Exact keep probability (1 - gamma)^|W(i)| of each unit of overlapping DropBlock (W(i):
+    covering seeds)."""
     units = np.arange(d)
     covering = np.minimum(units, d - block) - np.maximum(units - block + 1, 0) + 1
     return (1.0 - gamma) ** covering
@@ -194,32 +196,34 @@ def claims(data: dict[str, Any]) -> list[Claim]:
     return [
         Claim(
             NAME,
-            "Overlapping DropBlock with the same theta as DropBlock has a higher effective dropping rate "
-            "(Section 5.3).",
-            f"seeds firing with 1 - theta = {s['gamma_same_theta']:.3g} keep an interior unit with probability "
-            f"{same['interior_keep']:.3g} (mean over units {same['mean_keep']:.3g}) instead of {s['theta']}; "
-            f"{diverged}with a {SAME_THETA_LR_FACTOR:g}x smaller step its final objective is "
-            f"{f['overlapping_same_theta']:.4g} = {ratio_same:.2f} x DropBlock's",
+            "Overlapping DropBlock with the same theta as DropBlock has a higher effective "
+            "dropping rate (Section 5.3).",
+            f"seeds firing with 1 - theta = {s['gamma_same_theta']:.3g} keep an interior unit with "
+            f"probability {same['interior_keep']:.3g} (mean over units {same['mean_keep']:.3g}) "
+            f"instead of {s['theta']}; {diverged}with a {SAME_THETA_LR_FACTOR:g}x smaller step its "
+            f"final objective is {f['overlapping_same_theta']:.4g} = "
+            f"{ratio_same:.2f} x DropBlock's",
             "holds",
         ),
         Claim(
             NAME,
-            "With the theta correction, overlapping DropBlock behaves largely like DropBlock: the curves are "
-            "very close in log scale at iteration 1e5 (Fig. 4).",
-            f"seed probability gamma = 1 - theta^(1/r) = {s['gamma_corrected']:.4f} (interior keep {s['theta']}, "
-            f"mean keep {runs['overlapping_corrected']['mean_keep']:.3f}: edge units are kept more); final "
-            f"deterministic objective {f['overlapping_corrected']:.4g} vs DropBlock {f['dropblock']:.4g} "
-            f"(ratio {ratio_corr:.3f}, log10 difference {np.log10(ratio_corr):+.3f}) after {s['iterations']} steps",
+            "With the theta correction, overlapping DropBlock behaves largely like DropBlock: the "
+            "curves are very close in log scale at iteration 1e5 (Fig. 4).",
+            f"seed probability gamma = 1 - theta^(1/r) = {s['gamma_corrected']:.4f} (interior keep "
+            f"{s['theta']}, mean keep {runs['overlapping_corrected']['mean_keep']:.3f}: edge units "
+            f"are kept more); final deterministic objective {f['overlapping_corrected']:.4g} vs "
+            f"DropBlock {f['dropblock']:.4g} (ratio {ratio_corr:.3f}, log10 difference "
+            f"{np.log10(ratio_corr):+.3f}) after {s['iterations']} steps",
             "approximately (close in log scale)" if abs(np.log10(ratio_corr)) < 0.1 else "fails",
         ),
         Claim(
             NAME,
-            "The deterministic objective of overlapping DropBlock is the DropBlock one (Lemma 1) up to the "
-            "theta correction (the approximation behind Section 5.3).",
-            f"at the corrected run's final iterate: exact objective with the exact characteristic matrix "
-            f"(Lemma 10) {f['corrected_exact']:.6g}, Lemma 1 approximation {f['corrected_approx']:.6g} "
-            f"({100 * f['approx_gap']:+.2f}%); stochastic / exact deterministic along the run "
-            f"{ratio:.4f} +- {se:.4f}",
+            "The deterministic objective of overlapping DropBlock is the DropBlock one (Lemma 1) "
+            "up to the theta correction (the approximation behind Section 5.3).",
+            "at the corrected run's final iterate: exact objective with the exact characteristic "
+            f"matrix (Lemma 10) {f['corrected_exact']:.6g}, Lemma 1 approximation "
+            f"{f['corrected_approx']:.6g} ({100 * f['approx_gap']:+.2f}%); stochastic / exact "
+            f"deterministic along the run {ratio:.4f} +- {se:.4f}",
             verdict_for(
                 abs(ratio - 1) <= max(4 * se, 1e-3),
                 len(data["iterations"]),

@@ -59,7 +59,8 @@ def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
 
 
 def _sweep_sorted(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    """t for descending m: t = clip(m tau - beta, 0, 1), sum t = r (t = 1 on the support if nnz <= r)."""
+    """t for descending m: t = clip(m tau - beta, 0, 1), sum t = r (t = 1 on the support if
+    nnz <= r)."""
     positive = m[m > 0]
     if positive.size <= r:
         return (m > 0).astype(float)
@@ -183,21 +184,16 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
     near = values <= low + 64 * np.finfo(float).eps * low
     pick = np.flatnonzero(near & ok)
     j = int(pick[np.argmin(values[pick])]) if pick.size else int(np.argmin(values))
-    if rhos[j] == 0:
-        best = (float(values[j]), ("head", int(lams[j])))
-    else:
-        rho, l = int(rhos[j]), int(lams[j])
-        S = m[rho - 1 : l].sum()
-        c = (r - rho + 1) + beta * (l - rho + 1)
-        best = (float(values[j]), ("band", rho, l, beta * S / c))
-    value, how = best
+    value, end = float(values[j]), int(lams[j])
     a = np.zeros(n)
-    if how[0] == "head":
-        a[: how[1]] = m[: how[1]] / (1.0 + beta)
-        return a, min(how[1] + 1, r), value
-    _, rho, lam, cut = how
+    if rhos[j] == 0:  # head only: the first ``end`` entries shrunk
+        a[:end] = m[:end] / (1.0 + beta)
+        return a, min(end + 1, r), value
+    rho = int(rhos[j])
+    band_sum = float(m[rho - 1 : end].sum())
+    band_c = (r - rho + 1) + beta * (end - rho + 1)
     a[: rho - 1] = m[: rho - 1] / (1.0 + beta)
-    a[rho - 1 : lam] = np.maximum(m[rho - 1 : lam] - cut, 0.0)
+    a[rho - 1 : end] = np.maximum(m[rho - 1 : end] - beta * band_sum / band_c, 0.0)
     return a, rho, value
 
 
@@ -221,7 +217,8 @@ def _pinv(X: np.ndarray) -> np.ndarray:
 
 
 def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
-    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective, ..."""
+    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective,
+    ..."""
     Y = np.asarray(Y, dtype=float)
     beta = (1 - theta_bar) / theta_bar
     if X is None:

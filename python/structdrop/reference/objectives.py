@@ -3,8 +3,8 @@
 Written separately from the C++ kernels, and from a different formulation: everything here is the
 direct formula over all N samples (G = V^T X formed explicitly, chunk by chunk over the samples to
 bound memory), never the moment identities the C++ uses. The overlapping-DropBlock statistics are
-computed from the unit-by-seed incidence matrix (inclusion-exclusion). Schemes are read only through their public fields
-(theta, block_size, gamma) and their class name.
+computed from the unit-by-seed incidence matrix (inclusion-exclusion). Schemes are read only through
+their public fields (theta, block_size, gamma) and their class name.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def dropconnect_paper_regularizer(U, V, X, theta: float, chunk_size: int = 65536
 
 
 def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float, float]:
-    """(fit, regulariser) of the exact deterministic objective by the direct formula over all N samples.
+    """(fit, regulariser) of the exact deterministic objective by the direct formula over all
+    N samples.
 
     fit = ||Y - U V^T X||^2; the regulariser per scheme:
       NoDropout            0
@@ -76,7 +77,8 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     cbar = None
     if name == "OverlappingDropBlock":
         _, cbar = overlapping_dropblock_stats(d, scheme.block_size, scheme.gamma)
-        # Only the diagonals of C-bar that hold a non-zero entry need g_i . g_{i+k} (read off C-bar).
+        # Only the diagonals of C-bar that hold a non-zero entry need g_i . g_{i+k} (read off
+        # C-bar).
         offsets = [k for k in range(d) if np.any(np.diagonal(cbar, k) != 0.0)]
         gg_diag = {k: np.zeros(d - k) for k in offsets}
     x_sq = np.zeros(X.shape[0])  # ||x_j||^2
@@ -102,6 +104,7 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     elif name == "DropBlock":
         reg = (1.0 - scheme.theta) / scheme.theta * block_sq
     elif name == "OverlappingDropBlock":
+        assert cbar is not None  # computed above for this scheme
         uu = U.T @ U
         reg = 0.0
         for k in offsets:  # sum over i, j of C-bar_ij (u_i . u_j)(g_i . g_j), C-bar symmetric

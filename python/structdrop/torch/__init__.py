@@ -1,9 +1,10 @@
 """structdrop.torch: the PyTorch path of structdrop (optional; ``pip install structdrop[torch]``).
 
 - Layers: :class:`DropBlock1d`, :class:`OverlappingDropBlock1d`, :class:`DropConnectLinear`.
-- Feature maps: :class:`DropBlock2d`, :class:`DropBlock3d` (exact per-unit rescaling, ``mask_moments``),
-  :func:`mask_statistics` (their drop rates next to torchvision's and timm's rules), and the exact
-  conv-readout objective :func:`dropblock_conv_objective` / :func:`dropblock_conv_regularizer`.
+- Feature maps: :class:`DropBlock2d`, :class:`DropBlock3d` (exact per-unit
+  rescaling, ``mask_moments``), :func:`mask_statistics` (their drop rates next to torchvision's and
+  timm's rules), and the exact conv-readout objective
+  :func:`dropblock_conv_objective` / :func:`dropblock_conv_regularizer`.
 - :func:`weight_dropout`: DropConnect on any module's weights (recurrent ones included);
   :func:`linear_weight_dropout_objective` its exact expected loss for a linear network.
 - Drop-rate warm-up held in the layers' state: :class:`DropRateScheduler`, :func:`warmup_factor`.

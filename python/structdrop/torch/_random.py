@@ -1,5 +1,6 @@
 """Counter-based random numbers for batched runs: the same per-run seed gives the same stream on
-any device, for any number of runs, with no generator state to carry (so a CUDA graph can replay it).
+any device, for any number of runs, with no generator state to carry (so a CUDA graph can
+replay it).
 
 Every random number is a 32-bit hash of (run seed, stream, step, slot) computed with plain int64
 tensor arithmetic (``lowbias32`` finaliser, Wellons 2018; multiplications split in 16-bit halves so

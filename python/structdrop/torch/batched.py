@@ -102,7 +102,8 @@ class _Problem:
         self.S = X64 @ X64.T  # b x b
         self.P = Y64 @ X64.T  # a x b
         self.yy = float(Y64.square().sum())
-        self.inv_keep = None
+        # 1 / P(unit i kept): overlapping DropBlock's per-unit rescaling (unused by the others)
+        self.inv_keep = torch.ones(d, device=device, dtype=dtype)
         if spec.kind == "overlapping":
             counts = cover_counts(d, spec.block_size)
             keep = torch.tensor([(1.0 - spec.gamma) ** c for c in counts], dtype=torch.float64)
@@ -147,7 +148,8 @@ class _Problem:
         return ((1.0 - dropped) * self.inv_keep.to(dtype)).reshape(*lead, self.d)
 
     def fit64(self, U: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        """||Y - U V^T X||^2 per run from U (R x a x d), V (R x b x d), in float64 via Gram matrices."""
+        """||Y - U V^T X||^2 per run from U (R x a x d), V (R x b x d), in float64 via Gram
+        matrices."""
         A = U @ V.transpose(1, 2)  # R x a x b
         return self.yy - 2.0 * (A * self.P).sum((1, 2)) + ((A @ self.S) * A).sum((1, 2))
 
@@ -190,7 +192,8 @@ def batched_train(
     cuda_graph: bool = False,
     chunk_steps: int | None = None,
 ) -> BatchedTrainResult:
-    """Run ``runs`` independent copies of Algorithm 1 at once (the semantics of ``structdrop.train``).
+    """Run ``runs`` independent copies of Algorithm 1 at once (the semantics
+    of ``structdrop.train``).
 
     Each step of each run draws ``batch_size`` samples uniformly with replacement, each with its own
     mask z (the scheme's distribution, divided by its mean: ``z/theta``, or ``z_i/mu_i`` for
@@ -315,6 +318,7 @@ def batched_train(
             xy = prob.XYt[idx_all[:, i]]  # R x B x (b + a)
             xb, yb = xy[..., :b], xy[..., b:]
             if spec.kind == "dropconnect":
+                assert z_all is not None  # DropConnect always draws masks
                 Z = z_all[:, i]  # R x B x b x d: one mask per sample
                 if batch_size == 1:
                     h = torch.bmm(xb, V * Z[:, 0])
@@ -322,7 +326,7 @@ def batched_train(
                     h = torch.einsum("rsb,rsbd->rsd", xb, V.unsqueeze(1) * Z)
             else:
                 h = torch.bmm(xb, V)
-                if prob.slots:
+                if z_all is not None:  # drawn when the scheme has mask slots
                     z = z_all[:, i]  # R x B x d: one mask per sample
                     h = h * z
             eps = torch.baddbmm(yb, h, U.transpose(1, 2), beta=-1.0)  # U D V^T x - y, R x B x a
@@ -413,7 +417,8 @@ def _draw(
     steps: torch.Tensor,
     batch_size: int,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the steps."""
+    """Scaled masks (R x T x B x d, or R x T x B x b x d) and sample indices (R x T x B) of the
+    steps."""
     z_all = None
     R, T = keys_mask.shape[0], steps.shape[0]
     if prob.slots:

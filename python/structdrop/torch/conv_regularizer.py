@@ -12,16 +12,18 @@ channel masks and ``1 1^T kron C-bar_map`` for ``share_channels``; C-bar_map van
 ``|u_i - v_i| < b_i`` on every axis. The regulariser is therefore evaluated offset by offset,
 never forming a (C U) x (C U) matrix:
 
-    independent:  sum_delta sum_{c,u} C-bar(u, u+delta) (sum_a W_acu W_ac(u+delta)) (sum_n F_ncu F_nc(u+delta))
-    shared:       sum_delta sum_u C-bar(u, u+delta) sum_{n,a} P_nau P_na(u+delta),  P_nau = sum_c W_acu F_ncu
+    independent:  sum_delta sum_{c,u} C-bar(u, u+delta) (sum_a W_acu W_ac(u+delta))
+                                                        (sum_n F_ncu F_nc(u+delta))
+    shared:       sum_delta sum_u C-bar(u, u+delta) sum_{n,a} P_nau P_na(u+delta),
+                  with P_nau = sum_c W_acu F_ncu
 
 The offsets of the leading spatial axes are looped over (``prod(min(b_i, n_i))`` of them for
 the axes but the last, half by symmetry); along the last axis every pair of positions is taken
 at once, so each Gram factor is one batched matrix product over (channel, position), e.g. for
 2-D maps ``C H`` products of ``W x a`` by ``a x W`` (and of ``W x N`` by ``N x W``): time
 O(b_1 (a + N) C H W^2), memory O(C H W^2) for one offset at a time (the backward pass recomputes
-the blocks and accumulates in place). Everything is differentiable (in W, F, Y and the bias), so it can be used as a loss term
-instead of, or next to, sampled masks.
+the blocks and accumulates in place). Everything is differentiable (in W, F, Y and the bias), so it
+can be used as a loss term instead of, or next to, sampled masks.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def _row_band(
 
 
 class _BandGram(torch.autograd.Function):
-    """sum_band sum <w, G_X(u, v) * G_Z(u, v)> with G_X(u, v)[c, .., x, y] = sum_l X[l, c, u.., x] X[l, c, v.., y].
+    """sum_band sum <w, G_X(u, v) * G_Z(u, v)> with G_X(u, v)[c, .., x, y] = sum_l X[l, c, u.., x]
+    X[l, c, v.., y].
 
     X (and Z, or None for G_Z = 1) are permuted once to a (leading axes.., C, n_last, l) layout,
     so that a slice of the first axis is contiguous and every Gram block is one batched matrix
@@ -138,11 +141,11 @@ class _BandGram(torch.autograd.Function):
         for u, v, w in ctx.band:
             gram_x = _BandGram._gram(Xp, u, v)
             gram_z = None if Zp is None else _BandGram._gram(Zp, u, v)
-            if wants_x:
+            if gX is not None:
                 coef = w if gram_z is None else w * gram_z
                 gX[u] += coef @ Xp[v]
                 gX[v] += coef.transpose(-1, -2) @ Xp[u]
-            if wants_z:
+            if gZ is not None:
                 coef = w * gram_x
                 gZ[u] += coef @ Zp[v]
                 gZ[v] += coef.transpose(-1, -2) @ Zp[u]
@@ -155,7 +158,8 @@ class _BandGram(torch.autograd.Function):
 def dropblock_conv_regularizer(
     layer: _DropBlockNd, weight: torch.Tensor, features: torch.Tensor
 ) -> torch.Tensor:
-    """``E ||W (z/mu * F)||^2 - ||W F||^2``: the exact regulariser of ``layer`` under a linear readout.
+    """``E ||W (z/mu * F)||^2 - ||W F||^2``: the exact regulariser of ``layer`` under a
+    linear readout.
 
     Args:
         layer: a :class:`~structdrop.torch.DropBlock2d` / :class:`~structdrop.torch.DropBlock3d`

@@ -13,10 +13,10 @@ and since U G ranges over matrices of the product form, it is bounded below by t
 learnt, so nothing restricts A), beta_bar = beta_for_width(theta, 80, 5) (corrected Theorem 7).
 The last layer has no bias: with a bias c the objective is ||Y - c 1^T - U G||^2 + ... and the bound
 would be the minimum over c as well, not the bound for Y. The recorded objective uses the features
-of the network in eval mode (BatchNorm with running statistics, the ResNet's), over the training set,
-and is evaluated from their moments G G^T, Y G^T, ||Y||^2 (:func:`feature_moments`, accumulated on the
-device batch by batch), so nothing of size N is held; the singular values of U G come from the
-eigenvalues of U G G^T U^T (accurate to about 1e-8 of the largest, ample for the comparison).
+of the network in eval mode (BatchNorm with running statistics, the ResNet's), over the training
+set, and is evaluated from their moments G G^T, Y G^T, ||Y||^2 (:func:`feature_moments`, accumulated
+on the device batch by batch), so nothing of size N is held; the singular values of U G come from
+the eigenvalues of U G G^T U^T (accurate to about 1e-8 of the largest, ample for the comparison).
 """
 
 from __future__ import annotations
@@ -47,8 +47,10 @@ class DeepExperimentResult:
         epochs: 0..E (0 = before training).
         objective: the exact deterministic DropBlock objective over the training set after each
             epoch (E + 1 values; summed over samples, Lemma 1 with the learnt features G).
-        train_loss: mean stochastic minibatch loss (per sample, summed over classes) of each epoch (E values).
-        lower_bound: minimum of ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 over all A (corrected Theorem 7).
+        train_loss: mean stochastic minibatch loss (per sample, summed over classes) of each epoch
+            (E values).
+        lower_bound: minimum of ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 over all A (corrected
+            Theorem 7).
         feature_lower_bound: the same minimum over the A = U G the final features G allow (A in
             G's row space), from G's moments (:func:`structdrop.global_min_from_moments`): a tighter
             bound for the trained network, objective[-1] >= feature_lower_bound >= lower_bound.
@@ -108,8 +110,9 @@ def small_cnn(in_channels: int) -> tuple[nn.Module, int]:
 
 
 def resnet50_small(in_channels: int) -> tuple[nn.Module, int]:
-    """torchvision's ResNet-50 (random init) adapted to small images: 3x3 stride-1 stem, no max-pool,
-    ``in_channels`` input channels, the classifier removed (2048 features). Needs torchvision."""
+    """torchvision's ResNet-50 (random init) adapted to small images: 3x3 stride-1 stem, no
+    max-pool, ``in_channels`` input channels, the classifier removed (2048 features). Needs
+    torchvision."""
     import torchvision  # lazy: torchvision is optional
 
     net = torchvision.models.resnet50(weights=None)
@@ -235,7 +238,8 @@ def deep_experiment(
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> DeepExperimentResult:
-    """Train trunk -> Linear(., 80) -> DropBlock1d(theta, 5) -> Linear(80, classes) and compare with Theorem 7.
+    """Train trunk -> Linear(., 80) -> DropBlock1d(theta, 5) -> Linear(80, classes) and compare with
+    Theorem 7.
 
     Section 5.2 / Figure 3 of the paper. After every epoch it records the exact deterministic
     objective over the training set (see the module docstring), and returns it with the corrected
@@ -254,7 +258,8 @@ def deep_experiment(
         epochs, batch_size, lr, weight_decay: Adam training of all weights on the mean squared loss
             (per sample, summed over classes) of each shuffled minibatch (a last minibatch of one
             sample is skipped: BatchNorm cannot train on it).
-        schedule: ``"cosine"`` (learning rate annealed to 0 over the epochs, default) or ``"constant"``.
+        schedule: ``"cosine"`` (learning rate annealed to 0 over the epochs, default)
+            or ``"constant"``.
         seed: seeds the subset, the initialisation, the shuffling and the masks.
         device: torch device (default: CUDA when available).
         progress: print one line per epoch.
@@ -351,7 +356,8 @@ def deep_experiment(
                 flush=True,
             )
     _, sv, final_moments = evaluate()
-    # Features may be rank-deficient (dead units): the estimate then stays in the docs, not a warning.
+    # Features may be rank-deficient (dead units): the estimate then stays in the docs, not a
+    # warning.
     feature_bound = structdrop.global_min_from_moments(final_moments, BLOCK, theta_bar, warn=False)
     theory = np.zeros(classes)
     a_star = np.asarray(bound.singular_values, dtype=np.float64)

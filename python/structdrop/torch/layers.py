@@ -68,7 +68,8 @@ class OverlappingDropBlock1d(nn.Module):
     paper's single theta correction, which is exact only for interior units). Giving ``theta``
     instead of ``gamma`` sets ``(1 - gamma)**block_size = theta`` (interior keep probability).
     The same distribution as :class:`structdrop.schemes.OverlappingDropBlock`; its exact
-    deterministic equivalent is Lemma 10 (:func:`structdrop.torch.overlapping_dropblock_regularizer`).
+    deterministic equivalent is Lemma 10
+    (:func:`structdrop.torch.overlapping_dropblock_regularizer`).
 
     Args:
         block_size: r, the length of a dropped block (at most the feature count).
@@ -118,7 +119,8 @@ class OverlappingDropBlock1d(nn.Module):
         seeds = (torch.rand(rows, 1, d - r + 1, device=x.device, dtype=x.dtype) < self.gamma).to(
             x.dtype
         )
-        # unit i is dropped when a seed in [i - r + 1, i] fired: a sliding max over zero-padded seeds
+        # unit i is dropped when a seed in [i - r + 1, i] fired: a sliding max over zero-padded
+        # seeds
         dropped = F.max_pool1d(F.pad(seeds, (r - 1, r - 1)), kernel_size=r, stride=1)
         keep = (1.0 - dropped).reshape(x.shape)
         return x * keep * self._inverse_keep(d, x.device, x.dtype)
@@ -128,9 +130,9 @@ class DropConnectLinear(nn.Linear):
     """A linear layer with DropConnect (Section 4): each weight is kept with probability ``theta``.
 
     In training mode the output for sample n is ``x_n (M_n * W)^T / theta + b`` with an
-    independent Bernoulli(theta) mask ``M_n`` per sample (the bias is not masked); in eval mode it is
-    the plain linear layer. The weight is ``V^T`` in the paper's notation ``U (Z * V)^T g(X)``; the
-    exact deterministic equivalent is :func:`structdrop.torch.dropconnect_regularizer` (the
+    independent Bernoulli(theta) mask ``M_n`` per sample (the bias is not masked); in eval mode it
+    is the plain linear layer. The weight is ``V^T`` in the paper's notation ``U (Z * V)^T g(X)``;
+    the exact deterministic equivalent is :func:`structdrop.torch.dropconnect_regularizer` (the
     paper's Theorem 13 is false in general, see the README's corrections). Per-sample masks cost
     ``batch * out_features * in_features`` memory; ``per_sample=False`` draws one mask per forward
     call instead (shared by the batch: an unbiased but correlated estimate).

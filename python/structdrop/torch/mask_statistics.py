@@ -51,7 +51,8 @@ _LABELS = {
 def _window_counts(
     n: int, lo_offset: int, hi_offset: int, seed_lo: int, seed_hi: int
 ) -> np.ndarray:
-    """Per unit u of an axis: how many seeds s in [seed_lo, seed_hi] have u - s in [lo_offset, hi_offset]."""
+    """Per unit u of an axis: how many seeds s in [seed_lo, seed_hi] have u - s in [lo_offset,
+    hi_offset]."""
     u = np.arange(n)
     return np.clip(
         np.minimum(u - lo_offset, seed_hi) - np.maximum(u - hi_offset, seed_lo) + 1, 0, None
@@ -103,7 +104,8 @@ def _timm_map(shape: tuple[int, int], b: int, p: float) -> tuple[np.ndarray | No
 
 @dataclass(frozen=True)
 class MaskStatistics:
-    """Exact per-unit drop rates of several DropBlock rules on one map (see :func:`mask_statistics`).
+    """Exact per-unit drop rates of several DropBlock rules on one map
+    (see :func:`mask_statistics`).
 
     Attributes:
         spatial_shape, block_size, p: the setting.
@@ -118,35 +120,36 @@ class MaskStatistics:
     failures: dict[str, str] = field(default_factory=dict)
 
     def gain(self, rule: str) -> np.ndarray:
-        """E[output]/input per unit: 1 for structdrop; the large-batch limit for batch-normalised rules."""
+        """E[output]/input per unit: 1 for structdrop; the large-batch limit for batch-normalised
+        rules."""
         drop = self.drop_rates[rule]
         if rule.startswith("structdrop"):
             return np.ones_like(drop)
         keep = 1.0 - drop
         return keep / keep.mean()
 
-    def rows(self) -> list[dict[str, object]]:
-        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max |gain - 1|."""
+    def _stats(self, rule: str) -> dict[str, float]:
+        """Centre and corner drop rates, min/mean/max, max |gain - 1| of one computed rule."""
         H, W = self.spatial_shape
-        rows = []
+        drop = self.drop_rates[rule]
+        return {
+            "centre": float(drop[H // 2, W // 2]),
+            "corner": float(drop[0, 0]),
+            "min": float(drop.min()),
+            "mean": float(drop.mean()),
+            "max": float(drop.max()),
+            "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
+        }
+
+    def rows(self) -> list[dict[str, object]]:
+        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max
+        |gain - 1|; for a rule that failed, its error message instead."""
+        rows: list[dict[str, object]] = []
         for rule in RULES:
             if rule in self.failures:
                 rows.append({"rule": _LABELS[rule], "error": self.failures[rule]})
-                continue
-            if rule not in self.drop_rates:
-                continue
-            drop = self.drop_rates[rule]
-            rows.append(
-                {
-                    "rule": _LABELS[rule],
-                    "centre": float(drop[H // 2, W // 2]),
-                    "corner": float(drop[0, 0]),
-                    "min": float(drop.min()),
-                    "mean": float(drop.mean()),
-                    "max": float(drop.max()),
-                    "max_gain_error": float(np.abs(self.gain(rule) - 1.0).max()),
-                }
-            )
+            elif rule in self.drop_rates:
+                rows.append({"rule": _LABELS[rule], **self._stats(rule)})
         return rows
 
     def table(self) -> str:
@@ -159,18 +162,22 @@ class MaskStatistics:
             "| rule | centre | corner | min | mean | max | max abs(gain - 1) |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row in self.rows():
-            if "error" in row:
-                lines.append(f"| {row['rule']} | {row['error']} | | | | | |")
+        for rule in RULES:
+            if rule in self.failures:
+                lines.append(f"| {_LABELS[rule]} | {self.failures[rule]} | | | | | |")
                 continue
-            cells = [f"{100 * row[k]:.2f} %" for k in ("centre", "corner", "min", "mean", "max")]
+            if rule not in self.drop_rates:
+                continue
+            stats = self._stats(rule)
+            cells = [f"{100 * stats[k]:.2f} %" for k in ("centre", "corner", "min", "mean", "max")]
             lines.append(
-                f"| {row['rule']} | " + " | ".join(cells) + f" | {row['max_gain_error']:.3f} |"
+                f"| {_LABELS[rule]} | " + " | ".join(cells) + f" | {stats['max_gain_error']:.3f} |"
             )
         return head + "\n".join(lines)
 
     def figure(self):
-        """A matplotlib Figure: one heat map of the per-unit drop rate per rule (needs matplotlib)."""
+        """A matplotlib Figure: one heat map of the per-unit drop rate per rule (needs
+        matplotlib)."""
         try:
             from matplotlib.figure import Figure
         except ImportError as exc:  # pragma: no cover - exercised only without matplotlib

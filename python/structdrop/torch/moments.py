@@ -15,7 +15,7 @@ any size, and sums them over the processes of a ``torch.distributed`` job (momen
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import torch
@@ -44,8 +44,8 @@ def _default_device(module: nn.Module | None) -> torch.device:
     if module is not None:
         for tensor in module.parameters():
             return tensor.device
-        for tensor in module.buffers():
-            return tensor.device
+        for buffer in module.buffers():
+            return buffer.device
     return torch.device("cpu")
 
 
@@ -88,8 +88,8 @@ class _Accumulator:
         if self.num_classes is not None:
             if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool or t.dim() != 1:
                 raise ValueError(
-                    f"with num_classes, the targets must be integer class indices of shape (batch,); batch {index} "
-                    f"has {t.dtype} targets of shape {tuple(t.shape)}"
+                    "with num_classes, the targets must be integer class indices of shape "
+                    f"(batch,); batch {index} has {t.dtype} targets of shape {tuple(t.shape)}"
                 )
             # one-hot by comparison: an out-of-range label gives a zero row and is flagged, never a
             # device-side assertion
@@ -102,14 +102,15 @@ class _Accumulator:
         else:
             if not (t.is_floating_point() or t.dtype == torch.bool):
                 raise ValueError(
-                    f"the targets of batch {index} are {t.dtype}: pass num_classes=... for class indices, "
-                    "or give float targets of shape (batch, a) or (batch,)"
+                    f"the targets of batch {index} are {t.dtype}: pass num_classes=... for class "
+                    "indices, or give float targets of shape (batch, a) or (batch,)"
                 )
             if t.dim() == 1:
                 t = t.unsqueeze(1)
             if t.dim() != 2:
                 raise ValueError(
-                    f"the targets of batch {index} must have shape (batch, a) or (batch,), got {tuple(t.shape)}"
+                    f"the targets of batch {index} must have shape (batch, a) or (batch,), got "
+                    f"{tuple(t.shape)}"
                 )
             t = t.to(torch.float64)
             finite = torch.isfinite(t).all()
@@ -118,53 +119,62 @@ class _Accumulator:
             )
         if t.shape[0] != batch:
             raise ValueError(
-                f"batch {index}: the features are for {batch} samples but the targets have shape {tuple(t.shape)}"
+                f"batch {index}: the features are for {batch} samples but the targets have shape "
+                f"{tuple(t.shape)}"
             )
         return t
 
     def add(self, index: int, feats: object, targets: object) -> None:
         if not isinstance(feats, torch.Tensor):
             raise TypeError(
-                f"features must return a tensor; for batch {index} it returned {type(feats).__name__}"
+                f"features must return a tensor; for batch {index} it returned "
+                f"{type(feats).__name__}"
             )
         if feats.dim() < 2 or feats.shape[0] == 0:
             raise ValueError(
-                f"features must return (batch, d) or (batch, ...) with batch >= 1; for batch {index} it returned "
-                f"shape {tuple(feats.shape)}"
+                "features must return (batch, d) or (batch, ...) with batch >= 1; for batch "
+                f"{index} it returned shape {tuple(feats.shape)}"
             )
         if feats.is_complex():
             raise TypeError(f"features must return real values; batch {index} gave {feats.dtype}")
         batch = feats.shape[0]
-        G = feats.reshape(batch, -1).to(
-            self.device, torch.float64
-        )  # (batch, d); a batch-sized copy at most
+        # (batch, d); a batch-sized copy at most
+        G = feats.reshape(batch, -1).to(self.device, torch.float64)
         Y = self._targets(index, targets, batch)
-        if self.gram is None:
-            self.gram = torch.zeros(
-                (G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
-            )
-            self.cross = torch.zeros(
-                (Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device
-            )
-        elif G.shape[1] != self.gram.shape[0]:
-            raise ValueError(
-                f"features must return the same number of features d for every batch: d = {self.gram.shape[0]} "
-                f"before, batch {index} gave shape {tuple(feats.shape)} (d = {G.shape[1]})"
-            )
-        elif Y.shape[1] != self.cross.shape[0]:
-            raise ValueError(
-                f"the targets must have the same number of outputs a in every batch: a = {self.cross.shape[0]} "
-                f"before, batch {index} has targets of shape {tuple(Y.shape)}"
-            )
+        sums = self.sums()
+        if sums is None:
+            gram = torch.zeros((G.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
+            cross = torch.zeros((Y.shape[1], G.shape[1]), dtype=torch.float64, device=self.device)
+            self.gram, self.cross = gram, cross
+        else:
+            gram, cross = sums
+            if G.shape[1] != gram.shape[0]:
+                raise ValueError(
+                    "features must return the same number of features d for every batch: d = "
+                    f"{gram.shape[0]} before, batch {index} gave shape {tuple(feats.shape)} "
+                    f"(d = {G.shape[1]})"
+                )
+            if Y.shape[1] != cross.shape[0]:
+                raise ValueError(
+                    "the targets must have the same number of outputs a in every batch: a = "
+                    f"{cross.shape[0]} before, batch {index} has targets of shape "
+                    f"{tuple(Y.shape)}"
+                )
         finite = torch.isfinite(G).all()
         self.bad_features = torch.where((self.bad_features < 0) & ~finite, index, self.bad_features)
-        self.gram.addmm_(G.T, G)  # G G^T in the samples-as-columns convention of DataMoments
-        self.cross.addmm_(Y.T, G)
+        gram.addmm_(G.T, G)  # G G^T in the samples-as-columns convention of DataMoments
+        cross.addmm_(Y.T, G)
         self.y_sq += Y.square().sum()
         self.n += batch
         self.batches += 1
         if self.batches % CHECK_EVERY == 0:
             self.check()
+
+    def sums(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(G G^T, Y G^T) so far, or None before the first batch."""
+        if self.gram is None or self.cross is None:
+            return None
+        return self.gram, self.cross
 
     def check(self) -> None:
         """Raise for the first bad batch seen so far (one device-to-host read)."""
@@ -198,8 +208,9 @@ def _reduce(
     nccl = dist.get_backend() == "nccl"
     comm = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     d = a = n = 0
-    if acc.gram is not None:
-        d, a, n = acc.gram.shape[0], acc.cross.shape[0], acc.n
+    sums = acc.sums()
+    if sums is not None:
+        d, a, n = sums[0].shape[0], sums[1].shape[0], acc.n
     info = torch.tensor([int(failure is not None), d, a, n], dtype=torch.int64, device=comm)
     gathered = [torch.zeros_like(info) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, info)
@@ -219,9 +230,9 @@ def _reduce(
         raise ValueError("the loader yielded no samples on any process")
     d, a = shapes.pop()
     flat = torch.zeros(d * d + a * d + 2, dtype=torch.float64, device=comm)
-    if n > 0:
-        flat[: d * d] = acc.gram.reshape(-1).to(comm)
-        flat[d * d : d * d + a * d] = acc.cross.reshape(-1).to(comm)
+    if sums is not None and n > 0:
+        flat[: d * d] = sums[0].reshape(-1).to(comm)
+        flat[d * d : d * d + a * d] = sums[1].reshape(-1).to(comm)
         flat[-2] = acc.y_sq.to(comm)
         flat[-1] = float(n)  # exact: sample counts are far below 2^53
     dist.all_reduce(flat)  # SUM: moments of the union of the processes' samples
@@ -244,8 +255,8 @@ def feature_moments(
 
     Runs ``features`` on every batch of ``loader`` under ``torch.no_grad()`` and accumulates, on
     ``device`` in float64 (whatever the model's dtype), the sums over batches of ``G_b G_b^T``,
-    ``Y_b G_b^T`` and ``||Y_b||^2``, where ``G_b`` holds the batch's features as columns. The result is
-    the :class:`structdrop.DataMoments` of features G (d x N) and targets Y (a x N), exactly as
+    ``Y_b G_b^T`` and ``||Y_b||^2``, where ``G_b`` holds the batch's features as columns. The result
+    is the :class:`structdrop.DataMoments` of features G (d x N) and targets Y (a x N), exactly as
     :func:`structdrop.data_moments` would compute them from the materialised ``G`` and ``Y`` (up to
     rounding); only one batch of features is held at a time. Pass it to
     :func:`structdrop.objective_terms` (with ``V = I_d``) for the exact deterministic objective of
@@ -254,20 +265,20 @@ def feature_moments(
     Args:
         features: an ``nn.Module`` or any callable of a batch's inputs returning a tensor of shape
             (batch, d), or (batch, ...) which is flattened to (batch, d) (e.g. convolutional maps).
-        loader: an iterable of ``(inputs, targets)`` pairs, such as a ``torch.utils.data.DataLoader``.
-            ``inputs`` is what ``features`` takes (tensors, also inside tuples/lists/dicts, are moved
-            to ``device``). ``targets``: float of shape (batch, a), or (batch,) for a = 1; or, with
-            ``num_classes``, integer class indices of shape (batch,) used as one-hot rows (the
-            squared-loss targets of the paper's Section 5.2 experiment). Batches may differ in size
-            (a last, partial batch is fine).
+        loader: an iterable of ``(inputs, targets)`` pairs, such as
+            a ``torch.utils.data.DataLoader``. ``inputs`` is what ``features`` takes (tensors, also
+            inside tuples/lists/dicts, are moved to ``device``). ``targets``: float of shape (batch,
+            a), or (batch,) for a = 1; or, with ``num_classes``, integer class indices of shape
+            (batch,) used as one-hot rows (the squared-loss targets of the paper's Section 5.2
+            experiment). Batches may differ in size (a last, partial batch is fine).
         device: where inputs are sent and the moments accumulated. Default: the device of the
             module's first parameter (or buffer) -- for a bound method such as ``net.features``, of
             ``net`` -- else the CPU. The module itself is never moved.
         num_classes: the number of classes when the targets are class indices (see ``loader``).
-        eval_mode: put the module (``features``, or the module a bound method belongs to) in eval mode
-            for the pass -- BatchNorm with running statistics, dropout off -- and afterwards restore
-            every submodule's own ``training`` flag as it was. False leaves the modes alone, as it
-            does for a plain function, whose modes are the caller's business.
+        eval_mode: put the module (``features``, or the module a bound method belongs to) in
+            eval mode for the pass -- BatchNorm with running statistics, dropout off -- and
+            afterwards restore every submodule's own ``training`` flag as it was. False leaves the
+            modes alone, as it does for a plain function, whose modes are the caller's business.
         all_reduce: when a ``torch.distributed`` process group is initialised, return the moments
             summed over all its processes (each process passing the loader of its own share of
             the data, e.g. with a ``DistributedSampler``; every process must call this). False
@@ -293,7 +304,8 @@ def feature_moments(
     """
     if not callable(features):
         raise TypeError(
-            f"features must be an nn.Module or a callable of a batch's inputs, got {type(features).__name__}"
+            "features must be an nn.Module or a callable of a batch's inputs, got "
+            f"{type(features).__name__}"
         )
     if num_classes is not None:
         num_classes = as_int("num_classes", num_classes, minimum=1)
@@ -323,7 +335,7 @@ def feature_moments(
             from tqdm import tqdm
 
             try:
-                total = len(loader)  # type: ignore[arg-type]
+                total = len(loader) if isinstance(loader, Sized) else None
             except TypeError:  # a generator, or a DataLoader over an IterableDataset
                 total = None
             bar = tqdm(
@@ -333,13 +345,14 @@ def feature_moments(
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
-        if modes:
+        if module is not None and modes:
             module.eval()
         with torch.no_grad():
             for index, item in enumerate(loader):
                 if not isinstance(item, (tuple, list)) or len(item) != 2:
                     raise TypeError(
-                        f"loader must yield (inputs, targets) pairs; batch {index} is a {type(item).__name__}"
+                        f"loader must yield (inputs, targets) pairs; batch {index} is a "
+                        f"{type(item).__name__}"
                         + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
                     )
                 inputs, targets = item
@@ -347,9 +360,10 @@ def feature_moments(
                 if bar is not None:
                     bar.update(1)
         acc.check()
-        if acc.gram is not None and not (
-            torch.isfinite(acc.gram).all()
-            and torch.isfinite(acc.cross).all()
+        sums = acc.sums()
+        if sums is not None and not (
+            torch.isfinite(sums[0]).all()
+            and torch.isfinite(sums[1]).all()
             and torch.isfinite(acc.y_sq)
         ):
             raise ValueError(
@@ -358,14 +372,11 @@ def feature_moments(
     except Exception as exc:
         if dist is None:
             raise
-        failure = (
-            exc  # raised after telling the other processes, which would otherwise wait forever
-        )
+        # raised after telling the other processes, which would otherwise wait forever
+        failure = exc
     finally:
-        for (
-            m,
-            mode,
-        ) in modes:  # each submodule's own flag, as it was (not module.train(), which sets all)
+        # each submodule's own flag, as it was (not module.train(), which sets all)
+        for m, mode in modes:
             m.training = mode
         if bar is not None:
             bar.close()
@@ -373,9 +384,10 @@ def feature_moments(
     if dist is not None:
         gram, cross, y_sq, n = _reduce(dist, acc, failure)
     else:
-        if acc.gram is None:
+        sums = acc.sums()
+        if sums is None:
             raise ValueError("the loader yielded no batches")
-        gram, cross, y_sq, n = acc.gram, acc.cross, float(acc.y_sq), acc.n
+        (gram, cross), y_sq, n = sums, float(acc.y_sq), acc.n
     gram = 0.5 * (gram + gram.T)  # exactly symmetric (the products' rounding may differ by entry)
     return DataMoments(
         gram=gram.cpu().numpy(),

@@ -82,7 +82,8 @@ def generalized_regularizer(U: torch.Tensor, G: torch.Tensor, cbar: torch.Tensor
 def generalized_objective(
     Y: torch.Tensor, U: torch.Tensor, G: torch.Tensor, mean: torch.Tensor, covariance: torch.Tensor
 ) -> torch.Tensor:
-    """E_z ||Y - U diag(mean)^-1 diag(z) G||_F^2 for masks z with the given mean and covariance (Lemma 10).
+    """E_z ||Y - U diag(mean)^-1 diag(z) G||_F^2 for masks z with the given mean and covariance
+    (Lemma 10).
 
     Equals ``||Y - U G||^2 + <C-bar, U^T U * G G^T>`` with
     ``C-bar = diag(mean)^-1 covariance diag(mean)^-1``; every entry of ``mean`` must be non-zero.
@@ -103,7 +104,8 @@ def generalized_objective(
 
 
 def dropout_regularizer(U: torch.Tensor, G: torch.Tensor, theta: float) -> torch.Tensor:
-    """Dropout: beta sum_i ||u_i||^2 ||g^i||^2, beta = (1 - theta)/theta (eq. 19; eq. 5 with r = 1)."""
+    """Dropout: beta sum_i ||u_i||^2 ||g^i||^2, beta = (1 - theta)/theta (eq. 19; eq. 5 with
+    r = 1)."""
     th = as_probability("theta", theta)
     U = _tensor("U", U, 2)
     G = _tensor("G", G, 2, U)
@@ -136,7 +138,7 @@ def dropblock_regularizer(
 
 
 def _overlap_cbar(
-    d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | None
+    d: int, r: int, gamma: float, dtype: torch.dtype, device: torch.device | str | None
 ) -> torch.Tensor:
     # C-bar_ij = P(z_i = z_j = 1)/(mu_i mu_j) - 1 = (1 - gamma)^(-|W(i) & W(j)|) - 1,
     # W(i) = seed positions [max(0, i - r + 1), min(i, d - r)] whose block covers unit i.
@@ -189,7 +191,8 @@ def dropconnect_regularizer(
     G = _tensor("G", G, 2, U)
     if V.shape[1] != U.shape[1] or V.shape[0] != G.shape[0]:
         raise ValueError(
-            f"U is a x d, V is b x d and G is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, G {tuple(G.shape)}"
+            f"U is a x d, V is b x d and G is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, G "
+            f"{tuple(G.shape)}"
         )
     return ((1.0 - th) / th) * (
         U.square().sum(0) * (V.square() * G.square().sum(1)[:, None]).sum(0)
@@ -233,7 +236,8 @@ def _unit_regularizer(spec: SchemeSpec, U: torch.Tensor, G: torch.Tensor) -> tor
 
 
 def regularizer(scheme: object, U: torch.Tensor, V: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """The regulariser that ``scheme`` induces on the network U V^T X (same as ``scheme.regularizer``).
+    """The regulariser that ``scheme`` induces on the network U V^T X (same
+    as ``scheme.regularizer``).
 
     Unit-mask schemes act on the d hidden units ``G = V^T X``; DropConnect masks the entries of V.
     """
@@ -243,7 +247,8 @@ def regularizer(scheme: object, U: torch.Tensor, V: torch.Tensor, X: torch.Tenso
     X = _tensor("X", X, 2, U)
     if V.shape[1] != U.shape[1] or V.shape[0] != X.shape[0]:
         raise ValueError(
-            f"U is a x d, V is b x d and X is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, X {tuple(X.shape)}"
+            f"U is a x d, V is b x d and X is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, X "
+            f"{tuple(X.shape)}"
         )
     check_width(spec, U.shape[1])
     if spec.kind == "dropconnect":
@@ -254,7 +259,8 @@ def regularizer(scheme: object, U: torch.Tensor, V: torch.Tensor, X: torch.Tenso
 def objective(
     scheme: object, Y: torch.Tensor, U: torch.Tensor, V: torch.Tensor, X: torch.Tensor
 ) -> torch.Tensor:
-    """Deterministic objective ||Y - U V^T X||^2 + regularizer(scheme, U, V, X) (same as ``scheme.objective``)."""
+    """Deterministic objective ||Y - U V^T X||^2 + regularizer(scheme, U, V, X) (same as
+    ``scheme.objective``)."""
     reg = regularizer(scheme, U, V, X)
     return squared_error(Y, U, V.T @ X) + reg
 

@@ -1,4 +1,5 @@
-"""Drop-rate warm-up schedules held in a layer's state (``state_dict``), stepped by the training loop.
+"""Drop-rate warm-up schedules held in a layer's state (``state_dict``), stepped by the
+training loop.
 
 A scheduled layer keeps its step counter in a registered buffer ``schedule_step`` (int64, 0-dim),
 so checkpoints store it, ``load_state_dict`` restores it and DistributedDataParallel broadcasts it
@@ -82,7 +83,7 @@ class ScheduledDropRate(nn.Module):
         return f", warmup={self.warmup!r}, warmup_steps={self.warmup_steps}, step={self._step}"
 
 
-def _refresh_step(module: nn.Module, incompatible_keys: object) -> None:
+def _refresh_step(module: ScheduledDropRate, incompatible_keys: object) -> None:
     module._step = int(module.schedule_step)
 
 

@@ -1,4 +1,5 @@
-"""DropConnect on any module's weights (recurrent ones included) through ``torch.nn.utils.parametrize``.
+"""DropConnect on any module's weights (recurrent ones included)
+through ``torch.nn.utils.parametrize``.
 
 ``weight_dropout(module, names=("weight_hh_l0",), p=0.5)`` replaces each named parameter ``w`` by
 the parametrization ``w * m / (1 - p)`` with ``m`` a Bernoulli(1 - p) mask of w's shape, so the
@@ -59,7 +60,8 @@ class WeightDropout(ScheduledDropRate):
 
     Args:
         p: drop probability of each weight entry, in [0, 1).
-        per_sample: leave the weight unmasked (a forward hook applies per-sample masks; Linear only).
+        per_sample: leave the weight unmasked (a forward hook applies per-sample masks;
+            Linear only).
         redraw: ``"call"`` (a new mask per forward call of the module) or ``"manual"``.
         warmup_steps, warmup: drop-rate warm-up, as :class:`~structdrop.torch.DropBlock2d`.
         generator: a ``torch.Generator`` on the weight's device (default: torch's global one).
@@ -91,7 +93,8 @@ class WeightDropout(ScheduledDropRate):
         return f"p={self.target_p}, per_sample={self.per_sample}" + self._schedule_repr()
 
     def mask(self, weight: torch.Tensor) -> torch.Tensor:
-        """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape changed."""
+        """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape
+        changed."""
         m = self._mask
         if self.stale or m is None or m.shape != weight.shape or m.device != weight.device:
             dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
@@ -116,6 +119,16 @@ def _mark_stale(module: nn.Module, args: object) -> None:
             param.stale = True
 
 
+def _parametrization_list(module: nn.Module, name: str) -> parametrize.ParametrizationList:
+    """The parametrizations of ``module.<name>`` (torch registers ``module.parametrizations``, a
+    ModuleDict, with the first one; ``Module.__getattr__`` is typed for tensors and modules)."""
+    plists = module.parametrizations
+    assert isinstance(plists, nn.ModuleDict)
+    plist = plists[name]
+    assert isinstance(plist, parametrize.ParametrizationList)
+    return plist
+
+
 def _dropouts(module: nn.Module) -> Iterable[WeightDropout]:
     plist = getattr(module, "parametrizations", None)
     if plist is None:
@@ -124,7 +137,7 @@ def _dropouts(module: nn.Module) -> Iterable[WeightDropout]:
 
 
 def _per_sample_linear(module: nn.Linear, args: tuple, output: torch.Tensor) -> torch.Tensor:
-    param = next(q for q in module.parametrizations.weight if isinstance(q, WeightDropout))
+    param = next(q for q in _parametrization_list(module, "weight") if isinstance(q, WeightDropout))
     p = param.p
     if not param.training or p == 0.0:
         return output
@@ -191,7 +204,7 @@ def weight_dropout(
     params = dict(module.named_parameters(recurse=False))
     for name in names:
         if parametrize.is_parametrized(module, name) and any(
-            isinstance(q, WeightDropout) for q in module.parametrizations[name]
+            isinstance(q, WeightDropout) for q in _parametrization_list(module, name)
         ):
             raise ValueError(f"{name!r} of {type(module).__name__} already has weight dropout")
         if name not in params and not parametrize.is_parametrized(module, name):
@@ -217,7 +230,8 @@ def weight_dropout(
 
 
 def redraw_weight_masks(module: nn.Module) -> None:
-    """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next use)."""
+    """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next
+    use)."""
     for m in module.modules():
         if isinstance(m, WeightDropout):
             m.stale = True
@@ -250,14 +264,15 @@ def linear_weight_dropout_objective(
         raise TypeError("layer and readout must be torch.nn.Linear modules")
     drops = list(_dropouts(layer))
     if parametrize.is_parametrized(layer, "bias") and any(
-        isinstance(q, WeightDropout) for q in layer.parametrizations["bias"]
+        isinstance(q, WeightDropout) for q in _parametrization_list(layer, "bias")
     ):
         raise ValueError(
             "the closed form covers weight dropout on layer.weight only, not on its bias"
         )
     if parametrize.is_parametrized(layer, "weight"):
-        weight = layer.parametrizations["weight"].original
-        if len(layer.parametrizations["weight"]) != 1:
+        plist = _parametrization_list(layer, "weight")
+        weight = plist.original
+        if len(plist) != 1:
             raise ValueError("layer.weight must carry weight dropout as its only parametrization")
     else:
         weight = layer.weight
