@@ -126,7 +126,7 @@ class MaskStatistics:
         return keep / keep.mean()
 
     def rows(self) -> list[dict[str, object]]:
-        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max |gain - 1|."""
+        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, ``max |gain - 1|``."""
         H, W = self.spatial_shape
         rows = []
         for rule in RULES:
