@@ -23,14 +23,14 @@ sys.path.insert(0, str(HERE / "_ext"))  # local extensions: API from __all__, CL
 # Figures of the gallery are drawn off-screen.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# -- project ----------------------------------------------------------------------------------------
+# -- project --
 project = "structdrop"
 author = "structdrop developers"
 copyright = "structdrop developers"  # noqa: A001 - the name Sphinx reads
 release = structdrop.__version__
 version = ".".join(release.split(".")[:2])
 
-# -- extensions -------------------------------------------------------------------------------------
+# -- extensions --
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
@@ -46,6 +46,9 @@ extensions = [
     "structdrop_bench",
 ]
 # No intersphinx: the build must work without network (CI has none).
+
+# Smart quotes, but no smart dashes: "--theta" must stay two hyphens in option help texts.
+smartquotes_action = "qe"
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
@@ -88,7 +91,7 @@ sphinx_gallery_conf = {
 copybutton_prompt_text = r">>> |\.\.\. |\$ "
 copybutton_prompt_is_regexp = True
 
-# -- HTML -------------------------------------------------------------------------------------------
+# -- HTML --
 html_theme = "furo"
 html_title = f"structdrop {release}"
 html_static_path: list[str] = []

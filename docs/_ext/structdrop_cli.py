@@ -53,10 +53,14 @@ def _default_text(default: Any) -> str:
 
 def _option(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
     formatter = parser._get_formatter()
-    invocation = formatter._format_action_invocation(action)
+    if action.option_strings:
+        invocation = formatter._format_action_invocation(action)
+    else:  # a positional argument by its name (argparse shows its choices instead)
+        invocation = action.metavar or action.dest
     facts = []
     if action.help:
-        facts.append(escape_markdown(formatter._expand_help(action)))
+        text = formatter._expand_help(action).strip()
+        facts.append(escape_markdown(text if text.endswith((".", ")", "!", "?")) else text + "."))
     if action.option_strings and action.required:
         facts.append("Required.")
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
