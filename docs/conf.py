@@ -52,7 +52,7 @@ smartquotes_action = "qe"
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "gallery", "benchmarks/*.py", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "gallery", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 
 # MyST: $...$ and $$...$$ math, ::: fences, anchors for headings down to level 3.

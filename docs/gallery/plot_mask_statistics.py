@@ -17,8 +17,9 @@ covariance that falls off linearly in the distance and vanishes from 7 units apa
 The masks come from two samplers: :meth:`structdrop.OverlappingDropBlock.sample_masks`, and a
 few lines of NumPy below that draw the seeds and spread them over their blocks directly from the
 definition. The right panel shows the standardised errors (estimate minus exact value, over its
-standard error) of every mean and covariance entry: they should look like draws from N(0, 1),
-and none should be far outside +-4.
+standard error) of every mean and covariance entry. Each one is roughly a draw from N(0, 1); they
+are not independent of each other (entries of neighbouring units come from the same masks), so
+the histograms wander around the curve, but no entry should lie far outside +-4.
 """
 
 import matplotlib.pyplot as plt

@@ -65,7 +65,7 @@ for ax in axes[:2]:
         ax.plot(theta_bar, r, "w+", ms=9)
 
 m = grid.singular_values
-axes[2].semilogy(np.arange(1, m.size + 1), m, "k.", ms=4, label="targets (Y)")
+axes[2].semilogy(np.arange(1, m.size + 1), m, "k.", ms=4, label="targets Y")
 for (r, theta_bar), solution in solutions.items():
     kept = solution.singular_values[: solution.rank]
     axes[2].semilogy(
@@ -73,6 +73,8 @@ for (r, theta_bar), solution in solutions.items():
     )
 axes[2].set_xlabel("index i")
 axes[2].set_ylabel("singular value")
-axes[2].set_ylim(bottom=m[m > 1e-8 * m[0]].min() / 2)
+nonzero = m[m > 1e-8 * m[0]]  # Y has rank 50: the other singular values are rounding noise
+axes[2].set_xlim(0, nonzero.size + 2)
+axes[2].set_ylim(bottom=nonzero.min() / 2)
 axes[2].legend(fontsize=7)
 plt.show()

@@ -32,7 +32,7 @@ import structdrop
 
 problem = structdrop.paper_synthetic(seed=0)  # a, b, N = 80, 100, 1000
 X, Y = problem.X, problem.Y
-width, theta, block_sizes, seeds = 50, 0.5, (5, 10), range(4)
+width, theta, block_sizes, seeds = 50, 0.5, (5, 10), range(3)
 iterations = 100_000
 
 # One initialisation per seed, shared by both block sizes; 0.1 N(0, 1) entries.
