@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 
@@ -65,5 +67,11 @@ def test_new_options_appear_without_editing_the_page():
     child.add_argument("--mode", choices=("a", "b"), required=True, help="which")
     text = sections(structdrop_cli.render(parser))
     run = text["tool run"]
-    assert "```{option} --level LEVEL\nhow far (\\*not\\* \\|far\\|) Default: `3`.\n```" in run
+    assert "```{option} --level LEVEL\nhow far (\\*not\\* \\|far\\|). Default: `3`.\n```" in run
     assert "```{option} --mode {a,b}\nwhich. Required. Choices: `a`, `b`.\n```" in run
+    # A default the help states already is not repeated; an array default is not printed.
+    child.add_argument("--n", type=int, default=5, help="count (default 5)")
+    child.add_argument("--grid", default=np.arange(3), help="the grid")
+    run = sections(structdrop_cli.render(parser))["tool run"]
+    assert "```{option} --n N\ncount (default 5).\n```" in run
+    assert "```{option} --grid GRID\nthe grid.\n```" in run

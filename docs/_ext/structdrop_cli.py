@@ -45,12 +45,6 @@ def _fenced(text: str, language: str = "text") -> str:
     return f"{fence}{language}\n{text.rstrip()}\n{fence}\n"
 
 
-def _default_text(default: Any) -> str:
-    if hasattr(default, "tolist"):  # NumPy arrays (parsed ranges): their values, not a repr
-        default = default.tolist()
-    return str(default).replace("`", "'")
-
-
 def _option(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
     formatter = parser._get_formatter()
     if action.option_strings:
@@ -60,16 +54,19 @@ def _option(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
     facts = []
     if action.help:
         text = formatter._expand_help(action).strip()
-        facts.append(escape_markdown(text if text.endswith((".", ")", "!", "?")) else text + "."))
+        facts.append(escape_markdown(text if text.endswith((".", "!", "?")) else text + "."))
     if action.option_strings and action.required:
         facts.append("Required.")
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         facts.append("Choices: " + ", ".join(f"`{choice}`" for choice in action.choices) + ".")
     takes_value = action.nargs != 0 and action.option_strings
     default = action.default
-    suppressed = isinstance(default, str) and default == argparse.SUPPRESS
-    if takes_value and not action.required and default is not None and not suppressed:
-        facts.append(f"Default: `{_default_text(default)}`.")
+    # Shown when the help does not state it already; only plain values (a parsed range's array
+    # of 91 numbers says less than the help's "default 0.05:0.95:91").
+    plain = isinstance(default, (str, int, float)) and default != argparse.SUPPRESS
+    stated = "default" in (action.help or "").lower()
+    if takes_value and not action.required and plain and not stated:
+        facts.append(f"Default: `{str(default).replace('`', chr(39))}`.")
     body = " ".join(facts) if facts else ""
     return f"```{{option}} {invocation}\n{body}\n```\n"
 
