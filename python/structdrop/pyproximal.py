@@ -73,8 +73,11 @@ def dual_ksupport_norm(x: object, r: int) -> float:
 class KSupportSq(ProxOperator):
     """f(x) = sigma ||x||_(r)^2, the squared k-support norm (spectral for 2-D x).
 
-    prox(x, tau) = argmin_a sigma ||a||_(r)^2 + ||a - x||^2/(2 tau)
-                 = argmin_a ||x - a||^2 + beta ||a||_(r)^2 with beta = 2 tau sigma,
+    ::
+
+        prox(x, tau) = argmin_a sigma ||a||_(r)^2 + ||a - x||^2/(2 tau)
+                     = argmin_a ||x - a||^2 + beta ||a||_(r)^2 with beta = 2 tau sigma,
+
     i.e. :func:`structdrop.prox_ksupport_sq` (corrected Theorem 7), exact to rounding.
 
     Args:

@@ -29,8 +29,8 @@ def overlapping_dropblock_stats(
     """(mean, C-bar) of overlapping DropBlock from the unit-by-seed incidence matrix.
 
     W(i) = set of seeds j in 0..d-block_size with j <= i < j + block_size, as the rows of a 0/1
-    incidence matrix B (d x seeds); |W(i) u W(j)| = |W(i)| + |W(j)| - (B B^T)_ij.
-    E z_i = q^|W(i)|, E z_i z_j = q^|W(i) u W(j)| (q = 1 - gamma), C-bar = E z z^T / (mu mu^T) - 1.
+    incidence matrix B (d x seeds); ``|W(i) u W(j)| = |W(i)| + |W(j)| - (B B^T)_ij``.
+    ``E z_i = q^|W(i)|``, ``E z_i z_j = q^|W(i) u W(j)|`` (q = 1 - gamma), C-bar = E z z^T / (mu mu^T) - 1.
     """
     q = 1.0 - gamma
     units = np.arange(d)[:, None]
@@ -59,13 +59,15 @@ def objective_terms(scheme, Y, U, V, X, chunk_size: int = 65536) -> tuple[float,
     """(fit, regulariser) of the exact deterministic objective by the direct formula over all
     N samples.
 
-    fit = ||Y - U V^T X||^2; the regulariser per scheme:
+    fit = ||Y - U V^T X||^2; the regulariser per scheme::
+
       NoDropout            0
       Dropout              beta sum_i ||u_i||^2 ||g_i||^2            (g_i = row i of G = V^T X)
       DropBlock            beta sum_blocks ||U_blk G_blk||^2
       OverlappingDropBlock sum_ij C-bar_ij (u_i . u_j)(g_i . g_j)    (C-bar by inclusion-exclusion;
                            g_i . g_j accumulated only on the diagonals where C-bar is non-zero)
       DropConnect          beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2   (x_j = row j of X)
+
     Samples are processed ``chunk_size`` at a time (memory O((a + d) chunk_size)).
     """
     Y, U, V, X = (np.asarray(m, dtype=float) for m in (Y, U, V, X))

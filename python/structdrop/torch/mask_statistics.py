@@ -129,7 +129,7 @@ class MaskStatistics:
         return keep / keep.mean()
 
     def _stats(self, rule: str) -> dict[str, float]:
-        """Centre and corner drop rates, min/mean/max, max |gain - 1| of one computed rule."""
+        """Centre and corner drop rates, min/mean/max, ``max |gain - 1|`` of one computed rule."""
         H, W = self.spatial_shape
         drop = self.drop_rates[rule]
         return {
@@ -142,8 +142,8 @@ class MaskStatistics:
         }
 
     def rows(self) -> list[dict[str, object]]:
-        """One dict per rule: interior (centre) and corner drop rates, min/mean/max, max
-        |gain - 1|; for a rule that failed, its error message instead."""
+        """One dict per rule: interior (centre) and corner drop rates, min/mean/max,
+        ``max |gain - 1|``; for a rule that failed, its error message instead."""
         rows: list[dict[str, object]] = []
         for rule in RULES:
             if rule in self.failures:
