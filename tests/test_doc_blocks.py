@@ -129,3 +129,45 @@ def _close_figures() -> None:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+
+
+# ---------------------------------------------------------------------------------------------
+# CITATION.cff: its version is the package's, and it has the keys cffconvert requires
+# ---------------------------------------------------------------------------------------------
+
+_CFF_REQUIRED = {"cff-version", "message", "title", "authors", "version", "preferred-citation"}
+
+
+def _top_level_scalars(text: str) -> dict[str, str]:
+    """Top-level ``key: value`` pairs of a YAML mapping, without PyYAML (values unquoted)."""
+    pairs = {}
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z][\w-]*):\s*(.*?)\s*$", line)
+        if match:
+            pairs[match[1]] = match[2].strip("\"'")
+    return pairs
+
+
+def test_citation_version_and_keys_without_pyyaml():
+    """Runs everywhere: the few keys needed, read line by line."""
+    import structdrop
+
+    pairs = _top_level_scalars((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert _CFF_REQUIRED <= set(pairs), _CFF_REQUIRED - set(pairs)
+    assert pairs["cff-version"] == "1.2.0"
+    assert pairs["version"] == structdrop.__version__
+
+
+def test_citation_parses_as_yaml():
+    """With PyYAML (skipped without it): the whole file parses and the paper is complete."""
+    yaml = pytest.importorskip("yaml")
+    import structdrop
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert _CFF_REQUIRED <= set(cff)
+    assert str(cff["version"]) == structdrop.__version__ and cff["cff-version"] == "1.2.0"
+    assert cff["authors"] and all(isinstance(a, dict) for a in cff["authors"])
+    paper = cff["preferred-citation"]
+    assert paper["title"] == "On the Regularization Properties of Structured Dropout"
+    assert paper["year"] == 2020 and "CVPR" in paper["collection-title"]
+    assert [a["family-names"] for a in paper["authors"]] == ["Pal", "Lane", "Vidal", "Haeffele"]
