@@ -131,6 +131,34 @@ def _close_figures() -> None:
         plt.close("all")
 
 
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def _strip_code(text: str) -> str:
+    """The text without fenced blocks and inline code (links there are examples, not links)."""
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", text, flags=re.S | re.M)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[str(p.relative_to(ROOT)) for p in DOCUMENTS])
+def test_relative_links_resolve(path: Path) -> None:
+    """Every relative link of README.md and docs/ points to a file of the repository."""
+    broken = []
+    for match in _LINK.finditer(_strip_code(path.read_text(encoding="utf-8"))):
+        target = match["target"]
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue  # http(s):, mailto:, in-page anchors
+        if not (path.parent / target.split("#", 1)[0]).exists():
+            broken.append(target)
+    assert not broken, f"{path.relative_to(ROOT)} links to missing files: {broken}"
+
+
+def test_readme_stays_short():
+    """The README is the front page; the manual lives in docs/."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, len(lines)
+
+
 # ---------------------------------------------------------------------------------------------
 # CITATION.cff: its version is the package's, and it has the keys cffconvert requires
 # ---------------------------------------------------------------------------------------------
