@@ -235,9 +235,10 @@ def prox_ksupport_sq(
     """argmin_a ||m - a||^2 + beta ||a||_(r)^2 (Theorem 7, corrected), for a vector or a matrix.
 
     For a vector the penalty acts on magnitudes: the minimiser is a_i = sign(m_i) p_i with p the
-    prox of ``|m|`` (the norm only sees ``|a|``, and flipping a sign of a_i away from m_i's only raises
-    ||m - a||^2). p keeps the order of ``|m|``: ``p_i = |m_i|/(1+beta)`` on the head (the rho - 1 largest),
-    ``p_i = |m_i| - c`` on the band up to the rank with one common cut c, and 0 beyond. For a matrix
+    prox of ``|m|`` (the norm only sees ``|a|``, and flipping a sign of a_i away from m_i's only
+    raises ||m - a||^2). p keeps the order of ``|m|``: ``p_i = |m_i|/(1+beta)`` on the head (the
+    rho - 1 largest), ``p_i = |m_i| - c`` on the band up to the rank with one common cut c, and 0
+    beyond. For a matrix
     the same holds for the singular values: the result is U diag(p(sigma)) V^T (spectral prox; the
     Frobenius norm and the spectral norm are unitarily invariant, von Neumann's trace inequality).
 

@@ -20,14 +20,15 @@ Every slot of every step draws its sample uniformly at random **with replacement
 columns of ``X``, so the expected step is ``-(lr / (2N))`` times the gradient of the scheme's
 deterministic objective (Lemma 1, Lemma 10, the corrected DropConnect identity).
 
-Step size of step ``t = 1, 2, ...``: ``lr`` (``lr_decay=None``) or ``lr / (1 + (t - 1) / lr_decay)``.
+Step size of step ``t = 1, 2, ...``: ``lr`` (``lr_decay=None``) or
+``lr / (1 + (t - 1) / lr_decay)``.
 
 Recordings at steps ``0, record_every, 2 record_every, ...`` and at the last step:
 
-* ``stochastic_objective``: ``||Y - U_t D V_t^T X||_F^2`` over all ``N`` samples with one mask --
-  the mask that step ``t + 1`` draws (its first minibatch slot), which is independent of ``U_t, V_t``,
-  so its expectation is exactly the deterministic objective: the paper's "stochastic" curve of
-  Figures 1 and 2;
+* ``stochastic_objective``: ``||Y - U_t D V_t^T X||_F^2`` over all ``N`` samples with one mask
+  -- the mask that step ``t + 1`` draws (its first minibatch slot), which is independent of
+  ``U_t, V_t``, so its expectation is exactly the deterministic objective: the paper's
+  "stochastic" curve of Figures 1 and 2;
 * ``deterministic_objective``: the scheme's exact deterministic objective at ``U_t, V_t``.
 
 Both are computed from the cached moments ``X X^T`` and ``Y X^T`` (no pass over the ``N`` samples).
@@ -101,7 +102,8 @@ class TrainingDiverged(FloatingPointError):
 def _check_scheme(name: str, scheme: object, d: int) -> _core.SchemeParams:
     if not isinstance(scheme, MaskScheme):
         raise TypeError(
-            f"{name} must be a structdrop.schemes scheme (NoDropout(), Dropout(theta), ...), got {scheme!r}"
+            f"{name} must be a structdrop.schemes scheme (NoDropout(), Dropout(theta), ...), "
+            f"got {scheme!r}"
         )
     scheme.check_width(d)
     return scheme._core_params()
@@ -135,7 +137,8 @@ def _check_data(X: object, Y: object) -> tuple[np.ndarray, np.ndarray]:
     Y = as_float_array("Y", Y, ndim=2)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
-            f"X (b x N) and Y (a x N) must have the same number of columns N, got X {X.shape}, Y {Y.shape}"
+            "X (b x N) and Y (a x N) must have the same number of columns N, "
+            f"got X {X.shape}, Y {Y.shape}"
         )
     # The loop reads samples as columns: Fortran order (a copy unless X, Y already are).
     return np.asfortranarray(X), np.asfortranarray(Y)
@@ -152,7 +155,8 @@ def _check_factors(
         raise ValueError(f"V0{label} must have b = {b} rows (the rows of X), got shape {V0.shape}")
     if U0.shape[1] != V0.shape[1]:
         raise ValueError(
-            f"U0{label} ({U0.shape}) and V0{label} ({V0.shape}) must have the same number of columns d"
+            f"U0{label} ({U0.shape}) and V0{label} ({V0.shape}) must have the same number of "
+            "columns d"
         )
     return np.asfortranarray(U0), np.asfortranarray(V0)
 
@@ -171,7 +175,10 @@ class _ProgressLine:
         elapsed = time.perf_counter() - self.start
         fraction = done / total if total else 1.0
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
-        line = f"\r{self.label}: {100 * fraction:5.1f}% ({done}/{total} steps, {elapsed:.1f} s, ETA {eta:.1f} s)"
+        line = (
+            f"\r{self.label}: {100 * fraction:5.1f}% "
+            f"({done}/{total} steps, {elapsed:.1f} s, ETA {eta:.1f} s)"
+        )
         if done >= total:
             line = f"\r{self.label}: done, {total} steps in {elapsed:.2f} s" + " " * 20 + "\n"
             self.closed = True
@@ -232,8 +239,8 @@ def train(
         U0: initial U, a x d (not modified).
         V0: initial V, b x d (not modified).
         scheme: a :mod:`structdrop.schemes` scheme (``NoDropout()``, ``Dropout(theta)``,
-            ``DropBlock(theta, block_size)``, ``OverlappingDropBlock(...)``, ``DropConnect(theta)``);
-            it must apply at width d.
+            ``DropBlock(theta, block_size)``, ``OverlappingDropBlock(...)``,
+            ``DropConnect(theta)``); it must apply at width d.
         lr: step size ``eta`` of Algorithm 1 (> 0): ``lr`` times the gradient of ``(1/2)||eps||^2``.
         iterations: number of steps T (>= 1).
         batch_size: samples per step; the step is the mean of the per-sample steps, each sample
@@ -316,7 +323,7 @@ def train_many(
     client: Any = None,
     _label: str = "structdrop.train_many",
 ) -> list[TrainResult]:
-    """Many independent masked-SGD runs on the same data, in parallel C++ threads or on a Dask cluster.
+    """Many independent masked-SGD runs on the same data, in C++ threads or on a Dask cluster.
 
     Same arguments as :func:`train`, but any of ``U0``, ``V0`` (a 3-D array or a list of 2-D
     arrays, widths may differ), ``scheme``, ``lr``, ``iterations``, ``batch_size``,

@@ -30,7 +30,8 @@ def overlapping_dropblock_stats(
 
     W(i) = set of seeds j in 0..d-block_size with j <= i < j + block_size, as the rows of a 0/1
     incidence matrix B (d x seeds); ``|W(i) u W(j)| = |W(i)| + |W(j)| - (B B^T)_ij``.
-    ``E z_i = q^|W(i)|``, ``E z_i z_j = q^|W(i) u W(j)|`` (q = 1 - gamma), C-bar = E z z^T / (mu mu^T) - 1.
+    ``E z_i = q^|W(i)|``, ``E z_i z_j = q^|W(i) u W(j)|`` (q = 1 - gamma),
+    C-bar = E z z^T / (mu mu^T) - 1.
     """
     q = 1.0 - gamma
     units = np.arange(d)[:, None]

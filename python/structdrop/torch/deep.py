@@ -89,7 +89,7 @@ class DeepExperimentResult:
 
     @property
     def singular_value_error(self) -> float:
-        """``max_i |sigma_i(U G) - a*_i| / a*_1``: how far the final spectrum is from the theory's."""
+        """``max_i |sigma_i(U G) - a*_i| / a*_1``: how far the final spectrum is from theory's."""
         error = np.max(np.abs(self.singular_values - self.theory_singular_values))
         return float(error / self.theory_singular_values[0])
 
