@@ -3,8 +3,9 @@ trip through state_dict / torch.save (checkpoint and resume) and DistributedData
 
 import io
 import math
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -96,26 +97,53 @@ def test_scheduler_rejects_non_modules():
         sdt.DropRateScheduler("model")
 
 
+_DDP_SCRIPT = """
+import math, sys
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+import structdrop.torch as sdt
+
+store = dist.FileStore(sys.argv[1], 1)
+dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+torch.manual_seed(0)
+model = torch.nn.Sequential(  # the same model as _model() below
+    torch.nn.Conv2d(2, 3, 3, padding=1),
+    sdt.DropBlock2d(3, p=0.3, warmup_steps=100, warmup="cosine"),
+    torch.nn.Flatten(),
+    torch.nn.Linear(3 * 25, 4),
+)
+sdt.weight_dropout(model[3], p=0.5, warmup_steps=50)
+ddp = DistributedDataParallel(model)
+sdt.DropRateScheduler(ddp).step(10)
+out = ddp(torch.randn(4, 2, 5, 5))
+out.square().sum().backward()
+state = ddp.state_dict()
+assert int(state["module.1.schedule_step"]) == 10, state["module.1.schedule_step"]
+assert math.isclose(model[1].p, 0.3 * (1 - math.cos(math.pi * 0.1)) / 2), model[1].p
+# DDP's reducer holds the group: release it while the group is alive, then the group.
+del ddp, out
+dist.destroy_process_group()
+print("ok")
+"""
+
+
 def test_ddp_buffers(tmp_path):
-    """A one-process gloo group: the step buffer is a DDP buffer, saved with the module prefix."""
+    """A one-process gloo group: the step buffer is a DDP buffer, saved with the module prefix.
+
+    It runs in a fresh interpreter with a time limit: gloo's worker threads belong to the process,
+    and a group torn down inside the test process once left pytest waiting on a thread join in the
+    group's destructor after the test had passed."""
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
-    from torch.nn.parallel import DistributedDataParallel
-
-    store = dist.FileStore(str(tmp_path / "store"), 1)
-    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
-    try:
-        model = _model()
-        ddp = DistributedDataParallel(model)
-        sdt.DropRateScheduler(ddp).step(10)
-        out = ddp(torch.randn(4, 2, 5, 5))
-        out.square().sum().backward()
-        state = ddp.state_dict()
-        assert int(state["module.1.schedule_step"]) == 10
-        assert np.isclose(model[1].p, 0.3 * (1 - math.cos(math.pi * 0.1)) / 2)
-    finally:
-        dist.destroy_process_group()
+    done = subprocess.run(
+        [sys.executable, "-c", _DDP_SCRIPT, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
 
 
 @pytest.mark.gpu
