@@ -49,9 +49,8 @@ from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 from .training import TrainingDiverged, TrainResult, train, train_many
 from .width import beta_for_width, theta_for_width
 
-__version__ = (
-    "0.1.0"  # the one version source: pyproject.toml reads it (scikit-build metadata.version)
-)
+# The one version source: pyproject.toml reads it (scikit-build metadata.version).
+__version__ = "0.1.0"
 
 __all__ = [
     # closed form: k-support norm, prox, global minimum, width scaling, sweeps
