@@ -17,17 +17,12 @@ overlapping DropBlock (its C-bar is banded with half-width r - 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from . import _core
+from ._objective_terms import ObjectiveTerms, _check_factors, _terms
 from ._validation import as_float_array
 from .moments import DataMoments, data_moments
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .schemes import MaskScheme
+from .schemes import DropConnect, MaskScheme
 
 __all__ = [
     "DataMoments",
@@ -39,49 +34,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ObjectiveTerms:
-    """The two terms of a deterministic objective and their sum.
-
-    Attributes:
-        fit: ||Y - U V^T X||_F^2 (or ||Y - U G||_F^2).
-        regularizer: the scheme's exact regulariser, E[loss] - fit.
-        objective: fit + regularizer, the exact expectation of the stochastic loss over the masks.
-    """
-
-    fit: float
-    regularizer: float
-    objective: float
-
-
-def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
-    # The core reads C- or Fortran-contiguous arrays in place; anything else is copied here.
-    if array.flags.c_contiguous or array.flags.f_contiguous:
-        return array
-    return np.ascontiguousarray(array)
-
-
-def _check_factors(
-    U: object, V: object, moments: DataMoments, need_targets: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    u = _layout_for_core("U", as_float_array("U", U, ndim=2))
-    v = _layout_for_core("V", as_float_array("V", V, ndim=2))
-    if u.shape[1] != v.shape[1]:
-        raise ValueError(
-            f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}"
-        )
-    b = moments.in_features
-    if v.shape[0] != b:
-        raise ValueError(f"V must have b = {b} rows (the rows of X), got V {v.shape}")
-    if need_targets:
-        if moments.cross is None:
-            raise ValueError("moments were computed without targets Y; call data_moments(X, Y)")
-        a = moments.cross.shape[0]
-        if u.shape[0] != a:
-            raise ValueError(f"U must have a = {a} rows (the rows of Y), got U {u.shape}")
-    return u, v
-
-
 def _check_moments(moments: object) -> DataMoments:
     if not isinstance(moments, DataMoments):
         raise TypeError(
@@ -90,33 +42,12 @@ def _check_moments(moments: object) -> DataMoments:
     return moments
 
 
-def _scheme_args(scheme: object, d: int) -> tuple[int, float, int, float]:
-    from .schemes import MaskScheme
-
+def _check_scheme(scheme: object) -> MaskScheme:
     if not isinstance(scheme, MaskScheme):
         raise TypeError(
             f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}"
         )
-    scheme.check_width(d)
-    return scheme._core_args()
-
-
-def _terms(
-    scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool
-) -> ObjectiveTerms:
-    args = _scheme_args(scheme, u.shape[1])
-    if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
-        cross = np.zeros((u.shape[0], moments.in_features))
-        _, reg = _core.objective_terms(*args, moments.gram, cross, 0.0, u, v, paper)
-        if not np.isfinite(reg):
-            raise ValueError("U, V are too large for the data: the regulariser overflows float64")
-        return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
-    fit, reg = _core.objective_terms(
-        *args, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper
-    )
-    if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
-        raise ValueError("U, V are too large for the data: the objective overflows float64")
-    return ObjectiveTerms(fit=float(fit), regularizer=float(reg), objective=float(fit + reg))
+    return scheme
 
 
 def objective_terms(
@@ -140,7 +71,7 @@ def objective_terms(
     """
     moments = _check_moments(moments)
     u, v = _check_factors(U, V, moments, need_targets=moments.cross is not None)
-    return _terms(scheme, u, v, moments, paper=False)
+    return _terms(_check_scheme(scheme), u, v, moments, paper=False)
 
 
 def dropconnect_paper_approx_terms(
@@ -153,8 +84,6 @@ def dropconnect_paper_approx_terms(
     only when X X^T is diagonal; otherwise it is off (by several percent on random data). Provided to
     plot the difference.
     """
-    from .schemes import DropConnect
-
     if not isinstance(scheme, DropConnect):
         raise TypeError(f"scheme must be a DropConnect, got {type(scheme).__name__}")
     moments = _check_moments(moments)

@@ -22,8 +22,10 @@ from typing import Optional, Union
 
 import numpy as np
 
+from ._objective_terms import ObjectiveTerms, _check_factors, _terms
 from ._validation import as_int, as_probability
-from .objectives import ObjectiveTerms, _check_factors, _terms, data_moments
+from .moments import data_moments
+from .width import theta_for_width
 
 __all__ = [
     "DropBlock",
@@ -158,8 +160,6 @@ class Dropout(MaskScheme):
     @classmethod
     def for_width(cls, theta_bar: float, d: int) -> Dropout:
         """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1)."""
-        from .width import theta_for_width
-
         return cls(theta_for_width(theta_bar, d, 1))
 
     def _core_args(self) -> tuple[int, float, int, float]:
@@ -202,8 +202,6 @@ class DropBlock(MaskScheme):
 
         The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
         """
-        from .width import theta_for_width
-
         return cls(theta_for_width(theta_bar, d, block_size), block_size)
 
     def check_width(self, d: object) -> int:
