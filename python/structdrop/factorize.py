@@ -89,6 +89,7 @@ from ._projector_sum import (
     segment_plan,
     solve_numerically,
 )
+from ._blocks import check_block_width
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 
@@ -227,8 +228,7 @@ def _check_result(result: object) -> GlobalMin:
 def _blocks(result: GlobalMin, d: object) -> int:
     width = as_int("d", d, minimum=1)
     r = result.block_size
-    if width % r:
-        raise ValueError(f"r must divide d (blocks of r consecutive units): got d={width}, r={r}")
+    check_block_width(width, r, overlapping=False, block_name="r")
     return width // r
 
 

@@ -16,12 +16,12 @@ Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
 
+from ._blocks import check_block_width, seed_probability
 from ._objective_terms import ObjectiveTerms, _check_factors, _terms
 from ._validation import as_int, as_probability
 from .moments import data_moments
@@ -206,11 +206,7 @@ class DropBlock(MaskScheme):
 
     def check_width(self, d: object) -> int:
         width = as_int("d", d, minimum=1)
-        if width % self.block_size:
-            raise ValueError(
-                f"DropBlock needs block_size to divide d (non-overlapping blocks), got d={width}, "
-                f"block_size={self.block_size}"
-            )
+        check_block_width(width, self.block_size, overlapping=False, owner="DropBlock")
         return width
 
     def _core_args(self) -> tuple[int, float, int, float]:
@@ -260,9 +256,7 @@ class OverlappingDropBlock(MaskScheme):
         if gamma is not None:
             g = as_probability("gamma", gamma, low_open=False, high_open=True)
         else:
-            t = as_probability("theta", theta)
-            g = -math.expm1(math.log(t) / bs)  # 1 - theta^(1/bs), accurate for theta near 1
-            g = min(max(g, 0.0), math.nextafter(1.0, 0.0))
+            g = seed_probability(bs, theta=as_probability("theta", theta))
         object.__setattr__(self, "block_size", bs)
         object.__setattr__(self, "gamma", float(g))
 
@@ -273,11 +267,7 @@ class OverlappingDropBlock(MaskScheme):
 
     def check_width(self, d: object) -> int:
         width = as_int("d", d, minimum=1)
-        if self.block_size > width:
-            raise ValueError(
-                f"OverlappingDropBlock needs block_size <= d (every block lies inside the layer), got "
-                f"d={width}, block_size={self.block_size}"
-            )
+        check_block_width(width, self.block_size, overlapping=True, owner="OverlappingDropBlock")
         return width
 
     def _core_args(self) -> tuple[int, float, int, float]:

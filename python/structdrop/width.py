@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ._blocks import check_block_width
 from ._validation import as_int, as_probability
 
 __all__ = ["theta_for_width", "beta_for_width"]
@@ -12,10 +13,7 @@ __all__ = ["theta_for_width", "beta_for_width"]
 def _check_width(d: object, r: object) -> tuple[int, int]:
     width = as_int("d", d, minimum=1)
     block = as_int("r", r, minimum=1)
-    if width % block:
-        raise ValueError(
-            f"r must divide d (blocks of r consecutive units), got d={width}, r={block}"
-        )
+    check_block_width(width, block, overlapping=False, block_name="r")
     return width, block
 
 

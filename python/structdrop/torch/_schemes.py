@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._blocks import check_block_width, seed_probability
 from .._validation import as_int, as_probability
 
 __all__ = ["SchemeSpec", "as_scheme_spec", "overlapping_gamma"]
@@ -50,8 +51,7 @@ def overlapping_gamma(block_size: int, gamma: object = None, theta: object = Non
         raise ValueError("give exactly one of gamma and theta")
     if gamma is not None:
         return as_probability("gamma", gamma, low_open=False, high_open=True)
-    th = as_probability("theta", theta)
-    return 1.0 - th ** (1.0 / block_size)
+    return seed_probability(block_size, theta=as_probability("theta", theta))
 
 
 def as_scheme_spec(scheme: object) -> SchemeSpec:
@@ -102,10 +102,15 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
 
 def check_width(spec: SchemeSpec, d: int) -> None:
     """Raise ValueError when the scheme cannot act on ``d`` hidden units."""
-    if spec.kind == "dropblock" and d % spec.block_size:
-        raise ValueError(f"block_size={spec.block_size} must divide the hidden width d={d}")
-    if spec.kind == "overlapping" and d < spec.block_size:
-        raise ValueError(f"block_size={spec.block_size} must not exceed the hidden width d={d}")
+    if spec.kind in ("dropblock", "overlapping"):
+        overlapping = spec.kind == "overlapping"
+        check_block_width(
+            d,
+            spec.block_size,
+            overlapping=overlapping,
+            owner="OverlappingDropBlock" if overlapping else "DropBlock",
+            width_name="the hidden width d",
+        )
 
 
 def seed_count(d: int, block_size: int) -> int:

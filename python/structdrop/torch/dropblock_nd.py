@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from .._blocks import seed_probability
 from .._validation import as_int, as_probability
 from .schedules import ScheduledDropRate
 
@@ -160,7 +161,7 @@ class _DropBlockNd(ScheduledDropRate):
     def gamma(self, p: float | None = None) -> float:
         """Seed probability of the overlapping law: ``1 - (1 - p)^(1/prod(block))`` (current p by default)."""
         p = self.p if p is None else p
-        return -math.expm1(math.log1p(-p) / math.prod(self.block_size))
+        return seed_probability(math.prod(self.block_size), drop_rate=p)
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != self._k:
