@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .examples import paper_synthetic
+from .datasets import paper_synthetic
 from .global_min import dropblock_global_min
 from .width import beta_for_width, theta_for_width
 

@@ -1,4 +1,4 @@
-"""Built-in examples: the paper's synthetic regression setup (Section 5.1)."""
+"""Built-in data sets: the paper's synthetic regression setup (Section 5.1)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,12 @@ class SyntheticProblem:
 def paper_synthetic(
     seed: int = 0, a: int = 80, b: int = 100, N: int = 1000, rank: int = 50
 ) -> SyntheticProblem:
-    """The paper's synthetic setup: a, b, N = 80, 100, 1000, y = M x, M = U_true V_true^T of rank 50.
+    """The paper's synthetic setup: a, b, N = 80, 100, 1000 and y = M x with rank M = 50.
 
-    All entries of X, U_true (a x rank) and V_true (b x rank) are i.i.d. N(0, 1), drawn in that
-    order from ``numpy.random.default_rng(seed)``. Note that X (b x N with b < N) does not have
-    full column rank, so the paper's Theorem 7 applies only after projecting onto X's row space
-    (:func:`structdrop.dropblock_global_min` with ``X=``).
+    M = U_true V_true^T. All entries of X, U_true (a x rank) and V_true (b x rank) are i.i.d.
+    N(0, 1), drawn in that order from ``numpy.random.default_rng(seed)``. Note that X (b x N with
+    b < N) does not have full column rank, so the paper's Theorem 7 applies only after projecting
+    onto X's row space (:func:`structdrop.dropblock_global_min` with ``X=``).
     """
     seed = as_int("seed", seed, minimum=0)
     a, b, N, rank = (
