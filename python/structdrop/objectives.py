@@ -1,4 +1,4 @@
-"""Exact deterministic objectives of dropout-style training (Lemma 1, Lemma 10, corrected Theorem 13).
+"""Exact deterministic objectives of dropout-style training (Lemmas 1 and 10, corrected Theorem 13).
 
 For a mask scheme applied to the hidden units of ``Y ~ U V^T X`` (X: b x N, Y: a x N, U: a x d,
 V: b x d), the expectation of the stochastic loss over the masks is
@@ -6,13 +6,17 @@ V: b x d), the expectation of the stochastic loss over the masks is
     E ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2 = ||Y - U V^T X||_F^2 + <C-bar, U^T U (.) V^T X X^T V>
 
 (Lemma 10, eqs. 16-18; Lemma 1 / eq. 5 for DropBlock, eq. 2 for Dropout). For DropConnect (mask on
-the entries of V) the exact identity is ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+the entries of V) the exact identity is
+
+    ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+
 not the Dropout form printed as Theorem 13 / Corollary 14 of the paper (see ``DropConnect``).
 
-Everything is computed from the data moments X X^T, Y X^T and ||Y||^2 (:func:`structdrop.moments.data_moments`,
-one O((a + b/2) b N) BLAS pass), after which one objective costs nothing that grows with N: O(b^2 d + a b d)
-for Dropout/DropConnect, plus O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for
-overlapping DropBlock (its C-bar is banded with half-width r - 1).
+Everything is computed from the data moments X X^T, Y X^T and ||Y||^2
+(:func:`structdrop.moments.data_moments`, one O((a + b/2) b N) BLAS pass), after which one
+objective costs nothing that grows with N: O(b^2 d + a b d) for Dropout/DropConnect, plus
+O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for overlapping DropBlock (its
+C-bar is banded with half-width r - 1).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ __all__ = [
 def _check_moments(moments: object) -> DataMoments:
     if not isinstance(moments, DataMoments):
         raise TypeError(
-            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+            "moments must be a DataMoments (from structdrop.data_moments), "
+            f"got {type(moments).__name__}"
         )
     return moments
 
@@ -58,7 +63,8 @@ def objective_terms(
     E_z ||Y - U diag(mu)^-1 diag(z) V^T X||^2 = fit + regulariser with the regulariser of
     eq. 2 (Dropout), Lemma 1 / eq. 5 (DropBlock), Lemma 10 / eq. 18 with the exact banded C-bar
     (overlapping DropBlock), or the corrected DropConnect identity (not Theorem 13 as printed).
-    The cost does not depend on N. When ``moments`` has no targets, ``fit`` and ``objective`` are NaN.
+    The cost does not depend on N. When ``moments`` has no targets, ``fit`` and ``objective`` are
+    NaN.
 
     The fit term is evaluated as ||Y||^2 - 2 <Y X^T, W> + <W X X^T, W> (W = U V^T), which loses
     relative accuracy when the residual is tiny compared with ||Y||^2 (it is clamped at 0).
@@ -77,12 +83,12 @@ def objective_terms(
 def dropconnect_paper_approx_terms(
     scheme: MaskScheme, U: object, V: object, moments: DataMoments
 ) -> ObjectiveTerms:
-    """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): an approximation.
+    """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): approximate.
 
-    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact expectation
-    (:func:`objective_terms` with a DropConnect scheme: beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2)
-    only when X X^T is diagonal; otherwise it is off (by several percent on random data). Provided to
-    plot the difference.
+    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact
+    expectation (:func:`objective_terms` with a DropConnect scheme:
+    beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2) only when X X^T is diagonal; otherwise it is off
+    (by several percent on random data). Provided to plot the difference.
     """
     if not isinstance(scheme, DropConnect):
         raise TypeError(f"scheme must be a DropConnect, got {type(scheme).__name__}")

@@ -9,6 +9,7 @@ theta)``, ``DropConnect(theta)``). It reads only their public attributes, so it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .._blocks import check_block_width, seed_probability
 from .._validation import as_int, as_probability
@@ -23,7 +24,8 @@ class SchemeSpec:
     """A mask scheme reduced to numbers.
 
     Attributes:
-        kind: one of ``"none"``, ``"dropout"``, ``"dropblock"``, ``"overlapping"``, ``"dropconnect"``.
+        kind: one of ``"none"``, ``"dropout"``, ``"dropblock"``, ``"overlapping"``,
+            ``"dropconnect"``.
         theta: retain probability (dropout, dropblock, dropconnect; 1.0 for none; the nominal
             ``(1 - gamma)**block_size`` for overlapping).
         block_size: block length r (1 unless dropblock/overlapping).
@@ -77,17 +79,18 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
             return SchemeSpec(kind)
         return SchemeSpec(kind, as_probability("scheme.theta", theta), r)
     name = type(scheme).__name__
+    duck: Any = scheme  # recognised by its class name: read its public attributes
     if name == "NoDropout":
         return SchemeSpec("none")
     if name == "Dropout":
-        return SchemeSpec("dropout", as_probability("scheme.theta", scheme.theta))
+        return SchemeSpec("dropout", as_probability("scheme.theta", duck.theta))
     if name == "DropConnect":
-        return SchemeSpec("dropconnect", as_probability("scheme.theta", scheme.theta))
+        return SchemeSpec("dropconnect", as_probability("scheme.theta", duck.theta))
     if name == "DropBlock":
-        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
-        return SchemeSpec("dropblock", as_probability("scheme.theta", scheme.theta), r)
+        r = as_int("scheme.block_size", duck.block_size, minimum=1)
+        return SchemeSpec("dropblock", as_probability("scheme.theta", duck.theta), r)
     if name == "OverlappingDropBlock":
-        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
+        r = as_int("scheme.block_size", duck.block_size, minimum=1)
         gamma = getattr(scheme, "gamma", None)
         theta = getattr(scheme, "theta", None)
         if gamma is None:
