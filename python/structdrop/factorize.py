@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._blocks import check_block_width
 from ._projector_sum import (
     SummedPlans,
     bases_from_plan,
@@ -89,7 +90,6 @@ from ._projector_sum import (
     segment_plan,
     solve_numerically,
 )
-from ._blocks import check_block_width
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 
