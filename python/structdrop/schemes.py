@@ -240,9 +240,9 @@ class OverlappingDropBlock(MaskScheme):
     kept when no seed of W(i) = {j : j <= i <= j + block_size - 1} fires:
     mu_i = (1 - gamma)^|W(i)| (edge units are kept more often), and each unit is rescaled by its own
     exact mu_i. Pairwise P(z_i = z_j = 1) = (1 - gamma)^|W(i) u W(j)|, hence the exact
-    C-bar_ij = (1 - gamma)^(-|W(i) n W(j)|) - 1, zero for |i - j| >= block_size (eq. 16), and the
-    objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only corrects theta
-    approximately.
+    ``C-bar_ij = (1 - gamma)^(-|W(i) n W(j)|) - 1``, zero for ``|i - j| >= block_size`` (eq. 16),
+    and the objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only
+    corrects theta approximately.
 
     Give exactly one of ``gamma`` (seed probability, [0, 1)) and ``theta`` ((0, 1]; then
     gamma = 1 - theta^(1/block_size), i.e. (1 - gamma)^block_size = theta, the keep probability of
