@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 import structdrop
@@ -34,11 +35,28 @@ def _module_files() -> dict[str, Path]:
 
 
 MODULES = _module_files()
-# Compiled extensions have a stub beside them; they are import targets without sources.
-EXTENSIONS = {
-    ".".join(p.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
-    for p in PACKAGE_DIR.rglob("*.pyi")
-}
+
+
+def _extension_modules() -> set[str]:
+    """Dotted names of the compiled modules (import targets without Python source).
+
+    Found by their stub (``_core.pyi``, beside the sources in a checkout) or their binary (beside
+    them in an installed wheel).
+    """
+    names = set()
+    for path in PACKAGE_DIR.rglob("*"):
+        stem = next(
+            (path.name[: -len(s)] for s in EXTENSION_SUFFIXES if path.name.endswith(s)), None
+        )
+        if path.suffix == ".pyi":
+            stem = path.stem
+        if stem is not None:
+            parts = path.parent.relative_to(PACKAGE_DIR.parent).parts
+            names.add(".".join((*parts, stem)))
+    return names
+
+
+EXTENSIONS = _extension_modules()
 
 
 def _is_type_checking_block(node: ast.AST) -> bool:
