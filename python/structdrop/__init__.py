@@ -8,7 +8,7 @@ Pal, Lane, Vidal, Haeffele, CVPR 2020) and a fast masked-SGD simulator. See READ
 from __future__ import annotations
 
 # --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
-from .examples import SyntheticProblem, paper_synthetic
+from .datasets import SyntheticProblem, paper_synthetic
 from .factorize import (
     BalancedFactorization,
     WidthGap,

@@ -1,50 +1,21 @@
-"""Built-in examples: the paper's synthetic regression setup (Section 5.1)."""
+"""Deprecated alias of :mod:`structdrop.datasets` (the module's former name).
+
+Importing it warns (DeprecationWarning) and gives the same objects as ``structdrop.datasets``;
+``structdrop.paper_synthetic`` and ``structdrop.SyntheticProblem`` are unaffected. Old pickles of a
+``SyntheticProblem`` still load through it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
-import numpy as np
-
-from ._validation import as_int
+from .datasets import SyntheticProblem, paper_synthetic
 
 __all__ = ["SyntheticProblem", "paper_synthetic"]
 
-
-@dataclass(frozen=True)
-class SyntheticProblem:
-    """A linear regression problem y = M x with a low-rank M.
-
-    Attributes:
-        X: inputs, b x N, entries N(0, 1).
-        Y: targets M X, a x N.
-        M: the true map U_true V_true^T (a x b, rank ``rank``).
-        seed: the seed that generated it.
-    """
-
-    X: np.ndarray
-    Y: np.ndarray
-    M: np.ndarray
-    seed: int
-
-
-def paper_synthetic(
-    seed: int = 0, a: int = 80, b: int = 100, N: int = 1000, rank: int = 50
-) -> SyntheticProblem:
-    """The paper's synthetic setup: a, b, N = 80, 100, 1000, y = M x, M = U_true V_true^T of rank 50.
-
-    All entries of X, U_true (a x rank) and V_true (b x rank) are i.i.d. N(0, 1), drawn in that
-    order from ``numpy.random.default_rng(seed)``. Note that X (b x N with b < N) does not have
-    full column rank, so the paper's Theorem 7 applies only after projecting onto X's row space
-    (:func:`structdrop.dropblock_global_min` with ``X=``).
-    """
-    seed = as_int("seed", seed, minimum=0)
-    a, b, N, rank = (
-        as_int(name, v, minimum=1) for name, v in (("a", a), ("b", b), ("N", N), ("rank", rank))
-    )
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((b, N))
-    U_true = rng.standard_normal((a, rank))
-    V_true = rng.standard_normal((b, rank))
-    M = U_true @ V_true.T
-    return SyntheticProblem(X=X, Y=M @ X, M=M, seed=seed)
+warnings.warn(
+    "structdrop.examples is deprecated and will be removed: import structdrop.datasets "
+    "(or structdrop.paper_synthetic, structdrop.SyntheticProblem) instead",
+    DeprecationWarning,
+    stacklevel=2,
+)

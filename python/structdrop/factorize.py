@@ -81,6 +81,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._blocks import check_block_width
 from ._projector_sum import (
     SummedPlans,
     bases_from_plan,
@@ -230,8 +231,7 @@ def _check_result(result: object) -> GlobalMin:
 def _blocks(result: GlobalMin, d: object) -> int:
     width = as_int("d", d, minimum=1)
     r = result.block_size
-    if width % r:
-        raise ValueError(f"r must divide d (blocks of r consecutive units): got d={width}, r={r}")
+    check_block_width(width, r, overlapping=False, block_name="r")
     return width // r
 
 

@@ -1,4 +1,4 @@
-"""Exact deterministic objectives of dropout-style training (Lemma 1, Lemma 10, corrected Theorem 13).
+"""Exact deterministic objectives of dropout-style training (Lemmas 1 and 10, corrected Theorem 13).
 
 For a mask scheme applied to the hidden units of ``Y ~ U V^T X`` (X: b x N, Y: a x N, U: a x d,
 V: b x d), the expectation of the stochastic loss over the masks is
@@ -6,28 +6,27 @@ V: b x d), the expectation of the stochastic loss over the masks is
     E ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2 = ||Y - U V^T X||_F^2 + <C-bar, U^T U (.) V^T X X^T V>
 
 (Lemma 10, eqs. 16-18; Lemma 1 / eq. 5 for DropBlock, eq. 2 for Dropout). For DropConnect (mask on
-the entries of V) the exact identity is ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+the entries of V) the exact identity is
+
+    ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+
 not the Dropout form printed as Theorem 13 / Corollary 14 of the paper (see ``DropConnect``).
 
-Everything is computed from the data moments X X^T, Y X^T and ||Y||^2 (:func:`structdrop.moments.data_moments`,
-one O((a + b/2) b N) BLAS pass), after which one objective costs nothing that grows with N: O(b^2 d + a b d)
-for Dropout/DropConnect, plus O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for
-overlapping DropBlock (its C-bar is banded with half-width r - 1).
+Everything is computed from the data moments X X^T, Y X^T and ||Y||^2
+(:func:`structdrop.moments.data_moments`, one O((a + b/2) b N) BLAS pass), after which one
+objective costs nothing that grows with N: O(b^2 d + a b d) for Dropout/DropConnect, plus
+O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for overlapping DropBlock (its
+C-bar is banded with half-width r - 1).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from . import _core
+from ._objective_terms import ObjectiveTerms, _check_factors, _terms
 from ._validation import as_float_array
 from .moments import DataMoments, data_moments
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .schemes import MaskScheme
+from .schemes import DropConnect, MaskScheme
 
 __all__ = [
     "DataMoments",
@@ -39,84 +38,21 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class ObjectiveTerms:
-    """The two terms of a deterministic objective and their sum.
-
-    Attributes:
-        fit: ||Y - U V^T X||_F^2 (or ||Y - U G||_F^2).
-        regularizer: the scheme's exact regulariser, E[loss] - fit.
-        objective: fit + regularizer, the exact expectation of the stochastic loss over the masks.
-    """
-
-    fit: float
-    regularizer: float
-    objective: float
-
-
-def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
-    # The core reads C- or Fortran-contiguous arrays in place; anything else is copied here.
-    if array.flags.c_contiguous or array.flags.f_contiguous:
-        return array
-    return np.ascontiguousarray(array)
-
-
-def _check_factors(
-    U: object, V: object, moments: DataMoments, need_targets: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    u = _layout_for_core("U", as_float_array("U", U, ndim=2))
-    v = _layout_for_core("V", as_float_array("V", V, ndim=2))
-    if u.shape[1] != v.shape[1]:
-        raise ValueError(
-            f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}"
-        )
-    b = moments.in_features
-    if v.shape[0] != b:
-        raise ValueError(f"V must have b = {b} rows (the rows of X), got V {v.shape}")
-    if need_targets:
-        if moments.cross is None:
-            raise ValueError("moments were computed without targets Y; call data_moments(X, Y)")
-        a = moments.cross.shape[0]
-        if u.shape[0] != a:
-            raise ValueError(f"U must have a = {a} rows (the rows of Y), got U {u.shape}")
-    return u, v
-
-
 def _check_moments(moments: object) -> DataMoments:
     if not isinstance(moments, DataMoments):
         raise TypeError(
-            f"moments must be a DataMoments (from structdrop.data_moments), got {type(moments).__name__}"
+            "moments must be a DataMoments (from structdrop.data_moments), "
+            f"got {type(moments).__name__}"
         )
     return moments
 
 
-def _scheme_params(scheme: object, d: int) -> _core.SchemeParams:
-    from .schemes import MaskScheme
-
+def _check_scheme(scheme: object) -> MaskScheme:
     if not isinstance(scheme, MaskScheme):
         raise TypeError(
             f"scheme must be a structdrop.schemes.MaskScheme, got {type(scheme).__name__}"
         )
-    scheme.check_width(d)
-    return scheme._core_params()
-
-
-def _terms(
-    scheme: MaskScheme, u: np.ndarray, v: np.ndarray, moments: DataMoments, *, paper: bool
-) -> ObjectiveTerms:
-    params = _scheme_params(scheme, u.shape[1])
-    if moments.cross is None:  # regulariser only: the fit term is meaningless without Y
-        cross = np.zeros((u.shape[0], moments.in_features))
-        _, reg = _core.objective_terms(params, moments.gram, cross, 0.0, u, v, paper)
-        if not np.isfinite(reg):
-            raise ValueError("U, V are too large for the data: the regulariser overflows float64")
-        return ObjectiveTerms(fit=float("nan"), regularizer=float(reg), objective=float("nan"))
-    fit, reg = _core.objective_terms(
-        params, moments.gram, moments.cross, moments.y_sq_norm, u, v, paper
-    )
-    if not (np.isfinite(fit) and np.isfinite(reg) and np.isfinite(fit + reg)):
-        raise ValueError("U, V are too large for the data: the objective overflows float64")
-    return ObjectiveTerms(fit=float(fit), regularizer=float(reg), objective=float(fit + reg))
+    return scheme
 
 
 def objective_terms(
@@ -127,7 +63,8 @@ def objective_terms(
     E_z ||Y - U diag(mu)^-1 diag(z) V^T X||^2 = fit + regulariser with the regulariser of
     eq. 2 (Dropout), Lemma 1 / eq. 5 (DropBlock), Lemma 10 / eq. 18 with the exact banded C-bar
     (overlapping DropBlock), or the corrected DropConnect identity (not Theorem 13 as printed).
-    The cost does not depend on N. When ``moments`` has no targets, ``fit`` and ``objective`` are NaN.
+    The cost does not depend on N. When ``moments`` has no targets, ``fit`` and ``objective`` are
+    NaN.
 
     The fit term is evaluated as ||Y||^2 - 2 <Y X^T, W> + <W X X^T, W> (W = U V^T), which loses
     relative accuracy when the residual is tiny compared with ||Y||^2 (it is clamped at 0).
@@ -140,21 +77,19 @@ def objective_terms(
     """
     moments = _check_moments(moments)
     u, v = _check_factors(U, V, moments, need_targets=moments.cross is not None)
-    return _terms(scheme, u, v, moments, paper=False)
+    return _terms(_check_scheme(scheme), u, v, moments, paper=False)
 
 
 def dropconnect_paper_approx_terms(
     scheme: MaskScheme, U: object, V: object, moments: DataMoments
 ) -> ObjectiveTerms:
-    """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): an approximation.
+    """The DropConnect objective AS PRINTED in the paper (Theorem 13 / Corollary 14): approximate.
 
-    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact expectation
-    (:func:`objective_terms` with a DropConnect scheme: beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2)
-    only when X X^T is diagonal; otherwise it is off (by several percent on random data). Provided to
-    plot the difference.
+    Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, the Dropout form. It equals the exact
+    expectation (:func:`objective_terms` with a DropConnect scheme:
+    beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2) only when X X^T is diagonal; otherwise it is off
+    (by several percent on random data). Provided to plot the difference.
     """
-    from .schemes import DropConnect
-
     if not isinstance(scheme, DropConnect):
         raise TypeError(f"scheme must be a DropConnect, got {type(scheme).__name__}")
     moments = _check_moments(moments)

@@ -16,15 +16,17 @@ Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
 from . import _core
+from ._blocks import check_block_width, seed_probability
+from ._objective_terms import ObjectiveTerms, _check_factors, _terms
 from ._validation import as_int, as_probability
-from .objectives import ObjectiveTerms, _check_factors, _terms, data_moments
+from .moments import data_moments
+from .width import theta_for_width
 
 __all__ = [
     "DropBlock",
@@ -101,7 +103,10 @@ class MaskScheme:
         return _terms(self, u, v, moments, paper=False)
 
     def objective(self, Y: object, U: object, V: object, X: object) -> float:
-        """E_z ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2, exactly (Lemma 10, eq. 17); see objective_terms."""
+        """E_z ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2, exactly (Lemma 10, eq. 17).
+
+        See :meth:`objective_terms` for the cost and for many (U, V) on the same data.
+        """
         return self.objective_terms(Y, U, V, X).objective
 
     def regularizer(self, U: object, V: object, X: object) -> float:
@@ -113,7 +118,10 @@ class MaskScheme:
 
 @dataclass(frozen=True)
 class NoDropout(MaskScheme):
-    """No mask: z = 1, C-bar = 0 (eq. 16); the objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout)."""
+    """No mask: z = 1, C-bar = 0 (eq. 16).
+
+    The objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout).
+    """
 
     def _core_params(self) -> _core.SchemeParams:
         return _core.SchemeParams(_core.SchemeKind.none)
@@ -150,8 +158,6 @@ class Dropout(MaskScheme):
     @classmethod
     def for_width(cls, theta_bar: float, d: int) -> Dropout:
         """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1)."""
-        from .width import theta_for_width
-
         return cls(theta_for_width(theta_bar, d, 1))
 
     def _core_params(self) -> _core.SchemeParams:
@@ -169,8 +175,9 @@ class Dropout(MaskScheme):
 
 @dataclass(frozen=True)
 class DropBlock(MaskScheme):
-    """DropBlock on non-overlapping blocks of ``block_size`` consecutive units (the paper's DropBlockSample).
+    """DropBlock on non-overlapping blocks of ``block_size`` consecutive units.
 
+    The paper's DropBlockSample.
     Each of the k = d / block_size blocks is kept with probability theta (i.i.d.), units rescaled by
     1/theta. Regulariser beta sum_i ||U_i V_i^T X||_F^2 over the blocks (Lemma 1, eq. 5);
     C-bar = beta BlkDiag(1 1^T, ..., 1 1^T) (Section 3). block_size must divide d.
@@ -194,17 +201,11 @@ class DropBlock(MaskScheme):
 
         The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
         """
-        from .width import theta_for_width
-
         return cls(theta_for_width(theta_bar, d, block_size), block_size)
 
     def check_width(self, d: object) -> int:
         width = as_int("d", d, minimum=1)
-        if width % self.block_size:
-            raise ValueError(
-                f"DropBlock needs block_size to divide d (non-overlapping blocks), got d={width}, "
-                f"block_size={self.block_size}"
-            )
+        check_block_width(width, self.block_size, overlapping=False, owner="DropBlock")
         return width
 
     def _core_params(self) -> _core.SchemeParams:
@@ -231,9 +232,9 @@ class OverlappingDropBlock(MaskScheme):
     kept when no seed of W(i) = {j : j <= i <= j + block_size - 1} fires:
     mu_i = (1 - gamma)^|W(i)| (edge units are kept more often), and each unit is rescaled by its own
     exact mu_i. Pairwise P(z_i = z_j = 1) = (1 - gamma)^|W(i) u W(j)|, hence the exact
-    C-bar_ij = (1 - gamma)^(-|W(i) n W(j)|) - 1, zero for |i - j| >= block_size (eq. 16), and the
-    objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only corrects theta
-    approximately.
+    ``C-bar_ij = (1 - gamma)^(-|W(i) n W(j)|) - 1``, zero for ``|i - j| >= block_size`` (eq. 16),
+    and the objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only
+    corrects theta approximately.
 
     Give exactly one of ``gamma`` (seed probability, [0, 1)) and ``theta`` ((0, 1]; then
     gamma = 1 - theta^(1/block_size), i.e. (1 - gamma)^block_size = theta, the keep probability of
@@ -244,34 +245,32 @@ class OverlappingDropBlock(MaskScheme):
     gamma: float
 
     def __init__(
-        self, block_size: int, gamma: Optional[float] = None, theta: Optional[float] = None
+        self, block_size: int, gamma: float | None = None, theta: float | None = None
     ) -> None:
         bs = as_int("block_size", block_size, minimum=1)
         if (gamma is None) == (theta is None):
             raise ValueError(
-                "give exactly one of gamma (seed probability) and theta (nominal retain probability)"
+                "give exactly one of gamma (seed probability) and theta "
+                "(nominal retain probability)"
             )
         if gamma is not None:
             g = as_probability("gamma", gamma, low_open=False, high_open=True)
         else:
-            t = as_probability("theta", theta)
-            g = -math.expm1(math.log(t) / bs)  # 1 - theta^(1/bs), accurate for theta near 1
-            g = min(max(g, 0.0), math.nextafter(1.0, 0.0))
+            g = seed_probability(bs, theta=as_probability("theta", theta))
         object.__setattr__(self, "block_size", bs)
         object.__setattr__(self, "gamma", float(g))
 
     @property
     def theta(self) -> float:
-        """Nominal retain probability (1 - gamma)^block_size (that of a unit covered by block_size seeds)."""
+        """Nominal retain probability (1 - gamma)^block_size.
+
+        That of a unit covered by block_size seeds (an interior unit).
+        """
         return (1.0 - self.gamma) ** self.block_size
 
     def check_width(self, d: object) -> int:
         width = as_int("d", d, minimum=1)
-        if self.block_size > width:
-            raise ValueError(
-                f"OverlappingDropBlock needs block_size <= d (every block lies inside the layer), got "
-                f"d={width}, block_size={self.block_size}"
-            )
+        check_block_width(width, self.block_size, overlapping=True, owner="OverlappingDropBlock")
         return width
 
     def _core_params(self) -> _core.SchemeParams:
@@ -298,12 +297,13 @@ class OverlappingDropBlock(MaskScheme):
 
 @dataclass(frozen=True)
 class DropConnect(MaskScheme):
-    """DropConnect: every entry of V (b x d) kept i.i.d. with probability theta, rescaled by 1/theta.
+    """DropConnect: every entry of V (b x d) kept i.i.d. with probability theta, scaled by 1/theta.
 
     Exact identity (corrected; Theorem 13 / Corollary 14 of the paper are false unless X X^T is
     diagonal):
 
-        E ||Y - (1/theta) U (Z (.) V)^T X||^2 = ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
+        E ||Y - (1/theta) U (Z (.) V)^T X||^2
+            = ||Y - U V^T X||^2 + beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2,
 
     x_j the j-th row of X (input feature j), beta = (1 - theta)/theta. The printed formula
     beta sum_i ||u_i||^2 ||X^T v_i||^2 (the Dropout form) is available as
@@ -331,31 +331,32 @@ class DropConnect(MaskScheme):
     def _in_features(in_features: object, what: str) -> int:
         if in_features is None:
             raise ValueError(
-                f"DropConnect masks the b x d entries of V: {what} needs in_features=b (the rows of V)"
+                f"DropConnect masks the b x d entries of V: {what} needs in_features=b "
+                "(the rows of V)"
             )
         return as_int("in_features", in_features, minimum=1)
 
-    def mask_mean(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
+    def mask_mean(self, d: int, in_features: int | None = None) -> np.ndarray:
         """theta for each of the d columns, or the (in_features, d) array of entry means."""
         width = self.check_width(d)
         if in_features is None:
             return np.full(width, self.theta)
         return np.full((self._in_features(in_features, "mask_mean"), width), self.theta)
 
-    def mask_covariance(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
-        """theta (1 - theta) I over the row-major flattened (in_features * d) entries of the mask."""
+    def mask_covariance(self, d: int, in_features: int | None = None) -> np.ndarray:
+        """theta (1 - theta) I over the row-major flattened (in_features * d) mask entries."""
         width = self.check_width(d)
         b = self._in_features(in_features, "mask_covariance")
         return self.theta * (1.0 - self.theta) * np.eye(b * width)
 
-    def characteristic_matrix(self, d: int, in_features: Optional[int] = None) -> np.ndarray:
+    def characteristic_matrix(self, d: int, in_features: int | None = None) -> np.ndarray:
         """beta I over the row-major flattened (in_features * d) entries of the mask."""
         width = self.check_width(d)
         b = self._in_features(in_features, "characteristic_matrix")
         return self.beta * np.eye(b * width)
 
     def sample_masks(
-        self, d: int, count: int, rng: RandomLike = None, *, in_features: Optional[int] = None
+        self, d: int, count: int, rng: RandomLike = None, *, in_features: int | None = None
     ) -> np.ndarray:
         """``count`` masks of V as a (count, in_features, d) float64 array of 0/1 (unscaled)."""
         width = self.check_width(d)
@@ -364,7 +365,7 @@ class DropConnect(MaskScheme):
         return (_rng(rng).random((n, b, width)) < self.theta).astype(np.float64)
 
     def paper_approx_regularizer(self, U: object, V: object, X: object) -> float:
-        """The paper's printed DropConnect regulariser (Theorem 13 / Corollary 14), an APPROXIMATION.
+        """The paper's printed DropConnect regulariser (Theorem 13 / Corollary 14): APPROXIMATE.
 
         beta sum_i ||u_i||^2 ||X^T v_i||^2. Exact only when X X^T is diagonal; use
         :meth:`regularizer` for the exact expectation.
@@ -374,7 +375,10 @@ class DropConnect(MaskScheme):
         return _terms(self, u, v, moments, paper=True).regularizer
 
     def paper_approx_objective(self, Y: object, U: object, V: object, X: object) -> float:
-        """||Y - U V^T X||^2 + :meth:`paper_approx_regularizer` (the printed, approximate objective)."""
+        """The printed, approximate DropConnect objective.
+
+        ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer`.
+        """
         moments = data_moments(X, Y)
         u, v = _check_factors(U, V, moments, need_targets=True)
         return _terms(self, u, v, moments, paper=True).objective

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from ._blocks import check_block_width
 from ._validation import as_int, as_probability
 
 __all__ = ["theta_for_width", "beta_for_width"]
@@ -12,15 +13,12 @@ __all__ = ["theta_for_width", "beta_for_width"]
 def _check_width(d: object, r: object) -> tuple[int, int]:
     width = as_int("d", d, minimum=1)
     block = as_int("r", r, minimum=1)
-    if width % block:
-        raise ValueError(
-            f"r must divide d (blocks of r consecutive units), got d={width}, r={block}"
-        )
+    check_block_width(width, block, overlapping=False, block_name="r")
     return width, block
 
 
 def theta_for_width(theta_bar: float, d: int, r: int) -> float:
-    """Retain probability of a width-``d`` network that keeps the regulariser of ``theta_bar`` (eq. 7).
+    """Retain probability at width ``d`` that keeps the regulariser of ``theta_bar`` (eq. 7).
 
     theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d), so that
     beta(d) = (1 - theta(d))/theta(d) = (d/r) beta_bar with beta_bar = (1 - theta_bar)/theta_bar:
@@ -38,7 +36,7 @@ def theta_for_width(theta_bar: float, d: int, r: int) -> float:
 
 
 def beta_for_width(theta: float, d: int, r: int) -> float:
-    """Product-space regularisation strength of a width-``d`` network trained with a fixed ``theta``.
+    """Product-space regularisation strength of a width-``d`` network trained with fixed ``theta``.
 
     beta_bar = (r/d) (1 - theta)/theta: the DropBlock objective of a width-d network with retain
     probability theta is bounded below by ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 (Theorems 4-7),

@@ -9,7 +9,9 @@ theta)``, ``DropConnect(theta)``). It reads only their public attributes, so it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from .._blocks import check_block_width, seed_probability
 from .._validation import as_int, as_probability
 
 __all__ = ["SchemeSpec", "as_scheme_spec", "overlapping_gamma"]
@@ -22,7 +24,8 @@ class SchemeSpec:
     """A mask scheme reduced to numbers.
 
     Attributes:
-        kind: one of ``"none"``, ``"dropout"``, ``"dropblock"``, ``"overlapping"``, ``"dropconnect"``.
+        kind: one of ``"none"``, ``"dropout"``, ``"dropblock"``, ``"overlapping"``,
+            ``"dropconnect"``.
         theta: retain probability (dropout, dropblock, dropconnect; 1.0 for none; the nominal
             ``(1 - gamma)**block_size`` for overlapping).
         block_size: block length r (1 unless dropblock/overlapping).
@@ -50,8 +53,7 @@ def overlapping_gamma(block_size: int, gamma: object = None, theta: object = Non
         raise ValueError("give exactly one of gamma and theta")
     if gamma is not None:
         return as_probability("gamma", gamma, low_open=False, high_open=True)
-    th = as_probability("theta", theta)
-    return 1.0 - th ** (1.0 / block_size)
+    return seed_probability(block_size, theta=as_probability("theta", theta))
 
 
 def as_scheme_spec(scheme: object) -> SchemeSpec:
@@ -85,17 +87,18 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
             return SchemeSpec(kind)
         return SchemeSpec(kind, as_probability("scheme.theta", theta), r)
     name = type(scheme).__name__
+    duck: Any = scheme  # recognised by its class name: read its public attributes
     if name == "NoDropout":
         return SchemeSpec("none")
     if name == "Dropout":
-        return SchemeSpec("dropout", as_probability("scheme.theta", scheme.theta))
+        return SchemeSpec("dropout", as_probability("scheme.theta", duck.theta))
     if name == "DropConnect":
-        return SchemeSpec("dropconnect", as_probability("scheme.theta", scheme.theta))
+        return SchemeSpec("dropconnect", as_probability("scheme.theta", duck.theta))
     if name == "DropBlock":
-        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
-        return SchemeSpec("dropblock", as_probability("scheme.theta", scheme.theta), r)
+        r = as_int("scheme.block_size", duck.block_size, minimum=1)
+        return SchemeSpec("dropblock", as_probability("scheme.theta", duck.theta), r)
     if name == "OverlappingDropBlock":
-        r = as_int("scheme.block_size", scheme.block_size, minimum=1)
+        r = as_int("scheme.block_size", duck.block_size, minimum=1)
         gamma = getattr(scheme, "gamma", None)
         theta = getattr(scheme, "theta", None)
         if gamma is None:
@@ -110,10 +113,15 @@ def as_scheme_spec(scheme: object) -> SchemeSpec:
 
 def check_width(spec: SchemeSpec, d: int) -> None:
     """Raise ValueError when the scheme cannot act on ``d`` hidden units."""
-    if spec.kind == "dropblock" and d % spec.block_size:
-        raise ValueError(f"block_size={spec.block_size} must divide the hidden width d={d}")
-    if spec.kind == "overlapping" and d < spec.block_size:
-        raise ValueError(f"block_size={spec.block_size} must not exceed the hidden width d={d}")
+    if spec.kind in ("dropblock", "overlapping"):
+        overlapping = spec.kind == "overlapping"
+        check_block_width(
+            d,
+            spec.block_size,
+            overlapping=overlapping,
+            owner="OverlappingDropBlock" if overlapping else "DropBlock",
+            width_name="the hidden width d",
+        )
 
 
 def seed_count(d: int, block_size: int) -> int:

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from .._blocks import seed_probability
 from .._validation import as_int, as_probability
 from .schedules import ScheduledDropRate
 
@@ -158,9 +159,12 @@ class _DropBlockNd(ScheduledDropRate):
 
     # ------------------------------------------------------------------ exact statistics
     def gamma(self, p: float | None = None) -> float:
-        """Seed probability of the overlapping law: ``1 - (1 - p)^(1/prod(block))`` (current p by default)."""
+        """Seed probability of the overlapping law, ``1 - (1 - p)^(1/prod(block))``.
+
+        At the current drop rate ``p`` by default.
+        """
         p = self.p if p is None else p
-        return -math.expm1(math.log1p(-p) / math.prod(self.block_size))
+        return seed_probability(math.prod(self.block_size), drop_rate=p)
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != self._k:
@@ -367,6 +371,7 @@ class _DropBlockNd(ScheduledDropRate):
             view[1 + axis] = b
             term = (unit * math.prod(shape[axis + 1 :])).reshape(view)
             flat = term if flat is None else flat + term
+        assert flat is not None  # one term per spatial axis, and there is at least one
         flat = flat + (rest * units_per_map).reshape(
             [-1] + [1] * self._k
         )  # rest: the (sample, channel) index
@@ -379,8 +384,8 @@ class _DropBlockNd(ScheduledDropRate):
             raise TypeError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
         if x.dim() != self._k + 2:
             raise ValueError(
-                f"{type(self).__name__} expects a {self._k + 2}-D input (N, C, {self._spatial_names}), "
-                f"got shape {tuple(x.shape)}"
+                f"{type(self).__name__} expects a {self._k + 2}-D input "
+                f"(N, C, {self._spatial_names}), got shape {tuple(x.shape)}"
             )
         if not x.is_floating_point():
             raise TypeError(f"{type(self).__name__} expects a floating-point input, got {x.dtype}")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._blocks import check_block_width
 from .._validation import as_int, as_probability
 from ._schemes import cover_counts, overlapping_gamma
 
@@ -47,8 +48,13 @@ class DropBlock1d(nn.Module):
         if x.dim() < 1:
             raise ValueError("DropBlock1d expects features in the last dimension, got a scalar")
         d = x.shape[-1]
-        if d % self.block_size:
-            raise ValueError(f"block_size={self.block_size} must divide the feature count {d}")
+        check_block_width(
+            d,
+            self.block_size,
+            overlapping=False,
+            owner="DropBlock1d",
+            width_name="the feature count d",
+        )
         if not self.training or self.theta == 1.0:
             return x
         k = d // self.block_size
@@ -88,10 +94,18 @@ class OverlappingDropBlock1d(nn.Module):
     def extra_repr(self) -> str:
         return f"block_size={self.block_size}, gamma={self.gamma}"
 
+    def _check_width(self, d: int) -> None:
+        check_block_width(
+            d,
+            self.block_size,
+            overlapping=True,
+            owner="OverlappingDropBlock1d",
+            width_name="the feature count d",
+        )
+
     def keep_probabilities(self, d: int) -> list[float]:
         """Exact keep probability of each of ``d`` units."""
-        if d < self.block_size:
-            raise ValueError(f"block_size={self.block_size} must not exceed the feature count {d}")
+        self._check_width(d)
         return [(1.0 - self.gamma) ** c for c in cover_counts(d, self.block_size)]
 
     def _inverse_keep(self, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -109,8 +123,7 @@ class OverlappingDropBlock1d(nn.Module):
                 "OverlappingDropBlock1d expects features in the last dimension, got a scalar"
             )
         d = x.shape[-1]
-        if d < self.block_size:
-            raise ValueError(f"block_size={self.block_size} must not exceed the feature count {d}")
+        self._check_width(d)
         if not self.training or self.gamma == 0.0 or x.numel() == 0:
             return x
         r = self.block_size

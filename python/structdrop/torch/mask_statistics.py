@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._blocks import seed_probability
 from .._validation import as_int, as_probability
 
 __all__ = ["MaskStatistics", "mask_statistics"]
@@ -65,7 +66,7 @@ def _drop_map(gamma: float, counts: list[np.ndarray]) -> np.ndarray:
 
 
 def _structdrop_map(shape: tuple[int, int], b: int, p: float, seeds: str) -> np.ndarray:
-    gamma = -math.expm1(math.log1p(-p) / (b * b))
+    gamma = seed_probability(b * b, drop_rate=p)
     if seeds == "full":
         counts = [_window_counts(n, 0, b - 1, 1 - b, n - 1) for n in shape]
     else:

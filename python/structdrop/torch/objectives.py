@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .._blocks import check_block_width
 from .._validation import as_int, as_probability
 from ._schemes import SchemeSpec, as_scheme_spec, check_width, overlapping_gamma
 
@@ -127,8 +128,7 @@ def dropblock_regularizer(
     G = _tensor("G", G, 2, U)
     _check_pair(U, G)
     d = U.shape[1]
-    if d % r:
-        raise ValueError(f"block_size={r} must divide the hidden width d={d}")
+    check_block_width(d, r, overlapping=False, owner="DropBlock", width_name="the hidden width d")
     k = d // r
     Ub = U.reshape(U.shape[0], k, r).permute(1, 0, 2)  # k x a x r
     Gb = G.reshape(k, r, G.shape[1])  # k x r x N
@@ -172,8 +172,9 @@ def overlapping_dropblock_regularizer(
     g = overlapping_gamma(r, gamma, theta)
     U = _tensor("U", U, 2)
     d = U.shape[1]
-    if d < r:
-        raise ValueError(f"block_size={r} must not exceed the hidden width d={d}")
+    check_block_width(
+        d, r, overlapping=True, owner="OverlappingDropBlock", width_name="the hidden width d"
+    )
     return generalized_regularizer(U, G, _overlap_cbar(d, r, g, U.dtype, U.device))
 
 
