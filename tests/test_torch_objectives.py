@@ -267,3 +267,21 @@ def test_layers_and_batched_masks_sample_the_numpy_schemes_distributions():
             p_both = second * np.outer(mu, mu)
             se = np.sqrt(p_both * (1 - p_both) / len(scaled)) / np.outer(mu, mu)
             assert np.all(np.abs(emp - second) <= 5 * se + 1e-12), scheme
+
+
+def test_overlapping_regularizer_is_accurate_at_tiny_seed_rates():
+    """gamma = 1e-12: C-bar_ij = (1 - gamma)^(-k) - 1 = k gamma + k(k+1)/2 gamma^2 + ...; the
+    subtraction in pow(1 - gamma, -k) - 1 loses about 4 digits there, expm1/log1p none."""
+    gamma, d, r = 1e-12, 7, 3
+    rng = np.random.default_rng(5)
+    U, G = rng.standard_normal((4, d)), rng.standard_normal((d, 30))
+    # The exact C-bar from the series (terms beyond gamma^2 are below 1e-35 relative).
+    i = np.arange(d)
+    lo, hi = np.maximum(i - r + 1, 0), np.minimum(i, d - r)
+    k = np.clip(np.minimum.outer(hi, hi) - np.maximum.outer(lo, lo) + 1, 0, None).astype(float)
+    cbar = k * gamma + k * (k + 1) / 2 * gamma**2
+    expected = np.einsum("ij,ij,ij->", cbar, U.T @ U, G @ G.T)
+    value = sdt.overlapping_dropblock_regularizer(
+        torch.from_numpy(U), torch.from_numpy(G), r, gamma=gamma
+    ).item()
+    assert value == pytest.approx(expected, rel=1e-12)

@@ -14,10 +14,14 @@ Masks here are float 0/1 arrays: length d for unit schemes, b x d for DropConnec
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import _core
+
+if TYPE_CHECKING:  # a structural type only: this module's arithmetic shares nothing with the core's
+    from .._objective_terms import _CoreScheme as Scheme
 
 __all__ = [
     "characteristic_matrix",
@@ -36,9 +40,9 @@ OVERLAPPING = _core.SchemeKind.overlapping_dropblock
 DROPCONNECT = _core.SchemeKind.dropconnect
 
 
-def _args(scheme: object) -> tuple[_core.SchemeKind, float, int, float]:
+def _args(scheme: Scheme) -> tuple[_core.SchemeKind, float, int, float]:
     """The scheme's parameters (only read here: the arithmetic below is this module's own)."""
-    params = scheme._core_params()  # type: ignore[attr-defined]
+    params = scheme._core_params()
     return params.kind, params.theta, params.block_size, params.gamma
 
 
@@ -50,7 +54,7 @@ def _seed_windows(d: int, block_size: int) -> np.ndarray:
     return ((j <= i) & (i < j + block_size)).astype(float)
 
 
-def mask_means(scheme: object, d: int) -> np.ndarray:
+def mask_means(scheme: Scheme, d: int) -> np.ndarray:
     """E[z_i] of each hidden unit (DropConnect: of each entry of the mask on V)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -61,7 +65,7 @@ def mask_means(scheme: object, d: int) -> np.ndarray:
     return np.full(d, theta)
 
 
-def characteristic_matrix(scheme: object, d: int) -> np.ndarray:
+def characteristic_matrix(scheme: Scheme, d: int) -> np.ndarray:
     """C-bar = diag(mu)^-1 Cov(z) diag(mu)^-1 (d x d) of a unit scheme (Lemma 10)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -79,7 +83,7 @@ def characteristic_matrix(scheme: object, d: int) -> np.ndarray:
     raise ValueError("DropConnect has no unit characteristic matrix")
 
 
-def _band_cbar(scheme: object, d: int, k: int) -> np.ndarray:
+def _band_cbar(scheme: Scheme, d: int, k: int) -> np.ndarray:
     """C-bar(i, i + k) for i = 0 .. d-k-1 (C-bar is symmetric and zero beyond the band)."""
     kind, theta, block_size, gamma = _args(scheme)
     i = np.arange(d - k)
@@ -98,7 +102,7 @@ def _band_cbar(scheme: object, d: int, k: int) -> np.ndarray:
 
 
 def deterministic_objective(
-    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: object
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: Scheme
 ) -> float:
     """E over masks of ||Y - U D V^T X||_F^2 in closed form (the Dropout identity of the README):
     the fit term plus Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band
@@ -125,7 +129,7 @@ def deterministic_objective(
     return fit + regularizer
 
 
-def sample_mask(scheme: object, d: int, b: int, rng: np.random.Generator) -> np.ndarray:
+def sample_mask(scheme: Scheme, d: int, b: int, rng: np.random.Generator) -> np.ndarray:
     """One mask: 0/1 floats, length d (unit schemes) or b x d (DropConnect)."""
     kind, theta, block_size, gamma = _args(scheme)
     if kind == NONE:
@@ -146,7 +150,7 @@ def masked_step(
     Xb: np.ndarray,
     Yb: np.ndarray,
     masks: list[np.ndarray],
-    scheme: object,
+    scheme: Scheme,
     lr: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One Algorithm 1 step on the minibatch Xb (b x B), Yb (a x B) with one mask per sample.
@@ -178,7 +182,7 @@ def masked_step(
 
 
 def stochastic_loss(
-    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, mask: np.ndarray, scheme: object
+    X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, mask: np.ndarray, scheme: Scheme
 ) -> float:
     """||Y - U D V^T X||_F^2 over all the data for one mask, directly (O(a b N))."""
     kind, theta, _, _ = _args(scheme)
@@ -194,7 +198,7 @@ def train(
     Y: np.ndarray,
     U0: np.ndarray,
     V0: np.ndarray,
-    scheme: object,
+    scheme: Scheme,
     lr: float,
     iterations: int,
     batch_size: int = 1,
@@ -218,7 +222,7 @@ def train(
     b, N = X.shape
     d = U.shape[1]
     kind, theta, _, _ = _args(scheme)
-    scheme.check_width(d)  # type: ignore[attr-defined]
+    scheme.check_width(d)
     if not lr > 0 or iterations < 1 or batch_size < 1 or record_every < 1:
         raise ValueError("need lr > 0, iterations >= 1, batch_size >= 1, record_every >= 1")
     rng = np.random.default_rng(seed)

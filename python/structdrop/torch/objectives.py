@@ -11,6 +11,8 @@ means), and agree with the NumPy/C++ versions in :mod:`structdrop.schemes` to ro
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._blocks import check_block_width
@@ -148,9 +150,9 @@ def _overlap_cbar(
     overlap = (
         torch.minimum(hi[:, None], hi[None, :]) - torch.maximum(lo[:, None], lo[None, :]) + 1
     ).clamp(min=0)
-    cbar = (
-        torch.pow(torch.tensor(1.0 - gamma, dtype=torch.float64), -overlap.to(torch.float64)) - 1.0
-    )
+    # (1 - gamma)^(-k) - 1 as expm1(-k log1p(-gamma)): the C++ kernel's form, exact for small gamma
+    # where pow(1 - gamma, -k) - 1 cancels.
+    cbar = torch.expm1(overlap.to(torch.float64) * -math.log1p(-gamma))
     return cbar.to(dtype=dtype, device=device)
 
 
