@@ -117,7 +117,7 @@ def test_dropconnect_matches_enumeration_and_printed_formula_does_not(a, b, N, d
     )
 
 
-def test_dropconnect_gap_at_the_design_sizes():
+def test_dropconnect_gap_at_sizes_2_3_4_2():
     """a, b, N, d = 2, 3, 4, 2: the printed formula is off by several percent."""
     rng = np.random.default_rng(2020)
     Y, U, V, X = problem(rng, 2, 3, 4, 2)

@@ -2,7 +2,8 @@
 
 Exact deterministic objectives of Dropout, DropBlock and DropConnect training, the spectral
 k-support norm they induce, the closed-form global minimum (corrected Theorems 6 and 7 of
-Pal, Lane, Vidal, Haeffele, CVPR 2020) and a fast masked-SGD simulator. See README.md.
+Pal, Lane, Vidal, Haeffele, CVPR 2020) and a fast masked-SGD simulator. The manual is in docs/
+(start at docs/index.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Theorem 6 of the paper identifies the DropBlock regulariser in product space with
 beta_bar ||sigma(A)||_(r)^2, the squared spectral k-support norm (k = r, the block size);
 Theorem 7 gives the minimiser of ||m - a||^2 + beta ||a||_(r)^2. Both are implemented here in
-their corrected forms (README "Where this differs from the printed paper"), for vectors of any
+their corrected forms (docs/differences-from-paper.md), for vectors of any
 sign and order (no sort: selection in expected O(n)), for matrices (through the singular values)
 and for every row of a matrix at once (``prox_ksupport_sq_batch``).
 """

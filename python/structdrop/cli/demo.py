@@ -32,7 +32,7 @@ _NEXT_STEPS = (
     "                 the paper's Figures 1-4 (needs structdrop[plot])\n"
     "  structdrop --help; help(structdrop.dropblock_global_min), structdrop.prox_ksupport_sq, "
     "structdrop.train\n"
-    "README.md lists where the library corrects the printed paper."
+    "docs/differences-from-paper.md lists where the library corrects the printed paper."
 )
 
 

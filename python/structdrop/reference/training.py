@@ -104,10 +104,10 @@ def _band_cbar(scheme: Scheme, d: int, k: int) -> np.ndarray:
 def deterministic_objective(
     X: np.ndarray, Y: np.ndarray, U: np.ndarray, V: np.ndarray, scheme: Scheme
 ) -> float:
-    """E over masks of ||Y - U D V^T X||_F^2 in closed form (the Dropout identity of the README):
-    the fit term plus Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band
-    where C-bar can be non-zero (``|i - j| < block size``), or for DropConnect the corrected
-    identity beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2 (x_j the j-th row of X).
+    """E over masks of ||Y - U D V^T X||_F^2 in closed form (docs/guide/objectives.md): the fit
+    term plus Lemma 10's sum_ij C-bar_ij (u_i . u_j)(v_i^T X X^T v_j), summed over the band where
+    C-bar can be non-zero (``|i - j| < block size``), or for DropConnect the corrected identity
+    beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2 (x_j the j-th row of X).
     O((a + b) b N + (a + b) b d + a b^2)."""
     kind, theta, block_size, _ = _args(scheme)
     gram = X @ X.T

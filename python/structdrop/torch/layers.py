@@ -146,9 +146,9 @@ class DropConnectLinear(nn.Linear):
     independent Bernoulli(theta) mask ``M_n`` per sample (the bias is not masked); in eval mode it
     is the plain linear layer. The weight is ``V^T`` in the paper's notation ``U (Z * V)^T g(X)``;
     the exact deterministic equivalent is :func:`structdrop.torch.dropconnect_regularizer` (the
-    paper's Theorem 13 is false in general, see the README's corrections). Per-sample masks cost
-    ``batch * out_features * in_features`` memory; ``per_sample=False`` draws one mask per forward
-    call instead (shared by the batch: an unbiased but correlated estimate).
+    paper's Theorem 13 is false in general, see docs/differences-from-paper.md). Per-sample masks
+    cost ``batch * out_features * in_features`` memory; ``per_sample=False`` draws one mask per
+    forward call instead (shared by the batch: an unbiased but correlated estimate).
 
     Args:
         in_features, out_features, bias: as :class:`torch.nn.Linear`.
