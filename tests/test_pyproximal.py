@@ -105,12 +105,17 @@ def brute_force_ksupport_prox(x, r, c):
 
     best = None
     for start in (x, 0.5 * x, np.zeros_like(x)):
-        for method in ("Powell", "Nelder-Mead"):
+        # Each method names its tolerances its own way (Nelder-Mead ignores, with a warning,
+        # Powell's xtol/ftol and would stop at its default xatol = 1e-4).
+        for method, tolerances in (
+            ("Powell", {"xtol": 1e-10, "ftol": 1e-14}),
+            ("Nelder-Mead", {"xatol": 1e-10, "fatol": 1e-14}),
+        ):
             res = minimize(
                 f,
                 start if best is None else best.x,
                 method=method,
-                options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000, "maxfev": 20000},
+                options={**tolerances, "maxiter": 20000, "maxfev": 20000},
             )
             if best is None or res.fun < best.fun:
                 best = res
