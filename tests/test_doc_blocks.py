@@ -153,6 +153,36 @@ def test_relative_links_resolve(path: Path) -> None:
     assert not broken, f"{path.relative_to(ROOT)} links to missing files: {broken}"
 
 
+_TEST_FILE = re.compile(r"\b(tests/[\w/]+\.(?:py|cpp))(?:::(test_\w+))?")
+_TEST_NAME = re.compile(r"`(test_\w+)`")
+
+
+def _test_functions() -> set[str]:
+    names: set[str] = set()
+    for source in (ROOT / "tests").rglob("*.py"):
+        names.update(re.findall(r"^\s*def (test_\w+)", source.read_text("utf-8"), re.M))
+    return names
+
+
+@pytest.mark.parametrize("path", DOCUMENTS, ids=[str(p.relative_to(ROOT)) for p in DOCUMENTS])
+def test_named_checks_exist(path: Path) -> None:
+    """Every test file and test function a page names as the check of a promise exists (a renamed
+    or deleted test would otherwise leave the page citing a check that no longer runs)."""
+    text = path.read_text(encoding="utf-8")
+    functions = _test_functions()
+    missing = []
+    for match in _TEST_FILE.finditer(text):
+        file, name = match.group(1), match.group(2)
+        if not (ROOT / file).is_file():
+            missing.append(file)
+        elif name and not re.search(rf"^\s*def {name}\b", (ROOT / file).read_text("utf-8"), re.M):
+            missing.append(f"{file}::{name}")
+    for name in _TEST_NAME.findall(text):
+        if name not in functions and not (ROOT / "tests" / f"{name}.py").is_file():
+            missing.append(name)
+    assert not missing, f"{path.relative_to(ROOT)} names checks that do not exist: {missing}"
+
+
 def test_readme_stays_short():
     """The README is the front page; the manual lives in docs/."""
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
