@@ -4,8 +4,9 @@ A fast subset of the suite, chosen to fail when a wheel is broken (missing or mi
 extension, kernels the CPU cannot run or that disagree, wrong version metadata), each check
 against something independent of the compiled core: the Philox known-answer vectors, a NumPy
 replay of whole runs, mask enumeration, the variational form of the k-support norm, KKT
-conditions and the NumPy reference of the global minimum. The subset's tests live in the suite's
-modules and are imported here, so they are the same tests; run from anywhere:
+conditions and the NumPy reference of the global minimum, and values stored from seeded runs
+(so every platform's wheel must reproduce the runs of this one). The subset's tests live in the
+suite's modules and are imported here, so they are the same tests; run from anywhere:
 ``python -m pytest <project>/tests/smoke``.
 """
 
@@ -22,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the suite's modu
 from test_objectives import (  # noqa: E402,F401
     test_dropconnect_matches_enumeration_and_printed_formula_does_not,
     test_unit_schemes_match_enumeration,
+)
+from test_seeded_runs import (  # noqa: E402,F401
+    test_seeded_runs_give_the_stored_values,
+    test_the_random_stream_gives_the_stored_draws,
 )
 from test_training import (  # noqa: E402,F401
     test_every_kernel_instruction_set_gives_identical_bits,
