@@ -30,8 +30,8 @@ ROOT = HERE.parent.parent
 BENCHMARKS: dict[str, list[str]] = {
     "solver": ["bench/solver.py"],
     "sweep": ["bench/sweep.py"],
-    "objectives": ["bench/objectives.py", "--quick"],
-    "moments": ["bench/moments.py", "--quick"],
+    "objectives": ["bench/objectives.py"],
+    "moments": ["bench/moments.py"],
     "sgd": ["bench/sgd.py"],
     "train_many_dask": ["bench/train_many_dask.py"],
     "dropblock2d": ["bench/dropblock2d.py"],
