@@ -102,7 +102,7 @@ def run_on_client(
         )
         ranges[future] = (lo, hi)
 
-    results: list[TrainResult | None] = [None] * count
+    finished: dict[int, list[TrainResult]] = {}  # first run's index -> the batch's results
     bar = None
     if progress:
         from tqdm import tqdm
@@ -125,7 +125,7 @@ def run_on_client(
                 ) from exc
             if isinstance(batch, TrainingDiverged):
                 raise batch  # names the run (its index in this call), its seed and the step
-            results[lo:hi] = batch
+            finished[lo] = batch
             if bar is not None:
                 bar.update(hi - lo)
     except BaseException:
@@ -134,4 +134,4 @@ def run_on_client(
     finally:
         if bar is not None:
             bar.close()
-    return results  # type: ignore[return-value]
+    return [result for lo in sorted(finished) for result in finished[lo]]

@@ -49,15 +49,18 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
 from ._validation import as_float_array, as_int, as_nonnegative_float
 from .schemes import MaskScheme
+
+if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10+; annotations are not evaluated at run time
+    from typing import TypeGuard
 
 __all__ = ["TrainResult", "TrainingDiverged", "train", "train_many"]
 
@@ -286,14 +289,12 @@ def train(
     return results[0]
 
 
-def _is_sequence(value: object) -> bool:
+def _is_sequence(value: object) -> TypeGuard[Iterable[Any]]:
     return isinstance(value, (Sequence, np.ndarray, range)) and not isinstance(value, (str, bytes))
 
 
-def _per_run(
-    name: str, value: object, sequence_ok: Callable[[object], bool] = _is_sequence
-) -> list[Any] | None:
-    return list(value) if sequence_ok(value) else None  # type: ignore[call-overload]
+def _per_run(name: str, value: object) -> list[Any] | None:
+    return list(value) if _is_sequence(value) else None
 
 
 def _factor_list(name: str, value: object) -> list[Any] | None:
