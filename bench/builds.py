@@ -8,7 +8,9 @@ Every round runs each build in its own process (PYTHONPATH=DIR), in turn, so tha
 machine falls on all builds alike; the table shows medians over rounds. A step's time is the
 difference between runs of T and T/2 steps of structdrop.train (set-up and the two recordings
 cancel), measured as process CPU time, which is far less sensitive to other processes than wall
-time; the best of three repeats per round. Data as bench/sgd.py: a, b, N = 80, 100, 1000.
+time; the best of three repeats per round. Data as bench/sgd.py: a, b, N = 80, 100, 1000. The
+"call:" rows time small public calls (an objective, a one-step run, many tiny runs), where the
+cost of the bindings themselves shows.
 Usage:
     python bench/builds.py --build main=DIR_A --build branch=DIR_B [--rounds 6] [--quick]
                            [--json out.json]
@@ -53,7 +55,51 @@ def child(quick: bool) -> None:
                     t2 = time.process_time()
                     best = min(best, ((t1 - t0) - (t2 - t1)) / (T - T // 2) * 1e6)
                 out["us"][f"d={d} {scheme!r} batch={batch}"] = best
+    out["us"].update(call_costs(quick))
     print(json.dumps(out))
+
+
+def call_costs(quick: bool) -> dict[str, float]:
+    """Microseconds (CPU time, best of 5) of small public calls, where the cost of crossing into
+    the compiled core (argument checks, conversions, the structs it takes and returns) shows: what
+    a change to the bindings can slow down without touching a kernel."""
+    import numpy as np
+
+    import structdrop as sd
+
+    rng = np.random.default_rng(1)
+    a, b, n, d = 5, 6, 20, 4
+    X, Y = (
+        np.asfortranarray(rng.standard_normal((b, n))),
+        np.asfortranarray(rng.standard_normal((a, n))),
+    )
+    U, V = (
+        np.asfortranarray(rng.standard_normal((a, d))),
+        np.asfortranarray(rng.standard_normal((b, d))),
+    )
+    runs = 64 if quick else 256
+    many = [sd.Dropout(0.5)] * runs
+
+    def best(call, repeats: int) -> float:
+        times = []
+        for _ in range(5):
+            t0 = time.process_time()
+            for _ in range(repeats):
+                call()
+            times.append((time.process_time() - t0) / repeats * 1e6)
+        return min(times)
+
+    scheme = sd.DropBlock(0.5, 2)
+    return {
+        f"call: objective, a x b x N = {a} x {b} x {n}, d = {d}": best(
+            lambda: scheme.objective(Y, U, V, X), 300
+        ),
+        "call: train, 1 step": best(lambda: sd.train(X, Y, U, V, scheme, 1e-3, 1), 300),
+        f"call: train_many, {runs} runs x 10 steps, per run": best(
+            lambda: sd.train_many(X, Y, U, V, many, lr=1e-3, iterations=10, threads=1), 5
+        )
+        / runs,
+    }
 
 
 def main() -> None:
@@ -120,7 +166,7 @@ def main() -> None:
         name: {case: float(np.median(samples[name][case])) for case in cases} for name, _ in builds
     }
     headers = (
-        ["case (us per step, CPU time)"]
+        ["case (us per step, or per call; CPU time)"]
         + [f"{n} ({kernels[n]})" for n, _ in builds]
         + [f"{n} / {base}" for n, _ in builds[1:]]
     )
@@ -131,8 +177,8 @@ def main() -> None:
         for case in cases
     ]
     print(
-        f"# masked SGD per step, {rounds} interleaved rounds, median of rounds; a, b, N = {A}, "
-        f"{B}, {N}\n"
+        f"# masked SGD per step and small calls, {rounds} interleaved rounds, median of "
+        f"rounds; a, b, N = {A}, {B}, {N}\n"
     )
     print(markdown_table(headers, rows))
     write_json(
