@@ -220,7 +220,7 @@ def test_inconsistent_files_are_one_line_and_exit_2(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "same number of samples" in err
 
 
-def test_progress_bar_only_without_quiet(tmp_path):
+def test_progress_bar_only_without_quiet(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     np.save(tmp_path / "X.npy", rng.standard_normal((10, 400)))
     np.save(tmp_path / "Y.npy", rng.standard_normal((3, 400)))
@@ -241,6 +241,20 @@ def test_progress_bar_only_without_quiet(tmp_path):
     quiet = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0
     assert "moments" not in quiet.stderr and "QR pass" not in quiet.stderr
+
+    # Without --quiet the solver is asked for bars that appear after one second (a pass this small
+    # ends before that, so the request itself is what is checked); with --quiet for none.
+    requested = []
+    solve = structdrop.dropblock_global_min
+
+    def recording(*call_args, **kwargs):
+        requested.append(kwargs.get("progress"))
+        return solve(*call_args, **kwargs)
+
+    monkeypatch.setattr(structdrop, "dropblock_global_min", recording)
+    for extra in ([], ["--quiet"]):
+        assert main(args[3:-1] + extra) == 0
+    assert requested == [1.0, False]
 
 
 @pytest.mark.slow
