@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic_write import replacing
 from ._memmap_chunks import ChunkReader
 
 __all__ = [
@@ -213,20 +214,29 @@ def save_matrix(path: str | os.PathLike[str], array: np.ndarray, key: str = "A")
     """Write ``array`` to ``path`` by its suffix: .npy, .npz (under ``key``) or .csv
     (full precision).
 
+    The file is written beside ``path`` and renamed onto it when complete, so a failure leaves
+    any earlier file at ``path`` untouched.
+
+    Returns:
+        The path written.
+
     Raises:
         InputError: unsupported suffix or the file cannot be written.
     """
     file = Path(path)
     suffix = _suffix(file, "output")
     try:
-        if suffix == ".npy":
-            np.save(file, array)
-        elif suffix == ".npz":
-            # np.savez's stub types the keyword arrays like its allow_pickle flag (bool).
-            arrays: dict[str, Any] = {key: array}
-            np.savez(file, **arrays)
-        else:
-            np.savetxt(file, np.atleast_2d(array), delimiter=",", fmt="%.17g")
+        # Through an open handle: given a name, np.save and np.savez append their own suffix
+        # when the name lacks it in lower case.
+        with replacing(file) as partial, open(partial, "wb") as handle:
+            if suffix == ".npy":
+                np.save(handle, array)
+            elif suffix == ".npz":
+                # np.savez's stub types the keyword arrays like its allow_pickle flag (bool).
+                arrays: dict[str, Any] = {key: array}
+                np.savez(handle, **arrays)
+            else:
+                np.savetxt(handle, np.atleast_2d(array), delimiter=",", fmt="%.17g")
     except OSError as exc:
         raise InputError(f"output '{file}': cannot write it: {exc.strerror or exc}") from None
     return file

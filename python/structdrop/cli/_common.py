@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import NoReturn
 
+from .._atomic_write import file_identity
 from .._progress import progress_bar
 
-__all__ = ["CliError", "MissingDependency", "Parser", "progress_bar", "positive_int", "probability"]
+__all__ = [
+    "CliError",
+    "MissingDependency",
+    "Parser",
+    "progress_bar",
+    "positive_int",
+    "probability",
+    "refuse_outputs_onto_inputs",
+]
 
 
 class CliError(Exception):
@@ -71,3 +81,34 @@ def probability(text: str) -> float:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text}")
     return value
+
+
+def refuse_outputs_onto_inputs(
+    inputs: Mapping[str, str | None], outputs: Mapping[str, str | None]
+) -> None:
+    """Raise :class:`CliError` when an output names an input file or another output.
+
+    Paths are compared as files, not as strings: the same path spelt another way, a symbolic
+    link to the file and a hard link of it all count (see ``file_identity``). Entries that are
+    None (options not given) are skipped. Called before anything is read, so that a refused
+    command has touched nothing.
+
+    Raises:
+        CliError: with both options and paths named.
+
+    Example:
+        >>> refuse_outputs_onto_inputs({"Y": "Y.npy"}, {"--out": "C.npy"})  # distinct: no error
+    """
+    seen = {file_identity(path): (name, path) for name, path in inputs.items() if path is not None}
+    for name, path in outputs.items():
+        if path is None:
+            continue
+        key = file_identity(path)
+        if key in seen:
+            other, other_path = seen[key]
+            kind = "an input" if other in inputs else "another output"
+            raise CliError(
+                f"{name} '{path}' is the same file as {other} '{other_path}' ({kind}); "
+                "choose another output path"
+            )
+        seen[key] = (name, path)

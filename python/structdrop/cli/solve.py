@@ -12,7 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from ._common import CliError, MissingDependency, positive_int, probability, progress_bar
+from ._common import (
+    CliError,
+    MissingDependency,
+    positive_int,
+    probability,
+    progress_bar,
+    refuse_outputs_onto_inputs,
+)
 
 NAME = "solve"
 HELP = "closed-form global minimum of the DropBlock objective (corrected Theorem 7)"
@@ -28,6 +35,9 @@ over the data takes more than a second.
 
 With --X the minimiser is A* = C X; --out writes the coefficients C (a x b), --out-A writes A*
 itself (a x N, written in column chunks to a .npy). Without --X, C = A* and --out writes A*.
+An output path that names an input (or the other output), through a link or not, is refused
+before anything is read; each output is written beside its target and renamed into place when
+complete, so a failure leaves an earlier file at that path as it was.
 
 --theta is the product-space retain probability theta_bar (beta_bar = (1 - theta)/theta). With
 --width d it is instead the retain probability of a width-d network, beta_bar = (r/d)(1-theta)/theta
@@ -180,6 +190,7 @@ def _dask_client(address: str | None) -> Iterator[Any]:
 def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
     """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its
     shape."""
+    from .._atomic_write import replacing
     from .._io import save_matrix
     from .._memmap_chunks import ChunkReader
 
@@ -187,21 +198,28 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     if Path(path).suffix.lower() != ".npy":
         save_matrix(path, coefficients @ np.asarray(X), key="A")
         return a, n
+    step = max(1, CHUNK_BYTES // (8 * max(a, X.shape[0])))
     try:
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(a, n))
+        with replacing(path) as partial:
+            out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(a, n))
+            reader = ChunkReader(
+                X, step
+            )  # pread from a mapped X: the resident set grows by a chunk
+            with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
+                for start in range(0, n, step):
+                    stop = min(start + step, n)
+                    try:
+                        chunk = reader.read("X", slice(start, stop))
+                    except OSError as exc:  # not the output's fault: say so
+                        raise CliError(f"X: cannot read it: {exc.strerror or exc}") from None
+                    out[:, start:stop] = coefficients @ np.asarray(chunk)
+                    reader.release()
+                    bar.update(stop - start)
+            reader.close()
+            out.flush()
+            del out  # unmapped before the rename (Windows cannot rename a mapped file)
     except OSError as exc:
         raise CliError(f"output '{path}': cannot write it: {exc.strerror or exc}") from None
-    step = max(1, CHUNK_BYTES // (8 * max(a, X.shape[0])))
-    reader = ChunkReader(X, step)  # pread from a mapped X: the resident set grows by a chunk
-    with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
-        for start in range(0, n, step):
-            stop = min(start + step, n)
-            out[:, start:stop] = coefficients @ np.asarray(reader.read("X", slice(start, stop)))
-            reader.release()
-            bar.update(stop - start)
-    reader.close()
-    out.flush()
-    del out
     return a, n
 
 
@@ -212,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.dask is not None and args.X is None:
         raise CliError("--dask computes the moments of X and Y: give --X")
+    # Before anything is read: writing onto an input would destroy it while it is being read.
+    refuse_outputs_onto_inputs(
+        inputs={"Y": args.Y, "--X": args.X}, outputs={"--out": args.out, "--out-A": args.out_A}
+    )
     with _dask_client(args.dask) as client:
         on_dask = client is not None
         Y = _load(args.Y, args.key, "Y", on_dask)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._atomic_write import write_text
 from ._common import CliError, MissingDependency, positive_int, probability
 
 NAME = "sweep"
@@ -276,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
             "unregularized_minimum": width_result.unregularized_minimum,
         },
     }
-    (out / "sweep.json").write_text(json.dumps(payload, indent=1))
+    write_text(out / "sweep.json", json.dumps(payload, indent=1))
     pngs = _plots(out, grid, width_result, y_norm_sq if y_norm_sq > 0 else 1.0)
     if not args.quiet:
         settings = grid.objective.size

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .._atomic_write import write_text
 from . import fig1, fig2, fig3, fig4
 from ._common import Claim, FigureConfig
 from ._plot import MissingDependency
@@ -103,7 +104,7 @@ def reproduce(
         png = module.plot(data, out / f"{name}.png")
         data["seconds"] = time.perf_counter() - start
         json_path = out / f"{name}.json"
-        json_path.write_text(json.dumps(data, indent=1, default=float) + "\n", encoding="utf-8")
+        write_text(json_path, json.dumps(data, indent=1, default=float) + "\n")
         outputs.append(FigureOutput(name, png, json_path, claim_list, data["seconds"]))
         if log is not None:
             log(f"{name}: {png} and {json_path.name} ({data['seconds']:.1f} s)")
@@ -162,5 +163,5 @@ def write_summary(
         "over X's row space (corrected Theorem 7).",
         "",
     ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    write_text(path, "\n".join(lines))
     return path

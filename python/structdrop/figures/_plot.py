@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .._atomic_write import replacing
+
 __all__ = ["MissingDependency", "pyplot", "save"]
 
 
@@ -41,8 +43,9 @@ def pyplot() -> Any:
 
 
 def save(fig: Any, path: Path) -> Path:
-    """Save ``fig`` as a PNG at ``path`` and close it."""
-    fig.savefig(path, format="png", bbox_inches="tight")
+    """Save ``fig`` as a PNG at ``path`` (whole or not at all) and close it."""
+    with replacing(path) as partial:
+        fig.savefig(partial, format="png", bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
