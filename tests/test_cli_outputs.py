@@ -188,3 +188,19 @@ def test_sweep_keeps_an_earlier_figure_when_plotting_fails(capsys, inputs, monke
     after = snapshot(out)
     assert after["rank_phase.png"] == earlier["rank_phase.png"]
     assert sorted(after) == sorted(earlier)
+
+
+@pytest.mark.parametrize("x_file", ["X.npy", "data.npz"])
+def test_dask_out_A_reads_X_as_given(capsys, inputs, x_file):
+    """--out-A on Dask reads X back in this process: an .npz under --X-key as well as a .npy
+    (an .npz was handed to np.load(mmap_mode=...) and failed with an AttributeError)."""
+    pytest.importorskip("distributed")
+    folder, X, _ = inputs
+    np.savez(folder / "data.npz", other=np.zeros(3), X=X)
+    extra = ["--X-key", "X"] if x_file.endswith(".npz") else []
+    args = ["solve", str(folder / "Y.npy"), "--X", str(folder / x_file), *extra, "-r", "1",
+            "--theta", "0.5", "--quiet", "--dask", "local", "--out", str(folder / "C.npy"),
+            "--out-A", str(folder / "A.npy")]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    C = np.load(folder / "C.npy")
+    np.testing.assert_allclose(np.load(folder / "A.npy"), C @ X, rtol=1e-13, atol=1e-13)

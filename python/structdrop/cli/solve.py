@@ -256,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
         save_matrix(args.out, result.coefficients, key="C" if X is not None else "A")
     shape_A = None
     if args.out_A is not None:
-        data = np.load(args.X, mmap_mode="r") if on_dask and X is not None else X
+        # On Dask, X is a lazy array of the workers' blocks: read it here the way the command
+        # reads any input (mapped .npy; .npz under --X-key; .csv whole).
+        data = _load(args.X, args.X_key, "X", on_dask=False) if on_dask and X is not None else X
         if X is None:
             save_matrix(args.out_A, result.coefficients, key="A")
             shape_A = result.coefficients.shape
