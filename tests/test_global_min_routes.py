@@ -154,7 +154,6 @@ def test_residual_bound_is_not_vacuous_where_it_can_be_sharp(rng):
     for kind in ("model", "noise", "small"):
         X = conditioned(rng, 40, 600, 1e4)
         Y = targets(rng, X, 10, kind)
-        res = sd.dropblock_global_min(Y, 3, 0.5, X=X)
         outside = Y - Y @ reference.ksupport._pinv(X) @ X
         y_sq, out_sq = float(np.sum(Y**2)), float(np.sum(outside**2))
         s = 2 * row_space_angle_bound(X, 1e4)
