@@ -190,6 +190,7 @@ def test_sweep_keeps_an_earlier_figure_when_plotting_fails(capsys, inputs, monke
     assert sorted(after) == sorted(earlier)
 
 
+@pytest.mark.slow  # a LocalCluster of worker processes: not under the sanitizers
 @pytest.mark.parametrize("x_file", ["X.npy", "data.npz"])
 def test_dask_out_A_reads_X_as_given(capsys, inputs, x_file):
     """--out-A on Dask reads X back in this process: an .npz under --X-key as well as a .npy
