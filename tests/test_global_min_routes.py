@@ -169,6 +169,44 @@ def test_residual_bound_is_not_vacuous_where_it_can_be_sharp(rng):
         assert bound < 1e-5 * out_sq, (kind, bound / out_sq)
 
 
+@pytest.mark.parametrize("b, N", [(6, 40), (30, 200), (40, 41)])
+def test_residual_is_never_negative_when_Y_lies_in_the_row_space(rng, b, N):
+    """Y = M X exactly: the residual ||Y (I - P)||^2 is zero in exact arithmetic and computed as a
+    difference on the Gram route, where rounding makes it negative about half the time unless it
+    is clamped. Every route, many draws."""
+    for _ in range(10):
+        X = rng.standard_normal((b, N))
+        Y = rng.standard_normal((5, b)) @ X
+        moments = sd.data_moments(X, Y)
+        results = [
+            sd.dropblock_global_min(Y, 2, 0.5, X=X),
+            sd.global_min_from_moments(moments, 2, 0.5),
+        ]
+        for res in results:
+            assert res.residual >= 0.0, res.route
+            assert res.residual <= 1e-10 * float(np.sum(Y**2))
+            assert res.objective >= 0.0
+
+
+@pytest.mark.parametrize("b, N", [(4, 1000), (12, 300), (30, 31)])
+def test_qr_rank_follows_numpys_matrix_rank_rule(rng, b, N):
+    """X's numerical rank by NumPy's rule: singular values above max(b, N) u s_1. A singular value
+    ten times above or below that threshold is counted or not; one between b u s_1 and
+    N u s_1 tells the rule from one that uses b alone (N > b here)."""
+    eps = np.finfo(float).eps
+    threshold = max(b, N) * eps
+    for small in (threshold / 10, threshold * 10, 10 * b * eps if N >= 100 * b else threshold / 10):
+        s = np.r_[np.ones(b - 1), small]
+        left, _ = np.linalg.qr(rng.standard_normal((b, b)))
+        right, _ = np.linalg.qr(rng.standard_normal((N, b)))
+        X = (left * s) @ right.T
+        Y = rng.standard_normal((3, N))
+        res = sd.dropblock_global_min(Y, 2, 0.5, X=X)
+        expected = np.linalg.matrix_rank(X)
+        assert expected == (b if small > threshold else b - 1)
+        assert res.x_rank == expected, (small / eps, res.route)
+
+
 def test_well_conditioned_data_at_hand_uses_the_gram_route(rng):
     X = conditioned(rng, 40, 600, 10.0)
     Y = targets(rng, X, 10, "noise")

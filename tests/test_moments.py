@@ -226,6 +226,20 @@ def test_merge_rejects_mismatched_moments():
     assert (0 + m) is m and (m + 0) is m
 
 
+def test_merge_rejects_overflow_of_the_targets_norm_alone():
+    """||Y||^2 overflowing in the merge while X X^T and Y X^T stay finite (each part finite: a
+    single sample whose target squares to 1e308). By Cauchy-Schwarz |Y X^T| <= ||Y|| ||X|| per
+    part, so Y X^T cannot overflow while both norms stay finite: gram and ||Y||^2 are the checks
+    that matter."""
+    X, Y = np.array([[1e-10]]), np.array([[1e154]])
+    part = data_moments(X, Y)
+    assert np.isfinite(part.y_sq_norm) and np.isfinite(part.gram).all()
+    with pytest.raises(ValueError, match="overflow"):
+        part + part
+    with pytest.raises(ValueError, match="overflow"):
+        stream_moments([(X, Y), (X, Y)])
+
+
 # ---------------------------------------------------------------- streams
 def uneven_chunks(X, Y, widths):
     start = 0
