@@ -99,6 +99,8 @@ def test_data_moments_reads_the_file_without_preadv(tmp_path, without, order, dt
 
 
 def test_a_file_shorter_than_its_map_is_reported_without_preadv(tmp_path, without):
+    if sys.platform == "win32":
+        pytest.skip("Windows refuses to shrink a file that is mapped")
     path = tmp_path / "T.bin"
     np.ones((4, 1000)).tofile(path)
     mapped = np.memmap(path, dtype=np.float64, mode="r", shape=(4, 1000))
