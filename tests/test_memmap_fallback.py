@@ -98,13 +98,14 @@ def test_data_moments_reads_the_file_without_preadv(tmp_path, without, order, dt
         )
 
 
-def test_a_file_shorter_than_its_map_is_reported_without_preadv(tmp_path, without):
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_file_shorter_than_its_map_is_reported_without_preadv(tmp_path, without, order):
     if sys.platform == "win32":
         pytest.skip("Windows refuses to shrink a file that is mapped")
-    path = tmp_path / "T.bin"
-    np.ones((4, 1000)).tofile(path)
-    mapped = np.memmap(path, dtype=np.float64, mode="r", shape=(4, 1000))
-    os.truncate(path, 8 * 2000)  # the file shrinks under the map
+    path = tmp_path / "X.npy"
+    np.save(path, np.ones((4, 1000), order=order))
+    mapped = np.load(path, mmap_mode="r")
+    os.truncate(path, os.path.getsize(path) - 8 * 1500)  # C: the last rows go; F: the last columns
     with pytest.raises(ValueError, match="X: its file .* is shorter than the array it maps"):
         data_moments(mapped, chunk_columns=100)
 
