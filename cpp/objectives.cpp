@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -27,14 +28,14 @@ void require_theta(double theta) {
 }
 
 // Number of seed positions j in 0..d-bs whose block j..j+bs-1 covers unit i.
-long seed_window_lo(long i, long bs) { return std::max(0L, i - bs + 1); }
-long seed_window_hi(long i, long bs, long d) { return std::min(i, d - bs); }
+std::ptrdiff_t seed_window_lo(std::ptrdiff_t i, std::ptrdiff_t bs) { return std::max<std::ptrdiff_t>(0, i - bs + 1); }
+std::ptrdiff_t seed_window_hi(std::ptrdiff_t i, std::ptrdiff_t bs, std::ptrdiff_t d) { return std::min(i, d - bs); }
 
 void check_shapes(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
-  const long d = stats.width;
+  const std::ptrdiff_t d = stats.width;
   require(U.cols() == d, "U must have d = " + std::to_string(d) + " columns, got " + std::to_string(U.cols()));
   require(V.cols() == d, "V must have d = " + std::to_string(d) + " columns, got " + std::to_string(V.cols()));
-  const long b = moments.gram.rows();
+  const std::ptrdiff_t b = moments.gram.rows();
   require(moments.gram.cols() == b, "the Gram matrix X X^T must be square");
   require(V.rows() == b,
           "V must have b = " + std::to_string(b) + " rows (the rows of X), got " + std::to_string(V.rows()));
@@ -45,9 +46,9 @@ void check_shapes(const SchemeStats& stats, const DataMoments& moments, const Ma
 
 // sum_{i in block} sum_{j in block} (u_i . u_j)(v_i^T gram v_j) = ||U_blk V_blk^T X||^2 for the
 // block of columns [start, start + len), given GV = gram V. Picks the cheaper of the two forms.
-double block_energy(const MatrixRef& U, const MatrixRef& V, const Matrix& GV, const Matrix& gram, long start,
-                    long len) {
-  const long a = U.rows(), b = V.rows();
+double block_energy(const MatrixRef& U, const MatrixRef& V, const Matrix& GV, const Matrix& gram, std::ptrdiff_t start,
+                    std::ptrdiff_t len) {
+  const std::ptrdiff_t a = U.rows(), b = V.rows();
   const double cost_inner = static_cast<double>(len) * len * (a + b);
   const double cost_outer = static_cast<double>(a) * b * len + static_cast<double>(a) * b * b;
   if (cost_inner <= cost_outer) {
@@ -65,7 +66,7 @@ DataMoments compute_moments(const MatrixRef& X, const MatrixRef& Y) {
   require(X.cols() == Y.cols(), "X and Y must have the same number of columns (samples), got " +
                                     std::to_string(X.cols()) + " and " + std::to_string(Y.cols()));
   DataMoments m;
-  const long b = X.rows();
+  const std::ptrdiff_t b = X.rows();
   m.gram = Matrix::Zero(b, b);
   m.gram.selfadjointView<Eigen::Lower>().rankUpdate(X);
   m.gram.triangularView<Eigen::StrictlyUpper>() = m.gram.transpose();
@@ -78,7 +79,7 @@ DataMoments compute_moments_transposed(const MatrixRef& Xt, const MatrixRef& Yt)
   require(Xt.rows() == Yt.rows(), "X and Y must have the same number of samples, got " + std::to_string(Xt.rows()) +
                                       " and " + std::to_string(Yt.rows()));
   DataMoments m;
-  const long b = Xt.cols();
+  const std::ptrdiff_t b = Xt.cols();
   m.gram = Matrix::Zero(b, b);
   m.gram.selfadjointView<Eigen::Lower>().rankUpdate(Xt.transpose());
   m.gram.triangularView<Eigen::StrictlyUpper>() = m.gram.transpose();
@@ -87,14 +88,14 @@ DataMoments compute_moments_transposed(const MatrixRef& Xt, const MatrixRef& Yt)
   return m;
 }
 
-SchemeStats scheme_stats(const SchemeParams& params, long width) { return scheme_stats(params, width, true); }
+SchemeStats scheme_stats(const SchemeParams& params, std::ptrdiff_t width) { return scheme_stats(params, width, true); }
 
-SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar) {
+SchemeStats scheme_stats(const SchemeParams& params, std::ptrdiff_t width, bool dense_cbar) {
   require(width >= 1, "the width d must be >= 1, got " + std::to_string(width));
   SchemeStats s;
   s.params = params;
   s.width = width;
-  const long d = width;
+  const std::ptrdiff_t d = width;
   switch (params.kind) {
     case SchemeKind::none:
       s.mean = Vector::Ones(d);
@@ -117,7 +118,7 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
       break;
     case SchemeKind::overlapping_dropblock: {
       const double gamma = params.gamma;
-      const long bs = params.block_size;
+      const std::ptrdiff_t bs = params.block_size;
       require(std::isfinite(gamma) && gamma >= 0.0 && gamma < 1.0,
               "gamma must lie in [0, 1), got " + std::to_string(gamma));
       require(bs >= 1, "block_size must be >= 1, got " + std::to_string(bs));
@@ -125,25 +126,25 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
                            ", block_size = " + std::to_string(bs));
       const double log_keep = std::log1p(-gamma);  // log(1 - gamma) <= 0
       s.mean.resize(d);
-      for (long i = 0; i < d; ++i) {
-        const long w = seed_window_hi(i, bs, d) - seed_window_lo(i, bs) + 1;
+      for (std::ptrdiff_t i = 0; i < d; ++i) {
+        const std::ptrdiff_t w = seed_window_hi(i, bs, d) - seed_window_lo(i, bs) + 1;
         s.mean[i] = std::exp(static_cast<double>(w) * log_keep);
       }
       s.beta = 0.0;
       // C-bar(i, j) = P(z_i z_j = 1)/(mu_i mu_j) - 1 = (1 - gamma)^(-|W(i) n W(j)|) - 1.
       s.cbar_band = Matrix::Zero(bs, d);
-      for (long i = 0; i < d; ++i) {
-        const long hi_i = seed_window_hi(i, bs, d);
-        for (long k = 0; k < bs && i + k < d; ++k) {
-          const long j = i + k;
-          const long shared = hi_i - seed_window_lo(j, bs) + 1;  // W(i) n W(j) for i <= j
+      for (std::ptrdiff_t i = 0; i < d; ++i) {
+        const std::ptrdiff_t hi_i = seed_window_hi(i, bs, d);
+        for (std::ptrdiff_t k = 0; k < bs && i + k < d; ++k) {
+          const std::ptrdiff_t j = i + k;
+          const std::ptrdiff_t shared = hi_i - seed_window_lo(j, bs) + 1;  // W(i) n W(j) for i <= j
           if (shared > 0) s.cbar_band(k, i) = std::expm1(-static_cast<double>(shared) * log_keep);
         }
       }
       if (dense_cbar) {
         s.cbar = Matrix::Zero(d, d);
-        for (long i = 0; i < d; ++i)
-          for (long k = 0; k < bs && i + k < d; ++k) {
+        for (std::ptrdiff_t i = 0; i < d; ++i)
+          for (std::ptrdiff_t k = 0; k < bs && i + k < d; ++k) {
             s.cbar(i, i + k) = s.cbar_band(k, i);
             s.cbar(i + k, i) = s.cbar_band(k, i);
           }
@@ -157,7 +158,7 @@ SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar
 }
 
 double fit_term(const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
-  const long b = moments.gram.rows();
+  const std::ptrdiff_t b = moments.gram.rows();
   require(moments.gram.cols() == b, "the Gram matrix X X^T must be square");
   require(V.rows() == b,
           "V must have b = " + std::to_string(b) + " rows (the rows of X), got " + std::to_string(V.rows()));
@@ -175,30 +176,30 @@ double fit_term(const DataMoments& moments, const MatrixRef& U, const MatrixRef&
 
 double regularizer(const SchemeStats& stats, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V) {
   check_shapes(stats, moments, U, V);
-  const long d = stats.width;
+  const std::ptrdiff_t d = stats.width;
   const SchemeKind kind = stats.params.kind;
   if (kind == SchemeKind::none) return 0.0;
   if (kind == SchemeKind::dropconnect) {
     // beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2 with ||x_j||^2 = (X X^T)_jj.
     const Vector row_sq = moments.gram.diagonal();
     double total = 0.0;
-    for (long i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).cwiseAbs2().dot(row_sq);
+    for (std::ptrdiff_t i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).cwiseAbs2().dot(row_sq);
     return stats.beta * total;
   }
   const Matrix GV = moments.gram * V;  // b x d: column i is X X^T v_i
   switch (kind) {
     case SchemeKind::dropout: {
       double total = 0.0;
-      for (long i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
+      for (std::ptrdiff_t i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
       return stats.beta * total;
     }
     case SchemeKind::dropblock: {
-      const long bs = stats.params.block_size;
+      const std::ptrdiff_t bs = stats.params.block_size;
       double total = 0.0;
       if (bs == 1) {
-        for (long i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
+        for (std::ptrdiff_t i = 0; i < d; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
       } else {
-        for (long start = 0; start < d; start += bs) total += block_energy(U, V, GV, moments.gram, start, bs);
+        for (std::ptrdiff_t start = 0; start < d; start += bs) total += block_energy(U, V, GV, moments.gram, start, bs);
       }
       return stats.beta * total;
     }
@@ -207,9 +208,9 @@ double regularizer(const SchemeStats& stats, const DataMoments& moments, const M
       require(band.rows() == stats.params.block_size && band.cols() == d,
               "SchemeStats of overlapping_dropblock lacks its C-bar band (use scheme_stats)");
       double diag = 0.0, off = 0.0;
-      for (long i = 0; i < d; ++i) diag += band(0, i) * U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
-      for (long k = 1; k < band.rows(); ++k)
-        for (long i = 0; i + k < d; ++i) {
+      for (std::ptrdiff_t i = 0; i < d; ++i) diag += band(0, i) * U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
+      for (std::ptrdiff_t k = 1; k < band.rows(); ++k)
+        for (std::ptrdiff_t i = 0; i + k < d; ++i) {
           const double c = band(k, i);
           if (c != 0.0) off += c * U.col(i).dot(U.col(i + k)) * V.col(i).dot(GV.col(i + k));
         }
@@ -233,7 +234,7 @@ double dropconnect_paper_regularizer(const SchemeStats& stats, const DataMoments
   check_shapes(stats, moments, U, V);
   const Matrix GV = moments.gram * V;
   double total = 0.0;
-  for (long i = 0; i < stats.width; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
+  for (std::ptrdiff_t i = 0; i < stats.width; ++i) total += U.col(i).squaredNorm() * V.col(i).dot(GV.col(i));
   return stats.beta * total;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <Eigen/Dense>
+#include <cstddef>
 
 namespace structdrop {
 
@@ -25,9 +26,9 @@ enum class SchemeKind : int {
 // Parameters of a mask distribution; validated by scheme_stats().
 struct SchemeParams {
   SchemeKind kind = SchemeKind::none;
-  double theta = 1.0;   // retain probability: dropout, dropblock, dropconnect
-  long block_size = 1;  // dropblock, overlapping_dropblock
-  double gamma = 0.0;   // seed probability: overlapping_dropblock
+  double theta = 1.0;             // retain probability: dropout, dropblock, dropconnect
+  std::ptrdiff_t block_size = 1;  // dropblock, overlapping_dropblock
+  double gamma = 0.0;             // seed probability: overlapping_dropblock
 };
 
 // Sufficient statistics of the data X (b x N) and targets Y (a x N).
@@ -43,10 +44,10 @@ DataMoments compute_moments(const MatrixRef& X, const MatrixRef& Y);
 // What a scheme needs at hidden width d, computed once.
 struct SchemeStats {
   SchemeParams params;
-  long width = 0;     // d
-  Vector mean;        // E[z_i] (d); for dropconnect the (uniform) mean of each entry of V's mask
-  double beta = 0.0;  // (1 - theta)/theta where the scheme has one theta, 0 otherwise
-  Matrix cbar;        // C-bar = diag(mean)^-1 Cov(z) diag(mean)^-1 (d x d), only for overlapping_dropblock
+  std::ptrdiff_t width = 0;  // d
+  Vector mean;               // E[z_i] (d); for dropconnect the (uniform) mean of each entry of V's mask
+  double beta = 0.0;         // (1 - theta)/theta where the scheme has one theta, 0 otherwise
+  Matrix cbar;               // C-bar = diag(mean)^-1 Cov(z) diag(mean)^-1 (d x d), only for overlapping_dropblock
   // Added: the band of C-bar that can be non-zero for overlapping_dropblock (block_size x d):
   // cbar_band(k, i) = C-bar(i, i + k) for 0 <= k < block_size, i + k < d (0 elsewhere).
   // C-bar(i, j) = (1 - gamma)^(-|W(i) n W(j)|) - 1 vanishes for |i - j| >= block_size, so the
@@ -55,11 +56,11 @@ struct SchemeStats {
 };
 
 // Throws std::invalid_argument on bad parameters (theta outside (0, 1], block_size not dividing d, ...).
-SchemeStats scheme_stats(const SchemeParams& params, long width);
+SchemeStats scheme_stats(const SchemeParams& params, std::ptrdiff_t width);
 
 // Added: as above; with dense_cbar = false the d x d `cbar` of overlapping_dropblock is left
 // empty (only `cbar_band` is filled), so that large widths need O(block_size d) memory, not O(d^2).
-SchemeStats scheme_stats(const SchemeParams& params, long width, bool dense_cbar);
+SchemeStats scheme_stats(const SchemeParams& params, std::ptrdiff_t width, bool dense_cbar);
 
 // Added: moments from the transposes Xt = X^T (N x b) and Yt = Y^T (N x a), i.e. from C-ordered
 // (row-major) X and Y viewed without a copy. Same result as compute_moments(X, Y).

@@ -39,6 +39,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -55,19 +56,19 @@ namespace structdrop {
 struct TrainData {
   const double* X = nullptr;
   const double* Y = nullptr;
-  long a = 0, b = 0, N = 0;
+  std::ptrdiff_t a = 0, b = 0, N = 0;
   DataMoments moments;
 };
 
 // Computes the moments (one O((a + b) b N) pass). Throws std::invalid_argument on bad sizes.
-TrainData make_train_data(const double* X, const double* Y, long a, long b, long N);
+TrainData make_train_data(const double* X, const double* Y, std::ptrdiff_t a, std::ptrdiff_t b, std::ptrdiff_t N);
 
 struct TrainSettings {
   SchemeParams scheme;
-  double lr = 0.0;               // > 0
-  long long iterations = 0;      // >= 1, < 2^56
-  long batch_size = 1;           // >= 1
-  long long record_every = 100;  // >= 1
+  double lr = 0.0;                // > 0
+  long long iterations = 0;       // >= 1, < 2^56
+  std::ptrdiff_t batch_size = 1;  // >= 1
+  long long record_every = 100;   // >= 1
   std::uint64_t seed = 0;
   double lr_decay = 0.0;  // t0 of lr / (1 + (t-1)/t0); 0: constant step size
 };
@@ -106,8 +107,8 @@ struct TrainControl {
 
 // Validates settings against the data and U0 (a x d), V0 (b x d): std::invalid_argument naming
 // the problem. Called by train() and train_many() before any work.
-void validate_training(const TrainData& data, const TrainSettings& settings, long U_rows, long U_cols, long V_rows,
-                       long V_cols);
+void validate_training(const TrainData& data, const TrainSettings& settings, std::ptrdiff_t U_rows,
+                       std::ptrdiff_t U_cols, std::ptrdiff_t V_rows, std::ptrdiff_t V_cols);
 
 // One run. Throws std::invalid_argument (bad settings), TrainingDiverged, TrainingCancelled.
 TrainOutput train(const TrainData& data, const TrainSettings& settings, const MatrixRef& U0, const MatrixRef& V0,
@@ -118,7 +119,7 @@ struct TrainJob {
   TrainSettings settings;
   const double* U0 = nullptr;
   const double* V0 = nullptr;
-  long d = 0;
+  std::ptrdiff_t d = 0;
 };
 
 struct TrainJobResult {
@@ -142,8 +143,8 @@ std::vector<TrainJobResult> train_many(const TrainData& data, const std::vector<
 // The draws of one minibatch slot of one step, exactly as the training loop makes them:
 // the sample index in [0, N) and the mask, as 0/1 bytes: d of them for unit schemes, b*d for
 // dropconnect (column-major b x d, entry (j, i) at i*b + j).
-void draw_slot(const SchemeStats& stats, long b, long N, std::uint64_t seed, long long step, long slot,
-               long long* index, std::uint8_t* mask);
+void draw_slot(const SchemeStats& stats, std::ptrdiff_t b, std::ptrdiff_t N, std::uint64_t seed, long long step,
+               std::ptrdiff_t slot, long long* index, std::uint8_t* mask);
 
 // One step with given samples and masks (Xb: b x B, Yb: a x B, masks: B blocks as draw_slot
 // writes them), updating U, V in place with step size lr: the same arithmetic as the loop.

@@ -373,6 +373,8 @@ def test_memmap_nan_and_truncated_file(tmp_path):
     np.save(tmp_path / "X.npy", X)
     with pytest.raises(ValueError, match="^X contains NaN or infinite values"):
         data_moments(np.load(tmp_path / "X.npy", mmap_mode="r"), chunk_columns=100)
+    if sys.platform == "win32":
+        return  # Windows refuses to shrink a file that is mapped
     path = tmp_path / "T.bin"
     np.ones((4, 1000)).tofile(path)
     mm = np.memmap(path, dtype=np.float64, mode="r", shape=(4, 1000))

@@ -7,7 +7,6 @@ the NumPy reference, and exact scaling identities.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import numpy as np
@@ -239,6 +238,7 @@ def test_large_n_sweep_is_kkt_optimal():
 
 
 def _peak_rss_bytes():
+    resource = pytest.importorskip("resource")  # Unix only: the module must import on Windows
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -118,7 +119,7 @@ void register_objectives(py::module_& m) {
         SchemeStats s;
         {
           py::gil_scoped_release release;
-          s = scheme_stats(p, static_cast<long>(d), dense_cbar);
+          s = scheme_stats(p, static_cast<std::ptrdiff_t>(d), dense_cbar);
         }
         py::object cbar = s.cbar.size() ? py::object(to_numpy(s.cbar)) : py::none();
         py::object band = s.cbar_band.size() ? py::object(to_numpy(s.cbar_band)) : py::none();
@@ -141,7 +142,7 @@ void register_objectives(py::module_& m) {
         double fit = 0.0, reg = 0.0;
         {
           py::gil_scoped_release release;
-          const SchemeStats s = scheme_stats(p, static_cast<long>(Um.cols()), false);
+          const SchemeStats s = scheme_stats(p, static_cast<std::ptrdiff_t>(Um.cols()), false);
           reg = paper_dropconnect ? dropconnect_paper_regularizer(s, mo, Um, Vm) : regularizer(s, mo, Um, Vm);
           fit = fit_term(mo, Um, Vm);
         }

@@ -3,6 +3,7 @@
 // SchemeParams in MaskScheme._core_params(); the values are validated by the kernels (scheme_stats).
 #include <pybind11/pybind11.h>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -30,7 +31,7 @@ const char* kind_name(SchemeKind kind) {
   return nullptr;
 }
 
-SchemeParams make_params(SchemeKind kind, double theta, long block_size, double gamma) {
+SchemeParams make_params(SchemeKind kind, double theta, std::ptrdiff_t block_size, double gamma) {
   if (kind_name(kind) == nullptr)
     throw std::invalid_argument(
         "kind must be a SchemeKind (none, dropout, dropblock, overlapping_dropblock, dropconnect), got " +
@@ -87,7 +88,7 @@ void register_schemes(py::module_& m) {
                       [](const py::tuple& t) {
                         if (t.size() != 4)
                           throw std::invalid_argument("SchemeParams state must be (kind, theta, block_size, gamma)");
-                        return make_params(t[0].cast<SchemeKind>(), t[1].cast<double>(), t[2].cast<long>(),
+                        return make_params(t[0].cast<SchemeKind>(), t[1].cast<double>(), t[2].cast<std::ptrdiff_t>(),
                                            t[3].cast<double>());
                       }));
 }

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -40,7 +41,7 @@ struct SgdResult {
 };
 
 SgdJob make_job(const FArray& U0, const FArray& V0, const SchemeParams& scheme, double lr, long long iterations,
-                long batch_size, long long record_every, std::uint64_t seed, double lr_decay) {
+                std::ptrdiff_t batch_size, long long record_every, std::uint64_t seed, double lr_decay) {
   require_ndim(U0, 2, "U0");
   require_ndim(V0, 2, "V0");
   if (U0.shape(1) != V0.shape(1))
@@ -58,7 +59,7 @@ SgdJob make_job(const FArray& U0, const FArray& V0, const SchemeParams& scheme, 
 }
 
 // Length of one mask: d hidden units, or the b x d entries of V for dropconnect.
-long mask_length(const SchemeParams& scheme, long b, long d) {
+std::ptrdiff_t mask_length(const SchemeParams& scheme, std::ptrdiff_t b, std::ptrdiff_t d) {
   return scheme.kind == SchemeKind::dropconnect ? b * d : d;
 }
 
@@ -80,8 +81,8 @@ TrainData train_data(const FArray& X, const FArray& Y) {
   require_ndim(X, 2, "X");
   require_ndim(Y, 2, "Y");
   if (X.shape(1) != Y.shape(1)) throw std::invalid_argument("X and Y must have the same number of columns N");
-  return make_train_data(X.data(), Y.data(), static_cast<long>(Y.shape(0)), static_cast<long>(X.shape(0)),
-                         static_cast<long>(X.shape(1)));
+  return make_train_data(X.data(), Y.data(), static_cast<std::ptrdiff_t>(Y.shape(0)),
+                         static_cast<std::ptrdiff_t>(X.shape(0)), static_cast<std::ptrdiff_t>(X.shape(1)));
 }
 
 // Many runs, one SgdResult per SgdJob, in order.
@@ -100,7 +101,7 @@ std::vector<SgdResult> train_runs(const FArray& X, const FArray& Y, const std::v
     job.settings = in.settings;
     job.U0 = in.U0.data();
     job.V0 = in.V0.data();
-    job.d = static_cast<long>(in.U0.shape(1));
+    job.d = static_cast<std::ptrdiff_t>(in.U0.shape(1));
   }
 
   // Called from the waiting thread about every `interval` seconds: Ctrl-C and progress.
@@ -196,7 +197,7 @@ void register_sgd(py::module_& m) {
           [](const py::tuple& t) {
             if (t.size() != 9) throw std::invalid_argument("SgdJob state must have 9 entries");
             return make_job(t[0].cast<FArray>(), t[1].cast<FArray>(), t[2].cast<SchemeParams>(), t[3].cast<double>(),
-                            t[4].cast<long long>(), t[5].cast<long>(), t[6].cast<long long>(),
+                            t[4].cast<long long>(), t[5].cast<std::ptrdiff_t>(), t[6].cast<long long>(),
                             t[7].cast<std::uint64_t>(), t[8].cast<double>());
           }));
 
@@ -227,13 +228,13 @@ void register_sgd(py::module_& m) {
 
   m.def(
       "sgd_draws",
-      [](const SchemeParams& scheme, long d, long b, long N, std::uint64_t seed, long long first_step, long long steps,
-         long batch) {
+      [](const SchemeParams& scheme, std::ptrdiff_t d, std::ptrdiff_t b, std::ptrdiff_t N, std::uint64_t seed,
+         long long first_step, long long steps, std::ptrdiff_t batch) {
         const SchemeStats stats = scheme_stats(scheme, d);
         if (b < 1 || N < 1) throw std::invalid_argument("b and N must be >= 1");
         if (first_step < 1 || steps < 0 || batch < 1)
           throw std::invalid_argument("first_step >= 1, steps >= 0, batch >= 1");
-        const long n = mask_length(scheme, b, d);
+        const std::ptrdiff_t n = mask_length(scheme, b, d);
         py::array_t<std::int64_t> index({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch)});
         CBytes masks({static_cast<py::ssize_t>(steps), static_cast<py::ssize_t>(batch), static_cast<py::ssize_t>(n)});
         {
@@ -241,7 +242,7 @@ void register_sgd(py::module_& m) {
           std::uint8_t* mask = masks.mutable_data();
           py::gil_scoped_release release;
           for (long long t = 0; t < steps; ++t)
-            for (long s = 0; s < batch; ++s) {
+            for (std::ptrdiff_t s = 0; s < batch; ++s) {
               long long value = 0;
               draw_slot(stats, b, N, seed, first_step + t, s, &value, mask + (t * batch + s) * n);
               idx[t * batch + s] = value;
@@ -263,12 +264,12 @@ void register_sgd(py::module_& m) {
         require_ndim(V, 2, "V");
         require_ndim(Xb, 2, "Xb");
         require_ndim(Yb, 2, "Yb");
-        const long a = static_cast<long>(U.shape(0)), d = static_cast<long>(U.shape(1)),
-                   b = static_cast<long>(V.shape(0)), B = static_cast<long>(Xb.shape(1));
+        const std::ptrdiff_t a = static_cast<std::ptrdiff_t>(U.shape(0)), d = static_cast<std::ptrdiff_t>(U.shape(1)),
+                             b = static_cast<std::ptrdiff_t>(V.shape(0)), B = static_cast<std::ptrdiff_t>(Xb.shape(1));
         if (V.shape(1) != d || Xb.shape(0) != b || Yb.shape(0) != a || Yb.shape(1) != B || B < 1)
           throw std::invalid_argument("shapes must be U a x d, V b x d, Xb b x B, Yb a x B");
         const SchemeStats stats = scheme_stats(scheme, d);
-        const long n = mask_length(scheme, b, d);
+        const std::ptrdiff_t n = mask_length(scheme, b, d);
         if (masks.ndim() != 2 || masks.shape(0) != B || masks.shape(1) != n)
           throw std::invalid_argument("masks must be B x n (n = d, or b*d for dropconnect)");
         Matrix Un = Eigen::Map<const Matrix>(U.data(), a, d), Vn = Eigen::Map<const Matrix>(V.data(), b, d);
@@ -291,11 +292,11 @@ void register_sgd(py::module_& m) {
         const TrainData data = train_data(X, Y);
         require_ndim(U, 2, "U");
         require_ndim(V, 2, "V");
-        const long d = static_cast<long>(U.shape(1));
+        const std::ptrdiff_t d = static_cast<std::ptrdiff_t>(U.shape(1));
         if (U.shape(0) != data.a || V.shape(0) != data.b || V.shape(1) != d)
           throw std::invalid_argument("U must be a x d and V b x d");
         const SchemeStats stats = scheme_stats(scheme, d);
-        const long n = mask_length(scheme, data.b, d);
+        const std::ptrdiff_t n = mask_length(scheme, data.b, d);
         if (mask.ndim() != 1 || mask.shape(0) != n) throw std::invalid_argument("mask must have n entries");
         const Eigen::Map<const Matrix> u(U.data(), data.a, d), v(V.data(), data.b, d);
         return stochastic_loss(stats, data.moments, u, v, mask.data());

@@ -2,6 +2,7 @@
 // Pure C++: no Python types.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -12,13 +13,13 @@
 namespace structdrop::sgd_detail {
 
 struct BatchWork {
-  long B = 0;
+  std::ptrdiff_t B = 0;
   std::vector<const double*> x, y;  // the B samples
   Bits masks;                       // B masks of sampler.words words
   Matrix H, G, E;                   // h (d x B), g (d x B), eps (a x B)
   std::vector<double> xs, mx;       // dropconnect: x / theta, and the masked x of one column
 
-  void resize(const Sampler& sampler, long a, long b, long batch) {
+  void resize(const Sampler& sampler, std::ptrdiff_t a, std::ptrdiff_t b, std::ptrdiff_t batch) {
     B = batch;
     x.assign(static_cast<std::size_t>(batch), nullptr);
     y.assign(static_cast<std::size_t>(batch), nullptr);
@@ -29,13 +30,13 @@ struct BatchWork {
     xs.assign(static_cast<std::size_t>(b * batch), 0.0);
     mx.assign(static_cast<std::size_t>(b), 0.0);
   }
-  std::uint64_t* mask(const Sampler& sampler, long s) { return masks.data() + s * sampler.words; }
+  std::uint64_t* mask(const Sampler& sampler, std::ptrdiff_t s) { return masks.data() + s * sampler.words; }
 
   // One step on U (a x d), V (b x d) with step size lr; false when an error is not finite.
   bool step(const sgd_kernels::KernelSet& kernels, const Sampler& sampler, Matrix& U, Matrix& V, double lr) {
-    const sgd_kernels::BatchPass pass{static_cast<long>(U.rows()),
-                                      static_cast<long>(V.rows()),
-                                      static_cast<long>(U.cols()),
+    const sgd_kernels::BatchPass pass{static_cast<std::ptrdiff_t>(U.rows()),
+                                      static_cast<std::ptrdiff_t>(V.rows()),
+                                      static_cast<std::ptrdiff_t>(U.cols()),
                                       B,
                                       sampler.words,
                                       sampler.wb,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -12,14 +13,14 @@ namespace structdrop::sgd_detail {
 
 using Bits = std::vector<std::uint64_t>;
 
-inline long words_for(long bits) { return (bits + 63) / 64; }
+inline std::ptrdiff_t words_for(std::ptrdiff_t bits) { return (bits + 63) / 64; }
 
-inline bool test_bit(const std::uint64_t* bits, long i) { return (bits[i >> 6] >> (i & 63)) & 1u; }
+inline bool test_bit(const std::uint64_t* bits, std::ptrdiff_t i) { return (bits[i >> 6] >> (i & 63)) & 1u; }
 
 // bits [lo, hi) := 1
-inline void set_range(std::uint64_t* bits, long lo, long hi) {
-  for (long i = lo; i < hi;) {
-    const long word = i >> 6, offset = i & 63, count = std::min<long>(64 - offset, hi - i);
+inline void set_range(std::uint64_t* bits, std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  for (std::ptrdiff_t i = lo; i < hi;) {
+    const std::ptrdiff_t word = i >> 6, offset = i & 63, count = std::min<std::ptrdiff_t>(64 - offset, hi - i);
     const std::uint64_t ones = count == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << count) - 1);
     bits[word] |= ones << offset;
     i += count;
@@ -27,9 +28,9 @@ inline void set_range(std::uint64_t* bits, long lo, long hi) {
 }
 
 // bits [lo, hi) := 0
-inline void clear_range(std::uint64_t* bits, long lo, long hi) {
-  for (long i = lo; i < hi;) {
-    const long word = i >> 6, offset = i & 63, count = std::min<long>(64 - offset, hi - i);
+inline void clear_range(std::uint64_t* bits, std::ptrdiff_t lo, std::ptrdiff_t hi) {
+  for (std::ptrdiff_t i = lo; i < hi;) {
+    const std::ptrdiff_t word = i >> 6, offset = i & 63, count = std::min<std::ptrdiff_t>(64 - offset, hi - i);
     const std::uint64_t ones = count == 64 ? ~std::uint64_t{0} : ((std::uint64_t{1} << count) - 1);
     bits[word] &= ~(ones << offset);
     i += count;
@@ -38,8 +39,8 @@ inline void clear_range(std::uint64_t* bits, long lo, long hi) {
 
 // Calls f(i) for every set bit i, in increasing order.
 template <class F>
-inline void for_each_bit(const std::uint64_t* bits, long words, F&& f) {
-  for (long w = 0; w < words; ++w) {
+inline void for_each_bit(const std::uint64_t* bits, std::ptrdiff_t words, F&& f) {
+  for (std::ptrdiff_t w = 0; w < words; ++w) {
     std::uint64_t word = bits[w];
     while (word != 0) {
       const int offset = portable::ctz64(word);

@@ -10,6 +10,7 @@
 // Pure C++: no Python types.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace structdrop::sgd_kernels {
@@ -19,7 +20,7 @@ namespace structdrop::sgd_kernels {
 // holds -y_next on entry). Either set may be empty (the first forward pass; the last update).
 // U (a x d) and V (b x d) column-major.
 struct UnitPass {
-  long a, b, words;
+  std::ptrdiff_t a, b, words;
   const std::uint64_t* now;
   const std::uint64_t* next;
   const double* scale;
@@ -32,13 +33,13 @@ struct UnitPass {
   double lr;
   double* U;
   double* V;
-  long* lists;  // 3 * 64 * words longs of scratch
+  std::ptrdiff_t* lists;  // 3 * 64 * words indices of scratch
 };
 
 // DropConnect, batch 1: the same fusion over every column; xs = x / theta; the masks in the
 // dropconnect layout (now or next may be null: no update, or no forward pass).
 struct ConnectPass {
-  long a, b, d, wb;
+  std::ptrdiff_t a, b, d, wb;
   const std::uint64_t* now;
   const std::uint64_t* next;
   const double* h_now;
@@ -56,9 +57,9 @@ struct ConnectPass {
 
 // Minibatch (any scheme): the forward pass of every slot from the old U, V, then the mean update.
 struct BatchPass {
-  long a, b, d, B;
-  long words;                  // words of one mask
-  long wb;                     // dropconnect: words per column of the mask
+  std::ptrdiff_t a, b, d, B;
+  std::ptrdiff_t words;        // words of one mask
+  std::ptrdiff_t wb;           // dropconnect: words per column of the mask
   bool connect;                // dropconnect (else a unit scheme)
   double inv_theta;            // dropconnect
   const double* scale;         // unit schemes: 1 / mu_i

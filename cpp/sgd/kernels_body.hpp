@@ -15,13 +15,13 @@ namespace {
 
 // g[c] = dot(u_c, e) with the old u_c, and u_c -= cu[c] e, in one pass.
 template <int K>
-SD_INLINE void dot_then_update(double* const* u, const double* cu, const double* e, long n, double* g) {
+SD_INLINE void dot_then_update(double* const* u, const double* cu, const double* e, std::ptrdiff_t n, double* g) {
   v4 lo[K], hi[K], c4[K];
   for (int c = 0; c < K; ++c) {
     lo[c] = hi[c] = vsplat(0.0);
     c4[c] = vsplat(cu[c]);
   }
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const v4 e0 = vload(e + j), e1 = vload(e + j + 4);
     for (int c = 0; c < K; ++c) {
@@ -34,7 +34,7 @@ SD_INLINE void dot_then_update(double* const* u, const double* cu, const double*
   }
   for (int c = 0; c < K; ++c) {
     double tail = 0.0;
-    for (long i = j; i < n; ++i) {
+    for (std::ptrdiff_t i = j; i < n; ++i) {
       const double old = u[c][i];
       tail += old * e[i];
       u[c][i] = old - cu[c] * e[i];
@@ -45,14 +45,14 @@ SD_INLINE void dot_then_update(double* const* u, const double* cu, const double*
 
 // v_c -= cv[c] xt, then h[c] = dot(v_c, xn) with the new v_c, in one pass.
 template <int K>
-SD_INLINE void update_then_dot(double* const* v, const double* cv, const double* xt, const double* xn, long n,
+SD_INLINE void update_then_dot(double* const* v, const double* cv, const double* xt, const double* xn, std::ptrdiff_t n,
                                double* h) {
   v4 lo[K], hi[K], c4[K];
   for (int c = 0; c < K; ++c) {
     lo[c] = hi[c] = vsplat(0.0);
     c4[c] = vsplat(cv[c]);
   }
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const v4 t0 = vload(xt + j), t1 = vload(xt + j + 4), n0 = vload(xn + j), n1 = vload(xn + j + 4);
     for (int c = 0; c < K; ++c) {
@@ -65,7 +65,7 @@ SD_INLINE void update_then_dot(double* const* v, const double* cv, const double*
   }
   for (int c = 0; c < K; ++c) {
     double tail = 0.0;
-    for (long i = j; i < n; ++i) {
+    for (std::ptrdiff_t i = j; i < n; ++i) {
       const double value = v[c][i] - cv[c] * xt[i];
       v[c][i] = value;
       tail += value * xn[i];
@@ -76,10 +76,10 @@ SD_INLINE void update_then_dot(double* const* v, const double* cv, const double*
 
 // v_c -= cv[c] xt.
 template <int K>
-SD_INLINE void update_only(double* const* v, const double* cv, const double* xt, long n) {
+SD_INLINE void update_only(double* const* v, const double* cv, const double* xt, std::ptrdiff_t n) {
   v4 c4[K];
   for (int c = 0; c < K; ++c) c4[c] = vsplat(cv[c]);
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 4 <= n; j += 4) {
     const v4 t = vload(xt + j);
     for (int c = 0; c < K; ++c) vstore(v[c] + j, vload(v[c] + j) - c4[c] * t);
@@ -90,10 +90,10 @@ SD_INLINE void update_only(double* const* v, const double* cv, const double* xt,
 
 // h[c] = dot(v_c, x).
 template <int K>
-SD_INLINE void dots(double* const* v, const double* x, long n, double* h) {
+SD_INLINE void dots(double* const* v, const double* x, std::ptrdiff_t n, double* h) {
   v4 lo[K], hi[K];
   for (int c = 0; c < K; ++c) lo[c] = hi[c] = vsplat(0.0);
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const v4 x0 = vload(x + j), x1 = vload(x + j + 4);
     for (int c = 0; c < K; ++c) {
@@ -103,17 +103,17 @@ SD_INLINE void dots(double* const* v, const double* x, long n, double* h) {
   }
   for (int c = 0; c < K; ++c) {
     double tail = 0.0;
-    for (long i = j; i < n; ++i) tail += v[c][i] * x[i];
+    for (std::ptrdiff_t i = j; i < n; ++i) tail += v[c][i] * x[i];
     h[c] = vcombine(lo[c], hi[c]) + tail;
   }
 }
 
 // e += h[0] u_0, then + h[1] u_1, ... (in this order, entry by entry).
 template <int K>
-SD_INLINE void accumulate(double* e, const double* h, double* const* u, long n) {
+SD_INLINE void accumulate(double* e, const double* h, double* const* u, std::ptrdiff_t n) {
   v4 h4[K];
   for (int c = 0; c < K; ++c) h4[c] = vsplat(h[c]);
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 4 <= n; j += 4) {
     v4 acc = vload(e + j);
     for (int c = 0; c < K; ++c) acc += h4[c] * vload(u[c] + j);
@@ -129,7 +129,7 @@ SD_INLINE void accumulate(double* e, const double* h, double* const* u, long n) 
 // Columns kept at both steps: g from the old U_i, U_i and V_i updated, h_next from the new V_i,
 // e_next += h_next U_i (new).
 template <int K>
-SD_INLINE void both_group(const UnitPass& p, const long* idx) {
+SD_INLINE void both_group(const UnitPass& p, const std::ptrdiff_t* idx) {
   double* u[K];
   double* v[K];
   double cu[K], cv[K], g[K], h[K];
@@ -150,7 +150,7 @@ SD_INLINE void both_group(const UnitPass& p, const long* idx) {
 
 // Columns kept at step t only: the update.
 template <int K>
-SD_INLINE void now_group(const UnitPass& p, const long* idx) {
+SD_INLINE void now_group(const UnitPass& p, const std::ptrdiff_t* idx) {
   double* u[K];
   double* v[K];
   double cu[K], cv[K], g[K];
@@ -166,7 +166,7 @@ SD_INLINE void now_group(const UnitPass& p, const long* idx) {
 
 // Columns kept at step t+1 only: the forward pass.
 template <int K>
-SD_INLINE void next_group(const UnitPass& p, const long* idx) {
+SD_INLINE void next_group(const UnitPass& p, const std::ptrdiff_t* idx) {
   double* u[K];
   double* v[K];
   double h[K];
@@ -186,12 +186,12 @@ SD_INLINE void next_group(const UnitPass& p, const long* idx) {
 // group is processed four columns at a time, so that the shared vectors (e_now, x_now, x_next,
 // e_next) are loaded once per four columns.
 SD_INLINE void unit_pass_body(const UnitPass& p) {
-  const long d = p.words * 64;
-  long* both = p.lists;
-  long* only_now = p.lists + d;
-  long* only_next = p.lists + 2 * d;
-  long n_both = 0, n_now = 0, n_next = 0;
-  for (long w = 0; w < p.words; ++w) {
+  const std::ptrdiff_t d = p.words * 64;
+  std::ptrdiff_t* both = p.lists;
+  std::ptrdiff_t* only_now = p.lists + d;
+  std::ptrdiff_t* only_next = p.lists + 2 * d;
+  std::ptrdiff_t n_both = 0, n_now = 0, n_next = 0;
+  for (std::ptrdiff_t w = 0; w < p.words; ++w) {
     const std::uint64_t now = p.now[w], next = p.next[w];
     for (std::uint64_t bits = now & next; bits != 0; bits &= bits - 1)
       both[n_both++] = (w << 6) + portable::ctz64(bits);
@@ -200,7 +200,7 @@ SD_INLINE void unit_pass_body(const UnitPass& p) {
     for (std::uint64_t bits = next & ~now; bits != 0; bits &= bits - 1)
       only_next[n_next++] = (w << 6) + portable::ctz64(bits);
   }
-  long k = 0;
+  std::ptrdiff_t k = 0;
   for (; k + 4 <= n_both; k += 4) both_group<4>(p, both + k);
   for (; k < n_both; ++k) both_group<1>(p, both + k);
   for (k = 0; k + 4 <= n_now; k += 4) now_group<4>(p, only_now + k);
@@ -211,7 +211,7 @@ SD_INLINE void unit_pass_body(const UnitPass& p) {
 
 // K consecutive columns i0 .. i0+K-1 of the DropConnect pass.
 template <int K>
-SD_INLINE void connect_group(const ConnectPass& p, long i0) {
+SD_INLINE void connect_group(const ConnectPass& p, std::ptrdiff_t i0) {
   double* u[K];
   double* v[K];
   double cu[K] = {}, g[K] = {}, h[K] = {};
@@ -245,7 +245,7 @@ SD_INLINE void connect_group(const ConnectPass& p, long i0) {
 }
 
 SD_INLINE void connect_pass_body(const ConnectPass& p) {
-  long i = 0;
+  std::ptrdiff_t i = 0;
   for (; i + 4 <= p.d; i += 4) connect_group<4>(p, i);
   for (; i < p.d; ++i) connect_group<1>(p, i);
 }
@@ -254,7 +254,7 @@ SD_INLINE void connect_pass_body(const ConnectPass& p) {
 SD_INLINE bool batch_step_body(const BatchPass& p) {
   // Every field in a local: stores through the double pointers below cannot then alias them, so
   // the compiler keeps them in registers and vectorises the loops.
-  const long a = p.a, b = p.b, d = p.d, B = p.B, words = p.words, wb = p.wb;
+  const std::ptrdiff_t a = p.a, b = p.b, d = p.d, B = p.B, words = p.words, wb = p.wb;
   const bool connect = p.connect;
   const double inv_theta = p.inv_theta;
   const double* const scale = p.scale;
@@ -268,44 +268,44 @@ SD_INLINE bool batch_step_body(const BatchPass& p) {
   double* const mx = p.mx;
   double* const U = p.U;
   double* const V = p.V;
-  for (long s = 0; s < B; ++s) {
+  for (std::ptrdiff_t s = 0; s < B; ++s) {
     const double* x = xcols[s];
     const double* y = ycols[s];
     const std::uint64_t* mask = masks + s * words;
     double* h = H + s * d;
     double* g = G + s * d;
     double* eps = E + s * a;
-    for (long j = 0; j < a; ++j) eps[j] = -y[j];
+    for (std::ptrdiff_t j = 0; j < a; ++j) eps[j] = -y[j];
     if (connect) {
       double* xs = XS + s * b;
-      for (long j = 0; j < b; ++j) xs[j] = x[j] * inv_theta;
-      for (long i = 0; i < d; ++i) {
+      for (std::ptrdiff_t j = 0; j < b; ++j) xs[j] = x[j] * inv_theta;
+      for (std::ptrdiff_t i = 0; i < d; ++i) {
         expand_mask(mx, xs, mask + i * wb, b);
         h[i] = dot(V + i * b, mx, b);
         axpy(eps, h[i], U + i * a, a);
       }
       if (!all_finite(eps, a)) return false;
-      for (long i = 0; i < d; ++i) g[i] = dot(U + i * a, eps, a);
+      for (std::ptrdiff_t i = 0; i < d; ++i) g[i] = dot(U + i * a, eps, a);
     } else {
-      for (long w = 0; w < words; ++w)
+      for (std::ptrdiff_t w = 0; w < words; ++w)
         for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
-          const long i = (w << 6) + portable::ctz64(bits);
+          const std::ptrdiff_t i = (w << 6) + portable::ctz64(bits);
           h[i] = scale[i] * dot(V + i * b, x, b);
           axpy(eps, h[i], U + i * a, a);
         }
       if (!all_finite(eps, a)) return false;
-      for (long w = 0; w < words; ++w)
+      for (std::ptrdiff_t w = 0; w < words; ++w)
         for (std::uint64_t bits = mask[w]; bits != 0; bits &= bits - 1) {
-          const long i = (w << 6) + portable::ctz64(bits);
+          const std::ptrdiff_t i = (w << 6) + portable::ctz64(bits);
           g[i] = scale[i] * dot(U + i * a, eps, a);
         }
     }
   }
   const double c = p.lr / static_cast<double>(B);
-  for (long i = 0; i < d; ++i) {
+  for (std::ptrdiff_t i = 0; i < d; ++i) {
     double* u = U + i * a;
     double* v = V + i * b;
-    for (long s = 0; s < B; ++s) {
+    for (std::ptrdiff_t s = 0; s < B; ++s) {
       const std::uint64_t* mask = masks + s * words;
       if (connect) {
         axpy(u, -c * H[i + s * d], E + s * a, a);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <sstream>
 #include <utility>
 
@@ -25,14 +26,14 @@ using sgd_detail::Sampler;
 using sgd_detail::stochastic_loss_bits;
 
 // Touches the cache lines of x[0..n) (random columns of X, Y are rarely in cache).
-inline void prefetch(const double* x, long n) {
-  for (long j = 0; j < n; j += 8) portable::prefetch(x + j);
+inline void prefetch(const double* x, std::ptrdiff_t n) {
+  for (std::ptrdiff_t j = 0; j < n; j += 8) portable::prefetch(x + j);
   portable::prefetch(x + n - 1);
 }
 
-inline bool all_finite(const double* x, long n) {
+inline bool all_finite(const double* x, std::ptrdiff_t n) {
   double sum = 0.0;
-  for (long j = 0; j < n; ++j) sum += x[j] * 0.0;  // 0 unless some x[j] is NaN or inf
+  for (std::ptrdiff_t j = 0; j < n; ++j) sum += x[j] * 0.0;  // 0 unless some x[j] is NaN or inf
   return sum == 0.0;
 }
 
@@ -108,7 +109,7 @@ class Loop {
   // batch_size = 1: the update of step t fused with the forward pass of step t+1, so that each
   // column is read and written once per step.
   void run_fused() {
-    const long a = data_.a, b = data_.b, d = U_.cols(), words = sampler_.words;
+    const std::ptrdiff_t a = data_.a, b = data_.b, d = U_.cols(), words = sampler_.words;
     const bool connect = sampler_.kind == SchemeKind::dropconnect;
     const long long T = settings_.iterations;
     const std::uint64_t seed = settings_.seed;
@@ -120,7 +121,7 @@ class Loop {
     std::vector<double> e_now(static_cast<std::size_t>(a)), e_next(static_cast<std::size_t>(a));
     std::vector<double> xs_now(connect ? b : 0), xs_next(connect ? b : 0), buf_now(connect ? b : 0),
         buf_next(connect ? b : 0);
-    std::vector<long> lists(connect ? 0 : static_cast<std::size_t>(3 * 64 * words));
+    std::vector<std::ptrdiff_t> lists(connect ? 0 : static_cast<std::size_t>(3 * 64 * words));
 
     long long index_next = 0, index_ahead = draw_index(seed, 1, 0, data_.N);
     // Draws step t's sample and mask into the `next` slot and starts its forward pass; also
@@ -135,10 +136,10 @@ class Loop {
       }
       draw_mask(sampler_, seed, t, 0, next.data(), scratch);
       const double* y = ycol(index_next);
-      for (long j = 0; j < a; ++j) e_next[j] = -y[j];
+      for (std::ptrdiff_t j = 0; j < a; ++j) e_next[j] = -y[j];
       if (connect) {
         const double* x = xcol(index_next);
-        for (long j = 0; j < b; ++j) xs_next[j] = x[j] * sampler_.inv_theta;
+        for (std::ptrdiff_t j = 0; j < b; ++j) xs_next[j] = x[j] * sampler_.inv_theta;
       }
     };
     // One pass: update with `now` (if update) and forward with `next` (if forward).
@@ -208,7 +209,7 @@ class Loop {
 
   // Minibatches: draws, forward passes from the old U, V, mean update.
   void run_batched() {
-    const long B = settings_.batch_size;
+    const std::ptrdiff_t B = settings_.batch_size;
     const long long T = settings_.iterations;
     const std::uint64_t seed = settings_.seed;
     const sgd_kernels::KernelSet kernels = sgd_kernels::active_kernels();
@@ -219,7 +220,7 @@ class Loop {
     draw_mask(sampler_, seed, 1, 0, record_mask.data(), scratch);
     record(0, record_mask.data());
     for (long long t = 1; t <= T; ++t) {
-      for (long s = 0; s < B; ++s) {
+      for (std::ptrdiff_t s = 0; s < B; ++s) {
         const long long index = draw_index(seed, t, s, data_.N);
         work.x[s] = xcol(index);
         work.y[s] = ycol(index);
@@ -246,7 +247,7 @@ class Loop {
 
 }  // namespace
 
-TrainData make_train_data(const double* X, const double* Y, long a, long b, long N) {
+TrainData make_train_data(const double* X, const double* Y, std::ptrdiff_t a, std::ptrdiff_t b, std::ptrdiff_t N) {
   if (a < 1 || b < 1 || N < 1) throw std::invalid_argument("X and Y must have at least one row and one column");
   TrainData data;
   data.X = X;
@@ -258,8 +259,8 @@ TrainData make_train_data(const double* X, const double* Y, long a, long b, long
   return data;
 }
 
-void validate_training(const TrainData& data, const TrainSettings& settings, long U_rows, long U_cols, long V_rows,
-                       long V_cols) {
+void validate_training(const TrainData& data, const TrainSettings& settings, std::ptrdiff_t U_rows,
+                       std::ptrdiff_t U_cols, std::ptrdiff_t V_rows, std::ptrdiff_t V_cols) {
   auto fail = [](const std::string& message) { throw std::invalid_argument(message); };
   if (U_rows != data.a)
     fail("U0 must have a = " + std::to_string(data.a) + " rows (the rows of Y), got " + std::to_string(U_rows));

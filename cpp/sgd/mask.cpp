@@ -2,10 +2,11 @@
 #include "sgd/mask.hpp"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace structdrop::sgd_detail {
 
-Sampler::Sampler(const SchemeStats& stats, long b_) : kind(stats.params.kind), d(stats.width), b(b_) {
+Sampler::Sampler(const SchemeStats& stats, std::ptrdiff_t b_) : kind(stats.params.kind), d(stats.width), b(b_) {
   switch (kind) {
     case SchemeKind::none:
       break;
@@ -29,16 +30,16 @@ Sampler::Sampler(const SchemeStats& stats, long b_) : kind(stats.params.kind), d
   } else {
     words = words_for(d);
     scale.resize(static_cast<std::size_t>(d));
-    for (long i = 0; i < d; ++i) scale[i] = kind == SchemeKind::none ? 1.0 : 1.0 / stats.mean[i];
+    for (std::ptrdiff_t i = 0; i < d; ++i) scale[i] = kind == SchemeKind::none ? 1.0 : 1.0 / stats.mean[i];
   }
 }
 
 namespace {
 
 // Bernoulli lanes [0, lanes) into out (words_for(lanes) words; bits past `lanes` cleared).
-void bernoulli_lanes(rng::Stream& stream, const rng::BernoulliBits& q, long lanes, std::uint64_t* out) {
-  const long w = words_for(lanes);
-  for (long k = 0; k < w; ++k) out[k] = rng::bernoulli64(stream, q);
+void bernoulli_lanes(rng::Stream& stream, const rng::BernoulliBits& q, std::ptrdiff_t lanes, std::uint64_t* out) {
+  const std::ptrdiff_t w = words_for(lanes);
+  for (std::ptrdiff_t k = 0; k < w; ++k) out[k] = rng::bernoulli64(stream, q);
   if (lanes & 63) out[w - 1] &= (std::uint64_t{1} << (lanes & 63)) - 1;
 }
 
@@ -54,42 +55,43 @@ void Sampler::draw(rng::Stream& stream, std::uint64_t* out, std::vector<std::uin
       bernoulli_lanes(stream, p, d, out);
       break;
     case SchemeKind::dropconnect:
-      for (long i = 0; i < d; ++i) bernoulli_lanes(stream, p, b, out + i * wb);
+      for (std::ptrdiff_t i = 0; i < d; ++i) bernoulli_lanes(stream, p, b, out + i * wb);
       break;
     case SchemeKind::dropblock: {
-      const long k = d / r;
+      const std::ptrdiff_t k = d / r;
       scratch.assign(static_cast<std::size_t>(words_for(k)), 0);
       bernoulli_lanes(stream, p, k, scratch.data());
-      for_each_bit(scratch.data(), words_for(k), [&](long block) { set_range(out, block * r, block * r + r); });
+      for_each_bit(scratch.data(), words_for(k),
+                   [&](std::ptrdiff_t block) { set_range(out, block * r, block * r + r); });
       break;
     }
     case SchemeKind::overlapping_dropblock: {
-      const long seeds = d - r + 1;
+      const std::ptrdiff_t seeds = d - r + 1;
       scratch.assign(static_cast<std::size_t>(words_for(seeds)), 0);
       bernoulli_lanes(stream, p, seeds, scratch.data());
       set_range(out, 0, d);
-      for_each_bit(scratch.data(), words_for(seeds), [&](long seed) { clear_range(out, seed, seed + r); });
+      for_each_bit(scratch.data(), words_for(seeds), [&](std::ptrdiff_t seed) { clear_range(out, seed, seed + r); });
       break;
     }
   }
 }
 
 void Sampler::bytes_to_bits(const std::uint8_t* bytes, std::uint64_t* out) const {
-  const long n = entries();
-  for (long e = 0; e < n; ++e)
+  const std::ptrdiff_t n = entries();
+  for (std::ptrdiff_t e = 0; e < n; ++e)
     if (bytes[e] != 0) {
-      const long i = bit_of(e);
+      const std::ptrdiff_t i = bit_of(e);
       out[i >> 6] |= std::uint64_t{1} << (i & 63);
     }
 }
 
-long long draw_index(std::uint64_t seed, long long step, long slot, long N) {
+long long draw_index(std::uint64_t seed, long long step, std::ptrdiff_t slot, std::ptrdiff_t N) {
   rng::Stream stream(seed, static_cast<std::uint64_t>(step), static_cast<std::uint32_t>(slot),
                      rng::Purpose::data_index);
   return static_cast<long long>(rng::bounded_index(stream.next(), static_cast<std::uint64_t>(N)));
 }
 
-void draw_mask(const Sampler& sampler, std::uint64_t seed, long long step, long slot, std::uint64_t* out,
+void draw_mask(const Sampler& sampler, std::uint64_t seed, long long step, std::ptrdiff_t slot, std::uint64_t* out,
                std::vector<std::uint64_t>& scratch) {
   rng::Stream stream(seed, static_cast<std::uint64_t>(step), static_cast<std::uint32_t>(slot), rng::Purpose::mask);
   sampler.draw(stream, out, scratch);
@@ -108,19 +110,20 @@ double loss_of_product(const DataMoments& moments, const Matrix& M) {
 
 double stochastic_loss_bits(const Sampler& sampler, const DataMoments& moments, const MatrixRef& U, const MatrixRef& V,
                             const std::uint64_t* mask) {
-  const long a = U.rows(), b = V.rows(), d = U.cols();
+  const std::ptrdiff_t a = U.rows(), b = V.rows(), d = U.cols();
   Matrix M;
   if (sampler.kind == SchemeKind::dropconnect) {
     Matrix W(b, d);
-    for (long i = 0; i < d; ++i)
-      for (long j = 0; j < b; ++j) W(j, i) = test_bit(mask + i * sampler.wb, j) ? V(j, i) * sampler.inv_theta : 0.0;
+    for (std::ptrdiff_t i = 0; i < d; ++i)
+      for (std::ptrdiff_t j = 0; j < b; ++j)
+        W(j, i) = test_bit(mask + i * sampler.wb, j) ? V(j, i) * sampler.inv_theta : 0.0;
     M.noalias() = U * W.transpose();
   } else {
-    long kept = 0;
-    for_each_bit(mask, sampler.words, [&](long) { ++kept; });
+    std::ptrdiff_t kept = 0;
+    for_each_bit(mask, sampler.words, [&](std::ptrdiff_t) { ++kept; });
     Matrix Uk(a, kept), Vk(b, kept);
-    long c = 0;
-    for_each_bit(mask, sampler.words, [&](long i) {
+    std::ptrdiff_t c = 0;
+    for_each_bit(mask, sampler.words, [&](std::ptrdiff_t i) {
       Uk.col(c) = U.col(i) * sampler.scale[i];
       Vk.col(c) = V.col(i);
       ++c;

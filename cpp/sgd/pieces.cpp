@@ -10,25 +10,25 @@ namespace structdrop {
 using sgd_detail::Bits;
 using sgd_detail::Sampler;
 
-void draw_slot(const SchemeStats& stats, long b, long N, std::uint64_t seed, long long step, long slot,
-               long long* index, std::uint8_t* mask) {
+void draw_slot(const SchemeStats& stats, std::ptrdiff_t b, std::ptrdiff_t N, std::uint64_t seed, long long step,
+               std::ptrdiff_t slot, long long* index, std::uint8_t* mask) {
   const Sampler sampler(stats, b);
   Bits bits(static_cast<std::size_t>(sampler.words));
   std::vector<std::uint64_t> scratch;
   *index = sgd_detail::draw_index(seed, step, slot, N);
   sgd_detail::draw_mask(sampler, seed, step, slot, bits.data(), scratch);
-  const long n = sampler.entries();
-  for (long e = 0; e < n; ++e) mask[e] = sgd_detail::test_bit(bits.data(), sampler.bit_of(e)) ? 1 : 0;
+  const std::ptrdiff_t n = sampler.entries();
+  for (std::ptrdiff_t e = 0; e < n; ++e) mask[e] = sgd_detail::test_bit(bits.data(), sampler.bit_of(e)) ? 1 : 0;
 }
 
 void masked_sgd_step(const SchemeStats& stats, Matrix& U, Matrix& V, const MatrixRef& Xb, const MatrixRef& Yb,
                      const std::uint8_t* masks, double lr) {
-  const long b = V.rows(), B = Xb.cols();
+  const std::ptrdiff_t b = V.rows(), B = Xb.cols();
   const Sampler sampler(stats, b);
-  const long n = sampler.entries();
+  const std::ptrdiff_t n = sampler.entries();
   sgd_detail::BatchWork work;
   work.resize(sampler, U.rows(), b, B);
-  for (long s = 0; s < B; ++s) {
+  for (std::ptrdiff_t s = 0; s < B; ++s) {
     work.x[s] = Xb.col(s).data();
     work.y[s] = Yb.col(s).data();
     sampler.bytes_to_bits(masks + s * n, work.mask(sampler, s));

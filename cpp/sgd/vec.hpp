@@ -8,6 +8,7 @@
 // Pure C++: no Python types.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -72,9 +73,9 @@ SD_INLINE double combine(const double* acc) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-SD_INLINE double dot(const double* SD_RESTRICT x, const double* SD_RESTRICT y, long n) {
+SD_INLINE double dot(const double* SD_RESTRICT x, const double* SD_RESTRICT y, std::ptrdiff_t n) {
   double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-  long j = 0;
+  std::ptrdiff_t j = 0;
   for (; j + 8 <= n; j += 8)
     for (int k = 0; k < 8; ++k) acc[k] += x[j + k] * y[j + k];
   double tail = 0.0;
@@ -83,8 +84,8 @@ SD_INLINE double dot(const double* SD_RESTRICT x, const double* SD_RESTRICT y, l
 }
 
 // y += alpha x
-SD_INLINE void axpy(double* SD_RESTRICT y, double alpha, const double* SD_RESTRICT x, long n) {
-  for (long j = 0; j < n; ++j) y[j] += alpha * x[j];
+SD_INLINE void axpy(double* SD_RESTRICT y, double alpha, const double* SD_RESTRICT x, std::ptrdiff_t n) {
+  for (std::ptrdiff_t j = 0; j < n; ++j) y[j] += alpha * x[j];
 }
 
 // out[j] = bit j of `bits` (0 or 1) times xs[j], four entries per table look-up.
@@ -92,8 +93,9 @@ alignas(32) constexpr double kNibble[16][4] = {
     {0, 0, 0, 0}, {1, 0, 0, 0}, {0, 1, 0, 0}, {1, 1, 0, 0}, {0, 0, 1, 0}, {1, 0, 1, 0}, {0, 1, 1, 0}, {1, 1, 1, 0},
     {0, 0, 0, 1}, {1, 0, 0, 1}, {0, 1, 0, 1}, {1, 1, 0, 1}, {0, 0, 1, 1}, {1, 0, 1, 1}, {0, 1, 1, 1}, {1, 1, 1, 1}};
 
-SD_INLINE void expand_mask(double* SD_RESTRICT out, const double* SD_RESTRICT xs, const std::uint64_t* bits, long n) {
-  long j = 0;
+SD_INLINE void expand_mask(double* SD_RESTRICT out, const double* SD_RESTRICT xs, const std::uint64_t* bits,
+                           std::ptrdiff_t n) {
+  std::ptrdiff_t j = 0;
   for (; j + 4 <= n; j += 4) {
     const double* t = kNibble[(bits[j >> 6] >> (j & 63)) & 15u];
     for (int k = 0; k < 4; ++k) out[j + k] = t[k] * xs[j + k];
@@ -101,13 +103,13 @@ SD_INLINE void expand_mask(double* SD_RESTRICT out, const double* SD_RESTRICT xs
   for (; j < n; ++j) out[j] = static_cast<double>((bits[j >> 6] >> (j & 63)) & 1u) * xs[j];
 }
 
-SD_INLINE bool all_finite(const double* x, long n) {
+SD_INLINE bool all_finite(const double* x, std::ptrdiff_t n) {
   double sum = 0.0;
-  for (long j = 0; j < n; ++j) sum += x[j] * 0.0;  // 0 unless some x[j] is NaN or inf
+  for (std::ptrdiff_t j = 0; j < n; ++j) sum += x[j] * 0.0;  // 0 unless some x[j] is NaN or inf
   return sum == 0.0;
 }
 
-SD_INLINE bool test_bit(const std::uint64_t* bits, long i) { return (bits[i >> 6] >> (i & 63)) & 1u; }
+SD_INLINE bool test_bit(const std::uint64_t* bits, std::ptrdiff_t i) { return (bits[i >> 6] >> (i & 63)) & 1u; }
 
 }  // namespace
 }  // namespace structdrop::sgd_kernels

@@ -6,8 +6,11 @@ of a C-ordered file maps practically the whole file: the resident set grows to t
 even when reading a narrow column chunk. Those pages are file-backed (reclaimable page cache, not
 anonymous memory), but they count in the resident set, which is what memory limits and users see.
 
-So, where the layout allows, chunks are read from the file itself with ``os.preadv`` into one
-reused chunk buffer: the resident set then grows by one chunk only. Layouts handled:
+So, where the layout allows, chunks are read from the file itself into one reused chunk buffer:
+the resident set then grows by one chunk only. The reads go straight into the buffer, with
+``os.preadv`` where the platform has it (Linux, BSD, macOS 11 and later) and otherwise (Windows)
+with a seek and ``readinto`` on the unbuffered file: no intermediate bytes object, no second copy.
+Layouts handled:
 
   * rows contiguous (C-ordered files, and column slices of them): one pread per row per chunk;
   * Fortran-contiguous (F-ordered files): one pread per chunk.
@@ -100,7 +103,10 @@ class ChunkReader:
         self._order = order
         self._item, self._row_stride = item, s0
         self._buffer = np.empty((rows, min(width, cols)), dtype=array.dtype, order=order)
-        self._fd = os.open(filename, os.O_RDONLY)
+        # Unbuffered and binary (O_BINARY on Windows, where os.open would default to text mode).
+        self._file = open(filename, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fd = self._file.fileno()
+        self._preadv = getattr(os, "preadv", None)
 
     def read(self, name: str, cols: slice) -> np.ndarray:
         """The columns ``cols`` of the array (a view of the reused buffer when read from the
@@ -120,11 +126,27 @@ class ChunkReader:
                 self._position + i * self._row_stride + cols.start * item for i in range(rows)
             ]
         for view, offset in zip(views, offsets):
-            if os.preadv(self._fd, [view], offset) != view.nbytes:
+            if not self._read_at(view, offset):
                 raise ValueError(
                     f"{name}: its file {self._root_name()} is shorter than the array it maps"
                 )
         return out
+
+    def _read_at(self, view: memoryview, offset: int) -> bool:
+        """Fill ``view`` from the file at ``offset``; False when the file ends first. A read may
+        return fewer bytes than asked (at most about 2 GiB per call on Linux and Windows)."""
+        done = 0
+        while done < view.nbytes:
+            part = view[done:]
+            if self._preadv is not None:
+                got = self._preadv(self._fd, [part], offset + done)
+            else:
+                self._file.seek(offset + done)
+                got = self._file.readinto(part)
+            if not got:
+                return False
+            done += got
+        return True
 
     def _root_name(self) -> str:
         root = _root_memmap(self.array)
@@ -140,5 +162,5 @@ class ChunkReader:
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            self._file.close()
             self._fd = None
