@@ -1,6 +1,6 @@
 // The passes of the k-support selection (cpp/ksupport_select.cpp) over all n units: the partition
-// of the units against a bracket of the threshold (with the sums S at two pivots and the input's
-// scan on the way) and the output pass. One lane-generic code path (cpp/ksupport_lanes.hpp) for
+// of the units against a bracket of the threshold (with the input's scan on the way) and the
+// output pass. One lane-generic code path (cpp/ksupport_lanes.hpp) for
 // every build: the units are taken two at a time, every sum is kept per lane (index mod 2; an odd
 // last unit goes to lane 0 with a zero in lane 1) and the lanes are combined in a fixed order, so
 // the default, the portable (ISO C++) and the aarch64 builds give the same bits.
@@ -35,14 +35,22 @@ struct Scale {
 
 // Scaled magnitudes read straight from the input (first round and output pass) or from a buffer;
 // lanes(i) gives units i and i + 1 with the same bits as operator[].
-template <class T>
+// Scaled = false: inv is 1 (the unscaled first round), and the multiplication is left out.
+template <class T, bool Scaled = true>
 struct InputSource {
   const T* x;
   std::size_t n;
   double inv;
   std::size_t size() const { return n; }
-  double operator[](std::size_t i) const { return std::fabs(static_cast<double>(x[i])) * inv; }
-  d2 lanes(std::size_t i) const { return lanes::magnitude(lanes::load(x + i)) * lanes::splat(inv); }
+  double operator[](std::size_t i) const {
+    const double m = std::fabs(static_cast<double>(x[i]));
+    return Scaled ? m * inv : m;
+  }
+  d2 lanes(std::size_t i) const {
+    const d2 m = lanes::magnitude(lanes::load(x + i));
+    if constexpr (Scaled) return m * lanes::splat(inv);
+    return m;
+  }
 };
 
 struct BufferSource {
@@ -95,13 +103,16 @@ struct CompensatedSum {
   double value() const { return sum + carry; }
 };
 
-// The same per lane, branch-free (both corrections computed, one kept). combine() adds the lanes
-// in a fixed order: lane 0's sum, lane 1's sum, then both carries.
+// The same per lane: the rounding error of each addition by TwoSum (Knuth), branch-free and equal
+// to the one CompensatedSum::add picks (both are exact), with one addition on the sum's chain (a
+// Kahan sum has four). combine() adds the lanes in a fixed order: lane 0's sum, lane 1's sum,
+// then both carries.
 struct CompensatedLanes {
   d2 sum = lanes::splat(0.0), carry = lanes::splat(0.0);
   void add(d2 v) {
     const d2 t = sum + v;
-    carry += lanes::choose(sum >= v, (sum - t) + v, (v - t) + sum);
+    const d2 z = t - sum;
+    carry += (sum - (t - z)) + (v - z);
     sum = t;
   }
   CompensatedSum combine() const {
@@ -159,9 +170,8 @@ inline Class classify(double m, const Thresholds& t) {
 inline bool start_inside(double m, const Thresholds& t) { return m > t.zero && m < t.started; }
 inline bool saturation_inside(double m, const Thresholds& t) { return m > t.unsat && m < t.saturated; }
 
-// t = clip(m tau - beta, 0, 1), one unit (the lanes compute the same: lanes::clip01). Only the
-// direction of a round depends on it (S(pivot) against r), so it may differ from the threshold
-// classification by rounding.
+// t = clip(m tau - beta, 0, 1). Only the direction of a round depends on it (S(pivot) against r),
+// so it may differ from the threshold classification by rounding.
 inline double weight(double m, double tau, double beta) { return std::min(1.0, std::max(0.0, m * tau - beta)); }
 
 // The scan (finite, largest, non-zeros) when the first round takes it on the way.
@@ -171,54 +181,43 @@ struct ScanAcc {
   std::size_t positive = 0;
 };
 
-// S at two pivots, added up by a partition.
-struct PivotWeights {
-  double tau_lo = 0.0, tau_hi = 0.0;
-  double s_lo = 0.0, s_hi = 0.0;
-};
-
 // Resolves every unit of `src` on the bracket into br's sums, or copies it to `next` (the new
-// active set); adds S(tau_lo), S(tau_hi) into *w when given, and the scan into *track when given.
-// Branch-free per unit: the store is unconditional and the write position advances only for
-// active units (chunks keep `next` large enough). An odd last unit is taken with a zero beside it:
-// a zero is resolved (zero class), adds 0 to every sum and is never written.
-template <bool Weigh, bool Track, class Source>
-void partition_pass(const Source& src, Bracket& br, const Problem& pb, std::vector<double>& next, PivotWeights* w,
-                    ScanAcc* track) {
+// active set), and adds the scan into *track when Track. Branch-free per unit: the store is
+// unconditional and the write position advances only for active units (chunks keep `next` large
+// enough). An odd last unit is taken with a zero beside it: a zero is resolved (zero class), adds
+// 0 to every sum and is never written.
+template <bool Track, class Source>
+void partition_pass(const Source& source, Bracket& br, const Problem& pb, std::vector<double>& next, ScanAcc* track) {
   constexpr std::size_t kChunk = 4096;  // even: only the last chunk can end on an odd unit
+  const Source src = source;            // a local copy: the stores to `next` cannot alias it
   const std::size_t k = src.size();
   const Thresholds t = br.thresholds(pb);
   const d2 t_sat = lanes::splat(t.saturated), t_zero = lanes::splat(t.zero);
   const d2 t_started = lanes::splat(t.started), t_unsat = lanes::splat(t.unsat);
   const d2 zero = lanes::splat(0.0), largest = lanes::splat(std::numeric_limits<double>::max());
-  const d2 vbeta = lanes::splat(pb.beta), vlo = lanes::splat(w ? w->tau_lo : 0.0);
-  const d2 vhi = lanes::splat(w ? w->tau_hi : 0.0);
-  d2 w_lo = zero, w_hi = zero, mx = zero;
+  d2 mx = zero;
   CompensatedLanes linear_sum;
-  mask2 bad = lanes::no_lanes(), saturated = bad, linear = bad, positive = bad;
+  mask2 bad = lanes::no_lanes();
+  lanes::count2 saturated = lanes::no_counts(), linear = saturated, positive = saturated;
   std::size_t written = 0;
   next.clear();
   auto step = [&](d2 m, double* dst) {
     if constexpr (Track) {
-      bad |= ~(m <= largest);  // NaN or inf
-      mx = lanes::choose(m > mx, m, mx);
-      positive -= zero < m;
+      bad = lanes::either(bad, lanes::not_le(m, largest));  // NaN or inf
+      mx = lanes::larger(m, mx);
+      lanes::tally(positive, lanes::lt(zero, m));
     }
-    if constexpr (Weigh) {
-      w_lo += lanes::clip01(m * vlo - vbeta);
-      w_hi += lanes::clip01(m * vhi - vbeta);
-    }
-    const mask2 sat = m >= t_sat;
-    const mask2 low = ~sat & (m <= t_zero);
-    const mask2 lin = ~(sat | low) & (m >= t_started) & (m <= t_unsat);
-    const mask2 active = ~(sat | low | lin);
-    saturated -= sat;
-    linear -= lin;
+    const mask2 sat = lanes::ge(m, t_sat);
+    const mask2 resolved = lanes::either(sat, lanes::le(m, t_zero));  // saturated or zero
+    const mask2 lin = lanes::but_not(lanes::both(lanes::ge(m, t_started), lanes::le(m, t_unsat)), resolved);
+    lanes::tally(saturated, sat);
+    lanes::tally(linear, lin);
     linear_sum.add(lanes::keep(lin, m));
+    const unsigned bits = lanes::lane_bits(lanes::but_not(lanes::all_lanes(), lanes::either(resolved, lin)));
     dst[written] = m[0];
-    written += lanes::holds(active, 0);
+    written += bits & 1u;
     dst[written] = m[1];
-    written += lanes::holds(active, 1);
+    written += bits >> 1;
   };
   for (std::size_t begin = 0; begin < k; begin += kChunk) {
     const std::size_t end = std::min(k, begin + kChunk);
@@ -230,33 +229,23 @@ void partition_pass(const Source& src, Bracket& br, const Problem& pb, std::vect
     if (i < end) step(lanes::make(src[i], 0.0), dst);
   }
   next.resize(written);
-  br.saturated += lanes::count(saturated);
-  br.linear += lanes::count(linear);
+  br.saturated += lanes::total(saturated);
+  br.linear += lanes::total(linear);
   br.linear_sum.add(linear_sum.combine());
-  if constexpr (Weigh) {
-    w->s_lo += w_lo[0] + w_lo[1];
-    w->s_hi += w_hi[0] + w_hi[1];
-  }
   if constexpr (Track) {
-    track->finite &= !lanes::holds(bad, 0) && !lanes::holds(bad, 1);
+    track->finite &= lanes::lane_bits(bad) == 0;
     track->max = std::max(track->max, std::max(mx[0], mx[1]));
-    track->positive += lanes::count(positive);
+    track->positive += lanes::total(positive);
   }
 }
 
 template <class Source>
-void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<double>& next, PivotWeights* w,
-               ScanAcc* track) {
-  if (w && track)
-    partition_pass<true, true>(src, br, pb, next, w, track);
-  else if (w)
-    partition_pass<true, false>(src, br, pb, next, w, track);
-  else if (track)
-    partition_pass<false, true>(src, br, pb, next, w, track);
+void partition(const Source& src, Bracket& br, const Problem& pb, std::vector<double>& next, ScanAcc* track) {
+  if (track)
+    partition_pass<true>(src, br, pb, next, track);
   else
-    partition_pass<false, false>(src, br, pb, next, w, track);
+    partition_pass<false>(src, br, pb, next, nullptr);
 }
-
 // What the output pass adds up besides writing the values.
 struct OutputSums {
   double head_sq = 0.0, tail_sq = 0.0;  // sum of m^2 over the saturated and the zero units
@@ -277,34 +266,33 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
   const d2 vcut = lanes::splat(cut), flush = lanes::splat(rounding::kFlush), zero = lanes::splat(0.0);
   const d2 normal = lanes::splat(kNormal);
   d2 head = zero, tail = zero;
-  mask2 saturated = lanes::no_lanes(), rank = saturated;
+  lanes::count2 saturated = lanes::no_counts(), rank = saturated;
   auto step = [&](d2 xv, mask2 valid) {
     const d2 m = lanes::magnitude(xv) * inv;
-    const mask2 sat = valid & (m >= t_sat);
-    const mask2 low = ~sat & (m <= t_zero);
+    const mask2 sat = lanes::both(valid, lanes::ge(m, t_sat));
+    const mask2 low = lanes::but_not(lanes::le(m, t_zero), sat);
     const d2 cut_value = m - vcut;
-    const mask2 band = ~(sat | low) & (cut_value > flush * m) & (cut_value >= normal);
+    const mask2 band = lanes::but_not(lanes::both(lanes::gt(cut_value, flush * m), lanes::ge(cut_value, normal)),
+                                      lanes::either(sat, low));
     const d2 a = lanes::keep(sat, m * vshrink) + lanes::keep(band, cut_value);  // one of the two is +0
     const d2 sq = m * m;
     head += lanes::keep(sat, sq);
     tail += lanes::keep(low, sq);
-    saturated -= sat;
-    rank -= zero < a;
-    const d2 value = a * scale;
-    return lanes::with_sign(value, zero < value, xv);  // copysign where the value is non-zero
+    lanes::tally(saturated, sat);
+    lanes::tally(rank, lanes::lt(zero, a));
+    return lanes::with_sign(a * scale, xv);
   };
-  const mask2 all = ~lanes::no_lanes();
+  const mask2 all = lanes::all_lanes();
   std::size_t i = 0;
   for (; i + 2 <= n; i += 2) lanes::store(out + i, step(lanes::load(x + i), all));
   if (i < n) {
-    const mask2 first = lanes::make(0.0, 1.0) < lanes::splat(0.5);
-    out[i] = static_cast<T>(step(lanes::make(static_cast<double>(x[i]), 0.0), first)[0]);
+    out[i] = static_cast<T>(step(lanes::make(static_cast<double>(x[i]), 0.0), lanes::first_lane())[0]);
   }
   OutputSums o;
   o.head_sq = head[0] + head[1];
   o.tail_sq = tail[0] + tail[1];
-  o.saturated = lanes::count(saturated);
-  o.rank = lanes::count(rank);
+  o.saturated = lanes::total(saturated);
+  o.rank = lanes::total(rank);
   return o;
 }
 

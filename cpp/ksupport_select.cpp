@@ -195,7 +195,7 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
                   std::vector<double>& next, ScanAcc* track) {
   if (src.size() <= kExactFinish) {
     finish_exactly(src, br, pb, ws.ends);
-    partition(src, br, pb, next, nullptr, track);
+    partition(src, br, pb, next, track);
     return;
   }
   bool has_lo, has_hi;
@@ -205,7 +205,7 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
     ws.ends.clear();
     inside_breakpoints(src, br.thresholds(pb), pb, ws.ends);
     if (ws.ends.empty()) {  // no active unit at all (all zero, say): everything is resolved
-      partition(src, br, pb, next, nullptr, track);
+      partition(src, br, pb, next, track);
       return;
     }
     p_hi = ws.ends.front();
@@ -220,10 +220,17 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
     spec.hi = p_hi;
     spec.has_hi = true;
   }
-  PivotWeights w{p_lo.tau, p_hi.tau, br.resolved_weight(p_lo.tau, pb.beta), br.resolved_weight(p_hi.tau, pb.beta)};
-  partition(src, spec, pb, next, &w, track);
-  const bool below = has_lo && w.s_lo > pb.r;   // the root is left of p_lo
-  const bool above = has_hi && w.s_hi <= pb.r;  // the root is right of (or at) p_hi
+  partition(src, spec, pb, next, track);
+  // S at both pivots: a unit resolved on [p_lo, p_hi] has the same form at both ends (saturated,
+  // zero or linear there: its part is in spec's sums), so only the new active set is summed unit by
+  // unit, a few percent of the units instead of all of them.
+  double s_lo = spec.resolved_weight(p_lo.tau, pb.beta), s_hi = spec.resolved_weight(p_hi.tau, pb.beta);
+  for (const double m : next) {
+    s_lo += weight(m, p_lo.tau, pb.beta);
+    s_hi += weight(m, p_hi.tau, pb.beta);
+  }
+  const bool below = has_lo && s_lo > pb.r;   // the root is left of p_lo
+  const bool above = has_hi && s_hi <= pb.r;  // the root is right of (or at) p_hi
   if (!below && !above) {
     br = spec;  // the usual case: one pass did it all
     return;
@@ -235,7 +242,7 @@ void select_round(const Source& src, Bracket& br, const Problem& pb, SplitMix64&
     br.lo = p_hi;
     br.has_lo = true;
   }
-  partition(src, br, pb, next, nullptr, nullptr);
+  partition(src, br, pb, next, nullptr);
 }
 
 // Magnitudes of this size need no rescaling before the selection (squares, sums and breakpoints
@@ -273,7 +280,7 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
   bool first_round_done = false;
   if (beta > 0.0 && n > kExactFinish) {
     ScanAcc acc;
-    select_round(InputSource<T>{x, n, 1.0}, br, pb, rng, ws, ws.current, &acc);
+    select_round(InputSource<T, false>{x, n, 1.0}, br, pb, rng, ws, ws.current, &acc);
     s = Scan{acc.max, acc.positive, acc.finite};
     if (!s.finite) throw std::invalid_argument("input contains NaN or infinite values");
     int exponent = 0;
