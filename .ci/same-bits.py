@@ -140,7 +140,10 @@ def write_objectives(out: Path, schemes: dict) -> None:
 
     rng = np.random.default_rng(23)
     shapes = {"small": (3, 5, 11, 10), "tails": (9, 67, 50, 70)}
-    more = {"dropblock-r1": DropBlock(0.5, 1), "overlapping-wide": OverlappingDropBlock(9, gamma=0.3)}
+    more = {
+        "dropblock-r1": DropBlock(0.5, 1),
+        "overlapping-wide": OverlappingDropBlock(9, gamma=0.3),
+    }
     for label, (a, b, N, d) in shapes.items():
         X, Y = rng.standard_normal((b, N)), rng.standard_normal((a, N))
         U, V = rng.standard_normal((a, d)), rng.standard_normal((b, d))
