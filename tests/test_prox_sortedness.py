@@ -13,31 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import bisection_prox, sorted_sweep
 
 import structdrop as sd
 from structdrop import _core
 
 BLOCK = 64  # the check's block (cpp/ksupport.cpp, SortedProfile::kBlock)
-
-
-def sorted_reference(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    order = np.argsort(-m, kind="stable")
-    values = np.empty_like(m)
-    values[order] = _core.prox_sweep(np.ascontiguousarray(m[order]), r, beta)[0]
-    return values
-
-
-def bisection(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    """argmin ||m - a||^2 + beta ||a||_(r)^2 (m > 0, more than r entries) by bisection on tau."""
-    lo, hi = np.log(beta / m.max()), np.log((1.0 + beta) / m.min())
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(m * np.exp(mid) - beta, 0.0, 1.0).sum() < r:
-            lo = mid
-        else:
-            hi = mid
-    t = np.clip(m * np.exp(0.5 * (lo + hi)) - beta, 0.0, 1.0)
-    return m * t / (t + beta)
 
 
 def descending(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -76,9 +57,9 @@ def test_input_descending_within_blocks_is_not_taken_as_sorted(n):
             if r >= n:
                 continue
             res = sd.prox_ksupport_sq(x, r, beta)
-            ref = sorted_reference(x, r, beta)
+            ref = sorted_sweep(x, r, beta)
             np.testing.assert_allclose(res.values, ref, rtol=1e-12, atol=1e-14, err_msg=name)
-            np.testing.assert_allclose(bisection(x, r, beta), ref, rtol=1e-8, err_msg=name)
+            np.testing.assert_allclose(bisection_prox(x, r, beta), ref, rtol=1e-8, err_msg=name)
 
 
 def test_sorted_input_itself_takes_the_sweep_and_agrees():
