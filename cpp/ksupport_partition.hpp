@@ -258,9 +258,11 @@ struct OutputSums {
 // lost the relative precision that test needs), m = |x| inv; +0.0 wherever the value is 0. Two
 // units at a time as partition() takes them; an odd last unit with a zero beside it that is
 // neither counted nor written.
-template <class T>
-OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresholds& t, double shrink, double cut,
-                        T* out) {
+// Scaled = false: sc is {1, 1} (the input was not rescaled), and both multiplications are left out
+// (multiplying by 1 is exact: the same values).
+template <bool Scaled, class T>
+OutputSums write_values_pass(const T* x, std::size_t n, const Scale& sc, const Thresholds& t, double shrink, double cut,
+                             T* out) {
   const d2 inv = lanes::splat(sc.inv), scale = lanes::splat(sc.scale);
   const d2 t_sat = lanes::splat(t.saturated), t_zero = lanes::splat(t.zero), vshrink = lanes::splat(shrink);
   const d2 vcut = lanes::splat(cut), flush = lanes::splat(rounding::kFlush), zero = lanes::splat(0.0);
@@ -268,7 +270,8 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
   d2 head = zero, tail = zero;
   lanes::count2 saturated = lanes::no_counts(), rank = saturated;
   auto step = [&](d2 xv, mask2 valid) {
-    const d2 m = lanes::magnitude(xv) * inv;
+    d2 m = lanes::magnitude(xv);
+    if constexpr (Scaled) m = m * inv;
     const mask2 sat = lanes::both(valid, lanes::ge(m, t_sat));
     const mask2 low = lanes::but_not(lanes::le(m, t_zero), sat);
     const d2 cut_value = m - vcut;
@@ -280,7 +283,8 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
     tail += lanes::keep(low, sq);
     lanes::tally(saturated, sat);
     lanes::tally(rank, lanes::lt(zero, a));
-    return lanes::with_sign(a * scale, xv);
+    if constexpr (Scaled) return lanes::with_sign(a * scale, xv);
+    return lanes::with_sign(a, xv);
   };
   const mask2 all = lanes::all_lanes();
   std::size_t i = 0;
@@ -294,6 +298,13 @@ OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresh
   o.saturated = lanes::total(saturated);
   o.rank = lanes::total(rank);
   return o;
+}
+
+template <class T>
+OutputSums write_values(const T* x, std::size_t n, const Scale& sc, const Thresholds& t, double shrink, double cut,
+                        T* out) {
+  if (sc.scale == 1.0 && sc.inv == 1.0) return write_values_pass<false>(x, n, sc, t, shrink, cut, out);
+  return write_values_pass<true>(x, n, sc, t, shrink, cut, out);
 }
 
 }  // namespace
