@@ -93,7 +93,6 @@ SD_LANES_INLINE mask2 no_lanes() { return _mm_setzero_pd(); }
 SD_LANES_INLINE mask2 all_lanes() { return _mm_castsi128_pd(_mm_set1_epi32(-1)); }
 SD_LANES_INLINE mask2 first_lane() { return _mm_castsi128_pd(_mm_set_epi32(0, 0, -1, -1)); }
 SD_LANES_INLINE d2 keep(mask2 m, d2 v) { return _mm_and_pd(m, v); }
-SD_LANES_INLINE d2 choose(mask2 m, d2 a, d2 b) { return _mm_or_pd(_mm_and_pd(m, a), _mm_andnot_pd(m, b)); }
 SD_LANES_INLINE d2 larger(d2 a, d2 b) { return _mm_max_pd(a, b); }  // a > b ? a : b, as below
 SD_LANES_INLINE d2 bit_and(d2 a, d2 b) { return _mm_and_pd(a, b); }
 SD_LANES_INLINE d2 bit_or(d2 a, d2 b) { return _mm_or_pd(a, b); }
@@ -170,7 +169,6 @@ SD_LANES_INLINE void tally(count2& c, mask2 m) {
 SD_LANES_INLINE std::size_t total(count2 c) { return c.lane[0] + c.lane[1]; }
 #endif
 
-SD_LANES_INLINE bool holds(mask2 m, int k) { return (lane_bits(m) >> k) & 1u; }
 SD_LANES_INLINE d2 magnitude(d2 v) { return bit_andnot(v, splat(-0.0)); }
 // copysign(a, v) + 0.0 for a >= 0: v's sign where a > 0, +0.0 where a is 0.
 SD_LANES_INLINE d2 with_sign(d2 a, d2 v) { return bit_or(a, bit_and(v, splat(-0.0))) + splat(0.0); }

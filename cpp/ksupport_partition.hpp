@@ -1,9 +1,9 @@
 // The passes of the k-support selection (cpp/ksupport_select.cpp) over all n units: the partition
 // of the units against a bracket of the threshold (with the input's scan on the way) and the
-// output pass. One lane-generic code path (cpp/ksupport_lanes.hpp) for
-// every build: the units are taken two at a time, every sum is kept per lane (index mod 2; an odd
-// last unit goes to lane 0 with a zero in lane 1) and the lanes are combined in a fixed order, so
-// the default, the portable (ISO C++) and the aarch64 builds give the same bits.
+// output pass. One lane-generic code path (cpp/ksupport_lanes.hpp) for every build: the units are
+// taken two at a time, every sum is kept per lane (index mod 2; an odd last unit goes to lane 0
+// with a zero in lane 1) and the lanes are combined in a fixed order, so the default, the portable
+// (ISO C++) and the aarch64 builds give the same bits.
 // Internal linkage (an unnamed namespace): included by cpp/ksupport_select.cpp only.
 // Pure C++: no Python types.
 #pragma once
