@@ -1,5 +1,6 @@
-// Two-lane double vectors for the k-support selection's passes (cpp/ksupport_partition.hpp).
-// Everything here has internal linkage (an unnamed namespace), as in cpp/sgd/vec.hpp.
+// Two-lane double vectors for the k-support prox: the selection's passes
+// (cpp/ksupport_partition.hpp) and the sweep's band (cpp/ksupport.cpp). Everything here has
+// internal linkage (an unnamed namespace), as in cpp/sgd/vec.hpp.
 //
 // Three routes with the same operations: SSE2 intrinsics (GCC/Clang on x86-64), the GCC/Clang
 // vector extension elsewhere (one NEON register on aarch64), and a struct of two doubles for MSVC
