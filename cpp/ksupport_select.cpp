@@ -68,11 +68,15 @@ Scale power_of_two_scale(double max) {
   return s;
 }
 
-bool earlier(const End& a, const End& b) {  // by tau, ties broken deterministically
-  if (a.tau != b.tau) return a.tau < b.tau;
-  if (a.saturates != b.saturates) return b.saturates;
-  return a.m < b.m;
-}
+// By tau, ties broken deterministically. A function object, not a function: std::sort then inlines
+// the comparison (through a function pointer it cost a tenth of a batch call at n = 1e5 per row).
+struct Earlier {
+  bool operator()(const End& a, const End& b) const {
+    if (a.tau != b.tau) return a.tau < b.tau;
+    if (a.saturates != b.saturates) return b.saturates;
+    return a.m < b.m;
+  }
+};
 
 template <class Source>
 double total_weight(const Source& src, const Bracket& br, const Problem& pb, double tau) {
@@ -97,7 +101,7 @@ template <class Source>
 void finish_exactly(const Source& src, Bracket& br, const Problem& pb, std::vector<End>& ends) {
   ends.clear();
   inside_breakpoints(src, br.thresholds(pb), pb, ends);
-  std::sort(ends.begin(), ends.end(), earlier);
+  std::sort(ends.begin(), ends.end(), Earlier{});
   std::size_t lo = 0, hi = ends.size();  // first index with S > r
   while (lo < hi) {
     const std::size_t mid = lo + (hi - lo) / 2;
@@ -153,7 +157,7 @@ void sample_pivots(const Source& src, const Bracket& br, const Problem& pb, Spli
   }
   has_lo = has_hi = false;
   if (events.empty()) return;
-  std::sort(events.begin(), events.end(), earlier);
+  std::sort(events.begin(), events.end(), Earlier{});
   const std::size_t c = events.size();
   std::size_t cross = c;  // first event at which the estimated S exceeds r
   for (std::size_t j = 0; j < c; ++j) {
