@@ -12,7 +12,14 @@ spectral prox of a matrix next to its SVD, and the literal Theorem 7 search at n
 n runs from 1e2 to 1e7 (1e8 too without --quick when the machine has the memory for it; one
 timing per call there).
 
-Usage: python bench/solver.py [--quick] [--json results.json]
+The targets (public call <= 10x np.copy unsorted, <= 4x sorted, n = 1e6) are also checked per
+magnitude family: |normal|, uniform, exponential and power-law (Pareto, shape 1.5) magnitudes,
+r in {50, 5e3, 5e4}, beta in {0.01, 1, 100}, sorted and unsorted, and the batch on the same values
+as 10 rows (one thread, <= 10x); each call timed interleaved with np.copy of the same array, in
+CPU time and in wall time (on a shared machine the wall time includes waiting for a core), the
+worst family first. ``--targets`` runs that table alone.
+
+Usage: python bench/solver.py [--quick] [--targets] [--json results.json]
 """
 
 from __future__ import annotations
@@ -175,6 +182,135 @@ def vector_rows(sizes, budget, KSupportNorm, progress):
     return rows, records
 
 
+TARGET_N = 10**6
+TARGET_LIMITS = {"unsorted": 10.0, "sorted": 4.0}
+
+
+def magnitude_families(n: int, seed: int = 11) -> dict[str, np.ndarray]:
+    """Unsorted magnitudes of the distributions the targets are checked on."""
+    rng = np.random.default_rng(seed)
+    return {
+        "|normal|": np.abs(rng.standard_normal(n)),
+        "uniform": rng.uniform(0.0, 1.0, n),
+        "exponential": rng.exponential(size=n),
+        "power law": rng.pareto(1.5, n),
+    }
+
+
+def interleaved_ratios(fn, x: np.ndarray, repeats: int) -> dict[str, float]:
+    """fn against np.copy(x), each pair timed back to back (the load of a shared machine changes
+    between pairs, less within one), in wall and in process CPU time: the median of the pairs'
+    wall ratios, and the ratios of the least times (the least is the call least disturbed by
+    other processes; CPU time leaves out the waits for a core)."""
+    fn()
+    np.copy(x)
+    pairs, calls, copies, cpu_calls, cpu_copies = [], [], [], [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        np.copy(x)
+        copy, cpu_copy = time.perf_counter() - wall, time.process_time() - cpu
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        call, cpu_call = time.perf_counter() - wall, time.process_time() - cpu
+        pairs.append(call / copy)
+        calls.append(call)
+        copies.append(copy)
+        cpu_calls.append(cpu_call)
+        cpu_copies.append(cpu_copy)
+    return {
+        "wall_median_ratio": float(np.median(pairs)),
+        "wall_least_ratio": min(calls) / min(copies),
+        "cpu_least_ratio": min(cpu_calls) / max(min(cpu_copies), 1e-9),
+        "least_ms": min(calls) * 1e3,
+    }
+
+
+def target_records(progress, repeats: int = 9) -> list[dict]:
+    """The public call at n = 1e6 per magnitude family, r and beta, sorted and unsorted; and the
+    batch on the same values as 10 rows of n/10 (r/10 per row, one thread), against np.copy of
+    the matrix."""
+    n = TARGET_N
+    records = []
+    for family, unsorted in magnitude_families(n).items():
+        inputs = {"unsorted": unsorted, "sorted": np.sort(unsorted)[::-1].copy()}
+        rows = unsorted.reshape(10, n // 10)
+        for r in (50, 5000, n // 20):
+            for beta in (0.01, 1.0, 100.0):
+                rec = {"family": family, "n": n, "r": r, "beta": beta}
+                for order, x in inputs.items():
+                    rec[order] = interleaved_ratios(
+                        partial(sd.prox_ksupport_sq, x, r, beta), x, repeats
+                    )
+                rec["batch"] = interleaved_ratios(
+                    partial(sd.prox_ksupport_sq_batch, rows, r // 10, beta, threads=1),
+                    rows,
+                    repeats,
+                )
+                records.append(rec)
+        progress(f"targets: {family} done")
+    return records
+
+
+def target_rows(records: list[dict]) -> list[list]:
+    """Per family, unsorted and sorted: the worst (r, beta) by each measure; worst family first
+    (by its CPU-time ratio against the target)."""
+    rows = []
+    for family in dict.fromkeys(rec["family"] for rec in records):
+        mine = [rec for rec in records if rec["family"] == family]
+        row: list = [family]
+        for order in ("unsorted", "sorted", "batch"):
+            worst = max(mine, key=lambda rec: rec[order]["cpu_least_ratio"])
+            row += [
+                worst[order]["cpu_least_ratio"],
+                f"r={worst['r']}, beta={worst['beta']:g}",
+                max(rec[order]["wall_least_ratio"] for rec in mine),
+                max(rec[order]["wall_median_ratio"] for rec in mine),
+            ]
+        rows.append(row)
+    rows.sort(
+        key=lambda row: (
+            -max(
+                row[1] / TARGET_LIMITS["unsorted"],
+                row[5] / TARGET_LIMITS["sorted"],
+                row[9] / TARGET_LIMITS["unsorted"],
+            )
+        )
+    )
+    return rows
+
+
+def print_targets(records: list[dict]) -> None:
+    print(
+        f"\n## Targets per input family, n = {TARGET_N:.0e}: public call / np.copy of the input, "
+        "worst over r in {50, 5e3, 5e4} and beta in {0.01, 1, 100}; worst family first; targets: "
+        f"unsorted and batch <= {TARGET_LIMITS['unsorted']:g}x, "
+        f"sorted <= {TARGET_LIMITS['sorted']:g}x\n"
+    )
+    print(
+        markdown_table(
+            [
+                "magnitudes",
+                "unsorted: CPU (least)",
+                "(at)",
+                "wall (least)",
+                "wall (median of pairs)",
+                "sorted: CPU (least)",
+                "(at)",
+                "wall (least)",
+                "wall (median of pairs)",
+                "batch 10 x 1e5: CPU (least)",
+                "(at; r/10 per row)",
+                "wall (least)",
+                "wall (median of pairs)",
+            ],
+            target_rows(records),
+        )
+    )
+    print(
+        f"(load average: {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores)"
+    )
+
+
 def families(n: int, seed: int = 5) -> dict[str, np.ndarray]:
     """Inputs that would make a naive selection quadratic."""
     rng = np.random.default_rng(seed)
@@ -260,11 +396,18 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes only (seconds)")
+    parser.add_argument("--targets", action="store_true", help="only the per-family target table")
     parser.add_argument("--json", help="write the measurements to this JSON file")
     args = parser.parse_args(argv)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
+
+    if args.targets:
+        targets = target_records(progress)
+        print_targets(targets)
+        write_json(args.json, {"machine": machine_info(), "targets": targets})
+        return 0
 
     sizes = (
         [10**2, 10**3, 10**4, 10**5] if args.quick else [10**2, 10**3, 10**4, 10**5, 10**6, 10**7]
@@ -331,6 +474,9 @@ def main(argv=None) -> int:
                 ],
             )
         )
+
+    targets = target_records(progress, repeats=3 if args.quick else 9)
+    print_targets(targets)
 
     batch = batch_record(10**3 if args.quick else 10**4, 10**3, progress)
     print(f"\n## Batch: {batch['rows']} rows x {batch['n']}, r = {batch['r']} (median ms)\n")
@@ -418,6 +564,7 @@ def main(argv=None) -> int:
             "search_target": target,
             "modopt": checks,
             "families": fam_records,
+            "targets": targets,
         },
     )
     return 0

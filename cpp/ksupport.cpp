@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ksupport_lanes.hpp"
 #include "ksupport_rounding.hpp"
 #include "parallel.hpp"
 #include "reduce.hpp"
@@ -278,7 +279,18 @@ ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, do
   std::size_t rank = th.head;
   if (th.active_end > th.head) {
     const double cut = beta / th.tau;
-    for (std::size_t i = th.head; i < th.active_end; ++i) {
+    // band_value two at a time (element-wise: the same values as one at a time)
+    const lanes::d2 vcut = lanes::splat(cut), flush = lanes::splat(rounding::kFlush), zero = lanes::splat(0.0);
+    lanes::count2 positive = lanes::no_counts();
+    std::size_t i = th.head;
+    for (; i + 2 <= th.active_end; i += 2) {
+      const lanes::d2 v = lanes::load(m + i), a = v - vcut;
+      const lanes::d2 value = lanes::keep(lanes::gt(a, flush * v), a);
+      lanes::store(out + i, value);
+      lanes::tally(positive, lanes::lt(zero, value));
+    }
+    rank += lanes::total(positive);
+    for (; i < th.active_end; ++i) {
       out[i] = band_value(m[i], cut);
       rank += out[i] > 0.0;
     }

@@ -35,9 +35,10 @@ struct SelectWorkspace {
 // argmin_a ||m - a||^2 + beta ||a||_(r)^2 with m = |x| in any order, written as out_i =
 // sign(x_i) a_i (out must not overlap x). The threshold tau with sum_i clip(m_i tau - beta, 0, 1)
 // = r is found by randomised selection over the breakpoints beta/m_i and (1 + beta)/m_i: each round
-// places two pivots from a sample, evaluates the piecewise-linear sum at both in one pass, keeps
-// the units whose breakpoints lie between the bracket's ends and carries the sums of the others.
-// The pivots come from a fixed-seed generator, so results are reproducible bit for bit.
+// places two pivots from a sample, keeps (in one pass) the units whose breakpoints lie between
+// them, carries the sums of the others, and evaluates the piecewise-linear sum at both pivots from
+// those. The pivots come from a fixed-seed generator and every sum runs in a fixed order
+// (cpp/ksupport_partition.hpp), so results are reproducible bit for bit, on every build.
 // Non-negative float64 input that is already sorted descending goes to the O(n) sweep instead
 // (detected inside the sweep's first pass, which stops at the first out-of-order block).
 // Expected O(n) time; extra memory: the workspace (at most n doubles, typically a few percent).

@@ -83,19 +83,23 @@ inline double scale_and_sum_sq(const double* x, double* out, std::size_t begin, 
   return end > begin ? stream<true, true>(x, out, begin, end, factor) : 0.0;
 }
 
-// sum of x[i] on [begin, end) with Kahan compensation in each of the four lanes: the error stays
-// a few eps of the sum of |x| whatever the length (the plain lanes lose ~n/4 eps). For sums whose
-// rounding is amplified later (the k-support band sum, subtracted from values of its own size).
+// sum of x[i] on [begin, end) compensated in each of the four lanes: each addition's rounding
+// error, exact by TwoSum (Knuth), goes to the lane's carry. The error stays a few eps of the sum of
+// |x| whatever the length (the plain lanes lose ~n/4 eps), with one addition on each lane's
+// loop-carried chain (a Kahan lane has four, which made this the slowest loop of the sorted prox).
+// For sums whose rounding is amplified later (the k-support band sum, subtracted from values of
+// its own size).
 inline double compensated_sum_range(const double* x, std::size_t begin, std::size_t end) {
   if (end <= begin) return 0.0;
   std::size_t i = begin;
 #if STRUCTDROP_REDUCE_SSE2
   __m128d s01 = _mm_setzero_pd(), s23 = _mm_setzero_pd(), c01 = _mm_setzero_pd(), c23 = _mm_setzero_pd();
   for (; i + 4 <= end; i += 4) {
-    const __m128d y01 = _mm_sub_pd(_mm_loadu_pd(x + i), c01), y23 = _mm_sub_pd(_mm_loadu_pd(x + i + 2), c23);
-    const __m128d t01 = _mm_add_pd(s01, y01), t23 = _mm_add_pd(s23, y23);
-    c01 = _mm_sub_pd(_mm_sub_pd(t01, s01), y01);
-    c23 = _mm_sub_pd(_mm_sub_pd(t23, s23), y23);
+    const __m128d v01 = _mm_loadu_pd(x + i), v23 = _mm_loadu_pd(x + i + 2);
+    const __m128d t01 = _mm_add_pd(s01, v01), t23 = _mm_add_pd(s23, v23);
+    const __m128d z01 = _mm_sub_pd(t01, s01), z23 = _mm_sub_pd(t23, s23);
+    c01 = _mm_add_pd(c01, _mm_add_pd(_mm_sub_pd(s01, _mm_sub_pd(t01, z01)), _mm_sub_pd(v01, z01)));
+    c23 = _mm_add_pd(c23, _mm_add_pd(_mm_sub_pd(s23, _mm_sub_pd(t23, z23)), _mm_sub_pd(v23, z23)));
     s01 = t01;
     s23 = t23;
   }
@@ -108,22 +112,22 @@ inline double compensated_sum_range(const double* x, std::size_t begin, std::siz
   double sums[4] = {0.0, 0.0, 0.0, 0.0}, carries[4] = {0.0, 0.0, 0.0, 0.0};
   for (; i + 4 <= end; i += 4) {
     for (int l = 0; l < 4; ++l) {
-      const double y = x[i + l] - carries[l], t = sums[l] + y;
-      carries[l] = (t - sums[l]) - y;
+      const double v = x[i + l], t = sums[l] + v, z = t - sums[l];
+      carries[l] += (sums[l] - (t - z)) + (v - z);
       sums[l] = t;
     }
   }
 #endif
   double total = 0.0, carry = 0.0;
-  auto add = [&](double v) {  // Kahan over the lanes and the remainder
-    const double y = v - carry, t = total + y;
-    carry = (t - total) - y;
+  auto add = [&](double v) {  // the same over the lanes, their carries and the remainder
+    const double t = total + v, z = t - total;
+    carry += (total - (t - z)) + (v - z);
     total = t;
   };
   for (int l = 0; l < 4; ++l) add(sums[l]);
-  for (int l = 0; l < 4; ++l) add(-carries[l]);
+  for (int l = 0; l < 4; ++l) add(carries[l]);
   for (; i < end; ++i) add(x[i]);
-  return total;
+  return total + carry;
 }
 
 // True when every entry is finite, >= 0, and the array is non-increasing. One branch-free pass.

@@ -1,9 +1,9 @@
-"""The sort-free prox (issue 12): exactness on adversarial inputs, signs, matrices, rows,
+"""The sort-free prox: exactness on adversarial inputs, signs, matrices, rows,
 float32, out=.
 
 Independent references used here:
 - ``bisection_prox``: tau with sum clip(m tau - beta, 0, 1) = r by plain bisection on tau (no
-  breakpoints, no selection), then a_i = m_i t_i/(t_i + beta), written in this file;
+  breakpoints, no selection), then a_i = m_i t_i/(t_i + beta), in tests/conftest.py;
 - the sorted sweep (``structdrop._core.prox_sweep`` on a sorted copy: a different C++ algorithm);
 - the KKT certificate of tests/test_prox.py (dual norm = l2 norm of the r largest magnitudes);
 - for matrices, ``structdrop.reference`` (NumPy) on the singular values, and the objective
@@ -17,37 +17,10 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import dual_norm, variational_norm_sq
+from conftest import bisection_prox, dual_norm, sorted_sweep, variational_norm_sq
 
 import structdrop as sd
-from structdrop import _core, reference
-
-
-def bisection_prox(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    """argmin ||m - a||^2 + beta ||a||_(r)^2 for m >= 0 by bisection on tau (200 halvings)."""
-    m = np.asarray(m, dtype=float)
-    positive = m > 0
-    if np.count_nonzero(positive) <= r or beta == 0:
-        return m / (1.0 + beta) if beta else m.copy()
-    scale = m.max()
-    s = m / scale  # tau scales as 1/scale; keeps m tau finite
-    # tau lies between beta/max(s) (S = 0) and (1 + beta)/min(s) (S = count): bisect log(tau)
-    lo, hi = np.log(beta / s.max()), np.log((1.0 + beta) / s[positive].min())
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if np.clip(s * np.exp(mid) - beta, 0.0, 1.0).sum() < r:
-            lo = mid
-        else:
-            hi = mid
-    t = np.clip(s * np.exp(0.5 * (lo + hi)) - beta, 0.0, 1.0)
-    return m * t / (t + beta)
-
-
-def sorted_sweep(m: np.ndarray, r: int, beta: float) -> np.ndarray:
-    order = np.argsort(-m, kind="stable")
-    values = np.empty_like(m)
-    values[order] = _core.prox_sweep(np.ascontiguousarray(m[order]), r, beta)[0]
-    return values
+from structdrop import reference
 
 
 def certify(m, r, beta, a, rtol=1e-8):
