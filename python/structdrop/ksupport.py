@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from . import _core
+from ._results import ResultEquality
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_nonnegative_float
 
@@ -31,8 +32,8 @@ __all__ = [
 ProxMethod = Literal["sweep", "search"]
 
 
-@dataclass(frozen=True)
-class ProxResult:
+@dataclass(frozen=True, eq=False)
+class ProxResult(ResultEquality):
     """Minimiser of ||m - a||^2 + beta ||a||_(r)^2 (Theorem 7, corrected).
 
     Attributes:
@@ -285,8 +286,8 @@ def prox_ksupport_sq(
     return _prox_vector(array, m, block, strength, method, out)
 
 
-@dataclass(frozen=True)
-class ProxBatchResult:
+@dataclass(frozen=True, eq=False)
+class ProxBatchResult(ResultEquality):
     """The prox of every row of a matrix (``prox_ksupport_sq_batch``).
 
     Attributes:

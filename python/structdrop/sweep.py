@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
+from ._results import ResultEquality
 from ._spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability
 from .global_min import _as_data, solve_on_data
@@ -23,8 +24,8 @@ from .width import beta_for_width, theta_for_width
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
 
 
-@dataclass(frozen=True)
-class SweepResult:
+@dataclass(frozen=True, eq=False)
+class SweepResult(ResultEquality):
     """Closed-form minima over a grid of block sizes (rows) and theta_bar values (columns).
 
     Attributes:
@@ -48,8 +49,8 @@ class SweepResult:
     residual: float
 
 
-@dataclass(frozen=True)
-class WidthSweepResult:
+@dataclass(frozen=True, eq=False)
+class WidthSweepResult(ResultEquality):
     """The minimum of the width-d DropBlock objective for each width d (Lemma 2 vs eq. 7).
 
     Attributes:

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
+from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float
 from .schemes import MaskScheme
 
@@ -65,8 +66,8 @@ if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10+; annotations are not evalu
 __all__ = ["TrainResult", "TrainingDiverged", "train", "train_many"]
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, eq=False)
+class TrainResult(ResultEquality):
     """The outcome of one masked-SGD run.
 
     Attributes:

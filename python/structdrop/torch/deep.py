@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._results import ResultEquality
 from .._validation import as_int, as_nonnegative_float, as_probability
 from .layers import DropBlock1d
 from .moments import feature_moments
@@ -39,8 +40,8 @@ WIDTH = 80
 BLOCK = 5
 
 
-@dataclass(frozen=True)
-class DeepExperimentResult:
+@dataclass(frozen=True, eq=False)
+class DeepExperimentResult(ResultEquality):
     """Result of :func:`deep_experiment`.
 
     Attributes:
