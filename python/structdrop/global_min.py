@@ -339,7 +339,7 @@ def dropblock_global_min(
             whatever X's rank.
         method: "sweep" (O(n)) or "search" (literal Theorem 7 scan, O(n r)) for the prox.
         progress: show a progress bar on stderr for each pass over the data (with X); a number
-            of seconds shows it only once a pass has taken that long.
+            of seconds shows it only once a pass has taken that long (``True``: at once).
 
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
@@ -358,6 +358,7 @@ def dropblock_global_min(
     setup (b = 100 < N = 1000) does not.
     """
     block, beta = _validate_setting(r, theta_bar)
+    progress_delay(progress)  # validated even where no pass over data shows it (no X)
     if X is None:
         targets = as_float_array("Y", Y, ndim=2)
         return _solve(_reduce_without_X(targets), block, beta, method)
