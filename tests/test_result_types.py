@@ -243,6 +243,7 @@ def test_values_equal_rules():
     assert not values_equal({"k": a}, {"j": a})
     assert values_equal(1, 1.0) and not values_equal(1.0, 1.0 + 2**-52)
     assert values_equal(float("nan"), np.float64("nan"))
+    assert not values_equal(10**400, 10**400 + 1) and not values_equal("a", "b")
 
 
 def _problem(seed=0, a=4, b=3, N=40):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ResultEquality", "values_equal"]
+__all__ = ["ResultEquality", "fields_equal", "values_equal"]
 
 
 def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
@@ -72,7 +72,7 @@ def values_equal(a: object, b: object) -> bool:
 def _both_nan(a: object, b: object) -> bool:
     try:
         return math.isnan(a) and math.isnan(b)  # type: ignore[arg-type]
-    except TypeError:
+    except (TypeError, OverflowError):  # not a number, or an int too large for a float
         return False
 
 
