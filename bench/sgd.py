@@ -302,7 +302,7 @@ def main() -> int:
     scheme = DropBlock(0.5, 5)
     steps = 2_000 if quick else 20_000
     parallel = []
-    for threads in (1, 0):
+    for threads in (1, None):  # None: every core
         samples = []
         for _ in range(repeats):
             start = time.perf_counter()

@@ -4,7 +4,7 @@ The paper's synthetic data (a, b, N = 80, 100, 1000; structdrop.paper_synthetic)
 DropBlock(0.5, 5), lr = 1e-7 (nothing diverges), R runs with seeds 0..R-1. Measured in one run:
 
 1. ``train_many(..., threads=1)`` here (one core);
-2. ``train_many(..., threads=0)`` here (all cores);
+2. ``train_many(..., threads=None)`` here (all cores);
 3. ``train_many(..., client=client)`` on a LocalCluster of W worker processes with one thread each
    (the call only; the cluster's start-up is reported separately, as a user starts it once);
 
@@ -74,7 +74,7 @@ def main() -> None:
         return sd.train_many(problem.X, problem.Y, U0, V0, **common, **kwargs)
 
     one_core, reference = best_of(lambda: call(threads=1), repeats)
-    all_cores, _ = best_of(lambda: call(threads=0), repeats)
+    all_cores, _ = best_of(lambda: call(threads=None), repeats)
     start = time.perf_counter()
     with (
         LocalCluster(

@@ -215,7 +215,7 @@ def test_prox_fuzz(m, r, beta):
     M=arrays(ndims=(2,), max_side=5),
     r=r_values,
     beta=beta_values,
-    threads=st.sampled_from([0, 1, 2, 3, -1, 1.5]),
+    threads=st.sampled_from([None, 1, 2, 3, -1, 1.5, True]),
 )
 def test_prox_batch_fuzz(M, r, beta, threads):
     """Each row of the batch equals the single call on that row, bit for bit."""
@@ -226,7 +226,7 @@ def test_prox_batch_fuzz(M, r, beta, threads):
         return
     clean = clean_float(M)
     assert clean is not None and clean.ndim == 2, "bad M accepted"
-    assert isinstance(threads, int) and threads >= 0
+    assert threads is None or (type(threads) is int and threads >= 1)
     for i in range(clean.shape[0]):
         single = structdrop.prox_ksupport_sq(np.asarray(M)[i], r, beta)
         np.testing.assert_array_equal(res.values[i], single.values)

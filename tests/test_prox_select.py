@@ -172,7 +172,7 @@ def test_batch_rows_equal_single_calls_for_any_thread_count(rng):
         and first.rho.dtype == np.int64
         and first.objective.dtype == np.float64
     )
-    for threads in (0, 2, 3, 8, 200):
+    for threads in (None, 2, 3, 8, 200):
         again = sd.prox_ksupport_sq_batch(M, 12, 0.7, threads=threads)
         np.testing.assert_array_equal(again.values, first.values)
         np.testing.assert_array_equal(again.objective, first.objective)
@@ -333,17 +333,17 @@ def test_out_argument(rng):
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=-1),
             ValueError,
-            "threads must be >= 0",
+            "threads must be None .every core. or a positive integer",
         ),
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=1.5),
             TypeError,
-            "threads must be an integer",
+            "threads must be None .every core. or a positive integer",
         ),
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=True),
             TypeError,
-            "threads must be an integer",
+            "threads must be None .every core. or a positive integer",
         ),
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, out=np.empty((5, 2))),

@@ -200,8 +200,8 @@ def test_bad_input_names_the_batch():
         feature_moments("net", pairs)
     with pytest.raises(TypeError, match="loader must be"):
         feature_moments(net, X)
-    with pytest.raises(TypeError, match="progress must be a bool"):
-        feature_moments(net, pairs, progress=1)
+    with pytest.raises(TypeError, match="progress must be a bool or a delay"):
+        feature_moments(net, pairs, progress="yes")
     with pytest.raises(ValueError, match="num_classes"):
         feature_moments(net, pairs, num_classes=0)
 

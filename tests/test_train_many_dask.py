@@ -93,7 +93,7 @@ def test_results_and_errors_pickle_with_their_fields():
 
 
 @needs_distributed
-@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("threads", [None, 2])
 def test_every_run_on_the_cluster_is_bit_identical_to_local_train(client, threads):
     X, Y, rng = _problem(1)
     schemes = [

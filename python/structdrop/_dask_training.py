@@ -83,17 +83,18 @@ def run_on_client(
     X: np.ndarray,
     Y: np.ndarray,
     jobs: list[_core.SgdJob],
-    threads: int,
-    progress: bool,
+    threads: int | None,
+    delay: float | None,
     label: str,
 ) -> list[TrainResult]:
-    """Run the validated ``jobs`` on ``client``'s cluster; results in run order."""
+    """Run the validated ``jobs`` on ``client``'s cluster; results in run order. ``threads``: C++
+    threads per task (None: one); ``delay``: seconds before the progress bar shows (None: none)."""
     from distributed import as_completed
 
     count = len(jobs)
     slots = sum(client.nthreads().values())
     # A worker already runs one task per thread: one C++ thread per task unless asked otherwise.
-    per_task = threads if threads > 0 else 1
+    per_task = 1 if threads is None else threads
     data = client.scatter([X, Y], broadcast=True, hash=False)
     ranges = {}
     for lo, hi in batches(count, slots):
@@ -104,10 +105,12 @@ def run_on_client(
 
     finished: dict[int, list[TrainResult]] = {}  # first run's index -> the batch's results
     bar = None
-    if progress:
+    if delay is not None:
         from tqdm import tqdm
 
-        bar = tqdm(total=count, desc=label, unit="run", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=count, desc=label, unit="run", file=sys.stderr, dynamic_ncols=True, delay=delay
+        )
     try:
         for future in as_completed(list(ranges)):
             lo, hi = ranges[future]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 from typing import Any, Protocol
+
+import numpy as np
 
 __all__ = ["NoBar", "ProgressBar", "progress_bar", "progress_delay"]
 
@@ -35,18 +39,40 @@ class NoBar:
         self.close()
 
 
-def progress_delay(progress: bool | float) -> float | None:
-    """The ``progress`` argument of the data passes: False (None here: no bar), True (a bar at
-    once) or a number of seconds after which a bar appears (short passes stay quiet)."""
-    if progress is False or progress is None:
-        return None
-    if progress is True:
-        return 0.0
-    delay = float(progress)
-    if not delay >= 0.0:
-        raise ValueError(
-            f"progress must be True, False or a delay in seconds >= 0, got {progress!r}"
+def progress_delay(progress: object, name: str = "progress") -> float | None:
+    """Validate the ``progress`` argument of a public function; return its delay in seconds.
+
+    The one meaning of ``progress`` in every public function that takes it:
+
+    - ``False``: no progress display.
+    - ``True``: a display from the start (the default delay, 0 seconds).
+    - a number >= 0: a display that appears only once the call has run that many seconds (short
+      calls stay quiet); ``progress=1`` waits one second, ``progress=0`` is ``True``.
+
+    Anything else is an error naming the argument: a TypeError for a value of another type
+    (a string, None, ...), a ValueError for a negative, NaN or infinite number.
+
+    Returns:
+        None for no display, else the delay in seconds.
+
+    Raises:
+        TypeError: ``progress`` is neither a bool nor a real number.
+        ValueError: ``progress`` is a negative, NaN or infinite number.
+
+    Example:
+        >>> progress_delay(True), progress_delay(2), progress_delay(False)
+        (0.0, 2.0, None)
+    """
+    # bool first: it is an int subclass, and True is not "1 second"
+    if isinstance(progress, (bool, np.bool_)):
+        return 0.0 if progress else None
+    if not isinstance(progress, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(
+            f"{name} must be a bool or a delay in seconds >= 0 (a number), got {progress!r}"
         )
+    delay = float(progress)
+    if not (math.isfinite(delay) and delay >= 0.0):
+        raise ValueError(f"{name} must be a bool or a finite delay in seconds >= 0, got {delay}")
     return delay
 
 

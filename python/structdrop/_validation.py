@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numbers
 import operator
+import warnings
 from typing import SupportsIndex
 
 import numpy as np
@@ -18,6 +19,7 @@ __all__ = [
     "as_real_array",
     "check_real_dtype",
     "as_int",
+    "as_threads",
     "as_nonnegative_float",
     "as_probability",
 ]
@@ -102,6 +104,48 @@ def as_int(name: str, value: object, *, minimum: int | None = None) -> int:
     if minimum is not None and result < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {result}")
     return result
+
+
+def as_threads(value: object, name: str = "threads") -> int | None:
+    """Validate the ``threads`` argument of a public function.
+
+    The one meaning of ``threads`` in every public function that takes it:
+
+    - ``None`` (the default): every core (with a Dask ``client``: one thread per task, since each
+      worker already runs one task per core it was given);
+    - a positive integer: that many worker threads.
+
+    Results never depend on it. Anything else is an error naming the argument: a TypeError for a
+    bool, a float or another type, a ValueError for a negative count. ``threads=0``, the spelling of
+    "every core" in ``train_many`` and ``prox_ksupport_sq_batch`` before 1.0, still means every core
+    but emits a FutureWarning that says to write ``threads=None``.
+
+    Returns:
+        None for every core, else the number of threads (>= 1).
+
+    Raises:
+        TypeError: ``threads`` is not None nor an integer (bools and floats included).
+        ValueError: ``threads`` is negative.
+
+    Example:
+        >>> as_threads(None), as_threads(4)
+        (None, 4)
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be None (every core) or a positive integer, got {value!r}")
+    count = int(value)
+    if count == 0:
+        warnings.warn(
+            f"{name}=0 for every core is deprecated and will be an error: write {name}=None",
+            FutureWarning,
+            stacklevel=3,  # the caller of the public function
+        )
+        return None
+    if count < 0:
+        raise ValueError(f"{name} must be None (every core) or a positive integer, got {count}")
+    return count
 
 
 def _as_real(name: str, value: object) -> float:

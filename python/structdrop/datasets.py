@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._results import ResultEquality
 from ._validation import as_int
 
 __all__ = ["SyntheticProblem", "paper_synthetic"]
 
 
-@dataclass(frozen=True)
-class SyntheticProblem:
+@dataclass(frozen=True, eq=False)
+class SyntheticProblem(ResultEquality):
     """A linear regression problem y = M x with a low-rank M.
 
     Attributes:

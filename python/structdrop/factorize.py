@@ -90,6 +90,7 @@ from ._projector_sum import (
     segment_plan,
     solve_numerically,
 )
+from ._results import ResultEquality
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 
@@ -150,8 +151,8 @@ def _split(values: np.ndarray, r: int) -> _Split:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BalancedFactorization:
+@dataclass(frozen=True, eq=False)
+class BalancedFactorization(ResultEquality):
     """A width-d network (U, V) built from a global minimum, with its objective.
 
     Attributes:
@@ -192,8 +193,8 @@ class BalancedFactorization:
         return self.objective - self.minimum
 
 
-@dataclass(frozen=True)
-class WidthGap:
+@dataclass(frozen=True, eq=False)
+class WidthGap(ResultEquality):
     """Objective of the network :func:`balanced_factorization` builds, against the width.
 
     Attributes:

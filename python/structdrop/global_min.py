@@ -8,6 +8,7 @@ coefficients C (a x b) with A* = C X; the a x N matrix A* itself is formed only 
 
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 
 from ._memmap_chunks import Matrix2D
 from ._progress import progress_bar, progress_delay
+from ._results import ResultEquality
 from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
@@ -51,8 +53,8 @@ class ConditioningWarning(RuntimeWarning):
     """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient."""
 
 
-@dataclass(frozen=True)
-class GlobalMin:
+@dataclass(frozen=True, eq=False)
+class GlobalMin(ResultEquality):
     """The global minimiser of F(A) = ||Y - A||^2 + beta ||sigma(A)||_(r)^2 over reachable A.
 
     With data X the minimiser is A* = C X, C = :attr:`coefficients` (a x b). Without X (A ranges
@@ -78,6 +80,11 @@ class GlobalMin:
             the QR route, weighted by where Y P's energy lies; kappa(X) the condition number of X
             on its numerical rank); 0 without X.
         x_rank: numerical rank of X (N without X).
+
+    Two results compare equal (``==``) when every attribute above is equal, arrays exactly (shape,
+    dtype and values; NaN equals NaN); the reference to X is not compared. Results are
+    unhashable. ``copy.copy`` and ``copy.deepcopy`` keep the reference to X, so :attr:`A` still
+    works on the copy; a pickled copy carries neither X nor A* (see :attr:`A`).
     """
 
     singular_values: np.ndarray
@@ -101,6 +108,21 @@ class GlobalMin:
         state.pop("A", None)
         state["_data"] = None
         return state
+
+    # copy.copy and copy.deepcopy would go through __getstate__ and lose the reference to X (and
+    # with it ``A``); a copy is made here instead. The deep copy copies the result's own arrays and
+    # cached values but keeps the reference to X: that is the caller's data, never copied silently.
+    def __copy__(self) -> GlobalMin:
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo: dict[int, object]) -> GlobalMin:
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            new.__dict__[key] = value if key == "_data" else copy.deepcopy(value, memo)
+        return new
 
     @functools.cached_property
     def coefficients(self) -> np.ndarray:
@@ -317,7 +339,7 @@ def dropblock_global_min(
             whatever X's rank.
         method: "sweep" (O(n)) or "search" (literal Theorem 7 scan, O(n r)) for the prox.
         progress: show a progress bar on stderr for each pass over the data (with X); a number
-            of seconds shows it only once a pass has taken that long.
+            of seconds shows it only once a pass has taken that long (``True``: at once).
 
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
@@ -336,6 +358,7 @@ def dropblock_global_min(
     setup (b = 100 < N = 1000) does not.
     """
     block, beta = _validate_setting(r, theta_bar)
+    progress_delay(progress)  # validated even where no pass over data shows it (no X)
     if X is None:
         targets = as_float_array("Y", Y, ndim=2)
         return _solve(_reduce_without_X(targets), block, beta, method)

@@ -16,8 +16,9 @@ from typing import Literal
 import numpy as np
 
 from . import _core
+from ._results import ResultEquality
 from ._spectrum import power_of_two_scale
-from ._validation import as_float_array, as_int, as_nonnegative_float
+from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
 
 __all__ = [
     "ProxBatchResult",
@@ -31,8 +32,8 @@ __all__ = [
 ProxMethod = Literal["sweep", "search"]
 
 
-@dataclass(frozen=True)
-class ProxResult:
+@dataclass(frozen=True, eq=False)
+class ProxResult(ResultEquality):
     """Minimiser of ||m - a||^2 + beta ||a||_(r)^2 (Theorem 7, corrected).
 
     Attributes:
@@ -285,8 +286,8 @@ def prox_ksupport_sq(
     return _prox_vector(array, m, block, strength, method, out)
 
 
-@dataclass(frozen=True)
-class ProxBatchResult:
+@dataclass(frozen=True, eq=False)
+class ProxBatchResult(ResultEquality):
     """The prox of every row of a matrix (``prox_ksupport_sq_batch``).
 
     Attributes:
@@ -303,7 +304,7 @@ class ProxBatchResult:
 
 
 def prox_ksupport_sq_batch(
-    M: object, r: int, beta: float, threads: int = 0, out: np.ndarray | None = None
+    M: object, r: int, beta: float, threads: int | None = None, out: np.ndarray | None = None
 ) -> ProxBatchResult:
     """The vector prox argmin_a ||M_i - a||^2 + beta ||a||_(r)^2 of every row M_i of a matrix.
 
@@ -315,7 +316,8 @@ def prox_ksupport_sq_batch(
         M: 2-D array (rows x n); float32 stays float32 (values), other real dtypes become float64.
         r: block size, integer >= 1.
         beta: regularisation strength >= 0.
-        threads: number of worker threads; 0 (default) uses every core.
+        threads: number of worker threads; None (default) uses every core (``threads=0``, the
+            old spelling, still does, with a FutureWarning).
         out: optional (rows, n) array for the values (same rules as in prox_ksupport_sq).
 
     Returns:
@@ -323,7 +325,7 @@ def prox_ksupport_sq_batch(
     """
     block = _check_r(r)
     strength = as_nonnegative_float("beta", beta)
-    workers = as_int("threads", threads, minimum=0)
+    workers = as_threads(threads)
     array = _aligned(
         as_float_array("M", M, ndim=2, keep_float32=True, contiguous=True, check_finite=False)
     )
@@ -331,7 +333,9 @@ def prox_ksupport_sq_batch(
         out = np.empty_like(array)
     else:
         out = _check_out(out, array.shape, array.dtype, array, M)
-    objective, rho, rank, bad_row = _core.prox_rows(array, block, strength, out, workers)
+    objective, rho, rank, bad_row = _core.prox_rows(  # the core's "every core" is 0
+        array, block, strength, out, 0 if workers is None else workers
+    )
     if bad_row >= 0:
         raise ValueError(f"M contains NaN or infinite values (row {bad_row})")
     overflow = np.flatnonzero(~np.isfinite(objective))

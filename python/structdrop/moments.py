@@ -27,6 +27,7 @@ import numpy as np
 
 from ._memmap_chunks import ChunkReader, is_memory_mapped
 from ._progress import ProgressBar, progress_bar, progress_delay
+from ._results import ResultEquality
 from ._validation import as_int, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
@@ -35,8 +36,8 @@ __all__ = ["DataMoments", "data_moments", "stream_moments"]
 CHUNK_BYTES = 64 * 2**20
 
 
-@dataclass(frozen=True)
-class DataMoments:
+@dataclass(frozen=True, eq=False)
+class DataMoments(ResultEquality):
     """Sufficient statistics of data X (b x N) and targets Y (a x N) for every
     deterministic objective.
 

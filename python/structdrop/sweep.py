@@ -15,16 +15,17 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
+from ._results import ResultEquality
 from ._spectrum import power_of_two_scale
-from ._validation import as_float_array, as_int, as_probability
+from ._validation import as_float_array, as_int, as_probability, as_threads
 from .global_min import _as_data, solve_on_data
 from .width import beta_for_width, theta_for_width
 
 __all__ = ["SweepResult", "WidthSweepResult", "sweep_global_min", "width_sweep"]
 
 
-@dataclass(frozen=True)
-class SweepResult:
+@dataclass(frozen=True, eq=False)
+class SweepResult(ResultEquality):
     """Closed-form minima over a grid of block sizes (rows) and theta_bar values (columns).
 
     Attributes:
@@ -48,8 +49,8 @@ class SweepResult:
     residual: float
 
 
-@dataclass(frozen=True)
-class WidthSweepResult:
+@dataclass(frozen=True, eq=False)
+class WidthSweepResult(ResultEquality):
     """The minimum of the width-d DropBlock objective for each width d (Lemma 2 vs eq. 7).
 
     Attributes:
@@ -184,16 +185,18 @@ def sweep_global_min(
         block_sizes: block sizes r (integers >= 1), the rows of the grid.
         theta_bars: product-space retain probabilities in (0, 1], the columns of the grid.
         X: optional data b x N (only with a matrix x): A is restricted to X's row space.
-        threads: worker threads (default: all cores). Results do not depend on it.
+        threads: worker threads: None (default) for every core, or a positive count. Results do
+            not depend on it.
 
     Every cell equals ``dropblock_global_min(Y, r, theta_bar, X).objective`` (and its rank, rho).
     Cost: one SVD, then O(n) set-up and roughly O(log(n)^2 + band) per setting.
     """
+    workers = as_threads(threads)
     sizes = _as_block_sizes(block_sizes)
     thetas = _as_thetas("theta_bars", theta_bars)
     betas = (1.0 - thetas) / thetas
     r_grid, beta_grid = np.meshgrid(sizes, betas, indexing="ij")
-    grid = _solve_grid(x, X, r_grid.ravel(), beta_grid.ravel(), threads)
+    grid = _solve_grid(x, X, r_grid.ravel(), beta_grid.ravel(), workers)
     shape = (sizes.size, thetas.size)
     return SweepResult(
         block_sizes=sizes,
@@ -229,8 +232,10 @@ def width_sweep(
         block_size: r.
         theta: retain probability in (0, 1] (theta_bar for the scaled runs).
         X: optional data b x N: A restricted to X's row space.
-        threads: worker threads for the batched solver.
+        threads: worker threads for the batched solver: None (default) for every core, or a
+            positive count. Results do not depend on it.
     """
+    workers = as_threads(threads)
     r = as_int("block_size", block_size, minimum=1)
     th = as_probability("theta", theta)
     ds = np.atleast_1d(np.asarray(widths))
@@ -240,7 +245,7 @@ def width_sweep(
     scaled_theta = np.array([theta_for_width(th, int(d), r) for d in ds])
     scaled_beta = np.full(ds.size, (1.0 - th) / th)
     r_all = np.full(2 * ds.size, r, dtype=np.int64)
-    grid = _solve_grid(Y, X, r_all, np.concatenate([fixed_beta, scaled_beta]), threads, "Y")
+    grid = _solve_grid(Y, X, r_all, np.concatenate([fixed_beta, scaled_beta]), workers, "Y")
     objective, rank = grid.objective, grid.rank
     W = ds.size
     return WidthSweepResult(

@@ -56,7 +56,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_int, as_nonnegative_float
+from ._progress import progress_delay
+from ._results import ResultEquality
+from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
 from .schemes import MaskScheme
 
 if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10+; annotations are not evaluated at run time
@@ -65,8 +67,8 @@ if TYPE_CHECKING:  # typing.TypeGuard is Python 3.10+; annotations are not evalu
 __all__ = ["TrainResult", "TrainingDiverged", "train", "train_many"]
 
 
-@dataclass(frozen=True)
-class TrainResult:
+@dataclass(frozen=True, eq=False)
+class TrainResult(ResultEquality):
     """The outcome of one masked-SGD run.
 
     Attributes:
@@ -167,15 +169,16 @@ def _check_factors(
 class _ProgressLine:
     """Prints one updating progress line to stderr (called a few times a second, GIL held)."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, delay: float = 0.0) -> None:
         self.label = label
+        self.delay = delay  # seconds before the first line: a short run stays quiet
         self.start = time.perf_counter()
         self.closed = False
 
     def __call__(self, done: int, total: int) -> None:
-        if self.closed:
-            return
         elapsed = time.perf_counter() - self.start
+        if self.closed or elapsed < self.delay:
+            return
         fraction = done / total if total else 1.0
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
         line = (
@@ -232,7 +235,7 @@ def train(
     record_every: int = 100,
     seed: int = 0,
     lr_decay: float | None = None,
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> TrainResult:
     """Train ``y = U D V^T x`` by masked SGD (the paper's Algorithm 1) in C++.
 
@@ -252,7 +255,8 @@ def train(
         seed: seed of the counter-based generator (0 <= seed < 2**64).
         lr_decay: None for a constant step size, or t0 > 0 for ``lr / (1 + (t-1)/t0)`` at step t.
         progress: print a progress line to stderr (updated a few times a second; costs the loop
-            nothing measurable).
+            nothing measurable); a number of seconds prints it only once the run has taken that
+            long (``progress=1``: after one second; ``True``: from the start).
 
     Returns:
         A :class:`TrainResult`.
@@ -318,8 +322,8 @@ def train_many(
     record_every: int | Sequence[int] = 100,
     seed: int | Sequence[int] = 0,
     lr_decay: float | None | Sequence[float | None] = None,
-    threads: int = 0,
-    progress: bool = False,
+    threads: int | None = None,
+    progress: bool | float = False,
     *,
     client: Any = None,
     _label: str = "structdrop.train_many",
@@ -333,12 +337,14 @@ def train_many(
     Example: ``train_many(X, Y, U0, V0, DropBlock(0.5, 5), 1e-4, 10**5, seed=range(64))``.
 
     Args:
-        threads: worker threads (0: all cores); runs are dealt out dynamically. The result of each
-            run is exactly that of :func:`train` with its settings, whatever ``threads``. With a
-            ``client``: C++ threads per Dask task (0 means 1, since every worker already runs one
-            task per thread of its own).
+        threads: worker threads: None (default) for every core, or a positive count; runs are
+            dealt out dynamically. The result of each run is exactly that of :func:`train` with its
+            settings, whatever ``threads``. With a ``client``: C++ threads per Dask task (None
+            means 1, since every worker already runs one task per thread of its own).
+            ``threads=0`` (the old spelling of every core) still works, with a FutureWarning.
         progress: one progress line on stderr for all the runs together (with a ``client``: a tqdm
-            bar on stderr counting runs as their tasks finish).
+            bar on stderr counting runs as their tasks finish); a number of seconds shows it only
+            once the call has taken that long.
         client: a ``dask.distributed.Client`` (needs the ``dask`` extra) to spread the runs over
             its cluster's workers, or None (default) to run them here. X and Y are sent to every
             worker once; the runs are cut into batches of consecutive runs (about four tasks per
@@ -367,7 +373,8 @@ def train_many(
         from ._dask_training import check_client  # lazy: dask is an optional extra
 
         check_client(client)
-    threads = as_int("threads", threads, minimum=0)
+    workers = as_threads(threads)
+    delay = progress_delay(progress)
     Xf, Yf = _check_data(X, Y)
     a, b = Yf.shape[0], Xf.shape[0]
 
@@ -431,11 +438,10 @@ def train_many(
                 _check_decay(f"lr_decay{label}", value("lr_decay", j)),
             )
         )
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be a bool, got {progress!r}")
     if client is not None:
         from ._dask_training import run_on_client
 
-        return run_on_client(client, Xf, Yf, jobs, threads, bool(progress), _label)
-    printer = _ProgressLine(_label) if progress else None
-    return _run(Xf, Yf, jobs, threads, printer)
+        return run_on_client(client, Xf, Yf, jobs, workers, delay, _label)
+    printer = None if delay is None else _ProgressLine(_label, delay)
+    # the engine's spelling of every core is 0
+    return _run(Xf, Yf, jobs, 0 if workers is None else workers, printer)

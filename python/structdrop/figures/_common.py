@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._progress import progress_delay
+
 __all__ = ["Claim", "FigureConfig", "Runs", "paper_problem", "train_chunked", "ema"]
 
 #: The paper's shallow-network setup (Section 5.1).
@@ -34,13 +36,16 @@ class FigureConfig:
     out: Path
     quick: bool = False
     seed: int = 0
-    progress: bool = True
+    progress: bool | float = True
     iterations: int | None = None
     lr: float | None = None
     epochs: int | None = None
     dataset: str = "digits"
     data_root: str | None = None
     device: str | None = None
+
+    def __post_init__(self) -> None:
+        progress_delay(self.progress)  # the one meaning of progress: a bool or a delay in seconds
 
     @property
     def shallow_iterations(self) -> int:

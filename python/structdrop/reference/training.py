@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import _core
+from .._progress import progress_delay
 
 if TYPE_CHECKING:  # a structural type only: this module's arithmetic shares nothing with the core's
     from .._objective_terms import _CoreScheme as Scheme
@@ -205,7 +206,7 @@ def train(
     record_every: int = 100,
     seed: int = 0,
     lr_decay: float | None = None,
-    progress: bool = False,
+    progress: bool | float = False,
 ):
     """Plain NumPy version of :func:`structdrop.train` (same semantics, NumPy's random stream).
 
@@ -214,6 +215,8 @@ def train(
     Returns a :class:`structdrop.TrainResult`.
     """
     from ..training import TrainingDiverged, TrainResult
+
+    progress_delay(progress)  # validated as structdrop.train validates it, then unused
 
     X = np.asarray(X, dtype=float)
     Y = np.asarray(Y, dtype=float)

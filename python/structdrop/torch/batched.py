@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .._results import ResultEquality
 from .._validation import as_float_array, as_int, as_nonnegative_float
 from ._random import run_keys, uniform_field
 from ._schemes import SchemeSpec, as_scheme_spec, check_width, cover_counts
@@ -30,8 +31,8 @@ _RECORD_RUNS = 2048  # runs per batch when evaluating objectives (bounds R x a x
 _GRAPH_STEPS = 50  # default steps per captured CUDA graph
 
 
-@dataclass(frozen=True)
-class BatchedTrainResult:
+@dataclass(frozen=True, eq=False)
+class BatchedTrainResult(ResultEquality):
     """Result of :func:`batched_train` (NumPy arrays on the host, float64 objectives).
 
     Attributes:

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._progress import progress_delay
+from .._results import ResultEquality
 from .._validation import as_int, as_nonnegative_float, as_probability
 from .layers import DropBlock1d
 from .moments import feature_moments
@@ -39,8 +41,8 @@ WIDTH = 80
 BLOCK = 5
 
 
-@dataclass(frozen=True)
-class DeepExperimentResult:
+@dataclass(frozen=True, eq=False)
+class DeepExperimentResult(ResultEquality):
     """Result of :func:`deep_experiment`.
 
     Attributes:
@@ -236,7 +238,7 @@ def deep_experiment(
     weight_decay: float = 0.0,
     seed: int = 0,
     device: torch.device | str | None = None,
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> DeepExperimentResult:
     """Train trunk -> Linear(., 80) -> DropBlock1d(theta, 5) -> Linear(80, classes) and compare with
     Theorem 7.
@@ -262,7 +264,8 @@ def deep_experiment(
             or ``"constant"``.
         seed: seeds the subset, the initialisation, the shuffling and the masks.
         device: torch device (default: CUDA when available).
-        progress: print one line per epoch.
+        progress: print one line per epoch; a number of seconds starts the lines only once the
+            run has taken that long.
 
     Returns:
         :class:`DeepExperimentResult`.
@@ -275,6 +278,7 @@ def deep_experiment(
     lr = as_nonnegative_float("lr", lr)
     weight_decay = as_nonnegative_float("weight_decay", weight_decay)
     seed = as_int("seed", seed, minimum=0)
+    delay = progress_delay(progress)
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
     if trunk not in ("auto", "resnet50", "small_cnn"):
@@ -349,7 +353,7 @@ def deep_experiment(
             annealing.step()
         losses.append(float(total) / seen)
         objective.append(evaluate()[0])
-        if progress:
+        if delay is not None and time.perf_counter() - start >= delay:
             print(
                 f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
                 f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}",

@@ -53,6 +53,7 @@ import torch
 from torch.nn import functional as F
 
 from .._blocks import seed_probability
+from .._results import ResultEquality
 from .._validation import as_int, as_probability
 from .schedules import ScheduledDropRate
 
@@ -62,8 +63,8 @@ _SEEDS = ("full", "valid")
 _SAMPLERS = ("auto", "dense", "sparse")
 
 
-@dataclass(frozen=True)
-class MaskMoments:
+@dataclass(frozen=True, eq=False)
+class MaskMoments(ResultEquality):
     """Exact first and second moments of a DropBlock keep mask on one spatial map.
 
     Attributes:

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._blocks import seed_probability
+from .._results import ResultEquality
 from .._validation import as_int, as_probability
 
 __all__ = ["MaskStatistics", "mask_statistics"]
@@ -103,8 +104,8 @@ def _timm_map(shape: tuple[int, int], b: int, p: float) -> tuple[np.ndarray | No
     return _drop_map(gamma, [_window_counts(n, -half, half, 0, n - 1) for n in shape]), ""
 
 
-@dataclass(frozen=True)
-class MaskStatistics:
+@dataclass(frozen=True, eq=False)
+class MaskStatistics(ResultEquality):
     """Exact per-unit drop rates of several DropBlock rules on one map
     (see :func:`mask_statistics`).
 

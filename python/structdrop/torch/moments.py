@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._progress import progress_delay
 from .._validation import as_int
 from ..objectives import DataMoments
 
@@ -249,7 +250,7 @@ def feature_moments(
     num_classes: int | None = None,
     eval_mode: bool = True,
     all_reduce: bool = True,
-    progress: bool = False,
+    progress: bool | float = False,
 ) -> DataMoments:
     """Moments G G^T, Y G^T, ||Y||^2 and N of a feature extractor's output over a data loader.
 
@@ -283,7 +284,8 @@ def feature_moments(
             summed over all its processes (each process passing the loader of its own share of
             the data, e.g. with a ``DistributedSampler``; every process must call this). False
             returns this process's moments only.
-        progress: a tqdm bar over the batches on stderr (on process 0 only when distributed).
+        progress: a tqdm bar over the batches on stderr (on process 0 only when distributed); a
+            number of seconds shows it only once the pass has taken that long.
 
     Returns:
         :class:`structdrop.DataMoments` with NumPy float64 ``gram`` (d x d, symmetric), ``cross``
@@ -309,11 +311,8 @@ def feature_moments(
         )
     if num_classes is not None:
         num_classes = as_int("num_classes", num_classes, minimum=1)
-    for name, flag in (
-        ("eval_mode", eval_mode),
-        ("all_reduce", all_reduce),
-        ("progress", progress),
-    ):
+    delay = progress_delay(progress)
+    for name, flag in (("eval_mode", eval_mode), ("all_reduce", all_reduce)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool, got {flag!r}")
     if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
@@ -331,7 +330,7 @@ def feature_moments(
     failure: BaseException | None = None
     bar = None
     try:
-        if progress and (dist is None or dist.get_rank() == 0):
+        if delay is not None and (dist is None or dist.get_rank() == 0):
             from tqdm import tqdm
 
             try:
@@ -344,6 +343,7 @@ def feature_moments(
                 unit="batch",
                 file=sys.stderr,
                 dynamic_ncols=True,
+                delay=delay,
             )
         if module is not None and modes:
             module.eval()
