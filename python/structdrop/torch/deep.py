@@ -59,7 +59,8 @@ class DeepExperimentResult:
         theory_rank: rank of the Theorem 7 minimiser.
         theta: retain probability of DropBlock1d.  block_size: r.  width: d (80).
         beta_bar: (r/d)(1 - theta)/theta.  theta_bar: 1/(1 + beta_bar).
-        trunk: "resnet50", "small_cnn", or "custom" (a module).  dataset: "digits", "mnist", "cifar10" or "custom".
+        trunk: "resnet50", "small_cnn", or "custom" (a module).
+        dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
     """
 
@@ -296,7 +297,7 @@ def deep_experiment(
 
     Example:
         >>> import torch, structdrop.torch as sdt  # doctest: +SKIP
-        >>> trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128), torch.nn.ReLU())
+        >>> trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128))
         >>> res = sdt.deep_experiment(0.5, trunk=trunk, epochs=5)  # doctest: +SKIP
         >>> res.gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
     """
@@ -332,9 +333,7 @@ def deep_experiment(
     theta_bar = 1.0 / (1.0 + beta_bar)
 
     custom = isinstance(trunk, nn.Module)
-    use_resnet = not custom and (
-        trunk == "resnet50" or (trunk == "auto" and device.type == "cuda")
-    )
+    use_resnet = not custom and (trunk == "resnet50" or (trunk == "auto" and device.type == "cuda"))
     if use_resnet and not _torchvision_available():
         if trunk == "resnet50":
             warnings.warn(

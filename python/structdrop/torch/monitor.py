@@ -308,7 +308,8 @@ class BoundMonitor:
         scheme.check_width(head.in_features if not isinstance(scheme, DropConnect) else 1)
         if isinstance(loader, (torch.Tensor, str, bytes)) or not isinstance(loader, Iterable):
             raise TypeError(
-                f"loader must be an iterable of (inputs, targets) batches, got {type(loader).__name__}"
+                "loader must be an iterable of (inputs, targets) batches, got "
+                f"{type(loader).__name__}"
             )
         if isinstance(loader, Iterator):
             raise TypeError(
@@ -323,7 +324,9 @@ class BoundMonitor:
         self.head = head
         self.dropout = dropout
         self.loader = loader
-        self.num_classes = None if num_classes is None else as_int("num_classes", num_classes, minimum=1)
+        self.num_classes = (
+            None if num_classes is None else as_int("num_classes", num_classes, minimum=1)
+        )
         self.device = None if device is None else torch.device(device)
         self.every = 1 if every is None else as_int("every", every, minimum=1)
         self.writer = writer
@@ -498,4 +501,3 @@ def scalars(record: BoundRecord) -> dict[str, float]:
         "fit": record.fit,
         "regularizer": record.regularizer,
     }
-
