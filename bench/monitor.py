@@ -14,6 +14,7 @@ evaluate at most 1.2 times the eval pass).
     python bench/monitor.py                  # N = 8192 images of 16 x 16, batches of 256
     python bench/monitor.py --quick          # N = 2048, seconds
     python bench/monitor.py --device cuda    # on a GPU
+    python bench/monitor.py --threads 1      # one CPU thread (steadier on a busy machine)
     python bench/monitor.py --json bench/results/monitor.json
 """
 
@@ -51,11 +52,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="batch size (default 256)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (default 5)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     parser.add_argument("--json", default=None, help="write the results as JSON to this path")
     args = parser.parse_args()
     if args.quick:
         args.n, args.repeats = 2048, 3
     device = torch.device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     images = torch.randn(args.n, 1, args.size, args.size)

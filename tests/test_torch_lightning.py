@@ -39,20 +39,25 @@ def _loader():
     return torch.utils.data.DataLoader(data, batch_size=16)
 
 
+def _trainer(tmp_path, cb, **options):
+    options.setdefault("logger", False)
+    return lightning.Trainer(
+        accelerator="cpu",
+        callbacks=[cb],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        **options,
+    )
+
+
 def test_callback_logs_through_the_trainer(tmp_path):
     torch.manual_seed(0)
     model = Model()
     cb = BoundCallback("features", "last", "drop", num_classes=3, every=2)
     logger = CSVLogger(str(tmp_path), name="run")
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=6,
-        callbacks=[cb],
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _trainer(tmp_path, cb, max_steps=6, logger=logger)
     trainer.fit(model, _loader())
     history = cb.monitor.history
     assert [r.step for r in history] == [2, 4, 6]
@@ -77,17 +82,7 @@ def test_callback_with_modules_and_an_explicit_loader(tmp_path):
     torch.manual_seed(1)
     model = Model()
     cb = BoundCallback(model.features, model.last, model.drop, _loader(), num_classes=3)
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=3,
-        callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accumulate_grad_batches=2,
-        default_root_dir=str(tmp_path),
-    )
+    trainer = _trainer(tmp_path, cb, max_steps=3, accumulate_grad_batches=2)
     trainer.fit(model, _loader())
     # one evaluation per optimiser step, not per batch
     assert [r.step for r in cb.monitor.history] == [1, 2, 3]
@@ -95,15 +90,6 @@ def test_callback_with_modules_and_an_explicit_loader(tmp_path):
 
 def test_callback_names_a_missing_attribute(tmp_path):
     cb = BoundCallback("features", "head", "drop", num_classes=3)
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        callbacks=[cb],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=str(tmp_path),
-    )
+    trainer = _trainer(tmp_path, cb, max_steps=1)
     with pytest.raises(AttributeError, match="head='head'"):
         trainer.fit(Model(), _loader())

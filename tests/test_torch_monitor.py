@@ -321,3 +321,16 @@ def test_bad_input():
         sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, progress=1)
     with pytest.raises(ValueError, match="p=1"):
         sdt.BoundMonitor(trunk, head, torch.nn.Dropout(1.0), data, num_classes=A)
+
+
+def test_import_structdrop_torch_loads_neither_lightning_nor_tensorboard():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, structdrop.torch; "
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'tensorboard')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"  # (an editable build may print first)
