@@ -194,9 +194,12 @@ class _TargetGram:
     """Y Y^T (a x a, float64) of the batches a loader yields, added after feature_moments has
     accepted each batch (so that its checks speak first)."""
 
-    def __init__(self, loader: Iterable[Any], num_classes: int | None) -> None:
+    def __init__(
+        self, loader: Iterable[Any], num_classes: int | None, device: torch.device
+    ) -> None:
         self.loader = loader
         self.num_classes = num_classes
+        self.device = device
         self.gram: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -209,6 +212,8 @@ class _TargetGram:
 
     def _add(self, targets: object) -> None:
         t = targets if isinstance(targets, torch.Tensor) else torch.as_tensor(targets)
+        # summed on the moments' device, read once at the end (no per-batch synchronisation)
+        t = t.to(self.device, non_blocking=self.device.type == "cuda")
         if self.num_classes is not None:
             # Y Y^T of one-hot rows is diagonal: the class counts (out-of-range labels were
             # flagged by feature_moments and raise at the end of its pass)
@@ -218,7 +223,6 @@ class _TargetGram:
         else:
             y = t.to(torch.float64).reshape(t.shape[0], -1)
             part = y.T @ y
-        part = part.cpu()
         self.gram = part if self.gram is None else self.gram + part
 
 
@@ -357,7 +361,7 @@ class BoundMonitor:
         scheme, masks = _resolve_scheme(self.head, self.dropout)
         owner = _owner_module(self.features)
         device = self.device if self.device is not None else _default_device(owner)
-        tap = _TargetGram(self.loader, self.num_classes)
+        tap = _TargetGram(self.loader, self.num_classes, device)
         moments = feature_moments(
             self._wrapped, tap, device, num_classes=self.num_classes, progress=self.progress
         )
@@ -366,12 +370,14 @@ class BoundMonitor:
             raise ValueError(
                 f"head.in_features = {d} but the features have width {moments.in_features - 1}"
             )
-        assert moments.cross is not None and tap.gram is not None
+        assert moments.cross is not None
         if moments.cross.shape[0] != a:
             raise ValueError(
                 f"head.out_features = {a} but the targets have {moments.cross.shape[0]} outputs"
             )
-        y_gram = tap.gram
+        y_gram = tap.gram  # None on a process whose share was empty (the others had data)
+        if y_gram is None:
+            y_gram = torch.zeros((a, a), dtype=torch.float64, device=device)
         dist = _distributed_group()
         if dist is not None:  # feature_moments summed over the processes: so must Y Y^T
             nccl = dist.get_backend() == "nccl"
