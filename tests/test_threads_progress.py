@@ -42,13 +42,19 @@ def _torch_calls():
         import torch
     except ImportError:
         return {}
-    from structdrop.torch import feature_moments
+    from structdrop.torch import BoundMonitor, feature_moments
+
+    def monitor(**kw):
+        torch.manual_seed(0)
+        head = torch.nn.Linear(3, 1, bias=False, dtype=torch.float64)
+        return BoundMonitor(lambda x: x, head, torch.nn.Dropout(0.5), batches, **kw).evaluate()
 
     batches = [(torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 1, dtype=torch.float64))]
     return {
         "structdrop.torch.feature_moments": lambda **kw: feature_moments(
             lambda x: x, batches, **kw
         ),
+        "structdrop.torch.BoundMonitor": monitor,
         # validation only (None: too slow to run here): trains a network
         "structdrop.torch.deep_experiment": None,
     }

@@ -30,19 +30,16 @@ def _data():
     return (patterns[labels] + 0.5 * rng.standard_normal((400, 1, 8, 8)), labels)
 
 
+def _quick_run(data, **options):
+    """A few epochs on the CPU: 200 samples, 3 epochs, seed 1 unless ``options`` say otherwise."""
+    settings = dict(n_train=200, epochs=3, batch_size=25, lr=3e-3, seed=1, device="cpu")
+    settings.update(options)
+    return sdt.deep_experiment(0.5, dataset=data, **settings)
+
+
 def test_small_deep_experiment_respects_the_bound():
     data = _data()
-    res = sdt.deep_experiment(
-        0.5,
-        dataset=data,
-        n_train=200,
-        epochs=3,
-        batch_size=25,
-        lr=3e-3,
-        seed=1,
-        device="cpu",
-        trunk="small_cnn",
-    )
+    res = _quick_run(data, trunk="small_cnn")
     assert res.trunk == "small_cnn" and res.n_train == 200
     assert res.objective.shape == (4,) and res.train_loss.shape == (3,)
     # Theorem 7 bound for one-hot targets: computed independently here from the singular values of Y
@@ -122,3 +119,24 @@ def test_deep_experiment_on_cuda():
     res = sdt.deep_experiment(0.5, dataset=_data(), n_train=300, epochs=2, device="cuda")
     assert res.device.startswith("cuda")
     assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
+
+
+def test_deep_experiment_accepts_any_module_as_trunk():
+    data = _data()
+    torch.manual_seed(3)
+    trunk = torch.nn.Sequential(  # output N x 8 x 4 x 4: flattened to 128 features
+        torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(4)
+    )
+    res = _quick_run(data, n_train=150, epochs=2, seed=2, trunk=trunk)
+    assert res.trunk == "custom" and res.objective.shape == (3,)
+    assert next(trunk.parameters()).grad is not None  # trained in place
+    _, labels, _ = deep.load_dataset(data, n_train=150, seed=2)
+    Y = np.eye(10)[labels.numpy()].T
+    gm = structdrop.dropblock_global_min(Y, 5, res.theta_bar)
+    assert np.isclose(res.lower_bound, gm.objective, rtol=1e-10)
+    assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
+    assert res.lower_bound <= res.feature_lower_bound <= res.objective[-1] * (1 + 1e-9)
+    with pytest.raises(TypeError, match="nn.Module"):
+        sdt.deep_experiment(0.5, dataset=data, epochs=0, trunk=3)
+    with pytest.raises(ValueError, match="features"):
+        sdt.deep_experiment(0.5, dataset=data, epochs=0, trunk=torch.nn.Flatten(0))

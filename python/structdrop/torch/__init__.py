@@ -15,6 +15,9 @@
 - :func:`deep_experiment`: the deep-network experiment of Section 5.2 (Figure 3).
 - :func:`feature_moments`: ``DataMoments`` of a feature extractor over a data loader, accumulated on
   the device and summed over ``torch.distributed`` processes.
+- :class:`BoundMonitor`: the exact dropout objective of your own network and its global-minimum
+  bounds, evaluated during training (TensorBoard; Lightning through
+  :mod:`structdrop.torch.lightning`).
 
 ``import structdrop`` never imports this package (nor torch).
 """
@@ -36,6 +39,7 @@ from .dropblock_nd import DropBlock2d, DropBlock3d, MaskMoments
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
 from .mask_statistics import MaskStatistics, mask_statistics
 from .moments import feature_moments
+from .monitor import BoundMonitor, BoundRecord
 from .objectives import (
     characteristic_matrix,
     dropblock_regularizer,
@@ -59,6 +63,8 @@ from .weight_dropout import (
 
 __all__ = [
     "BatchedTrainResult",
+    "BoundMonitor",
+    "BoundRecord",
     "DeepExperimentResult",
     "DropBlock1d",
     "DropBlock2d",

@@ -33,7 +33,7 @@ from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int, as_nonnegative_float, as_probability
 from .layers import DropBlock1d
-from .moments import feature_moments
+from .monitor import BoundMonitor, BoundRecord
 
 __all__ = ["DeepExperimentResult", "deep_experiment", "load_dataset", "small_cnn", "resnet50_small"]
 
@@ -61,7 +61,8 @@ class DeepExperimentResult(ResultEquality):
         theory_rank: rank of the Theorem 7 minimiser.
         theta: retain probability of DropBlock1d.  block_size: r.  width: d (80).
         beta_bar: (r/d)(1 - theta)/theta.  theta_bar: 1/(1 + beta_bar).
-        trunk: "resnet50" or "small_cnn".  dataset: "digits", "mnist", "cifar10" or "custom".
+        trunk: "resnet50", "small_cnn", or "custom" (a module).
+        dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
     """
 
@@ -122,6 +123,25 @@ def resnet50_small(in_channels: int) -> tuple[nn.Module, int]:
     net.maxpool = nn.Identity()
     net.fc = nn.Identity()
     return net, 2048
+
+
+def _output_width(trunk: nn.Module, sample: torch.Tensor) -> int:
+    """Features per sample of ``trunk`` (one eval-mode forward pass of two images; the modes of
+    its submodules are restored)."""
+    modes = [(m, m.training) for m in trunk.modules()]
+    trunk.eval()
+    try:
+        with torch.no_grad():
+            out = trunk(sample)
+    finally:
+        for m, mode in modes:
+            m.training = mode
+    if not isinstance(out, torch.Tensor) or out.dim() < 2 or out.shape[0] != len(sample):
+        raise ValueError(
+            "trunk must map N x C x H x W images to (N, ...) features, got "
+            f"{getattr(out, 'shape', type(out).__name__)}"
+        )
+    return int(out[0].numel())
 
 
 def _torchvision_available() -> bool:
@@ -218,7 +238,7 @@ class _Net(nn.Module):
         self.last = nn.Linear(WIDTH, classes, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.reduce(self.trunk(x))
+        return self.reduce(self.trunk(x).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last(self.drop(self.features(x)))
@@ -230,7 +250,7 @@ def deep_experiment(
     dataset: object = "digits",
     root: str | None = None,
     n_train: int | None = None,
-    trunk: str = "auto",
+    trunk: str | nn.Module = "auto",
     epochs: int = 40,
     batch_size: int = 64,
     lr: float = 2e-3,
@@ -256,7 +276,10 @@ def deep_experiment(
         n_train: use a seeded random subset of this many training samples (default: all).
         trunk: ``"resnet50"`` (torchvision's ResNet-50 adapted to small images), ``"small_cnn"``,
             or ``"auto"``: ResNet-50 when torchvision imports and the device is CUDA, else the small
-            CNN. ``"resnet50"`` without a working torchvision warns and uses the small CNN.
+            CNN. ``"resnet50"`` without a working torchvision warns and uses the small CNN. Or any
+            ``nn.Module`` taking the N x C x H x W images (its output is flattened; its width is
+            read from one eval-mode forward pass): it is moved to ``device`` and trained in place
+            (pass ``copy.deepcopy(trunk)`` to keep yours), with your initialisation.
         epochs, batch_size, lr, weight_decay: Adam training of all weights on the mean squared loss
             (per sample, summed over classes) of each shuffled minibatch (a last minibatch of one
             sample is skipped: BatchNorm cannot train on it).
@@ -268,7 +291,18 @@ def deep_experiment(
             run has taken that long.
 
     Returns:
-        :class:`DeepExperimentResult`.
+        :class:`DeepExperimentResult`. The objective and both bounds come from a
+        :class:`BoundMonitor` on the training set (one eval-mode pass per epoch).
+
+    Raises:
+        ValueError: bad settings, an unknown trunk name or dataset.
+        TypeError: a trunk that is neither a name nor an ``nn.Module``.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt  # doctest: +SKIP
+        >>> trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128))
+        >>> res = sdt.deep_experiment(0.5, trunk=trunk, epochs=5)  # doctest: +SKIP
+        >>> res.gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
     """
     import structdrop
 
@@ -281,8 +315,15 @@ def deep_experiment(
     delay = progress_delay(progress)
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
-    if trunk not in ("auto", "resnet50", "small_cnn"):
-        raise ValueError(f"trunk must be 'auto', 'resnet50' or 'small_cnn', got {trunk!r}")
+    if isinstance(trunk, str):
+        if trunk not in ("auto", "resnet50", "small_cnn"):
+            raise ValueError(
+                f"trunk must be 'auto', 'resnet50', 'small_cnn' or an nn.Module, got {trunk!r}"
+            )
+    elif not isinstance(trunk, nn.Module):
+        raise TypeError(
+            f"trunk must be 'auto', 'resnet50', 'small_cnn' or an nn.Module, got {type(trunk)}"
+        )
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -294,9 +335,9 @@ def deep_experiment(
 
     beta_bar = structdrop.beta_for_width(theta, WIDTH, BLOCK)
     theta_bar = 1.0 / (1.0 + beta_bar)
-    bound = structdrop.dropblock_global_min(Y.numpy(), BLOCK, theta_bar)
 
-    use_resnet = trunk == "resnet50" or (trunk == "auto" and device.type == "cuda")
+    custom = isinstance(trunk, nn.Module)
+    use_resnet = not custom and (trunk == "resnet50" or (trunk == "auto" and device.type == "cuda"))
     if use_resnet and not _torchvision_available():
         if trunk == "resnet50":
             warnings.warn(
@@ -306,7 +347,10 @@ def deep_experiment(
             )
         use_resnet = False
     torch.manual_seed(seed)
-    body, body_features = (resnet50_small if use_resnet else small_cnn)(images.shape[1])
+    if isinstance(trunk, nn.Module):
+        body, body_features = trunk.to(device), _output_width(trunk, images[:2].to(device))
+    else:
+        body, body_features = (resnet50_small if use_resnet else small_cnn)(images.shape[1])
     net = _Net(body, body_features, classes, theta).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     annealing = None
@@ -317,22 +361,16 @@ def deep_experiment(
     shuffle = torch.Generator().manual_seed(seed + 1)
 
     labels_dev = labels.to(device)
-    scheme = structdrop.DropBlock(theta, BLOCK)
+    # the training set in batches of 512 (views, no copies), passed once per evaluation
+    batches = [(images_dev[i : i + 512], labels_dev[i : i + 512]) for i in range(0, N, 512)]
+    monitor = BoundMonitor(net.features, net.last, net.drop, batches, num_classes=classes)
 
-    def evaluate() -> tuple[float, np.ndarray, structdrop.DataMoments]:
-        # Lemma 1 from the features' moments G G^T, Y G^T, ||Y||^2 (accumulated in eval mode, in
-        # float64 on the device, one batch at a time): nothing of size N is held.
-        batches = ((images_dev[i : i + 512], labels_dev[i : i + 512]) for i in range(0, N, 512))
-        moments = feature_moments(
-            net.features, batches, device, num_classes=classes, all_reduce=False
-        )
-        U = net.last.weight.detach().to(torch.float64).cpu().numpy()
-        value = structdrop.objective_terms(scheme, U, np.eye(WIDTH), moments).objective
-        # singular values of U G: sigma^2 are the eigenvalues of U (G G^T) U^T
-        eigenvalues = np.linalg.eigvalsh(U @ moments.gram @ U.T)[::-1]
-        return value, np.sqrt(np.clip(eigenvalues, 0.0, None)), moments
+    def evaluate() -> BoundRecord:
+        record = monitor.evaluate()
+        monitor.history.append(record)
+        return record
 
-    objective = [evaluate()[0]]
+    objective = [evaluate().objective]
     losses = []
     for epoch in range(1, epochs + 1):
         order = torch.randperm(N, generator=shuffle).to(device)
@@ -352,35 +390,30 @@ def deep_experiment(
         if annealing is not None:
             annealing.step()
         losses.append(float(total) / seen)
-        objective.append(evaluate()[0])
+        objective.append(evaluate().objective)
         if delay is not None and time.perf_counter() - start >= delay:
             print(
                 f"epoch {epoch:4d}  train loss {losses[-1]:.5f}  objective {objective[-1]:.4f}  "
-                f"bound {bound.objective:.4f}  ratio {objective[-1] / bound.objective:.4f}",
+                f"bound {monitor.history[-1].lower_bound:.4f}  "
+                f"ratio {objective[-1] / monitor.history[-1].lower_bound:.4f}",
                 flush=True,
             )
-    _, sv, final_moments = evaluate()
-    # Features may be rank-deficient (dead units): the estimate then stays in the docs, not a
-    # warning.
-    feature_bound = structdrop.global_min_from_moments(final_moments, BLOCK, theta_bar, warn=False)
-    theory = np.zeros(classes)
-    a_star = np.asarray(bound.singular_values, dtype=np.float64)
-    theory[: min(classes, a_star.size)] = a_star[:classes]
+    final = monitor.history[-1]
     return DeepExperimentResult(
         epochs=np.arange(epochs + 1),
         objective=np.asarray(objective),
         train_loss=np.asarray(losses),
-        lower_bound=float(bound.objective),
-        feature_lower_bound=float(feature_bound.objective),
-        singular_values=sv[:classes],
-        theory_singular_values=theory,
-        theory_rank=int(bound.rank),
+        lower_bound=final.lower_bound,
+        feature_lower_bound=final.feature_lower_bound,
+        singular_values=final.singular_values,
+        theory_singular_values=final.theory_singular_values,
+        theory_rank=final.theory_rank,
         theta=theta,
         block_size=BLOCK,
         width=WIDTH,
         beta_bar=float(beta_bar),
         theta_bar=float(theta_bar),
-        trunk="resnet50" if use_resnet else "small_cnn",
+        trunk="custom" if custom else ("resnet50" if use_resnet else "small_cnn"),
         dataset=str(dataset).lower() if isinstance(dataset, str) else "custom",
         n_train=N,
         device=str(device),
