@@ -234,6 +234,7 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
         raise ValueError(
             "moments were computed without targets Y; the global minimum needs Y X^T and ||Y||^2"
         )
+    moments.check_semidefinite()
     return moments
 
 
