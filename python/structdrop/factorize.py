@@ -173,8 +173,9 @@ class BalancedFactorization:
             (Levenberg-Marquardt solve of the projector equations, verified to rounding, possibly
             summed with constructions), "truncation" (not exact: the best
             truncation, see the module docstring) or "local search" (not exact, r > 1: the best
-            of seeded Levenberg-Marquardt runs on the width-d objective, started from the
-            truncation and from random points; a stationary point, not certified global).
+            of seeded block-coordinate descent runs on the width-d objective, started from the
+            truncation and from random points; a block-coordinate minimum, not certified
+            global).
     """
 
     U: np.ndarray
