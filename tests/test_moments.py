@@ -510,3 +510,20 @@ def test_stream_of_empty_chunks_is_refused_as_data_moments_refuses_no_samples():
         stream_moments([(X, None)])
     one = stream_moments([(X, None), (np.ones((3, 2)), None), (X, None)])  # some empty: fine
     assert one.n_samples == 2
+
+
+@pytest.mark.parametrize("entries", [1, 7, 1 << 20])
+def test_moment_checks_in_row_blocks_see_every_entry(monkeypatch, entries):
+    """The O(b^2) checks run in row blocks (bounded temporaries): a bad entry in any block, on
+    either side of the diagonal, is found whatever the block size."""
+    import structdrop.moments as moments_module
+
+    monkeypatch.setattr(moments_module, "_CHECK_ENTRIES", entries)
+    rng = np.random.default_rng(8)
+    good = data_moments(rng.standard_normal((5, 30)))
+    DataMoments(good.gram, None, 0.0, 30)
+    for i, j in [(0, 4), (4, 0), (2, 3), (4, 3)]:
+        bad = good.gram.copy()
+        bad[i, j] += 1e-6 * np.sqrt(bad[i, i] * bad[j, j])
+        with pytest.raises(ValueError, match="not symmetric"):
+            DataMoments(bad, None, 0.0, 30)

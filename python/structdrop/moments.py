@@ -32,6 +32,9 @@ from ._validation import as_float_array, as_int, as_nonnegative_float, as_real_a
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
 
+# Entries of gram checked at once by DataMoments (row blocks: bounded temporaries for a large b).
+_CHECK_ENTRIES = 1 << 20
+
 #: Default size (bytes) of one float64 column chunk of X and Y together, when chunks are needed.
 CHUNK_BYTES = 64 * 2**20
 
@@ -102,21 +105,24 @@ class DataMoments:
                     "moments of n_samples = 0 samples must be zero (gram, cross and y_sq_norm)"
                 )
             return
-        slack = 4.0 * _rounding_gamma(n)  # 2 gamma_N / (1 - gamma_N) with room for the diagonal
-        root = np.sqrt(np.maximum(np.diagonal(gram), 0.0))
         if np.diagonal(gram).min() < 0.0:
             raise ValueError("gram has a negative diagonal entry: it is not X X^T for any X")
-        bound = np.outer(root, root)
-        if (np.abs(gram - gram.T) > slack * bound).any():
-            raise ValueError(
-                "gram is not symmetric (beyond the rounding of forming X X^T from "
-                f"n_samples = {n} samples): it is not X X^T for any X"
-            )
-        if (np.abs(gram) > (1.0 + slack) * bound).any():
-            raise ValueError(
-                "gram is not positive semidefinite: an entry exceeds sqrt(G_ii G_jj) (beyond "
-                "rounding), so it is not X X^T for any X"
-            )
+        slack = 4.0 * _rounding_gamma(n)  # 2 gamma_N / (1 - gamma_N) with room for the diagonal
+        root = np.sqrt(np.diagonal(gram))
+        rows = max(1, _CHECK_ENTRIES // gram.shape[0])  # row blocks: O(b) extra memory per row
+        for start in range(0, gram.shape[0], rows):
+            block = slice(start, start + rows)
+            bound = np.outer(root[block], root)
+            if (np.abs(gram[block] - gram[:, block].T) > slack * bound).any():
+                raise ValueError(
+                    "gram is not symmetric (beyond the rounding of forming X X^T from "
+                    f"n_samples = {n} samples): it is not X X^T for any X"
+                )
+            if (np.abs(gram[block]) > (1.0 + slack) * bound).any():
+                raise ValueError(
+                    "gram is not positive semidefinite: an entry exceeds sqrt(G_ii G_jj) (beyond "
+                    "rounding), so it is not X X^T for any X"
+                )
         if cross is not None and (np.abs(cross) > (1.0 + slack) * math.sqrt(y_sq) * root).any():
             raise ValueError(
                 "cross and y_sq_norm are inconsistent: |(Y X^T)_ij| exceeds "
