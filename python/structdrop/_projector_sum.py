@@ -189,9 +189,9 @@ def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> np.ndarray:
         shares *= (e - s) / shares.sum()
         lines[order[lo:hi], s:e] = _unit_frame(shares, e - s)
         covered[s:e] = True
-    for u in np.flatnonzero(~covered):  # unit cells: the pure basis vector of their coordinate
-        i = min(int(np.searchsorted(bounds, u + 0.5, "right")) - 1, m - 1)
-        lines[order[i], u] = 1.0
+    unit = np.flatnonzero(~covered)  # unit cells: the pure basis vector of their coordinate
+    coordinate = np.minimum(np.searchsorted(bounds, unit + 0.5, "right") - 1, m - 1)
+    lines[order[coordinate], unit] = 1.0
     bases = lines.reshape(m, plan.rank, k).transpose(2, 0, 1)  # bases[j] = lines[:, j::k]
     return _complements(bases, plan.rank) if plan.complement else bases
 
