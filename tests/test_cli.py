@@ -168,7 +168,34 @@ BAD = [
     (["reproduce", "fig1", "--iterations", "0"], "positive integer"),
     (["reproduce", "fig1", "--lr", "-1"], "positive"),
     (["reproduce", "fig3", "--dataset", "mnist"], "--data-root"),
+    (
+        ["reproduce", "fig1", "--device", "cpu", "--iterations", "1", "--out", "{d}/figs"],
+        "--device applies to Figure 3",
+    ),
+    (
+        ["reproduce", "fig2", "--device", "cuda", "--iterations", "1", "--out", "{d}/figs"],
+        "--device applies to Figure 3",
+    ),
+    (
+        ["reproduce", "fig4", "--device", "cuda:0", "--iterations", "1", "--out", "{d}/figs"],
+        "--device applies to Figure 3",
+    ),
+    (["reproduce", "fig3", "--device", "nosuchdevice", "--out", "{d}/figs"], "--device"),
 ]
+
+
+def test_reproduce_refuses_a_device_this_torch_cannot_use(capsys, tmp_path):
+    """A device PyTorch cannot allocate on is one line, exit 2, before anything is written
+    (a CPU-only torch asked for CUDA raised an AssertionError traceback)."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: pick a device index beyond the last one")
+    code = main(["reproduce", "fig3", "--quick", "--device", "cuda", "--out", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "--device cuda is not available" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "f").exists()
 
 
 @pytest.fixture(scope="module")

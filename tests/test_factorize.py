@@ -313,3 +313,37 @@ def test_near_saturated_band_is_exact_from_the_rank_bound():
         fact = assert_exact_network(Y, None, res, d, 0.999)
         assert fact.method == ("construction" if d == 3 * 348 else "numerical")
     assert not fz.balanced_factorization(res, 6).exact  # k = 2 < rank bound 3
+
+
+# --- widths whose arrays cannot fit ----------------------------------------------------------
+
+
+def test_width_beyond_memory_is_refused_up_front():
+    """A width whose U and V alone exceed the physical memory is refused at once, naming the
+    width, the bytes and the largest width that fits (before: O(d) Python lists grew until the
+    process was killed)."""
+    Y, X = data(0, 4, 5, 40)
+    res = sd.dropblock_global_min(Y, 1, 0.5, X=X)
+    memory = fz._physical_memory()
+    if memory is None:
+        pytest.skip("the OS does not report the physical memory here")
+    d = memory // 8  # U alone (4 rows of float64) needs 4x the memory
+    with pytest.raises(MemoryError, match=rf"width-{d} .* largest width .* is \d+"):
+        res.factorize(d)
+
+
+@pytest.mark.parametrize(("r", "with_x"), [(1, True), (2, False), (3, True)])
+def test_largest_width_named_fits_and_the_next_does_not(monkeypatch, r, with_x):
+    """With the memory pinned small, the largest width the error names is built and one block
+    more is refused; the bound per unit of width covers U and V (a + b rows of float64)."""
+    Y, X = data(1, 4, 6, 30, with_x=with_x)
+    res = sd.dropblock_global_min(Y, r, 0.6, X=X)
+    monkeypatch.setattr(fz, "_physical_memory", lambda: 1 << 20)
+    with pytest.raises(MemoryError) as err:
+        res.factorize(r * (1 << 20))
+    largest = int(str(err.value).rsplit(" ", 1)[-1])
+    assert largest > 0 and largest % r == 0
+    U, V = res.factorize(largest)
+    assert U.nbytes + V.nbytes <= 1 << 20
+    with pytest.raises(MemoryError):
+        res.factorize(largest + r)

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+import pytest
+
 import structdrop
 
 PACKAGE_DIR = Path(structdrop.__file__).resolve().parent
@@ -254,3 +256,25 @@ def test_every_module_imports_alone_in_a_fresh_interpreter():
             covered |= {n for n in loaded if n.rpartition(".")[0] == package}
     run_all([n for n in names if n not in covered and n not in packages])
     assert not failures, "\n\n".join(failures)
+
+
+def test_import_structdrop_loads_only_numpy_and_the_core():
+    """docs/api.md: ``import structdrop`` loads only NumPy and the compiled core; tqdm comes with
+    the first progress bar."""
+    if not hasattr(sys, "stdlib_module_names"):  # Python < 3.10
+        pytest.skip("needs sys.stdlib_module_names")
+    code = (
+        "import sys\n"
+        "top = lambda: {m.split('.')[0] for m in sys.modules}\n"
+        "import numpy\n"
+        "before = top()\n"
+        "import structdrop\n"
+        "new = top() - before - set(sys.stdlib_module_names)\n"
+        "print(sorted(m for m in new if not m.startswith('_') and m != 'cython_runtime'))\n"
+        "structdrop.data_moments(numpy.ones((2, 3)), progress=True)\n"
+        "print('tqdm' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split()[-2:] == ["['structdrop']", "True"], result.stdout

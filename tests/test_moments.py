@@ -440,3 +440,106 @@ def test_import_structdrop_does_not_import_dask():
     code = "import structdrop, sys; print([m for m in ('dask', 'distributed') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- moments built by hand ----------------------------------------------------------------------
+
+
+def _moments_family(seed):
+    """Moments of adversarial data: rank-deficient X, Y inside X's row space, scales near the
+    float64 ends, one sample, and Grams formed by a general product (not exactly symmetric)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((6, 40))
+    yield data_moments(X, rng.standard_normal((3, 40)))
+    low = rng.standard_normal((6, 2)) @ rng.standard_normal((2, 40))  # rank 2 of 6
+    yield data_moments(low, low[:2] * 3.0)  # Y in X's row space, Y X^T at its bound
+    yield data_moments(X * 1e-150, X[:1] * 1e150)
+    yield data_moments(X[:, :1], X[:2, :1])  # N = 1
+    Xf = np.asfortranarray(rng.standard_normal((6, 5000)))
+    gram = Xf @ np.ascontiguousarray(Xf.T)  # gemm with different layouts: rounding differs
+    yield DataMoments(gram, None, 0.0, 5000)
+    yield DataMoments(gram + 3e-3 * _rounding_bound(gram, 5000), None, 0.0, 5000)
+
+
+def _rounding_bound(gram, n):
+    u = np.finfo(np.float64).eps / 2
+    root = np.sqrt(np.diagonal(gram))
+    return np.triu(n * u * np.outer(root, root), 1)  # a one-sided (asymmetric) perturbation
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_moments_of_any_data_are_accepted(seed):
+    for moments in _moments_family(seed):
+        rebuilt = DataMoments(moments.gram, moments.cross, moments.y_sq_norm, moments.n_samples)
+        rebuilt.check_semidefinite()
+        if rebuilt.cross is not None:
+            with np.errstate(over="ignore"):  # the error estimate overflows at scale 1e-150
+                sd.global_min_from_moments(rebuilt, 1, 0.5, warn=False)
+
+
+def test_impossible_moments_are_refused():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3, 50))
+    Y = rng.standard_normal((2, 50))
+    good = data_moments(X, Y)
+    G, C, s, n = good.gram, good.cross, good.y_sq_norm, good.n_samples
+    bad_nan = G.copy()
+    bad_nan[0, 1] = np.nan
+    asymmetric = G.copy()
+    asymmetric[0, 1] += 1e-6 * np.sqrt(G[0, 0] * G[1, 1])
+    # Indefinite with every 2 x 2 minor semidefinite: only the eigenvalues tell.
+    indefinite = np.array([[1.0, 0.9, 0.9], [0.9, 1.0, -0.9], [0.9, -0.9, 1.0]])
+    assert np.linalg.eigvalsh(indefinite)[0] < -0.5
+    cases = [
+        ((bad_nan, C, s, n), ValueError, "gram contains NaN"),
+        ((G, np.where(C > 0, np.inf, C), s, n), ValueError, "cross contains NaN or infinite"),
+        ((G, C, np.nan, n), ValueError, "y_sq_norm"),
+        ((G, C, -1.0, n), ValueError, "y_sq_norm must be >= 0"),
+        ((G, C, s, -5), ValueError, "n_samples must be >= 0"),
+        ((G, C, s, 49.5), TypeError, "n_samples must be an integer"),
+        ((G, C, s, 0), ValueError, "n_samples = 0 samples must be zero"),
+        ((G[:, :2], C, s, n), ValueError, "gram must be square"),
+        ((G, C[:, :2], s, n), ValueError, "cross must be a x b with b = 3"),
+        ((G, C.T, s, n), ValueError, "cross must be a x b"),
+        ((asymmetric, C, s, n), ValueError, "gram is not symmetric"),
+        ((-G, C, s, n), ValueError, "negative diagonal"),
+        ((G + 3 * np.abs(G).max() * (1 - np.eye(3)), C, s, n), ValueError, "not positive semi"),
+        ((G, C, 1e-3 * s, n), ValueError, "cross and y_sq_norm are inconsistent"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=message):
+            DataMoments(*args)
+    moments = DataMoments(indefinite, np.zeros((1, 3)), 1.0, 10)  # passes the O(b^2) checks
+    with pytest.raises(ValueError, match="not positive semidefinite: smallest eigenvalue"):
+        sd.global_min_from_moments(moments, 1, 0.5)
+    with pytest.raises(ValueError, match="not positive semidefinite: smallest eigenvalue"):
+        sd.objective_terms(sd.Dropout(0.5), np.ones((1, 1)), np.ones((3, 1)), moments)
+
+
+def test_stream_of_empty_chunks_is_refused_as_data_moments_refuses_no_samples():
+    X = np.ones((3, 0))
+    with pytest.raises(ValueError, match="X must not be empty"):
+        data_moments(X, np.ones((2, 0)))
+    with pytest.raises(ValueError, match="X must not be empty"):
+        stream_moments([(X, np.ones((2, 0))), (X, np.ones((2, 0)))])
+    with pytest.raises(ValueError, match="X must not be empty"):
+        stream_moments([(X, None)])
+    one = stream_moments([(X, None), (np.ones((3, 2)), None), (X, None)])  # some empty: fine
+    assert one.n_samples == 2
+
+
+@pytest.mark.parametrize("entries", [1, 7, 1 << 20])
+def test_moment_checks_in_row_blocks_see_every_entry(monkeypatch, entries):
+    """The O(b^2) checks run in row blocks (bounded temporaries): a bad entry in any block, on
+    either side of the diagonal, is found whatever the block size."""
+    import structdrop.moments as moments_module
+
+    monkeypatch.setattr(moments_module, "_CHECK_ENTRIES", entries)
+    rng = np.random.default_rng(8)
+    good = data_moments(rng.standard_normal((5, 30)))
+    DataMoments(good.gram, None, 0.0, 30)
+    for i, j in [(0, 4), (4, 0), (2, 3), (4, 3)]:
+        bad = good.gram.copy()
+        bad[i, j] += 1e-6 * np.sqrt(bad[i, i] * bad[j, j])
+        with pytest.raises(ValueError, match="not symmetric"):
+            DataMoments(bad, None, 0.0, 30)

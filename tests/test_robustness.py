@@ -57,7 +57,7 @@ def test_all_equal_values_closed_form(method, n, r, beta):
     else:
         # Documented loss of componentwise accuracy: a = m - cut cancels when a << m. The error
         # stays normwise small (measured: sweep <= 1.4e-16 max|m|, search <= 1e-12 max|m| at
-        # beta = 1e12; see GUARANTEES-notes.md).
+        # beta = 1e12; see "Known limits" in docs/guarantees.md).
         bound = 1e-15 if method == "sweep" else 1e-11
         assert np.max(np.abs(res.values - alpha)) <= bound * c
     expected_obj = n * (c - alpha) ** 2 + beta * alpha**2 * n * n / min(n, r)
@@ -143,7 +143,8 @@ def test_sweep_and_search_agree_across_beta(rng):
         for r in (1, 5, 50):
             a = sd.prox_ksupport_sq(m, r, beta, method="sweep").values
             b = sd.prox_ksupport_sq(m, r, beta, method="search").values
-            # normwise agreement (componentwise is lost for tiny a_i, see GUARANTEES-notes.md);
+            # normwise agreement (componentwise is lost for tiny a_i: docs/guarantees.md, "Known
+            # limits");
             # measured worst case here ~5e-13 max|m|, from the search's near-tie selection.
             assert np.max(np.abs(a - b)) <= 1e-11 * m.max()
             certify(m, r, beta, a)

@@ -2,6 +2,7 @@
 or enumerated)."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -185,3 +186,67 @@ def test_import_structdrop_does_not_import_torch():
         "in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+# ---------------------------------------------------------------- low-precision inputs
+# Bernoulli(theta) keeps scaled by exact powers of two, so every output value is exact in
+# bfloat16/float16 and any bias comes from the draws. n = 2**25 outputs: the standard error of the
+# mean output is sqrt((1/p - 1) / n) <= 1.8e-4 at keep probability p >= 1/2; a bfloat16 uniform
+# gave a bias of 1.8e-3, 10 standard errors.
+N_LOW = 2**25
+
+
+def _mean_within(out, keep, count):
+    """|mean - 1| <= 5 standard errors for i.i.d. outputs of mean 1 with keep probability keep."""
+    se = math.sqrt((1.0 / keep - 1.0) / count)
+    mean = float(out.detach().double().mean())
+    assert abs(mean - 1.0) <= 5.0 * se, (mean, se)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_layers_unbiased_in_half_precision(dtype):
+    dtype = getattr(torch, dtype)
+    torch.manual_seed(11)
+    x = torch.ones(N_LOW // 64, 64, dtype=dtype)
+    _mean_within(sdt.DropBlock1d(0.5, 1)(x), 0.5, N_LOW)
+    _mean_within(sdt.DropBlock1d(0.5, 4)(x), 0.5, N_LOW // 4)
+    # gamma = 1/2, r = 2: keep 1/2 at the edges, 1/4 inside (scales 2 and 4, exact); the units are
+    # dependent through shared seeds, so only the 2 edge units per row are taken (independent).
+    out = sdt.OverlappingDropBlock1d(2, gamma=0.5)(torch.ones(N_LOW // 2, 3, dtype=dtype))
+    _mean_within(out[:, [0, 2]], 0.5, N_LOW)
+    layer = sdt.DropConnectLinear(16, 4, 0.5, bias=False, dtype=dtype)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    out = layer(torch.ones(N_LOW // 64, 16, dtype=dtype)) / 16  # a mean of 16 keeps per output
+    _mean_within(out, 0.5, N_LOW)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_seeded_draws_in_float32_and_float64_are_torch_rand_in_that_dtype(dtype):
+    """The streams of full-precision inputs: torch.rand in the input's dtype, seed for seed."""
+    x = torch.randn(5, 12, dtype=dtype)
+    torch.manual_seed(3)
+    out = sdt.DropBlock1d(0.6, 3)(x)
+    torch.manual_seed(3)
+    keep = (torch.rand(5, 4, 1, dtype=dtype) < 0.6).expand(5, 4, 3).reshape(5, 12)
+    torch.testing.assert_close(out, x * keep.to(dtype) * (1.0 / 0.6), rtol=0, atol=0)
+    torch.manual_seed(4)
+    out = sdt.OverlappingDropBlock1d(3, gamma=0.2)(x)
+    torch.manual_seed(4)
+    seeds = torch.rand(5, 1, 10, dtype=dtype) < 0.2
+    assert torch.equal(
+        out == 0,
+        torch.nn.functional.max_pool1d(
+            torch.nn.functional.pad(seeds.to(dtype), (2, 2)), 3, 1
+        ).reshape(5, 12)
+        > 0,
+    )
+    layer = sdt.DropConnectLinear(12, 2, 0.7, dtype=dtype)
+    torch.manual_seed(5)
+    out = layer(x)
+    torch.manual_seed(5)
+    mask = (torch.rand(5, 2, 12, dtype=dtype) < 0.7).to(dtype)
+    expected = (
+        torch.bmm(layer.weight * mask, x.unsqueeze(-1)).squeeze(-1) * (1.0 / 0.7) + layer.bias
+    )
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

@@ -280,3 +280,36 @@ def test_stacked_bidirectional_lstm_flatten_parameters_and_state_dict():
     again.load_state_dict(state)
     again.eval()
     assert torch.equal(again(x)[0], dropped(x)[0])
+
+
+@pytest.mark.parametrize("change", ["schedule", "target"])
+def test_manual_mask_stays_unbiased_when_the_rate_changes(change):
+    """A "manual" mask drawn during warm-up keeps the scale of its own rate: the masked weight's
+    mean stays 1 for a weight of ones (before: rescaled by the new rate, (1 - 0.1)/(1 - 0.3)
+    = 1.29 after one step of a 0.6 warm-up over 6 steps). n = 2**20 entries, standard error
+    sqrt(p/(1-p)/n) <= 3.3e-4 at p = 0.1."""
+    torch.manual_seed(45)
+    layer = torch.nn.Linear(1024, 1024, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    sdt.weight_dropout(layer, p=0.6, redraw="manual", warmup_steps=6)
+    scheduler = sdt.DropRateScheduler(layer)
+    scheduler.step()  # p = 0.1
+    drawn = layer.parametrizations["weight"][0]
+    p = drawn.p
+    first = layer.weight.detach().clone()
+    n = first.numel()
+    assert abs(first.double().mean().item() - 1.0) <= 5 * math.sqrt(p / (1 - p) / n)
+    if change == "schedule":
+        scheduler.step(2)  # p = 0.3
+    else:
+        drawn.p = 0.3  # the target rate: p = 0.05 during the warm-up
+    assert drawn.p != p
+    torch.testing.assert_close(layer.weight.detach(), first, rtol=0, atol=0)  # the same mask
+    sdt.redraw_weight_masks(layer)  # a new mask at the new rate, scaled by it
+    p = drawn.p
+    again = layer.weight.detach()
+    assert not torch.equal(again, first)
+    scale = torch.tensor(1.0 / (1.0 - p), dtype=torch.float32).item()  # as a float32 product
+    assert set(torch.unique(again).tolist()) <= {0.0, scale}
+    assert abs(again.double().mean().item() - 1.0) <= 5 * math.sqrt(p / (1 - p) / n)

@@ -26,8 +26,8 @@ using ColMap = Eigen::Map<const Matrix>;
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMap = Eigen::Map<const RowMatrix>;
 
-// A column-major matrix with the same values as the (small) array: a view when it is Fortran
-// ordered, a copy otherwise.
+// A column-major matrix with the same values as the (small) array: always a copy (moments and
+// factors, whose size does not grow with N), read through a view of either layout.
 Matrix to_matrix(const AnyArray& a, const char* name) {
   require_ndim(a, 2, name);
   require_contiguous(a, name);

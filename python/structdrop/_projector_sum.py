@@ -173,8 +173,9 @@ def _unit_frame(shares: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> list[np.ndarray]:
-    """The k orthonormal bases W_j (m x q) with sum W_j W_j^T = k diag(t), from a plan."""
+def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> np.ndarray:
+    """The k orthonormal bases W_j (m x q) with sum W_j W_j^T = k diag(t), from a plan, stacked
+    (k x m x q: one array, not k Python objects, so a large width costs only its numbers)."""
     m = t.size
     length = k * plan.rank
     lines = np.zeros((m, length))  # column u: the unit vector of cell u, coordinates in t's order
@@ -188,15 +189,15 @@ def bases_from_plan(t: np.ndarray, k: int, plan: SegmentPlan) -> list[np.ndarray
         shares *= (e - s) / shares.sum()
         lines[order[lo:hi], s:e] = _unit_frame(shares, e - s)
         covered[s:e] = True
-    for u in np.flatnonzero(~covered):  # unit cells: the pure basis vector of their coordinate
-        i = min(int(np.searchsorted(bounds, u + 0.5, "right")) - 1, m - 1)
-        lines[order[i], u] = 1.0
-    bases = [lines[:, j::k] for j in range(k)]
+    unit = np.flatnonzero(~covered)  # unit cells: the pure basis vector of their coordinate
+    coordinate = np.minimum(np.searchsorted(bounds, unit + 0.5, "right") - 1, m - 1)
+    lines[order[coordinate], unit] = 1.0
+    bases = lines.reshape(m, plan.rank, k).transpose(2, 0, 1)  # bases[j] = lines[:, j::k]
     return _complements(bases, plan.rank) if plan.complement else bases
 
 
-def _complements(bases: list[np.ndarray], rank: int) -> list[np.ndarray]:
-    return [np.linalg.qr(W, mode="complete")[0][:, rank:] for W in bases]
+def _complements(bases: np.ndarray, rank: int) -> np.ndarray:
+    return np.linalg.qr(bases, mode="complete")[0][:, :, rank:]
 
 
 def _equations(
@@ -232,8 +233,9 @@ def _equations(
 
 def solve_numerically(
     t: np.ndarray, q: int, k: int, *, starts: int = 3, seed: int = 0
-) -> list[np.ndarray] | None:
-    """W_1..W_k (m x q, orthonormal) with sum W_j W_j^T = k diag(t) to rounding, or None.
+) -> np.ndarray | None:
+    """W_1..W_k (m x q, orthonormal; stacked k x m x q) with sum W_j W_j^T = k diag(t) to
+    rounding, or None.
 
     Levenberg-Marquardt from ``starts`` seeded random orthonormal starts, on the view (t or 1 - t)
     of smaller rank; a solution is accepted only when, after re-orthonormalising every block, the
@@ -252,8 +254,8 @@ def solve_numerically(
         start = np.hstack([np.linalg.qr(rng.standard_normal((m, rank)))[0] for _ in range(k)])
         x, _, _ = levenberg_marquardt(fun, start.ravel(), max_iterations=200, tolerance=1e-30)
         W = x.reshape(m, k * rank)
-        bases = [np.linalg.qr(W[:, j * rank : (j + 1) * rank])[0] for j in range(k)]
-        total = sum(B @ B.T for B in bases)
+        bases = np.linalg.qr(W.reshape(m, k, rank).transpose(1, 0, 2))[0]
+        total = np.einsum("jab,jcb->ac", bases, bases)
         if np.max(np.abs(total - np.diag(diagonal))) <= 1e-12 * max(k, 1):
             return _complements(bases, rank) if complement else bases
     return None

@@ -75,6 +75,8 @@ a few seconds at most) and, when not exact, the block descent (O(k n^3) per swee
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -172,8 +174,9 @@ class BalancedFactorization(ResultEquality):
             (Levenberg-Marquardt solve of the projector equations, verified to rounding, possibly
             summed with constructions), "truncation" (not exact: the best
             truncation, see the module docstring) or "local search" (not exact, r > 1: the best
-            of seeded Levenberg-Marquardt runs on the width-d objective, started from the
-            truncation and from random points; a stationary point, not certified global).
+            of seeded block-coordinate descent runs on the width-d objective, started from the
+            truncation and from random points; a block-coordinate minimum, not certified
+            global).
     """
 
     U: np.ndarray
@@ -236,6 +239,59 @@ def _blocks(result: GlobalMin, d: object) -> int:
     return width // r
 
 
+def _physical_memory() -> int | None:
+    """The machine's physical memory in bytes, where the OS says it (None otherwise)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        pass
+    if sys.platform == "win32":  # pragma: no cover - exercised on Windows runners only
+        import ctypes
+
+        class _Status(ctypes.Structure):
+            _fields_ = [
+                ("length", ctypes.c_ulong),
+                ("load", ctypes.c_ulong),
+                ("total_phys", ctypes.c_ulonglong),
+                ("avail_phys", ctypes.c_ulonglong),
+                ("total_page", ctypes.c_ulonglong),
+                ("avail_page", ctypes.c_ulonglong),
+                ("total_virtual", ctypes.c_ulonglong),
+                ("avail_virtual", ctypes.c_ulonglong),
+                ("avail_extended", ctypes.c_ulonglong),
+            ]
+
+        status = _Status()
+        status.length = ctypes.sizeof(_Status)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return int(status.total_phys)
+    return None
+
+
+def _check_memory(result: GlobalMin, k: int) -> None:
+    """Refuse a width whose arrays cannot fit, before anything of size O(d) is built.
+
+    Per unit of width d the network holds U (a rows) and V (b rows, N without X) and, while it is
+    built, the factor E (rank rows) and the stacked bases of the construction (at most rank rows):
+    8 (a + b + 2 rank) bytes in float64. A width whose arrays exceed the physical memory would be
+    swapped or killed by the OS; refusing it up front names the largest width that fits instead.
+    """
+    r = result.block_size
+    per_width = 8 * (result.left_vectors.shape[0] + result.right_coefficients.shape[1])
+    per_width += 16 * result.rank
+    width = r * k
+    needed = per_width * width
+    memory = _physical_memory()
+    if memory is not None and needed > memory:
+        largest = memory // per_width // r * r
+        raise MemoryError(
+            f"a width-{width} network needs at least {needed:,} bytes (U, V and the factors of "
+            f"the construction, {per_width} bytes per unit of width) but this machine has "
+            f"{memory:,} bytes of physical memory; the largest width (a multiple of r = {r}) that "
+            f"fits is {largest}"
+        )
+
+
 def _truncated(result: GlobalMin, kept: int) -> tuple[np.ndarray, float]:
     """Singular values and objective of the minimiser restricted to the top ``kept`` directions."""
     m = result.target_singular_values
@@ -247,12 +303,13 @@ def _truncated(result: GlobalMin, kept: int) -> tuple[np.ndarray, float]:
     return prox.values[: prox.rank], result.residual + float(np.sum(m[kept:] ** 2)) + prox.objective
 
 
-def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.ndarray] | None, str]:
+def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[np.ndarray | None, str]:
     """k orthonormal bases W_j with sum W_j W_j^T = k diag(t) for the band of ``split``, and how
     they were found: the construction at k; else (``numerical``) the verified numerical solve at k;
-    else sums of smaller block counts solved either way (solutions add); (None, "") if none."""
+    else sums of smaller block counts solved either way (solutions add); (None, "") if none. The
+    bases are stacked (k x m x q)."""
     if split.t.size == 0:
-        return [], "saturated"
+        return np.zeros((k, 0, 0)), "saturated"
     t, q = split.t, split.q
     plan = segment_plan(t, q, k)
     if plan is not None:
@@ -261,7 +318,7 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
         bases = solve_numerically(t, q, k)
         if bases is not None:
             return bases, "numerical"
-    known: dict[int, list[np.ndarray] | None] = {}
+    known: dict[int, np.ndarray | None] = {}
     numeric: set[int] = set()
 
     def solvable(count: int) -> bool:
@@ -280,7 +337,7 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
     parts = SummedPlans(t, q, limit, solvable).decompose(k)
     if parts is None:
         return None, ""
-    bases_of: dict[int, list[np.ndarray]] = {}
+    bases_of: dict[int, np.ndarray] = {}
     for count in set(parts):
         found = known.get(count)
         if found is None:
@@ -289,22 +346,22 @@ def _balanced_bases(split: _Split, k: int, numerical: bool) -> tuple[list[np.nda
             found = bases_from_plan(t, count, plan)
         bases_of[count] = found
     method = "numerical" if numeric.intersection(parts) else "construction"
-    return [W for count in parts for W in bases_of[count]], method
+    return np.concatenate([bases_of[count] for count in parts]), method
 
 
 def _factor(
-    values: np.ndarray, split: _Split, bases: list[np.ndarray], k: int, r: int, rows: int
+    values: np.ndarray, split: _Split, bases: np.ndarray, k: int, r: int, rows: int
 ) -> np.ndarray:
-    """E (rows x r k) with E_j E_j^T = (1/k) (diag(a_S) (+) c W_j W_j^T): U = L E, V = R E."""
+    """E (rows x r k) with E_j E_j^T = (1/k) (diag(a_S) (+) c W_j W_j^T): U = L E, V = R E.
+
+    Written through a (rows, k, r) view, all blocks at once: no per-block Python objects."""
     S = split.saturated
     E = np.zeros((rows, r * k))
-    head = np.sqrt(values[:S] / k)
-    band = math.sqrt(split.c / k) if split.t.size else 0.0
-    for j, W in enumerate(bases if bases else [None] * k):
-        block = E[:, j * r : (j + 1) * r]
-        block[np.arange(S), np.arange(S)] = head
-        if W is not None:
-            block[S : S + W.shape[0], S : S + W.shape[1]] = band * W
+    blocks = E.reshape(rows, k, r)  # blocks[:, j] = E_j
+    blocks[np.arange(S), :, np.arange(S)] = np.sqrt(values[:S] / k)[:, None]
+    _, m, q = bases.shape
+    if m:
+        blocks[S : S + m, :, S : S + q] = math.sqrt(split.c / k) * bases.transpose(1, 0, 2)
     return E
 
 
@@ -423,9 +480,13 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
     Raises:
         TypeError: result is not a GlobalMin, or d is not an integer.
         ValueError: d < 1, or r does not divide d.
+        MemoryError: U, V and the factors of the construction (8 (a + b + 2 rank(A*)) bytes per
+            unit of width) exceed the machine's physical memory; raised before they are built,
+            with the largest width that fits.
     """
     res = _check_result(result)
     k = _blocks(res, d)
+    _check_memory(res, k)
     r = res.block_size
     n = res.rank
     values = res.singular_values[:n]

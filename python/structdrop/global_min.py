@@ -256,6 +256,7 @@ def _check_moments_with_targets(moments: object) -> DataMoments:
         raise ValueError(
             "moments were computed without targets Y; the global minimum needs Y X^T and ||Y||^2"
         )
+    moments.check_semidefinite()
     return moments
 
 
@@ -346,7 +347,7 @@ def dropblock_global_min(
     condition number, so it is used only when X has full row rank and its estimated relative error
     is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second
     pass in column chunks computes the triangular factor of [X; Y]^T and the minimum from it, with
-    error about max(b, N) u kappa(X) and NumPy's matrix_rank rule for X's
+    error about sqrt(max(b, N)) u kappa(X) and NumPy's matrix_rank rule for X's
     rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
     ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
     (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()``

@@ -262,7 +262,7 @@ def prox_ksupport_sq(
 
     Deviation from the printed paper: Theorem 7 lets rho range over 1..r-1; the optimum can need
     rho = r (m = (3, 1, 0.5), r = 2, beta = 1: a* = (1.5, 0.5, 0) at rho = 2 with F* = 5.25,
-    while rho <= 1 gives at best 5.75). Here rho ranges over 1..r.
+    while rho <= 1 gives at best 6.25, at a = (2, 0, 0)). Here rho ranges over 1..r.
 
     Rounding: a band value m_i - c below 8 eps m_i (a unit sitting on the t_i = 0 breakpoint) is
     returned as an exact 0, so ``rank`` does not count rounding noise. The search compares

@@ -19,6 +19,7 @@ integers) are converted one column chunk at a time, never as a float64 copy of a
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
@@ -28,9 +29,12 @@ import numpy as np
 from ._memmap_chunks import ChunkReader, is_memory_mapped
 from ._progress import ProgressBar, progress_bar, progress_delay
 from ._results import ResultEquality
-from ._validation import as_int, as_real_array
+from ._validation import as_float_array, as_int, as_nonnegative_float, as_real_array
 
 __all__ = ["DataMoments", "data_moments", "stream_moments"]
+
+# Entries of gram checked at once by DataMoments (row blocks: bounded temporaries for a large b).
+_CHECK_ENTRIES = 1 << 20
 
 #: Default size (bytes) of one float64 column chunk of X and Y together, when chunks are needed.
 CHUNK_BYTES = 64 * 2**20
@@ -44,17 +48,115 @@ class DataMoments(ResultEquality):
     Moments of disjoint sets of samples merge exactly with ``+`` (Grams, cross products, squared
     norms and sample counts add), and ``sum(list_of_moments)`` works.
 
+    Moments built by hand are checked when constructed (O(b^2 + a b)): finite float arrays of
+    matching shapes, an integer N >= 0 (all moments zero when N = 0), ||Y||^2 >= 0, and the
+    properties every X X^T and Y X^T have up to the rounding of forming them from N samples
+    (each entry a dot product of length N, error at most gamma_N = N u / (1 - N u) times the
+    product of the norms, u = 2^-53): X X^T symmetric, |(X X^T)_ij| <= sqrt(G_ii G_jj) and
+    |(Y X^T)_ij| <= sqrt(||Y||^2 G_jj) (Cauchy-Schwarz), each to 2 gamma_N of that bound. Whether
+    X X^T is positive semidefinite needs its eigenvalues (O(b^3)); :meth:`check_semidefinite` does
+    that once per object, and the objectives and the global minimum call it.
+
     Attributes:
         gram: X X^T, shape (b, b).
         cross: Y X^T, shape (a, b); None when the moments were computed without targets.
         y_sq_norm: ||Y||_F^2 (0.0 without targets).
         n_samples: N, the number of columns of X.
+
+    Raises:
+        TypeError: non-numeric arrays, or a sample count that is not an integer.
+        ValueError: NaN/inf, a gram that is not square, a cross whose column count is not b,
+            y_sq_norm < 0, n_samples < 0, nonzero moments of no samples, or moments that no data
+            can have (an asymmetric gram, or an entry beyond the Cauchy-Schwarz bound).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> m = sd.DataMoments(np.eye(2), np.ones((1, 2)), y_sq_norm=2.0, n_samples=2)
+        >>> m.in_features
+        2
     """
 
     gram: np.ndarray
     cross: np.ndarray | None
     y_sq_norm: float
     n_samples: int
+
+    def __post_init__(self) -> None:
+        gram = as_float_array("gram", self.gram, ndim=2, allow_empty=True)
+        if gram.shape[0] != gram.shape[1] or gram.shape[0] == 0:
+            raise ValueError(f"gram must be square b x b with b >= 1, got shape {gram.shape}")
+        cross = self.cross
+        if cross is not None:
+            cross = as_float_array("cross", cross, ndim=2, allow_empty=True)
+            if cross.shape[1] != gram.shape[0] or cross.shape[0] == 0:
+                raise ValueError(
+                    f"cross must be a x b with b = {gram.shape[0]} (the size of gram) and "
+                    f"a >= 1, got shape {cross.shape}"
+                )
+        y_sq = as_nonnegative_float("y_sq_norm", self.y_sq_norm)  # finite, >= 0
+        n = as_int("n_samples", self.n_samples, minimum=0)
+        object.__setattr__(self, "gram", gram)
+        object.__setattr__(self, "cross", cross)
+        object.__setattr__(self, "y_sq_norm", y_sq)
+        object.__setattr__(self, "n_samples", n)
+        object.__setattr__(self, "_semidefinite", False)
+        if n == 0:
+            if gram.any() or (cross is not None and cross.any()) or y_sq != 0.0:
+                raise ValueError(
+                    "moments of n_samples = 0 samples must be zero (gram, cross and y_sq_norm)"
+                )
+            return
+        if np.diagonal(gram).min() < 0.0:
+            raise ValueError("gram has a negative diagonal entry: it is not X X^T for any X")
+        slack = 4.0 * _rounding_gamma(n)  # 2 gamma_N / (1 - gamma_N) with room for the diagonal
+        root = np.sqrt(np.diagonal(gram))
+        rows = max(1, _CHECK_ENTRIES // gram.shape[0])  # row blocks: O(b) extra memory per row
+        for start in range(0, gram.shape[0], rows):
+            block = slice(start, start + rows)
+            bound = np.outer(root[block], root)
+            if (np.abs(gram[block] - gram[:, block].T) > slack * bound).any():
+                raise ValueError(
+                    "gram is not symmetric (beyond the rounding of forming X X^T from "
+                    f"n_samples = {n} samples): it is not X X^T for any X"
+                )
+            if (np.abs(gram[block]) > (1.0 + slack) * bound).any():
+                raise ValueError(
+                    "gram is not positive semidefinite: an entry exceeds sqrt(G_ii G_jj) (beyond "
+                    "rounding), so it is not X X^T for any X"
+                )
+        if cross is not None and (np.abs(cross) > (1.0 + slack) * math.sqrt(y_sq) * root).any():
+            raise ValueError(
+                "cross and y_sq_norm are inconsistent: |(Y X^T)_ij| exceeds "
+                "sqrt(||Y||^2 (X X^T)_jj) (beyond rounding), so no data have these moments"
+            )
+
+    def check_semidefinite(self) -> None:
+        """Raise unless gram is positive semidefinite up to rounding (once per object, O(b^3)).
+
+        A computed X X^T differs from the exact one by E with |E_ij| <= gamma_N sqrt(G_ii G_jj),
+        so ||E||_2 <= gamma_N trace(G); the eigenvalue solver adds about b u ||G||_2 <= b u
+        trace(G). Eigenvalues below -2 (gamma_N + b u) trace(G) cannot come from any data.
+
+        Raises:
+            ValueError: gram has an eigenvalue below that bound.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> sd.DataMoments(np.eye(2), None, 0.0, 2).check_semidefinite()
+        """
+        if getattr(self, "_semidefinite", False):  # set in __post_init__ and below
+            return
+        gram = self.gram
+        smallest = float(np.linalg.eigvalsh(gram)[0]) if gram.size else 0.0
+        u = np.finfo(np.float64).eps / 2
+        limit = 2.0 * (_rounding_gamma(self.n_samples) + gram.shape[0] * u) * np.trace(gram)
+        if smallest < -limit:
+            raise ValueError(
+                f"gram is not positive semidefinite: smallest eigenvalue {smallest:.3e} is below "
+                f"-{limit:.3e}, the rounding of forming X X^T from n_samples = "
+                f"{self.n_samples} samples, so it is not X X^T for any X"
+            )
+        object.__setattr__(self, "_semidefinite", True)
 
     @property
     def in_features(self) -> int:
@@ -117,6 +219,13 @@ class DataMoments(ResultEquality):
     def __radd__(self, other: object) -> DataMoments:
         # sum() starts from 0; anything else is the same commutative merge.
         return self.__add__(other)
+
+
+def _rounding_gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u): the relative error bound of a float64 dot product of length n
+    (Higham, Accuracy and Stability, 3.1), for any summation order; inf once n u >= 1/2."""
+    nu = n * np.finfo(np.float64).eps / 2
+    return nu / (1.0 - nu) if nu < 0.5 else math.inf
 
 
 # ----------------------------------------------------------------------------- array checks
@@ -347,7 +456,8 @@ def stream_moments(
     ``chunks`` is any iterable (a generator reading files, a DataLoader-like object, a list) of
     ``(X_chunk, Y_chunk)`` pairs with samples as columns: X_chunk is b x n_k, Y_chunk is a x n_k or
     None. The row counts b (and a) must be the same in every chunk, and Y_chunk must be None in all
-    chunks or in none. A chunk may have zero columns. Each chunk is processed as by
+    chunks or in none. A chunk may have zero columns, but not all of them (as :func:`data_moments`
+    refuses an X without columns). Each chunk is processed as by
     :func:`data_moments` (float32 converted, memory maps read in column chunks) and then released,
     so memory is bounded by one chunk plus O(b^2 + a b).
 
@@ -357,10 +467,11 @@ def stream_moments(
             only once the stream has taken that long.
 
     Raises:
-        ValueError: an empty iterable; a chunk that is not 2-D, whose row count differs from the
-            first chunk's, whose X and Y column counts differ, or which has Y where the first had
-            none (or vice versa), naming the chunk's 0-based index and the shapes involved; NaN/inf
-            in a chunk (naming the chunk and X or Y); overflow of the accumulated moments.
+        ValueError: an empty iterable, or no samples in any chunk; a chunk that is not 2-D,
+            whose row count differs from the first chunk's, whose X and Y column counts differ, or
+            which has Y where the first had none (or vice versa), naming the chunk's 0-based index
+            and the shapes involved; NaN/inf in a chunk (naming the chunk and X or Y); overflow of
+            the accumulated moments.
         TypeError: an item that is not a pair, or non-numeric arrays.
     """
     acc: _Accumulator | None = None
@@ -387,6 +498,8 @@ def stream_moments(
         raise ValueError(
             "chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair"
         )
+    if acc.n == 0:  # as data_moments refuses an X with no columns
+        raise ValueError("X must not be empty: every chunk has zero columns (samples)")
     return acc.result()
 
 

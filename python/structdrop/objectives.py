@@ -44,6 +44,7 @@ def _check_moments(moments: object) -> DataMoments:
             "moments must be a DataMoments (from structdrop.data_moments), "
             f"got {type(moments).__name__}"
         )
+    moments.check_semidefinite()
     return moments
 
 

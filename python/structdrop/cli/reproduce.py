@@ -81,8 +81,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local torchvision dataset folder (never downloaded)",
     )
     deep.add_argument(
-        "--device", default=None, help="torch device (default: cuda when available, else cpu)"
+        "--device",
+        default=None,
+        help="torch device of Figure 3 (default: cuda when available, else cpu); the other "
+        "figures run in NumPy and refuse it",
     )
+
+
+def _check_device(figure: str, device: str | None) -> None:
+    """Refuse --device where no figure would use it, and a device this torch cannot use, in one
+    line before anything runs (a CPU-only torch asked for CUDA raised an AssertionError)."""
+    if device is None:
+        return
+    if figure not in ("fig3", "all"):
+        raise CliError(
+            f"--device applies to Figure 3 (the deep network) only; {figure} runs in NumPy on "
+            "the CPU: leave --device out"
+        )
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return  # fig3 reports the missing PyTorch itself ('all' leaves it out)
+    import torch
+
+    try:
+        torch.empty(0, device=torch.device(device))
+    except (AssertionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(f"--device {device} is not available to this PyTorch ({first})") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CliError(f"--out '{out}' exists and is not a folder")
+    _check_device(args.figure, args.device)
     config = FigureConfig(
         out=out,
         quick=args.quick,

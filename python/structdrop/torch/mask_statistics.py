@@ -12,15 +12,18 @@ imported; neither package is needed):
   (the ``(H - b + 1) x (W - b + 1)`` noise, padded by ``b // 2`` and max-pooled with kernel ``b``,
   padding ``b // 2``), then one batch-wide rescaling ``numel / sum(mask)``. An even ``b`` makes the
   mask one row and column too large (a shape error), ``b > H`` an empty noise tensor.
-- timm ``timm.layers.DropBlock2d`` with its default ``fast=True``, i.e. ``drop_block_fast_2d``
-  (huggingface/pytorch-image-models, ``timm/layers/drop.py`` at commit 84178fca, as in the
-  timm 0.9 and 1.0 releases): ``cb = min(b, H, W)``,
-  ``gamma = p H W / cb^2 / ((W - b + 1)(H - b + 1))``, a seed at EVERY unit, blocks
-  ``[u - cb // 2, u + cb // 2]`` clipped at the borders (max-pool, kernel ``cb``, padding
-  ``cb // 2``), and the same batch-wide rescaling. The seed rate still assumes seeds only where a
-  block fits, so units are dropped far more often than ``p`` on small maps. An even ``cb`` is a
-  shape error; ``b > min(H, W)`` a division by zero or a negative rate (or, when both factors
-  of ``(W - b + 1)(H - b + 1)`` are negative, a rate the code accepts and uses).
+- timm ``timm.layers.DropBlock2d`` / ``drop_block_2d``, the rule of timm 1.0.23 and later
+  (``timm/layers/drop.py`` of the 1.0.23 and 1.0.31 wheels, which are identical):
+  ``kh, kw = min(b, H), min(b, W)``, ``gamma = p H W / (kh kw) / ((H - kh + 1)(W - kw + 1))``, a
+  seed at EVERY unit, blocks by max-pooling with kernel ``(kh, kw)`` and padding
+  ``(kh // 2, kw // 2)``, the extra row/column of an even kernel cropped at the start, so a seed
+  at s drops units ``s - k // 2 .. s + (k - 1) // 2`` per axis (clipped at the borders), and the
+  same batch-wide rescaling. The seed rate assumes seeds only where a block fits, so units are
+  dropped far more often than ``p`` on small maps; even blocks and blocks larger than the map run.
+  timm up to 1.0.22 (the wheels of 0.9.16, 1.0.3 and 1.0.22: the same ``drop_block_fast_2d``,
+  the default ``fast=True``) clipped the block to the smaller side, kept ``b`` itself in
+  ``(W - b + 1)(H - b + 1)`` and did not crop: an even block was a shape error and a block larger
+  than the map a division by zero or a negative seed rate. Only the current rule is computed.
 
 The batch-wide factor ``numel / sum(mask)`` tends to ``1 / mean_u(1 - drop_u)`` for large
 batches, so the expected gain of unit u (E[output] / input) under those rules tends to
@@ -46,7 +49,7 @@ _LABELS = {
     "structdrop": "structdrop DropBlock2d (seeds='full')",
     "structdrop-valid": "structdrop DropBlock2d (seeds='valid')",
     "torchvision": "torchvision drop_block2d",
-    "timm": "timm DropBlock2d (fast=True)",
+    "timm": "timm DropBlock2d (1.0.23+)",
 }
 
 
@@ -91,17 +94,13 @@ def _torchvision_map(shape: tuple[int, int], b: int, p: float) -> tuple[np.ndarr
 
 def _timm_map(shape: tuple[int, int], b: int, p: float) -> tuple[np.ndarray | None, str]:
     H, W = shape
-    cb = min(b, H, W)
-    if cb % 2 == 0:
-        return None, "even (clipped) block: mask shape != input shape (error)"
-    denominator = (W - b + 1) * (H - b + 1)
-    if denominator <= 0:
-        return None, "block larger than the map: division by zero or negative seed rate"
-    gamma = p * H * W / cb**2 / denominator
-    if gamma > 1:
-        return None, f"seed rate {gamma:.3g} > 1: bernoulli_ error"
-    half = cb // 2  # a seed at every unit s drops s - half .. s + half (clipped)
-    return _drop_map(gamma, [_window_counts(n, -half, half, 0, n - 1) for n in shape]), ""
+    kernel = (min(b, H), min(b, W))
+    # <= p < 1: k (n - k + 1) >= n for 1 <= k <= n per axis, so this rule always runs
+    gamma = p * H * W / (kernel[0] * kernel[1]) / ((H - kernel[0] + 1) * (W - kernel[1] + 1))
+    # a seed at every unit s drops s - k // 2 .. s + (k - 1) // 2 (an even kernel's pooled map is
+    # one longer and cropped at the start), clipped at the borders
+    counts = [_window_counts(n, -(k // 2), (k - 1) // 2, 0, n - 1) for n, k in zip(shape, kernel)]
+    return _drop_map(gamma, counts), ""
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,6 +13,9 @@ read in that call. For ``nn.LSTM``/``nn.GRU``/``nn.RNN`` the whole sequence (all
 samples of the batch) therefore uses one mask, as in AWD-LSTM's weight drop. With
 ``redraw="manual"`` the mask is kept across calls until :func:`redraw_weight_masks` is called:
 the way to share one mask over a sequence that is fed step by step (``nn.LSTMCell`` in a loop).
+A kept mask stays scaled by ``1 / (1 - p)`` at the rate ``p`` it was drawn at, so the masked
+weight stays unbiased when a schedule step or a new ``p`` changes the rate; the new rate applies
+from the next drawn mask.
 
 Per-sample masks (``per_sample=True``) exist for ``nn.Linear`` only (a recurrent kernel takes one
 weight for the whole batch): the output is recomputed by a forward hook as
@@ -88,6 +91,7 @@ class WeightDropout(ScheduledDropRate):
         self.generator = generator
         self.stale = True
         self._mask: torch.Tensor | None = None
+        self._mask_rate = 0.0  # the drop rate self._mask was drawn at: its scale is 1/(1 - it)
 
     def extra_repr(self) -> str:
         return f"p={self.target_p}, per_sample={self.per_sample}" + self._schedule_repr()
@@ -101,16 +105,19 @@ class WeightDropout(ScheduledDropRate):
             u = torch.empty(weight.shape, dtype=dtype, device=weight.device).uniform_(
                 generator=self.generator
             )
-            m = u >= self.p
+            self._mask_rate = self.p
+            m = u >= self._mask_rate
             self._mask = m
             self.stale = False
         return m
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        p = self.p
-        if not self.training or p == 0.0 or self.per_sample:
+        if not self.training or self.p == 0.0 or self.per_sample:
             return weight
-        return weight * self.mask(weight).to(weight.dtype) * (1.0 / (1.0 - p))
+        keep = self.mask(weight).to(weight.dtype)
+        # The scale of the rate the mask was drawn at (a kept "manual" mask may predate a schedule
+        # step): E[keep] / (1 - that rate) = 1 exactly.
+        return weight * keep * (1.0 / (1.0 - self._mask_rate))
 
 
 def _mark_stale(module: nn.Module, args: object) -> None:
@@ -176,7 +183,8 @@ def weight_dropout(
         per_sample: a mask per sample instead of per call (``nn.Linear`` and ``names=("weight",)``
             only).
         redraw: ``"call"``: a new mask at every forward call; ``"manual"``: only after
-            :func:`redraw_weight_masks` (one mask over a sequence fed step by step).
+            :func:`redraw_weight_masks` (one mask over a sequence fed step by step; it keeps the
+            scale of the rate it was drawn at when the schedule changes the rate).
         warmup_steps, warmup: drop-rate warm-up stepped by :class:`DropRateScheduler`.
         generator: a ``torch.Generator`` on the weights' device.
 
