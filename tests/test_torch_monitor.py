@@ -318,7 +318,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="add_scalar"):
         sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, writer=object())
     with pytest.raises(TypeError, match="progress"):
-        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, progress=1)
+        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, progress="yes")
     with pytest.raises(ValueError, match="p=1"):
         sdt.BoundMonitor(trunk, head, torch.nn.Dropout(1.0), data, num_classes=A)
 

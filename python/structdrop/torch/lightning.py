@@ -86,7 +86,7 @@ class BoundCallback(Callback):
         num_classes: int | None = None,
         device: torch.device | str | None = None,
         every: int | None = None,
-        progress: bool = False,
+        progress: bool | float = False,
         prefix: str = "structdrop/",
     ) -> None:
         if _LIGHTNING_ERROR is not None:

@@ -287,7 +287,7 @@ class BoundMonitor:
         device: torch.device | str | None = None,
         every: int | None = None,
         writer: Any = None,
-        progress: bool = False,
+        progress: bool | float = False,
     ) -> None:
         if not callable(features):
             raise TypeError(
