@@ -221,6 +221,23 @@ def test_the_table_lists_the_wheels_pyproject_builds():
     assert set(stated) == {_wheel_tag(p) for p in _cibuildwheel_platforms()}
 
 
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_short_form_of_the_wheel_list_matches_pyproject(page):
+    """README.md and getting started name the wheels in words: glibc from the manylinux image,
+    musl when a musllinux wheel is built, the oldest macOS of each architecture."""
+    text = _text(ROOT / page)
+    tags = {_wheel_tag(p) for p in _cibuildwheel_platforms()}
+    (glibc,) = {re.fullmatch(r"manylinux_(\d+)_(\d+)_\w+", t).groups() for t in tags if "many" in t}
+    assert f"glibc {'.'.join(glibc)}" in text
+    assert ("musl" in text) == any(t.startswith("musllinux") for t in tags)
+    for tag in tags:
+        match = re.fullmatch(r"macosx_(\d+)_(\d+)_(\w+)", tag)
+        if match:
+            since = match[1] if match[2] == "0" else f"{match[1]}.{match[2]}"
+            name = {"x86_64": "x86-64", "arm64": "Apple silicon"}[match[3]]
+            assert f"{name} from {since}" in text, (tag, page)
+
+
 def test_wheels_workflow_builds_each_wheel_on_the_runner_of_the_table():
     job = _workflow("wheels.yml")["jobs"]["wheels"]
     runners = _combinations(job["strategy"]["matrix"])
