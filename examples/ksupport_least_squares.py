@@ -13,7 +13,7 @@ independent ways:
 - fixed-point residual: ||x - prox_{t g}(x - t A^T(Ax - b))|| / ||x|| with t = 1/||A||^2.
 
 Usage: python examples/ksupport_least_squares.py [--quick] [--seed N]
-Needs: pip install "structdrop[pyproximal]"
+Needs: pip install ".[pyproximal]" (from a checkout of structdrop)
 """
 
 from __future__ import annotations
