@@ -52,10 +52,11 @@ class DataMoments(ResultEquality):
     matching shapes, an integer N >= 0 (all moments zero when N = 0), ||Y||^2 >= 0, and the
     properties every X X^T and Y X^T have up to the rounding of forming them from N samples
     (each entry a dot product of length N, error at most gamma_N = N u / (1 - N u) times the
-    product of the norms, u = 2^-53): X X^T symmetric, |(X X^T)_ij| <= sqrt(G_ii G_jj) and
-    |(Y X^T)_ij| <= sqrt(||Y||^2 G_jj) (Cauchy-Schwarz), each to 2 gamma_N of that bound. Whether
-    X X^T is positive semidefinite needs its eigenvalues (O(b^3)); :meth:`check_semidefinite` does
-    that once per object, and the objectives and the global minimum call it.
+    product of the norms, u = 2^-53): X X^T symmetric, ``|(X X^T)_ij|`` <= sqrt(G_ii G_jj)
+    and ``|(Y X^T)_ij|`` <= sqrt(||Y||^2 G_jj) (Cauchy-Schwarz), each to 2 gamma_N of that
+    bound. Whether X X^T is positive semidefinite needs its eigenvalues (O(b^3));
+    :meth:`check_semidefinite` does that once per object, and the objectives and the global
+    minimum call it.
 
     Attributes:
         gram: X X^T, shape (b, b).
@@ -133,7 +134,7 @@ class DataMoments(ResultEquality):
     def check_semidefinite(self) -> None:
         """Raise unless gram is positive semidefinite up to rounding (once per object, O(b^3)).
 
-        A computed X X^T differs from the exact one by E with |E_ij| <= gamma_N sqrt(G_ii G_jj),
+        A computed X X^T differs from the exact one by E with ``|E_ij|`` <= gamma_N sqrt(G_ii G_jj),
         so ||E||_2 <= gamma_N trace(G); the eigenvalue solver adds about b u ||G||_2 <= b u
         trace(G). Eigenvalues below -2 (gamma_N + b u) trace(G) cannot come from any data.
 
