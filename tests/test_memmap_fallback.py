@@ -182,6 +182,7 @@ RESIDENT_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.resident_memory
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_fallback_keeps_the_resident_set_to_a_chunk(tmp_path, order):
     """An 80 MB C-ordered map read by columns through the mapping would become resident whole;
