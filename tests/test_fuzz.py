@@ -1,5 +1,4 @@
-"""Property-based fuzzing of every public entry point that reaches the compiled core (issue 8,
-item 1).
+"""Property-based fuzzing of every public entry point that reaches the compiled core.
 
 Each call either returns a finite answer that satisfies invariants checked against quantities
 computed independently here (NumPy sums, the l2/l1 bounds of the r-support norm, the prox
@@ -158,7 +157,7 @@ def test_ksupport_norm_fuzz(x, r):
 @fuzz
 @given(m=arrays(ndims=(1,)), r=r_values, beta=beta_values)
 def test_prox_fuzz(m, r, beta):
-    """Signed vectors are accepted (issue 12): the result is sign(m) prox(|m|)."""
+    """Signed vectors are accepted: the result is sign(m) prox(|m|)."""
     results = {}
     for method in ("sweep", "search"):
         try:

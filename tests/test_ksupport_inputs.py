@@ -29,7 +29,7 @@ from structdrop import _core
         ),
         (lambda: sd.ksupport_norm_sq("abc", 1), TypeError, "x must be a numeric array"),
         (lambda: sd.ksupport_split(np.ones(3), -2), ValueError, "r must be >= 1"),
-        # signed vectors and matrices are accepted (issue 12); NaN/inf and 3-D input are not
+        # signed vectors and matrices are accepted; NaN/inf and 3-D input are not
         (lambda: sd.prox_ksupport_sq([1.0, np.nan], 1, 1.0), ValueError, "m contains NaN"),
         (lambda: sd.prox_ksupport_sq([1.0, -np.inf], 1, 1.0), ValueError, "m contains NaN"),
         (

@@ -1,4 +1,4 @@
-"""Memory of the solver and the SGD engine (issue 8, item 5): measured, not inspected.
+"""Memory of the solver and the SGD engine: measured, not inspected.
 
 Python-side allocations (NumPy arrays, including the ones pybind11 creates for results) are
 measured with tracemalloc; C++-side allocations (std::vector, Eigen) with the kernel's peak
@@ -72,7 +72,7 @@ def test_prox_search_allocates_a_few_input_sizes():
 
 @pytest.mark.parametrize("signed", [False, True])
 def test_prox_sweep_allocates_only_its_output(signed):
-    """No sort, no copy of m (issue 12): Python allocates the result only, and the C++ selection's
+    """No sort, no copy of m: Python allocates the result only, and the C++ selection's
     workspace (the units near the threshold) stays a fraction of the input."""
     n = 2 * 10**6
     rng = np.random.default_rng(0)

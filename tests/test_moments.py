@@ -1,4 +1,4 @@
-"""Data moments (issue 11, items 1, 2 and 9): BLAS route, exact merge, streams, memory maps.
+"""Data moments: BLAS route, exact merge, streams, memory maps.
 
 Checked against independent arithmetic: integer-valued data, whose moments NumPy's int64 products
 give exactly (and float64 sums of small integers are exact too), and np.longdouble sums on

@@ -1,4 +1,4 @@
-"""Data moments of dask arrays (issue 11, item 2): tree reduction, any chunking, any scheduler.
+"""Data moments of dask arrays: tree reduction, any chunking, any scheduler.
 
 The in-process NumPy route and exact integer arithmetic are the references; skipped cleanly
 without dask (and the cluster test without distributed).

@@ -1,4 +1,4 @@
-"""structdrop.pyproximal: the (squared) k-support norm as PyProximal operators (issue 12).
+"""structdrop.pyproximal: the (squared) k-support norm as PyProximal operators.
 
 Independent checks: the prox optimality condition with the dual norm computed here (l2 norm of the
 r largest magnitudes), a brute-force minimisation with SciPy for the non-squared norm's prox

@@ -1,4 +1,4 @@
-"""Numerical robustness of the k-support solver (issue 8, item 4).
+"""Numerical robustness of the k-support solver.
 
 Every answer is checked against something independent of the kernels: the KKT certificate built
 from the variational norm and the dual norm in conftest, closed forms (all-equal values, r = 1),
@@ -186,7 +186,7 @@ def test_float32_input_agrees_with_float64_to_float32_precision(method, rng):
         beta = float(10.0 ** rng.uniform(-3, 3))
         a32 = sd.prox_ksupport_sq(m32, r, beta, method=method).values
         a64 = sd.prox_ksupport_sq(m64, r, beta, method=method).values
-        assert a32.dtype == np.float32  # float32 in, float32 out (issue 12; computed in double)
+        assert a32.dtype == np.float32  # float32 in, float32 out (computed in double)
         # the prox is 1-Lipschitz in l2: ||a32 - a64|| <= ||m32 - m64|| <= eps32 ||m||, plus the
         # final rounding of a to float32 (eps32/2 per entry)
         rounding = 0.5 * eps32 * np.linalg.norm(a64)

@@ -1,4 +1,4 @@
-"""Thread safety of the GIL-released kernels (issue 8, item 3).
+"""Thread safety of the GIL-released kernels.
 
 Many Python threads call the compiled kernels at once on shared, read-only inputs; every answer
 must be bit-identical to the serial call made beforehand (the oracle), and the shared inputs must

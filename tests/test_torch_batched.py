@@ -219,7 +219,7 @@ def test_statistically_equivalent_to_cpp_engine():
     import structdrop
 
     if not hasattr(structdrop, "train"):
-        pytest.skip("structdrop.train (the C++ engine, issue 4) is not merged yet")
+        pytest.skip("structdrop.train (the C++ engine) is not merged yet")
     from structdrop import schemes
 
     X, Y, U0, V0 = _problem(7, a=4, b=5, d=6, N=20)

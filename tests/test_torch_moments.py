@@ -1,4 +1,4 @@
-"""structdrop.torch.feature_moments (issue 11, item 6): the moments G G^T, Y G^T, ||Y||^2, N of a
+"""structdrop.torch.feature_moments: the moments G G^T, Y G^T, ||Y||^2, N of a
 feature extractor over a loader, batch by batch, and summed over torch.distributed processes.
 
 The oracle is always the materialised computation: the features of ALL samples in one forward pass

@@ -1,4 +1,4 @@
-"""train_many(..., client=...) on a dask.distributed LocalCluster (issue 11, item 7).
+"""train_many(..., client=...) on a dask.distributed LocalCluster.
 
 The oracle is the local, single-run :func:`structdrop.train` with the same settings: every run done
 on the cluster's worker processes (results pickled back) must equal it bit for bit, whatever the

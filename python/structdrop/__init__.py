@@ -8,7 +8,7 @@ Pal, Lane, Vidal, Haeffele, CVPR 2020) and a fast masked-SGD simulator. The manu
 
 from __future__ import annotations
 
-# --- closed-form core: k-support norm, prox, global minimum, width scaling (issue 2) ---
+# --- closed-form core: k-support norm, prox, global minimum, width scaling ---
 from .datasets import SyntheticProblem, paper_synthetic
 from .factorize import (
     BalancedFactorization,
@@ -33,7 +33,7 @@ from .ksupport import (
     prox_ksupport_sq_batch,
 )
 
-# --- exact deterministic objectives and mask schemes (issue 3) ---
+# --- exact deterministic objectives and mask schemes ---
 from .moments import DataMoments, data_moments, stream_moments
 from .objectives import (
     ObjectiveTerms,
@@ -43,10 +43,10 @@ from .objectives import (
 )
 from .schemes import DropBlock, DropConnect, Dropout, MaskScheme, NoDropout, OverlappingDropBlock
 
-# --- many settings at once (issue 7) ---
+# --- many settings at once ---
 from .sweep import SweepResult, WidthSweepResult, sweep_global_min, width_sweep
 
-# --- masked-SGD training, Algorithm 1 (issue 4) ---
+# --- masked-SGD training, Algorithm 1 ---
 from .training import TrainingDiverged, TrainResult, train, train_many
 from .width import beta_for_width, theta_for_width
 
@@ -93,7 +93,7 @@ __all__ = [
     "dropconnect_paper_approx_terms",
     "generalized_objective",
     "objective_terms",
-    # data moments: BLAS, merged, streamed, memory maps, dask (issue 11)
+    # data moments: BLAS, merged, streamed, memory maps, dask
     "stream_moments",
     # masked SGD
     "TrainResult",
