@@ -12,7 +12,7 @@ chosen from the object). After the topics, ```{structdrop-api-rest} structdrop``
 names of ``structdrop.__all__`` that no topic listed, and warns about each (with ``-W`` the build
 fails: a new export cannot be forgotten, only left without a topic until someone gives it one).
 A listed name that is not in ``__all__`` is a warning too. :func:`public_modules` says which
-modules must have a section; ``tests/test_docs_api.py`` checks the page against it.
+modules must have a section; ``tests/docs/test_docs_api.py`` checks the page against it.
 """
 
 from __future__ import annotations

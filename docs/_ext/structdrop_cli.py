@@ -8,7 +8,7 @@ docs/cli.md holds one marker block::
 which becomes, for the top-level parser and every subcommand, its usage line, description, every
 option (``program``/``option`` entries, so ``{option}`` references work) with its help, default and
 choices, and the examples of its epilog. Nothing is copied by hand: a new option or subcommand
-appears at the next build. ``tests/test_docs_cli.py`` checks that every option string of every
+appears at the next build. ``tests/docs/test_docs_cli.py`` checks that every option string of every
 subcommand is in the generated text.
 """
 

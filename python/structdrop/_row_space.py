@@ -93,7 +93,7 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     amount u lambda_max / lambda_i; the estimate is sqrt(b) u lambda_max sum_i ||B e_i||^2/lambda_i.
     Measured against an SVD of X on X with condition numbers 1e2..1e6 and targets along X's
     largest, random and smallest directions, the true error stayed below half of this estimate
-    once above the rounding floor of about 1e-14 (tests/test_global_min_routes.py).
+    once above the rounding floor of about 1e-14 (tests/global_min/test_global_min_routes.py).
     When X X^T is numerically singular (``rank_deficient``), directions below the tolerance are
     dropped and no estimate from the moments can bound what Y has along them.
     """

@@ -2,7 +2,7 @@
 
 Oracles, all independent of the construction: the width-d DropBlock objective evaluated by
 ``DropBlock.for_width(...).objective`` (exact expectation from the data moments, C++), the
-closed-form minimum (corrected Theorem 7), the r-support norm from its variational form (conftest),
+closed-form minimum (corrected Theorem 7), the r-support norm from its variational form (_oracles),
 the minimiser A* formed from the solve, a hand-computed width-2 optimum, and L-BFGS on the width-d
 objective written out here in NumPy with its gradient.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import variational_norm_sq
+from _oracles import variational_norm_sq
 from scipy.optimize import minimize
 
 import structdrop as sd

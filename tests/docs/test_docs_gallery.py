@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-GALLERY = Path(__file__).resolve().parent.parent / "docs" / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "docs" / "gallery"
 SCRIPTS = sorted(GALLERY.glob("plot_*.py"))
 
 # Run the script, then report how many figures it left open (sphinx-gallery captures those).

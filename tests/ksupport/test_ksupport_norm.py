@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import variational_norm_sq
+from _oracles import variational_norm_sq
 
 import structdrop as sd
 from structdrop import reference

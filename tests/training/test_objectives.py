@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 import pytest
-from test_schemes import unit_mask_distribution, unit_schemes
+from _mask_enumeration import unit_mask_distribution, unit_schemes
 
 import structdrop as sd
 from structdrop.reference import objectives as ref

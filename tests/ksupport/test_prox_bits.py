@@ -10,7 +10,7 @@ the default x86-64 build: the portable build, other x86-64 CPUs and aarch64 must
 The inputs come from NumPy's PCG64 `random()` (53-bit dyadic values, the same on every platform)
 through correctly rounded operations only (no libm), so they are the same everywhere too; a
 change to how the prox rounds fails this test, and the stored digests must then be rewritten on
-purpose (`python tests/test_prox_bits.py` prints them).
+purpose (`python tests/ksupport/test_prox_bits.py` prints them).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ inf/nan) fails.
 Profiles (hypothesis):
     default  -- "structdrop-fast": few examples, no deadline; part of the default test run.
     STRUCTDROP_FUZZ=long  -- "structdrop-long": 2000 examples per property, e.g.
-        STRUCTDROP_FUZZ=long python -m pytest -q tests/test_fuzz.py
+        STRUCTDROP_FUZZ=long python -m pytest -q tests/package/test_fuzz.py
 """
 
 from __future__ import annotations

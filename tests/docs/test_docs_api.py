@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 pytest.importorskip("pyproximal")
 pytest.importorskip("matplotlib")
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import structdrop_api  # noqa: E402

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import variational_norm_sq
+from _oracles import variational_norm_sq
 
 import structdrop as sd
 from structdrop import reference

@@ -1,7 +1,7 @@
 """Numerical robustness of the k-support solver.
 
 Every answer is checked against something independent of the kernels: the KKT certificate built
-from the variational norm and the dual norm in conftest, closed forms (all-equal values, r = 1),
+from the variational norm and the dual norm in _oracles, closed forms (all-equal values, r = 1),
 the NumPy reference, and exact scaling identities.
 """
 
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import dual_norm, variational_norm_sq
+from _oracles import dual_norm, variational_norm_sq
 
 import structdrop as sd
 from structdrop import reference

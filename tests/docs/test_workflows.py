@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python < 3.11
     tomllib = pytest.importorskip("tomli")  # the test extra has it
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 PLATFORMS = ROOT / "docs" / "platforms.md"
 

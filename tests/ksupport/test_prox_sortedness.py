@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import bisection_prox, sorted_sweep
+from _oracles import bisection_prox, sorted_sweep
 
 import structdrop as sd
 from structdrop import _core

@@ -3,9 +3,10 @@ float32, out=.
 
 Independent references used here:
 - ``bisection_prox``: tau with sum clip(m tau - beta, 0, 1) = r by plain bisection on tau (no
-  breakpoints, no selection), then a_i = m_i t_i/(t_i + beta), in tests/conftest.py;
+  breakpoints, no selection), then a_i = m_i t_i/(t_i + beta), in tests/_support/_oracles.py;
 - the sorted sweep (``structdrop._core.prox_sweep`` on a sorted copy: a different C++ algorithm);
-- the KKT certificate of tests/test_prox.py (dual norm = l2 norm of the r largest magnitudes);
+- the KKT certificate of tests/ksupport/test_prox.py (dual norm = l2 norm of the r largest
+  magnitudes);
 - for matrices, ``structdrop.reference`` (NumPy) on the singular values, and the objective
   evaluated directly in the Frobenius norm.
 """
@@ -17,7 +18,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import bisection_prox, dual_norm, sorted_sweep, variational_norm_sq
+from _oracles import bisection_prox, dual_norm, sorted_sweep, variational_norm_sq
 
 import structdrop as sd
 from structdrop import reference

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import variational_norm_sq
+from _oracles import variational_norm_sq
 from scipy.optimize import minimize
 
 import structdrop as sd

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import dual_norm, variational_norm_sq
+from _oracles import dual_norm, variational_norm_sq
 
 pyproximal = pytest.importorskip("pyproximal")
 pylops = pytest.importorskip("pylops")
@@ -23,7 +23,7 @@ pylops = pytest.importorskip("pylops")
 import structdrop as sd  # noqa: E402
 from structdrop.pyproximal import KSupport, KSupportSq, dual_ksupport_norm  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_import_structdrop_does_not_import_pyproximal():

@@ -19,7 +19,7 @@ from structdrop import _core
 
 STUB = Path(_core.__file__).resolve().parent / "_core.pyi"
 if not STUB.exists():  # an editable install keeps the stub in the source tree
-    STUB = Path(__file__).resolve().parents[1] / "python" / "structdrop" / "_core.pyi"
+    STUB = Path(__file__).resolve().parents[2] / "python" / "structdrop" / "_core.pyi"
 
 Definition = Union[ast.FunctionDef, ast.ClassDef]
 
