@@ -33,7 +33,7 @@ def write(out: Path) -> None:
     schemes = {
         "none": NoDropout(),
         "dropout": Dropout(0.6),
-        "dropblock": DropBlock(0.5, 5),
+        "dropblock": DropBlock(5, theta=0.5),
         "overlapping": OverlappingDropBlock(3, gamma=0.1),
         "dropconnect": DropConnect(0.7),
     }
@@ -141,15 +141,15 @@ def write_objectives(out: Path, schemes: dict) -> None:
     rng = np.random.default_rng(23)
     shapes = {"small": (3, 5, 11, 10), "tails": (9, 67, 50, 70)}
     more = {
-        "dropblock-r1": DropBlock(0.5, 1),
+        "dropblock-r1": DropBlock(1, theta=0.5),
         "overlapping-wide": OverlappingDropBlock(9, gamma=0.3),
     }
     for label, (a, b, N, d) in shapes.items():
         X, Y = rng.standard_normal((b, N)), rng.standard_normal((a, N))
         U, V = rng.standard_normal((a, d)), rng.standard_normal((b, d))
         for name, scheme in {**schemes, **more}.items():
-            terms = scheme.objective_terms(Y, U, V, X)
-            values = [scheme.objective(Y, U, V, X), terms.fit, terms.regularizer]
+            terms = scheme.objective_terms(X, Y, U, V)
+            values = [scheme.objective(X, Y, U, V), terms.fit, terms.regularizer]
             values.append(scheme.regularizer(U, V, X))
             np.save(out / f"any-objective-{name}-{label}.npy", np.array(values))
 

@@ -41,7 +41,7 @@ def child(quick: bool) -> None:
     out = {"module": sd.__file__, "kernels": sd._core.sgd_kernel_isa(), "us": {}}
     for d in (50,) if quick else (50, 500):
         U0, V0 = 0.1 * rng.standard_normal((A, d)), 0.1 * rng.standard_normal((B, d))
-        for scheme in (NoDropout(), Dropout(0.5), DropBlock(0.5, 5), DropConnect(0.5)):
+        for scheme in (NoDropout(), Dropout(0.5), DropBlock(5, theta=0.5), DropConnect(0.5)):
             for batch in (1, 8):
                 T = max(2, (2000 if quick else 10000 if d == 50 else 2000) // batch)
                 best = float("inf")
@@ -89,10 +89,10 @@ def call_costs(quick: bool) -> dict[str, float]:
             times.append((time.process_time() - t0) / repeats * 1e6)
         return min(times)
 
-    scheme = sd.DropBlock(0.5, 2)
+    scheme = sd.DropBlock(2, theta=0.5)
     return {
         f"call: objective, a x b x N = {a} x {b} x {n}, d = {d}": best(
-            lambda: scheme.objective(Y, U, V, X), 300
+            lambda: scheme.objective(X, Y, U, V), 300
         ),
         "call: train, 1 step": best(lambda: sd.train(X, Y, U, V, scheme, 1e-3, 1), 300),
         f"call: train_many, {runs} runs x 10 steps, per run": best(

@@ -45,7 +45,7 @@ def schemes_for(d: int):
     block = max(1, d // 10)
     return [
         ("dropout", sd.Dropout(0.7)),
-        (f"dropblock r={block}", sd.DropBlock(0.7, block)),
+        (f"dropblock r={block}", sd.DropBlock(block, theta=0.7)),
         ("overlapping r=5", sd.OverlappingDropBlock(min(5, d), theta=0.7)),
         ("dropconnect", sd.DropConnect(0.7)),
     ]

@@ -235,7 +235,7 @@ def main() -> int:
     rows, records = [], []
     for d in widths:
         U0, V0 = factors(d)
-        schemes = [NoDropout(), Dropout(0.5), DropBlock(0.5, 5)]
+        schemes = [NoDropout(), Dropout(0.5), DropBlock(5, theta=0.5)]
         if d == 50 or not quick:
             schemes.append(DropConnect(0.5))
         for scheme in schemes:
@@ -299,7 +299,7 @@ def main() -> int:
 
     # 3. 64 parallel runs at the paper's size.
     U0, V0 = factors(50)
-    scheme = DropBlock(0.5, 5)
+    scheme = DropBlock(5, theta=0.5)
     steps = 2_000 if quick else 20_000
     parallel = []
     for threads in (1, None):  # None: every core
@@ -329,7 +329,7 @@ def main() -> int:
                 seconds=seconds,
             )
         )
-    print("\n## 64 runs of DropBlock(0.5, 5), d = 50 (train_many)\n")
+    print("\n## 64 runs of DropBlock(5, theta=0.5), d = 50 (train_many)\n")
     print(
         markdown_table(
             ["threads", "runs x steps", "seconds", "steps/s", "speed-up"],
@@ -353,7 +353,7 @@ def main() -> int:
     reference_time = time_engine(X, Y, U0, V0, NoDropout(), engine_steps[d], repeats)
     for theta in (0.1, 0.25, 0.5, 0.75, 0.9):
         row = [theta]
-        for scheme in (Dropout(theta), DropBlock(theta, 5)):
+        for scheme in (Dropout(theta), DropBlock(5, theta=theta)):
             t = time_engine(X, Y, U0, V0, scheme, engine_steps[d], repeats)
             row += [t * 1e6, t / reference_time]
             theta_records.append(
@@ -379,12 +379,22 @@ def main() -> int:
     quiet, loud = [], []
     for _ in range(repeats):
         quiet.append(
-            sd.train(X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12).seconds
+            sd.train(
+                X, Y, U0, V0, DropBlock(5, theta=0.5), 1e-7, steps, record_every=10**12
+            ).seconds
         )
         with contextlib.redirect_stderr(io.StringIO()):
             loud.append(
                 sd.train(
-                    X, Y, U0, V0, DropBlock(0.5, 5), 1e-7, steps, record_every=10**12, progress=True
+                    X,
+                    Y,
+                    U0,
+                    V0,
+                    DropBlock(5, theta=0.5),
+                    1e-7,
+                    steps,
+                    record_every=10**12,
+                    progress=True,
                 ).seconds
             )
     print(

@@ -151,7 +151,7 @@ def main() -> None:
     try:
         from structdrop import schemes as _schemes
 
-        scheme = _schemes.DropBlock(THETA, R_BLOCK)
+        scheme = _schemes.DropBlock(R_BLOCK, theta=THETA)
     except ImportError:
         pass
 

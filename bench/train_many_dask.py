@@ -1,7 +1,8 @@
 """Benchmark of train_many on a Dask cluster: R runs locally vs on a dask.distributed LocalCluster.
 
 The paper's synthetic data (a, b, N = 80, 100, 1000; structdrop.paper_synthetic), width d = 50,
-DropBlock(0.5, 5), lr = 1e-7 (nothing diverges), R runs with seeds 0..R-1. Measured in one run:
+DropBlock(5, theta=0.5), lr = 1e-7 (nothing diverges), R runs with seeds 0..R-1. Measured in one
+run:
 
 1. ``train_many(..., threads=1)`` here (one core);
 2. ``train_many(..., threads=None)`` here (all cores);
@@ -63,7 +64,7 @@ def main() -> None:
     d = 50
     U0, V0 = 0.1 * rng.standard_normal((80, d)), 0.1 * rng.standard_normal((100, d))
     common = dict(
-        scheme=DropBlock(0.5, 5),
+        scheme=DropBlock(5, theta=0.5),
         lr=1e-7,
         iterations=steps,
         record_every=steps // 10,
@@ -106,8 +107,8 @@ def main() -> None:
         ],
     ]
     print(
-        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock(0.5, "
-        "5))\n"
+        f"## {args.runs} runs of {steps} steps (a, b, N, d = 80, 100, 1000, {d}; DropBlock("
+        "5, theta=0.5))\n"
     )
     print(markdown_table(["call", "seconds", "speed-up over threads=1"], rows))
     print(

@@ -90,7 +90,7 @@ left.semilogy(epoch, history["feature_lower_bound"], label="minimum over the fea
 left.axhline(final.lower_bound, color="k", ls="--", lw=1, label="closed-form minimum (any network)")
 left.set_xlabel("epoch")
 left.set_ylabel("summed squared loss")
-left.set_title("DropBlock(0.5, 5) before the last layer, width 80")
+left.set_title("DropBlock(5, theta=0.5) before the last layer, width 80")
 left.legend(fontsize=8)
 index = np.arange(1, 11)
 right.plot(index, final.singular_values, "o", label="trained network, sigma(U G)")

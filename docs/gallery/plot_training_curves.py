@@ -47,7 +47,7 @@ runs = structdrop.train_many(
     Y,
     [starts[s][0] for _, s in jobs],
     [starts[s][1] for _, s in jobs],
-    [structdrop.DropBlock(theta, r) for r, _ in jobs],
+    [structdrop.DropBlock(r, theta=theta) for r, _ in jobs],
     lr=2e-5,
     iterations=iterations,
     lr_decay=3000.0,  # step size lr / (1 + (t - 1) / 3000)

@@ -10,14 +10,20 @@ object with ``check_width(d)`` and ``_core_params()``; the public entry points c
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from . import _core
+from ._migration import choose_argument_order, warn_old_spelling
 from ._validation import as_float_array
 from .moments import DataMoments
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _CoreScheme(Protocol):
@@ -41,6 +47,73 @@ class ObjectiveTerms:
     fit: float
     regularizer: float
     objective: float
+
+
+def matrix_shape(value: object) -> tuple[int, int] | None:
+    """The shape of a 2-D array-like argument, or None (any other rank, or not array-like)."""
+    try:
+        shape = np.shape(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # ragged nested lists
+        return None
+    return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
+
+
+def inputs_before_targets(
+    function_name: str,
+    new_names: Sequence[str],
+    old_names: Sequence[str],
+    shapes_agree: Callable[[Mapping[str, tuple[int, int]]], bool],
+) -> Callable[[F], F]:
+    """Decorator: the leading array parameters ``new_names`` (inputs first, 1.0) were taken in the
+    order ``old_names`` (targets first) before 1.0.
+
+    All arrays by position: the order the shapes prove is taken (the old one with a FutureWarning),
+    and shapes that fit both orders are refused (``choose_argument_order``). Some by keyword: a
+    call whose positional arrays clash with its keywords only in the new order is an old call
+    (a FutureWarning). ``shapes_agree`` gets the 2-D shapes by name.
+    """
+    count = len(new_names)
+
+    def agree(named: Mapping[str, Any]) -> bool:
+        shapes = {name: matrix_shape(value) for name, value in named.items()}
+        if any(shape is None for shape in shapes.values()):
+            return False
+        return shapes_agree(shapes)  # type: ignore[arg-type]
+
+    def decorate(function: F) -> F:
+        offset = 1 if next(iter(inspect.signature(function).parameters)) == "self" else 0
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            head, arrays, rest = (
+                args[:offset],
+                args[offset : offset + count],
+                args[offset + count :],
+            )
+            if len(arrays) == count:
+                named = choose_argument_order(function_name, arrays, new_names, old_names, agree)
+                ordered = tuple(named[name] for name in new_names)
+                return function(*head, *ordered, *rest, **kwargs)
+            clashes_new = any(name in kwargs for name in new_names[: len(arrays)])
+            clashes_old = any(name in kwargs for name in old_names[: len(arrays)])
+            if arrays and clashes_new and not clashes_old:
+                warn_old_spelling(
+                    f"{function_name}({', '.join(old_names)}) (the order before 1.0)",
+                    f"{function_name}({', '.join(f'{n}={n}' for n in new_names)})",
+                )
+                kwargs.update(zip(old_names, arrays))
+                return function(*head, **kwargs)
+            return function(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def factors_agree(shapes: Mapping[str, tuple[int, int]]) -> bool:
+    """Whether X (b x N), Y (a x N), U (a x d) and V (b x d) have consistent shapes."""
+    x, y, u, v = (shapes[name] for name in "XYUV")
+    return x[1] == y[1] and u[0] == y[0] and v[0] == x[0] and u[1] == v[1]
 
 
 def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:

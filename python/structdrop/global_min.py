@@ -24,7 +24,7 @@ from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .objectives import DataMoments
+    from .moments import DataMoments
 
 
 class _HasObjective(Protocol):
@@ -245,7 +245,7 @@ def _reduce_without_X(targets: np.ndarray) -> RowSpaceReduction:
 
 
 def _check_moments_with_targets(moments: object) -> DataMoments:
-    from .objectives import DataMoments
+    from .moments import DataMoments
 
     if not isinstance(moments, DataMoments):
         raise TypeError(
@@ -277,7 +277,7 @@ def solve_on_data(
     X's rank).
     ``progress`` shows a bar on stderr for each pass over the data.
     """
-    from .objectives import data_moments
+    from .moments import data_moments
 
     if X.shape[1] != Y.shape[1]:
         raise ValueError(

@@ -17,15 +17,22 @@ Everything is computed from the data moments X X^T, Y X^T and ||Y||^2
 objective costs nothing that grows with N: O(b^2 d + a b d) for Dropout/DropConnect, plus
 O((a + b) r d) for DropBlock with blocks of r and O((a + b) r d) for overlapping DropBlock (its
 C-bar is banded with half-width r - 1).
+
+:class:`~structdrop.moments.DataMoments` and :func:`~structdrop.moments.data_moments` live in
+:mod:`structdrop.moments`; this module re-exports the very same objects, because code written for
+0.x imports them from here (``from structdrop.objectives import DataMoments``). New code imports
+them from ``structdrop`` or ``structdrop.moments``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from ._objective_terms import ObjectiveTerms, _check_factors, _terms
+from ._objective_terms import ObjectiveTerms, _check_factors, _terms, inputs_before_targets
 from ._validation import as_float_array
-from .moments import DataMoments, data_moments
+from .moments import DataMoments, data_moments  # re-exported for 0.x imports (see above)
 from .schemes import DropConnect, MaskScheme
 
 __all__ = [
@@ -98,8 +105,14 @@ def dropconnect_paper_approx_terms(
     return _terms(scheme, u, v, moments, paper=True)
 
 
+def _features_agree(shapes: Mapping[str, tuple[int, int]]) -> bool:
+    g, y, u = (shapes[name] for name in "GYU")
+    return g[1] == y[1] and u[0] == y[0] and u[1] == g[0]
+
+
+@inputs_before_targets("generalized_objective", ("G", "Y", "U"), ("Y", "U", "G"), _features_agree)
 def generalized_objective(
-    Y: object, U: object, G: object, mean: object, covariance: object
+    G: object, Y: object, U: object, mean: object, covariance: object
 ) -> ObjectiveTerms:
     """Lemma 10 (eqs. 15-18) for any mask distribution on the d hidden units, in NumPy.
 

@@ -7,7 +7,7 @@ the schemes provide
 - ``mask_mean(d)``: mu; ``mask_covariance(d)``: C = Cov(z);
 - ``characteristic_matrix(d)``: C-bar = diag(mu)^-1 C diag(mu)^-1 (eq. 16);
 - ``sample_masks(d, count, rng)``: ``count`` masks z as rows of a float 0/1 array (unscaled);
-- ``regularizer(U, V, X)`` and ``objective(Y, U, V, X)``: the exact expectation over the masks of
+- ``regularizer(U, V, X)`` and ``objective(X, Y, U, V)``: the exact expectation over the masks of
   the stochastic squared loss, minus / including the fit term ||Y - U V^T X||^2 (Lemma 10, eq. 18);
 - ``check_width(d)`` and ``_core_params()`` (the ``_core.SchemeParams`` the C++ core takes).
 
@@ -16,14 +16,23 @@ Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
 from . import _core
 from ._blocks import check_block_width, seed_probability
-from ._objective_terms import ObjectiveTerms, _check_factors, _terms
+from ._migration import positional_became_keyword, warn_old_spelling
+from ._objective_terms import (
+    ObjectiveTerms,
+    _check_factors,
+    _terms,
+    factors_agree,
+    inputs_before_targets,
+)
 from ._validation import as_int, as_probability
 from .moments import data_moments
 from .width import theta_for_width
@@ -48,6 +57,15 @@ def _rng(rng: RandomLike) -> np.random.Generator:
     raise TypeError(
         f"rng must be a numpy Generator, an integer seed or None, got {type(rng).__name__}"
     )
+
+
+#: The order of (X, Y, U, V) before 1.0 was (Y, U, V, X): accepted where the shapes prove it.
+_inputs_first = functools.partial(
+    inputs_before_targets,
+    new_names=("X", "Y", "U", "V"),
+    old_names=("Y", "U", "V", "X"),
+    shapes_agree=factors_agree,
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,8 @@ class MaskScheme:
         raise NotImplementedError
 
     # --- exact objectives ---------------------------------------------------------------------
-    def objective_terms(self, Y: object, U: object, V: object, X: object) -> ObjectiveTerms:
+    @_inputs_first("objective_terms")
+    def objective_terms(self, X: object, Y: object, U: object, V: object) -> ObjectiveTerms:
         """fit, regulariser and their sum: the exact E_z of the stochastic loss (Lemma 10, eq. 17).
 
         Computes the data moments (one O((a + b) b N) pass, C++), then the terms from them. To
@@ -102,12 +121,13 @@ class MaskScheme:
         u, v = _check_factors(U, V, moments, need_targets=True)
         return _terms(self, u, v, moments, paper=False)
 
-    def objective(self, Y: object, U: object, V: object, X: object) -> float:
+    @_inputs_first("objective")
+    def objective(self, X: object, Y: object, U: object, V: object) -> float:
         """E_z ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2, exactly (Lemma 10, eq. 17).
 
         See :meth:`objective_terms` for the cost and for many (U, V) on the same data.
         """
-        return self.objective_terms(Y, U, V, X).objective
+        return self.objective_terms(X=X, Y=Y, U=U, V=V).objective
 
     def regularizer(self, U: object, V: object, X: object) -> float:
         """The scheme's exact regulariser E_z[loss] - ||Y - U V^T X||^2 (independent of Y)."""
@@ -173,7 +193,45 @@ class Dropout(MaskScheme):
         return (_rng(rng).random((n, width)) < self.theta).astype(np.float64)
 
 
-@dataclass(frozen=True)
+def _dropblock_old_order(init: Callable[..., None]) -> Callable[..., None]:
+    """Accept the order before 1.0, ``DropBlock(theta, block_size)``, where the values prove it.
+
+    Two positional numbers are the old order when they are a valid (theta, block_size) pair: a
+    probability first and a positive integer second (``DropBlock(0.5, 3)``); ``DropBlock(1, 1)``
+    means the same in either order. The old call warns (FutureWarning); a positional theta in the
+    new order (``DropBlock(3, 0.5)``, never valid) is a TypeError showing ``theta=``.
+    """
+
+    def valid(theta: object, block_size: object) -> bool:
+        try:
+            as_probability("theta", theta)
+            as_int("block_size", block_size, minimum=1)
+        except (TypeError, ValueError):
+            return False
+        return not isinstance(block_size, (float, np.floating))
+
+    @functools.wraps(init)
+    def wrapper(self: DropBlock, *args: Any, **kwargs: Any) -> None:
+        if len(args) == 1 and "block_size" in kwargs and "theta" not in kwargs:
+            args = (args[0], kwargs.pop("block_size"))  # DropBlock(0.5, block_size=3), old
+        if len(args) == 2 and "theta" not in kwargs and "block_size" not in kwargs:
+            first, second = args
+            if valid(first, second):
+                warn_old_spelling(
+                    "DropBlock(theta, block_size) (the order before 1.0)",
+                    f"DropBlock({second!r}, theta={first!r})",
+                )
+                return init(self, second, theta=first)
+            raise TypeError(
+                "DropBlock takes (block_size, *, theta) since structdrop 1.0: write "
+                f"DropBlock({first!r}, theta={second!r})"
+            )
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
+@dataclass(frozen=True, init=False)
 class DropBlock(MaskScheme):
     """DropBlock on non-overlapping blocks of ``block_size`` consecutive units.
 
@@ -181,14 +239,31 @@ class DropBlock(MaskScheme):
     Each of the k = d / block_size blocks is kept with probability theta (i.i.d.), units rescaled by
     1/theta. Regulariser beta sum_i ||U_i V_i^T X||_F^2 over the blocks (Lemma 1, eq. 5);
     C-bar = beta BlkDiag(1 1^T, ..., 1 1^T) (Section 3). block_size must divide d.
+
+    Args:
+        block_size: r, the number of consecutive units in a block (>= 1).
+        theta: keep probability of a block, in (0, 1] (keyword-only). The order before 1.0,
+            ``DropBlock(theta, block_size)``, still works where the values prove it, with a
+            FutureWarning.
+
+    Raises:
+        ValueError: theta outside (0, 1] or block_size < 1.
+        TypeError: a non-numeric argument, or theta by position in the 1.0 order.
+
+    Example:
+        >>> import structdrop as sd
+        >>> scheme = sd.DropBlock(3, theta=0.5)
+        >>> scheme.mask_mean(6)
+        array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
     """
 
-    theta: float
     block_size: int
+    theta: float
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "theta", as_probability("theta", self.theta))
-        object.__setattr__(self, "block_size", as_int("block_size", self.block_size, minimum=1))
+    @_dropblock_old_order
+    def __init__(self, block_size: int, *, theta: float) -> None:
+        object.__setattr__(self, "block_size", as_int("block_size", block_size, minimum=1))
+        object.__setattr__(self, "theta", as_probability("theta", theta))
 
     @property
     def beta(self) -> float:
@@ -201,7 +276,7 @@ class DropBlock(MaskScheme):
 
         The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
         """
-        return cls(theta_for_width(theta_bar, d, block_size), block_size)
+        return cls(block_size, theta=theta_for_width(theta_bar, d, block_size))
 
     def check_width(self, d: object) -> int:
         width = as_int("d", d, minimum=1)
@@ -236,16 +311,35 @@ class OverlappingDropBlock(MaskScheme):
     and the objective is exact through Lemma 10 -- beyond the paper, whose Section 5.3 only
     corrects theta approximately.
 
-    Give exactly one of ``gamma`` (seed probability, [0, 1)) and ``theta`` ((0, 1]; then
-    gamma = 1 - theta^(1/block_size), i.e. (1 - gamma)^block_size = theta, the keep probability of
-    an interior unit). The resolved ``gamma`` is stored; ``theta`` reports (1 - gamma)^block_size.
+    Give exactly one of ``theta`` ((0, 1]; then gamma = 1 - theta^(1/block_size), i.e.
+    (1 - gamma)^block_size = theta, the keep probability of an interior unit) and ``gamma`` (seed
+    probability, [0, 1)), both keyword-only. The resolved ``gamma`` is stored; ``theta`` reports
+    (1 - gamma)^block_size. Before 1.0 gamma and theta could be given by position
+    (``OverlappingDropBlock(3, 0.1)`` is gamma = 0.1): that still works with a FutureWarning.
+
+    Args:
+        block_size: number of consecutive units a firing seed drops (>= 1).
+        theta: nominal keep probability of an interior unit, in (0, 1].
+        gamma: seed probability, in [0, 1).
+
+    Raises:
+        ValueError: both or neither of theta and gamma, or a value out of range.
+        TypeError: a non-numeric argument.
+
+    Example:
+        >>> import structdrop as sd
+        >>> scheme = sd.OverlappingDropBlock(2, gamma=0.5)
+        >>> scheme.theta
+        0.25
+        >>> scheme.mask_mean(3)
+        array([0.5 , 0.25, 0.5 ])
     """
 
     block_size: int
     gamma: float
 
     def __init__(
-        self, block_size: int, gamma: float | None = None, theta: float | None = None
+        self, block_size: int, *, theta: float | None = None, gamma: float | None = None
     ) -> None:
         bs = as_int("block_size", block_size, minimum=1)
         if (gamma is None) == (theta is None):
@@ -293,6 +387,19 @@ class OverlappingDropBlock(MaskScheme):
         lo = np.maximum(units - self.block_size + 1, 0)
         hi = np.minimum(units, seeds_count - 1)
         return ((fired[:, hi + 1] - fired[:, lo]) == 0).astype(np.float64)
+
+
+#: Before 1.0 gamma and theta followed block_size by position: OverlappingDropBlock(3, 0.1).
+_overlapping_positionals = positional_became_keyword("OverlappingDropBlock", 1, ("gamma", "theta"))
+
+
+@functools.wraps(OverlappingDropBlock.__init__)
+def _overlapping_init(self: OverlappingDropBlock, *args: Any, **kwargs: Any) -> None:
+    _overlapping_positionals(functools.partial(_overlapping_new_init, self))(*args, **kwargs)
+
+
+_overlapping_new_init = OverlappingDropBlock.__init__
+OverlappingDropBlock.__init__ = _overlapping_init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
@@ -374,7 +481,8 @@ class DropConnect(MaskScheme):
         u, v = _check_factors(U, V, moments, need_targets=False)
         return _terms(self, u, v, moments, paper=True).regularizer
 
-    def paper_approx_objective(self, Y: object, U: object, V: object, X: object) -> float:
+    @_inputs_first("paper_approx_objective")
+    def paper_approx_objective(self, X: object, Y: object, U: object, V: object) -> float:
         """The printed, approximate DropConnect objective.
 
         ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer`.

@@ -245,7 +245,7 @@ def train(
         U0: initial U, a x d (not modified).
         V0: initial V, b x d (not modified).
         scheme: a :mod:`structdrop.schemes` scheme (``NoDropout()``, ``Dropout(theta)``,
-            ``DropBlock(theta, block_size)``, ``OverlappingDropBlock(...)``,
+            ``DropBlock(block_size, theta=theta)``, ``OverlappingDropBlock(...)``,
             ``DropConnect(theta)``); it must apply at width d.
         lr: step size ``eta`` of Algorithm 1 (> 0): ``lr`` times the gradient of ``(1/2)||eps||^2``.
         iterations: number of steps T (>= 1).
@@ -334,7 +334,7 @@ def train_many(
     arrays, widths may differ), ``scheme``, ``lr``, ``iterations``, ``batch_size``,
     ``record_every``, ``seed`` and ``lr_decay`` may be a sequence with one entry per run; the
     sequences must have the same length R and the single values are shared by the R runs.
-    Example: ``train_many(X, Y, U0, V0, DropBlock(0.5, 5), 1e-4, 10**5, seed=range(64))``.
+    Example: ``train_many(X, Y, U0, V0, DropBlock(5, theta=0.5), 1e-4, 10**5, seed=range(64))``.
 
     Args:
         threads: worker threads: None (default) for every core, or a positive count; runs are

@@ -66,7 +66,7 @@ def unit_schemes(d: int, theta: float = 0.65, gamma: float = 0.3) -> list[MaskSc
     """Every unit scheme at width d: all block sizes dividing d (DropBlock), all
     1..d (overlapping)."""
     out: list[MaskScheme] = [NoDropout(), Dropout(theta)]
-    out += [DropBlock(theta, r) for r in range(1, d + 1) if d % r == 0]
+    out += [DropBlock(r, theta=theta) for r in range(1, d + 1) if d % r == 0]
     out += [OverlappingDropBlock(r, gamma=gamma) for r in range(1, d + 1)]
     return out
 

@@ -41,7 +41,7 @@ def assert_exact_network(Y, X, res, d, theta_bar):
     fact = fz.balanced_factorization(res, d)
     assert fact.exact, (d, fact.method)
     assert fact.U.shape == (Y.shape[0], d) and fact.V.shape == (Xe.shape[0], d)
-    objective = sd.DropBlock.for_width(theta_bar, d, r).objective(Y, fact.U, fact.V, Xe)
+    objective = sd.DropBlock.for_width(theta_bar, d, r).objective(X=Xe, Y=Y, U=fact.U, V=fact.V)
     assert objective == pytest.approx(res.objective, rel=1e-9)
     A_star = res.output(Xe) if X is not None else res.A
     scale = max(np.linalg.norm(A_star), 1.0)
@@ -80,7 +80,7 @@ def test_minimum_from_moments_factorizes_without_the_data():
     res = sd.global_min_from_moments(moments, 2, 0.8)
     d = fz.min_exact_width(res) + 2
     U, V = res.factorize(d)  # only the coefficients are needed
-    objective = sd.DropBlock.for_width(0.8, d, 2).objective(Y, U, V, X)
+    objective = sd.DropBlock.for_width(0.8, d, 2).objective(X=X, Y=Y, U=U, V=V)
     assert objective == pytest.approx(res.objective, rel=1e-9)
     np.testing.assert_allclose(
         U @ V.T, res.coefficients, atol=1e-10 * np.linalg.norm(res.coefficients)
@@ -209,7 +209,7 @@ def test_counterexample_rank3_r1_width2():
     assert fact.objective == pytest.approx(37 / 12, rel=1e-12)  # by hand: a = (3, 2) - 5/12
     assert fact.objective > res.objective + 0.3
     X = np.eye(3)
-    measured = sd.DropBlock.for_width(theta_bar, 2, 1).objective(Y, fact.U, fact.V, X)
+    measured = sd.DropBlock.for_width(theta_bar, 2, 1).objective(X=X, Y=Y, U=fact.U, V=fact.V)
     assert measured == pytest.approx(fact.objective, rel=1e-10)
     assert best_lbfgs(Y, X, 1, 2 * res.beta, 2, starts=6, seed=0) >= fact.objective - 1e-6
     gap = fz.width_gap(res, [1, 2, 3, 4])
@@ -233,7 +233,7 @@ def test_below_exact_width_r2_is_a_good_network(seed):
     fact = fz.balanced_factorization(res, 4)
     if fact.exact:
         pytest.skip("this draw admits an exact width-4 network")
-    measured = sd.DropBlock.for_width(theta_bar, 4, 2).objective(Y, fact.U, fact.V, X)
+    measured = sd.DropBlock.for_width(theta_bar, 4, 2).objective(X=X, Y=Y, U=fact.U, V=fact.V)
     assert measured == pytest.approx(fact.objective, rel=1e-9)
     assert fact.objective > res.objective
     assert (
@@ -249,7 +249,7 @@ def test_width_gap_matches_the_networks():
     gap = fz.width_gap(res, widths)
     for d, objective, exact in zip(gap.widths, gap.objectives, gap.exact):
         fact = fz.balanced_factorization(res, int(d))
-        measured = sd.DropBlock.for_width(0.9, int(d), 2).objective(Y, fact.U, fact.V, X)
+        measured = sd.DropBlock.for_width(0.9, int(d), 2).objective(X=X, Y=Y, U=fact.U, V=fact.V)
         assert measured == pytest.approx(objective, rel=1e-9)
         assert exact == fact.exact
     assert gap.exact[-1] and gap.minimum == res.objective

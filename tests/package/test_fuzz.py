@@ -330,7 +330,7 @@ def test_width_sweep_fuzz(Y, widths, r, theta):
 schemes = st.one_of(
     st.just(NoDropout()),
     st.builds(lambda t: Dropout(t), st.floats(0.01, 1)),
-    st.builds(lambda t, b: DropBlock(t, b), st.floats(0.01, 1), st.integers(1, 3)),
+    st.builds(lambda t, b: DropBlock(b, theta=t), st.floats(0.01, 1), st.integers(1, 3)),
     st.builds(lambda t: DropConnect(t), st.floats(0.01, 1)),
     st.builds(lambda b: OverlappingDropBlock(b, gamma=0.3), st.integers(1, 3)),
 )
@@ -346,7 +346,7 @@ schemes = st.one_of(
 )
 def test_objectives_fuzz(X, Y, U, V, scheme):
     try:
-        terms = scheme.objective_terms(Y, U, V, X)
+        terms = scheme.objective_terms(X, Y, U, V)
     except Exception as exc:  # noqa: BLE001
         check_error(exc, "X", "Y", "U", "V", "d", "width", "block")
         return

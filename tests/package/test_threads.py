@@ -90,7 +90,7 @@ def test_batch_sweeps_threaded(shared):
 SCHEMES = [
     NoDropout(),
     Dropout(0.7),
-    DropBlock(0.6, 2),
+    DropBlock(2, theta=0.6),
     OverlappingDropBlock(2, gamma=0.3),
     DropConnect(0.8),
 ]
@@ -105,7 +105,7 @@ def test_objectives_threaded(shared):
     calls = [lambda: structdrop.data_moments(X, Y)]
     for s in SCHEMES:
         calls.append(lambda s=s: structdrop.objective_terms(s, U, V, moments))
-        calls.append(lambda s=s: s.objective_terms(Y, U, V, X))
+        calls.append(lambda s=s: s.objective_terms(X, Y, U, V))
     _hammer(calls)
 
 

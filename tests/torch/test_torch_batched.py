@@ -225,7 +225,7 @@ def test_statistically_equivalent_to_cpp_engine():
     X, Y, U0, V0 = _problem(7, a=4, b=5, d=6, N=20)
     lr, iters, runs, every = 0.02, 200, 256, 25
     for scheme in (
-        schemes.DropBlock(0.5, 2),
+        schemes.DropBlock(2, theta=0.5),
         schemes.DropConnect(0.6),
         schemes.OverlappingDropBlock(2, theta=0.5),
     ):
@@ -301,7 +301,7 @@ def test_accepts_structdrop_scheme_objects():
     schemes = pytest.importorskip("structdrop.schemes")
     X, Y, U0, V0 = _problem(9)
     for scheme, spec in [
-        (schemes.DropBlock(0.5, 3), SchemeSpec("dropblock", 0.5, 3)),
+        (schemes.DropBlock(3, theta=0.5), SchemeSpec("dropblock", 0.5, 3)),
         (schemes.OverlappingDropBlock(2, gamma=0.3), SchemeSpec("overlapping", 0.49, 2, 0.3)),
         (schemes.DropConnect(0.6), SchemeSpec("dropconnect", 0.6)),
     ]:

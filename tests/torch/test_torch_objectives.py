@@ -192,7 +192,7 @@ def _numpy_schemes():
     return [
         schemes.NoDropout(),
         schemes.Dropout(0.3),
-        schemes.DropBlock(0.6, 2),
+        schemes.DropBlock(2, theta=0.6),
         schemes.OverlappingDropBlock(3, gamma=0.2),
         schemes.OverlappingDropBlock(2, theta=0.5),
         schemes.DropConnect(0.45),
@@ -205,7 +205,7 @@ def test_objectives_agree_with_numpy_schemes():
     Y, U, V, X = _rand(rng, a, N), _rand(rng, a, d), _rand(rng, b, d), _rand(rng, b, N)
     t = [torch.as_tensor(m) for m in (Y, U, V, X)]
     for scheme in _numpy_schemes():
-        expected = scheme.objective(Y, U, V, X)
+        expected = scheme.objective(X, Y, U, V)
         assert np.isclose(float(sdt.objective(scheme, *t)), expected, rtol=1e-12), scheme
         assert np.isclose(
             float(sdt.regularizer(scheme, *t[1:])),
@@ -233,7 +233,7 @@ def test_generalized_objective_agrees_with_numpy():
         rng.uniform(0.2, 1, d),
         L @ L.T,
     )
-    expected = structdrop.generalized_objective(Y, U, G, mean, cov)
+    expected = structdrop.generalized_objective(G, Y, U, mean, cov)
     got = sdt.generalized_objective(*[torch.as_tensor(m) for m in (Y, U, G, mean, cov)])
     assert np.isclose(float(got), expected.objective, rtol=1e-12)
     cbar = cov / np.outer(mean, mean)
@@ -248,7 +248,7 @@ def test_layers_and_batched_masks_sample_the_numpy_schemes_distributions():
     schemes = pytest.importorskip("structdrop.schemes")
     d, n = 10, 20000
     cases = [
-        (schemes.DropBlock(0.4, 5), sdt.DropBlock1d(0.4, 5)),
+        (schemes.DropBlock(5, theta=0.4), sdt.DropBlock1d(0.4, 5)),
         (schemes.OverlappingDropBlock(3, theta=0.5), sdt.OverlappingDropBlock1d(3, theta=0.5)),
         (schemes.Dropout(0.7), sdt.DropBlock1d(0.7, 1)),
     ]

@@ -141,7 +141,7 @@ def test_width_checks_share_one_message():
     # Each public entry point that takes a width reports the violated rule the same way.
     divide = r"needs block_size to divide d \(blocks of block_size consecutive units\), got d=6"
     with pytest.raises(ValueError, match="^DropBlock " + divide):
-        sd.DropBlock(0.5, 4).check_width(6)
+        sd.DropBlock(4, theta=0.5).check_width(6)
     with pytest.raises(ValueError, match=r"^r must divide d \(blocks of r consecutive units\)"):
         sd.theta_for_width(0.5, 6, 4)
     result = sd.dropblock_global_min([[3.0, 1.0], [1.0, 2.0]], 2, 0.5)
@@ -161,7 +161,7 @@ def test_torch_width_checks_share_the_message():
     with pytest.raises(ValueError, match=divide + r" .*got d=6, block_size=4$"):
         sdt.dropblock_regularizer(U, G, 0.5, 4)
     with pytest.raises(ValueError, match=divide):
-        sdt.regularizer(sd.DropBlock(0.5, 4), U, torch.eye(6, dtype=torch.float64), G)
+        sdt.regularizer(sd.DropBlock(4, theta=0.5), U, torch.eye(6, dtype=torch.float64), G)
     inside = r"OverlappingDropBlock needs block_size <= the hidden width d .*got d=6, block_size=7$"
     with pytest.raises(ValueError, match=inside):
         sdt.overlapping_dropblock_regularizer(U, G, 7, gamma=0.1)

@@ -59,9 +59,10 @@ def test_unit_schemes_match_enumeration(a, b, N, d):
     for scheme in unit_schemes(d) + unit_schemes(d, theta=0.15, gamma=0.6):
         Z, P = unit_mask_distribution(scheme, d)
         expected, fit = enumerated_loss(Y, U, V, X, Z, P)
-        terms = scheme.objective_terms(Y, U, V, X)
+        # by keyword: with a = b and N = d the shapes fit both argument orders
+        terms = scheme.objective_terms(X=X, Y=Y, U=U, V=V)
         assert rel_err(terms.objective, expected) < 1e-12, (scheme, terms, expected)
-        assert rel_err(scheme.objective(Y, U, V, X), expected) < 1e-12
+        assert rel_err(scheme.objective(X=X, Y=Y, U=U, V=V), expected) < 1e-12
         assert rel_err(terms.fit, fit) < 1e-12
         # The regulariser compared on its own, scaled by the objective (it is E - fit).
         assert abs(scheme.regularizer(U, V, X) - (expected - fit)) < 1e-12 * expected, scheme
@@ -74,17 +75,15 @@ def test_hand_derived_scalar_dropout():
     beta = (1 - theta) / theta
     expected = (y - u * v * x) ** 2 + beta * (u * v * x) ** 2
     arr = lambda t: np.array([[t]])  # noqa: E731
-    for scheme in (Dropout(theta), DropBlock(theta, 1), DropConnect(theta)):
-        assert scheme.objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(
-            expected, rel=1e-14
-        )
+    # every array 1 x 1 fits both argument orders: the arrays go by keyword
+    one = dict(X=arr(x), Y=arr(y), U=arr(u), V=arr(v))
+    for scheme in (Dropout(theta), DropBlock(1, theta=theta), DropConnect(theta)):
+        assert scheme.objective(**one) == pytest.approx(expected, rel=1e-14)
     q = 1 - 0.25  # overlapping, d = r = 1: keep prob q, C-bar = 1/q - 1
-    assert OverlappingDropBlock(1, gamma=0.25).objective(
-        arr(y), arr(u), arr(v), arr(x)
-    ) == pytest.approx((y - u * v * x) ** 2 + (1 / q - 1) * (u * v * x) ** 2, rel=1e-14)
-    assert NoDropout().objective(arr(y), arr(u), arr(v), arr(x)) == pytest.approx(
-        (y - u * v * x) ** 2, rel=1e-14
+    assert OverlappingDropBlock(1, gamma=0.25).objective(**one) == pytest.approx(
+        (y - u * v * x) ** 2 + (1 / q - 1) * (u * v * x) ** 2, rel=1e-14
     )
+    assert NoDropout().objective(**one) == pytest.approx((y - u * v * x) ** 2, rel=1e-14)
 
 
 def dropconnect_enumeration(Y, U, V, X, theta):
@@ -106,10 +105,10 @@ def test_dropconnect_matches_enumeration_and_printed_formula_does_not(a, b, N, d
     scheme = DropConnect(theta)
     expected = dropconnect_enumeration(Y, U, V, X, theta)
     fit = float(np.sum((Y - U @ V.T @ X) ** 2))
-    assert rel_err(scheme.objective(Y, U, V, X), expected) < 1e-12
+    assert rel_err(scheme.objective(X, Y, U, V), expected) < 1e-12
     assert abs(scheme.regularizer(U, V, X) - (expected - fit)) < 1e-12 * expected
     # The printed Theorem 13 / Corollary 14 is the Dropout regulariser: not the expectation here.
-    printed = scheme.paper_approx_objective(Y, U, V, X)
+    printed = scheme.paper_approx_objective(X, Y, U, V)
     assert rel_err(printed, expected) > 1e-3, (printed, expected)
     assert rel_err(scheme.paper_approx_regularizer(U, V, X), expected - fit) > 1e-2
     assert scheme.paper_approx_regularizer(U, V, X) == pytest.approx(
@@ -123,8 +122,8 @@ def test_dropconnect_gap_at_sizes_2_3_4_2():
     Y, U, V, X = problem(rng, 2, 3, 4, 2)
     theta = 0.5
     expected = dropconnect_enumeration(Y, U, V, X, theta)
-    exact = DropConnect(theta).objective(Y, U, V, X)
-    printed = DropConnect(theta).paper_approx_objective(Y, U, V, X)
+    exact = DropConnect(theta).objective(X, Y, U, V)
+    printed = DropConnect(theta).paper_approx_objective(X, Y, U, V)
     assert rel_err(exact, expected) < 1e-12
     assert rel_err(printed, expected) > 0.01
 
@@ -139,8 +138,8 @@ def test_dropconnect_printed_formula_holds_when_gram_is_diagonal(a, b, N, d):
     theta = 0.7
     expected = dropconnect_enumeration(Y, U, V, X, theta)
     scheme = DropConnect(theta)
-    assert rel_err(scheme.objective(Y, U, V, X), expected) < 1e-12
-    assert rel_err(scheme.paper_approx_objective(Y, U, V, X), expected) < 1e-12
+    assert rel_err(scheme.objective(X, Y, U, V), expected) < 1e-12
+    assert rel_err(scheme.paper_approx_objective(X, Y, U, V), expected) < 1e-12
 
 
 def test_generalized_objective_lemma10_for_an_arbitrary_distribution():
@@ -157,7 +156,7 @@ def test_generalized_objective_lemma10_for_an_arbitrary_distribution():
     mu = P @ Z
     C = (Z * P[:, None]).T @ Z - np.outer(mu, mu)
     expected = float(P @ [np.sum((Y - (U * (z / mu)) @ G) ** 2) for z in Z])
-    terms = sd.generalized_objective(Y, U, G, mu, C)
+    terms = sd.generalized_objective(G, Y, U, mu, C)
     assert rel_err(terms.objective, expected) < 1e-12
     assert rel_err(terms.fit, float(np.sum((Y - U @ G) ** 2))) < 1e-13
     # Non-binary masks too (Lemma 10 needs only the mean and covariance).
@@ -166,15 +165,15 @@ def test_generalized_objective_lemma10_for_an_arbitrary_distribution():
     muw = Pw @ W
     Cw = (W * Pw[:, None]).T @ W - np.outer(muw, muw)
     expected_w = float(Pw @ [np.sum((Y - (U * (w / muw)) @ G) ** 2) for w in W])
-    assert rel_err(sd.generalized_objective(Y, U, G, muw, Cw).objective, expected_w) < 1e-12
+    assert rel_err(sd.generalized_objective(G, Y, U, muw, Cw).objective, expected_w) < 1e-12
 
 
 def test_generalized_objective_agrees_with_every_scheme():
     rng = np.random.default_rng(8)
     Y, U, V, X = problem(rng, 3, 4, 9, 6)
     for scheme in unit_schemes(6):
-        g = sd.generalized_objective(Y, U, V.T @ X, scheme.mask_mean(6), scheme.mask_covariance(6))
-        assert rel_err(g.objective, scheme.objective(Y, U, V, X)) < 1e-12
+        g = sd.generalized_objective(V.T @ X, Y, U, scheme.mask_mean(6), scheme.mask_covariance(6))
+        assert rel_err(g.objective, scheme.objective(X, Y, U, V)) < 1e-12
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +183,12 @@ def test_generalized_objective_agrees_with_every_scheme():
 
 @pytest.mark.parametrize(
     "scheme",
-    [Dropout(0.6), DropBlock(0.5, 8), OverlappingDropBlock(5, theta=0.7), DropBlock(0.8, 1)],
+    [
+        Dropout(0.6),
+        DropBlock(8, theta=0.5),
+        OverlappingDropBlock(5, theta=0.7),
+        DropBlock(1, theta=0.8),
+    ],
     ids=repr,
 )
 def test_unit_schemes_monte_carlo(scheme):
@@ -201,7 +205,7 @@ def test_unit_schemes_monte_carlo(scheme):
         pred = np.matmul(U[None, :, :] * Zc[:, None, :], G)  # (m, a, N)
         losses[start : start + 500] = np.sum((Y[None] - pred) ** 2, axis=(1, 2))
     se = losses.std(ddof=1) / np.sqrt(len(losses))
-    exact = scheme.objective(Y, U, V, X)
+    exact = scheme.objective(X, Y, U, V)
     assert abs(losses.mean() - exact) < 5.0 * se, (losses.mean(), exact, se)
     # The test has power: the fit alone is many standard errors away.
     assert abs(losses.mean() - float(np.sum((Y - U @ G) ** 2))) > 10 * se
@@ -221,8 +225,8 @@ def test_dropconnect_monte_carlo_separates_exact_from_printed():
     W = np.einsum("ai,mji->maj", U, masks * V[None]) / theta  # U (Z (.) V)^T / theta, (m, a, b)
     losses = np.sum((Y[None] - W @ X) ** 2, axis=(1, 2))
     se = losses.std(ddof=1) / np.sqrt(len(losses))
-    exact = scheme.objective(Y, U, V, X)
-    printed = scheme.paper_approx_objective(Y, U, V, X)
+    exact = scheme.objective(X, Y, U, V)
+    printed = scheme.paper_approx_objective(X, Y, U, V)
     assert abs(losses.mean() - exact) < 5.0 * se
     assert abs(losses.mean() - printed) > 10.0 * se
 
@@ -244,9 +248,9 @@ def test_cpp_matches_numpy_reference_at_large_sizes():
     schemes = [
         NoDropout(),
         Dropout(0.3),
-        DropBlock(0.6, 1),
-        DropBlock(0.6, 20),
-        DropBlock(0.45, 300),
+        DropBlock(1, theta=0.6),
+        DropBlock(20, theta=0.6),
+        DropBlock(300, theta=0.45),
         OverlappingDropBlock(7, gamma=0.05),
         OverlappingDropBlock(1, theta=0.8),
         DropConnect(0.75),
@@ -283,7 +287,7 @@ def test_width_scaled_dropblock_objective_eq8():
     )
     expected = float(np.sum((Y - U @ V.T @ X) ** 2)) + d / r * (1 - theta_bar) / theta_bar * blocks
     scheme = DropBlock.for_width(theta_bar, d, r)
-    assert rel_err(scheme.objective(Y, U, V, X), expected) < 1e-12
+    assert rel_err(scheme.objective(X, Y, U, V), expected) < 1e-12
     assert sd.beta_for_width(scheme.theta, d, r) == pytest.approx(
         (1 - theta_bar) / theta_bar, rel=1e-12
     )
@@ -344,23 +348,23 @@ def test_bad_inputs_give_clear_errors():
     Y, U, V, X = problem(rng, 2, 3, 5, 4)
     s = Dropout(0.5)
     with pytest.raises(ValueError, match="U and V"):
-        s.objective(Y, U[:, :3], V, X)
+        s.objective(X, Y, U[:, :3], V)
     with pytest.raises(ValueError, match="V must have b = 3 rows"):
-        s.objective(Y, U, V[:2], X)
+        s.objective(X, Y, U, V[:2])
     with pytest.raises(ValueError, match="same number of columns"):
-        s.objective(Y[:, :4], U, V, X)
+        s.objective(X, Y[:, :4], U, V)
     with pytest.raises(ValueError, match="U must have a = 2 rows"):
-        s.objective(Y, np.vstack([U, U]), V, X)
+        s.objective(X, Y, np.vstack([U, U]), V)
     with pytest.raises(ValueError, match="X must be 2-D"):
         s.regularizer(U, V, X[0])
     with pytest.raises(ValueError, match="NaN"):
-        s.objective(Y, U, V, np.where(X > 1, np.nan, X))
+        s.objective(np.where(X > 1, np.nan, X), Y, U, V)
     with pytest.raises(ValueError, match="NaN"):
         s.regularizer(np.full_like(U, np.inf), V, X)
     with pytest.raises(TypeError, match="U"):
         s.regularizer(U.astype(complex), V, X)
     with pytest.raises(ValueError, match="divide"):
-        DropBlock(0.5, 3).objective(Y, U, V, X)
+        DropBlock(3, theta=0.5).objective(X, Y, U, V)
     with pytest.raises(ValueError, match="block_size <= d"):
         OverlappingDropBlock(5, gamma=0.1).regularizer(U, V, X)
     moments = sd.data_moments(X, Y)
@@ -378,21 +382,21 @@ def test_generalized_objective_bad_inputs():
     rng = np.random.default_rng(1)
     Y, U, G = rng.standard_normal((2, 5)), rng.standard_normal((2, 3)), rng.standard_normal((3, 5))
     mu, C = np.full(3, 0.5), 0.25 * np.eye(3)
-    assert sd.generalized_objective(Y, U, G, mu, C).regularizer > 0
+    assert sd.generalized_objective(G, Y, U, mu, C).regularizer > 0
     with pytest.raises(ValueError, match="zero"):
-        sd.generalized_objective(Y, U, G, np.array([0.5, 0.0, 0.5]), C)
+        sd.generalized_objective(G, Y, U, np.array([0.5, 0.0, 0.5]), C)
     with pytest.raises(ValueError, match="symmetric"):
-        sd.generalized_objective(Y, U, G, mu, C + np.triu(np.ones((3, 3)), 1))
+        sd.generalized_objective(G, Y, U, mu, C + np.triu(np.ones((3, 3)), 1))
     with pytest.raises(ValueError, match="G must have d = 3 rows"):
-        sd.generalized_objective(Y, U, G[:2], mu, C)
+        sd.generalized_objective(G[:2], Y, U, mu, C)
     with pytest.raises(ValueError, match="Y must have shape"):
-        sd.generalized_objective(Y[:, :4], U, G, mu, C)
+        sd.generalized_objective(G, Y[:, :4], U, mu, C)
     with pytest.raises(ValueError, match="mean must have"):
-        sd.generalized_objective(Y, U, G, mu[:2], C)
+        sd.generalized_objective(G, Y, U, mu[:2], C)
     with pytest.raises(ValueError, match="covariance must be"):
-        sd.generalized_objective(Y, U, G, mu, C[:2])
+        sd.generalized_objective(G, Y, U, mu, C[:2])
     with pytest.raises(ValueError, match="NaN"):
-        sd.generalized_objective(Y, U, G, mu, np.full((3, 3), np.nan))
+        sd.generalized_objective(G, Y, U, mu, np.full((3, 3), np.nan))
 
 
 def test_core_rejects_bad_shapes_directly():

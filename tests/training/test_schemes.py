@@ -35,7 +35,7 @@ def test_core_params_follow_the_cpp_enum():
     K, P = _core.SchemeKind, _core.SchemeParams
     assert NoDropout()._core_params() == P(K.none, 1.0, 1, 0.0)
     assert Dropout(0.3)._core_params() == P(K.dropout, 0.3, 1, 0.0)
-    assert DropBlock(0.4, 5)._core_params() == P(K.dropblock, 0.4, 5, 0.0)
+    assert DropBlock(5, theta=0.4)._core_params() == P(K.dropblock, 0.4, 5, 0.0)
     assert OverlappingDropBlock(3, gamma=0.2)._core_params() == P(
         K.overlapping_dropblock, 1.0, 3, 0.2
     )
@@ -77,13 +77,13 @@ def test_public_names_and_base_class():
 
 
 def test_schemes_are_frozen_hashable_and_compare_by_value():
-    s = DropBlock(0.5, 2)
+    s = DropBlock(2, theta=0.5)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.theta = 0.3  # type: ignore[misc]
     o = OverlappingDropBlock(2, gamma=0.25)
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.gamma = 0.1  # type: ignore[misc]
-    assert DropBlock(0.5, 2) == s and hash(DropBlock(0.5, 2)) == hash(s)
+    assert DropBlock(2, theta=0.5) == s and hash(DropBlock(2, theta=0.5)) == hash(s)
     assert (
         OverlappingDropBlock(2, gamma=0.25) == o
         and len({o, OverlappingDropBlock(2, gamma=0.25)}) == 1
@@ -92,8 +92,8 @@ def test_schemes_are_frozen_hashable_and_compare_by_value():
 
 
 def test_numbers_are_normalised():
-    assert DropBlock(np.float32(0.5), np.int64(3)) == DropBlock(0.5, 3)
-    assert type(DropBlock(1, 2).theta) is float
+    assert DropBlock(np.int64(3), theta=np.float32(0.5)) == DropBlock(3, theta=0.5)
+    assert type(DropBlock(2, theta=1).theta) is float
     assert type(OverlappingDropBlock(np.int32(2), gamma=0).block_size) is int
 
 
@@ -119,9 +119,9 @@ def test_overlapping_theta_resolves_gamma():
         (lambda: Dropout(True), TypeError, "theta"),
         (lambda: DropConnect(0.0), ValueError, "theta"),
         (lambda: DropConnect(2.0), ValueError, "theta"),
-        (lambda: DropBlock(0.5, 0), ValueError, "block_size"),
-        (lambda: DropBlock(0.5, 1.5), TypeError, "block_size"),
-        (lambda: DropBlock(1.01, 2), ValueError, "theta"),
+        (lambda: DropBlock(0, theta=0.5), ValueError, "block_size"),
+        (lambda: DropBlock(1.5, theta=0.5), TypeError, "block_size"),
+        (lambda: DropBlock(2, theta=1.01), ValueError, "theta"),
         (lambda: OverlappingDropBlock(2), ValueError, "exactly one"),
         (lambda: OverlappingDropBlock(2, gamma=0.1, theta=0.5), ValueError, "exactly one"),
         (lambda: OverlappingDropBlock(2, gamma=1.0), ValueError, "gamma"),
@@ -138,22 +138,22 @@ def test_bad_parameters(make, error, match):
 
 
 def test_check_width():
-    assert DropBlock(0.5, 3).check_width(6) == 6
+    assert DropBlock(3, theta=0.5).check_width(6) == 6
     with pytest.raises(ValueError, match="divide"):
-        DropBlock(0.5, 4).check_width(6)
+        DropBlock(4, theta=0.5).check_width(6)
     with pytest.raises(ValueError, match="block_size <= d"):
         OverlappingDropBlock(5, gamma=0.1).check_width(4)
     assert OverlappingDropBlock(4, gamma=0.1).check_width(4) == 4
-    for scheme in (NoDropout(), Dropout(0.5), DropConnect(0.5), DropBlock(0.5, 1)):
+    for scheme in (NoDropout(), Dropout(0.5), DropConnect(0.5), DropBlock(1, theta=0.5)):
         with pytest.raises(ValueError, match="d"):
             scheme.check_width(0)
         with pytest.raises(TypeError, match="d"):
             scheme.check_width(2.5)
     # The methods that take d all check it.
     with pytest.raises(ValueError, match="divide"):
-        DropBlock(0.5, 4).mask_mean(6)
+        DropBlock(4, theta=0.5).mask_mean(6)
     with pytest.raises(ValueError, match="divide"):
-        DropBlock(0.5, 4).sample_masks(6, 3, 0)
+        DropBlock(4, theta=0.5).sample_masks(6, 3, 0)
     with pytest.raises(ValueError, match="block_size <= d"):
         OverlappingDropBlock(5, gamma=0.1).characteristic_matrix(3)
 
@@ -232,7 +232,7 @@ def test_simple_schemes_closed_forms():
     d = 6
     beta = (1 - 0.4) / 0.4
     np.testing.assert_allclose(Dropout(0.4).characteristic_matrix(d), beta * np.eye(d), rtol=1e-15)
-    blk = DropBlock(0.4, 3).characteristic_matrix(d)
+    blk = DropBlock(3, theta=0.4).characteristic_matrix(d)
     assert np.all(blk[:3, :3] == pytest.approx(beta)) and np.all(blk[:3, 3:] == 0)
     assert np.all(NoDropout().characteristic_matrix(d) == 0)
     assert np.all(NoDropout().mask_mean(d) == 1)
@@ -298,7 +298,7 @@ def test_sample_masks_shape_values_and_reproducibility():
 
 
 def test_sampled_masks_have_the_scheme_structure():
-    blk = DropBlock(0.5, 3).sample_masks(9, 200, 7)
+    blk = DropBlock(3, theta=0.5).sample_masks(9, 200, 7)
     assert np.all(blk.reshape(200, 3, 3) == blk.reshape(200, 3, 3)[:, :, :1])
     # Overlapping: every dropped run is made of whole blocks, so runs of zeros have length >= r
     # and no run touches only part of a block at the layer's edge.
@@ -330,7 +330,7 @@ def _z_scores_of_moments(
     "scheme, d",
     [
         (Dropout(0.7), 5),
-        (DropBlock(0.4, 2), 6),
+        (DropBlock(2, theta=0.4), 6),
         (OverlappingDropBlock(3, gamma=0.15), 8),
         (OverlappingDropBlock(1, gamma=0.4), 4),
     ],

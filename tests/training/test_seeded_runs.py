@@ -29,7 +29,7 @@ SEED = 2026
 SCHEMES = {
     "none": sd.NoDropout(),
     "dropout": sd.Dropout(0.75),
-    "dropblock": sd.DropBlock(0.5, 2),
+    "dropblock": sd.DropBlock(2, theta=0.5),
     "overlapping": sd.OverlappingDropBlock(3, gamma=0.25),
     "dropconnect": sd.DropConnect(0.8),
 }

@@ -99,7 +99,7 @@ def test_every_run_on_the_cluster_is_bit_identical_to_local_train(client, thread
     schemes = [
         NoDropout(),
         Dropout(0.6),
-        DropBlock(0.5, 2),
+        DropBlock(2, theta=0.5),
         OverlappingDropBlock(2, gamma=0.2),
         DropConnect(0.7),
     ]
@@ -132,11 +132,11 @@ def test_shared_factors_and_many_small_batches(client):
     X, Y, rng = _problem(2)
     U0, V0 = 0.3 * rng.standard_normal((3, 4)), 0.3 * rng.standard_normal((5, 4))
     remote = structdrop.train_many(
-        X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=range(20), client=client
+        X, Y, U0, V0, DropBlock(2, theta=0.5), 0.02, 150, seed=range(20), client=client
     )
     for seed, result in enumerate(remote):
         _same_result(
-            structdrop.train(X, Y, U0, V0, DropBlock(0.5, 2), 0.02, 150, seed=seed), result
+            structdrop.train(X, Y, U0, V0, DropBlock(2, theta=0.5), 0.02, 150, seed=seed), result
         )
 
 

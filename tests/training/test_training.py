@@ -26,7 +26,7 @@ from structdrop.schemes import DropBlock, DropConnect, Dropout, NoDropout, Overl
 SCHEMES = {
     "none": NoDropout(),
     "dropout": Dropout(0.6),
-    "dropblock": DropBlock(0.5, 2),
+    "dropblock": DropBlock(2, theta=0.5),
     "overlapping": OverlappingDropBlock(2, gamma=0.2),
     "dropconnect": DropConnect(0.7),
 }
@@ -118,7 +118,7 @@ def test_expected_step_is_gradient_step_of_deterministic_objective(name):
     assert total == pytest.approx(1.0, abs=1e-12)
     # The NumPy closed form used below agrees with structdrop.schemes' own exact objective.
     assert ref.deterministic_objective(X, Y, U, V, scheme) == pytest.approx(
-        scheme.objective(Y, U, V, X), rel=1e-12
+        scheme.objective(X, Y, U, V), rel=1e-12
     )
     # The step is lr * grad of (1/2)||eps||^2 per sample, so its mean is -(lr/2) grad F_det.
     grad_U = numerical_gradient(lambda W: ref.deterministic_objective(X, Y, W, V, scheme), U)
@@ -343,7 +343,7 @@ def test_expected_first_step_over_seeds(name):
 
 
 def test_reference_train_agrees_in_distribution():
-    scheme = DropBlock(0.5, 2)
+    scheme = DropBlock(2, theta=0.5)
     X, Y, U0, V0 = problem(3, 4, 12, 4, seed=7)
     seeds = range(150)
     kwargs = dict(lr=0.02, iterations=60, record_every=60)
@@ -419,7 +419,7 @@ def test_dropblock_training_converges_to_the_theorem7_minimum(block_size):
         Y,
         U0,
         V0,
-        DropBlock(theta, block_size),
+        DropBlock(block_size, theta=theta),
         LR,
         ITERATIONS,
         record_every=1000,
@@ -442,7 +442,7 @@ def test_same_seed_same_run_any_thread_count_any_record_every():
     settings = dict(lr=0.01, iterations=300, seed=[5, 6, 7, 8, 9])
     schemes = [
         Dropout(0.5),
-        DropBlock(0.5, 2),
+        DropBlock(2, theta=0.5),
         OverlappingDropBlock(2, gamma=0.1),
         DropConnect(0.8),
         NoDropout(),
@@ -525,7 +525,7 @@ def test_bad_inputs():
         with pytest.raises(ValueError, match="lr_decay"):
             train(X, Y, U0, V0, s, 0.1, 10, lr_decay=decay)
     with pytest.raises(ValueError):
-        train(X, Y, U0, V0, DropBlock(0.5, 3), 0.1, 10)  # 3 does not divide d = 4
+        train(X, Y, U0, V0, DropBlock(3, theta=0.5), 0.1, 10)  # 3 does not divide d = 4
     with pytest.raises(ValueError):
         train(X, Y, U0, V0, OverlappingDropBlock(5, gamma=0.1), 0.1, 10)  # block wider than d
     with pytest.raises(TypeError, match="scheme"):
@@ -583,7 +583,7 @@ def test_sgd_job_and_result_structs():
     worker may receive) runs to the same bits as structdrop.train; results name their fields."""
     X, Y, U0, V0 = problem(3, 5, 12, 4, seed=21)
     F = np.asfortranarray
-    scheme = DropBlock(0.5, 2)
+    scheme = DropBlock(2, theta=0.5)
     Uf = F(U0)
     job = _core.SgdJob(Uf, F(V0), scheme._core_params(), lr=1e-3, iterations=50, seed=3)
     assert np.shares_memory(job.U0, Uf) and job.seed == 3  # held, not copied
@@ -633,7 +633,7 @@ def test_every_kernel_instruction_set_gives_identical_bits():
     schemes = [
         NoDropout(),
         Dropout(0.5),
-        DropBlock(0.3, 3),
+        DropBlock(3, theta=0.3),
         OverlappingDropBlock(3, gamma=0.1),
         DropConnect(0.6),
     ]

@@ -79,7 +79,7 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
 
     problem, U0, V0 = paper_problem(config.seed)
     X, Y = problem.X, problem.Y
-    schemes = [DropBlock(THETA, r) for r in BLOCK_SIZES]
+    schemes = [DropBlock(r, theta=THETA) for r in BLOCK_SIZES]
     runs = train_chunked(
         X,
         Y,

@@ -88,7 +88,10 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     def evaluate(run: int, U: np.ndarray, V: np.ndarray) -> Any:
         if run != 0:
             return None
-        return (connect.objective(Y, U, V, X), connect.paper_approx_objective(Y, U, V, X))
+        return (
+            connect.objective(X=X, Y=Y, U=U, V=V),
+            connect.paper_approx_objective(X=X, Y=Y, U=U, V=V),
+        )
 
     runs = train_chunked(
         X,
@@ -104,7 +107,10 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
         evaluate=evaluate,
     )
     U, V = runs.final[0]
-    exact, printed = connect.objective(Y, U, V, X), connect.paper_approx_objective(Y, U, V, X)
+    exact, printed = (
+        connect.objective(X=X, Y=Y, U=U, V=V),
+        connect.paper_approx_objective(X=X, Y=Y, U=U, V=V),
+    )
     fit = float(np.sum((Y - U @ (V.T @ X)) ** 2))
     masks = 1000 if config.quick else 5000
     mc_mean, mc_se = monte_carlo_dropconnect(X, Y, U, V, THETA, masks, config.seed)

@@ -71,7 +71,7 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
 
     problem, U0, V0 = paper_problem(config.seed)
     X, Y = problem.X, problem.Y
-    block_scheme = DropBlock(THETA, BLOCK)
+    block_scheme = DropBlock(BLOCK, theta=THETA)
     corrected = OverlappingDropBlock(BLOCK, theta=THETA)
     same = OverlappingDropBlock(BLOCK, gamma=1.0 - THETA)
     lr = config.shallow_lr
@@ -80,7 +80,7 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     def evaluate(run: int, U: np.ndarray, V: np.ndarray) -> Any:
         if run != 1:
             return None
-        return block_scheme.objective(Y, U, V, X)
+        return block_scheme.objective(X=X, Y=Y, U=U, V=V)
 
     runs = train_chunked(
         X,

@@ -1,8 +1,9 @@
 """Normalised description of a mask scheme, shared by the torch objectives and batched training.
 
 The torch path accepts the scheme objects of :mod:`structdrop.schemes` (``NoDropout()``,
-``Dropout(theta)``, ``DropBlock(theta, block_size)``, ``OverlappingDropBlock(block_size, gamma,
-theta)``, ``DropConnect(theta)``). It reads only their public attributes, so it does not import
+``Dropout(theta)``, ``DropBlock(block_size, theta=...)``,
+``OverlappingDropBlock(block_size, theta=... or gamma=...)``, ``DropConnect(theta)``). It reads
+only their public attributes, so it does not import
 :mod:`structdrop.schemes` (and any object with the same class name and attributes is accepted).
 """
 

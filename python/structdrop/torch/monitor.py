@@ -49,7 +49,8 @@ from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int
 from ..global_min import GlobalMin, dropblock_global_min, global_min_from_moments
-from ..objectives import DataMoments, objective_terms
+from ..moments import DataMoments
+from ..objectives import objective_terms
 from ..schemes import DropBlock, DropConnect, Dropout, MaskScheme, OverlappingDropBlock
 from ..width import beta_for_width
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
@@ -121,7 +122,7 @@ def _resolve_scheme(head: nn.Linear, dropout: nn.Module | None) -> tuple[MaskSch
             raise ValueError("nn.Dropout(p=1) drops everything: the objective is undefined")
         return Dropout(1.0 - dropout.p), "unit"
     if isinstance(dropout, DropBlock1d):
-        return DropBlock(dropout.theta, dropout.block_size), "unit"
+        return DropBlock(dropout.block_size, theta=dropout.theta), "unit"
     if isinstance(dropout, OverlappingDropBlock1d):
         return OverlappingDropBlock(dropout.block_size, gamma=dropout.gamma), "unit"
     raise TypeError(f"unsupported dropout layer {type(dropout).__name__}; supported: {SUPPORTED}")
