@@ -42,6 +42,12 @@ class ObjectiveTerms:
         fit: ||Y - U V^T X||_F^2 (or ||Y - U G||_F^2).
         regularizer: the scheme's exact regulariser, E[loss] - fit.
         objective: fit + regularizer, the exact expectation of the stochastic loss over the masks.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> moments = sd.data_moments(np.eye(1))
+        >>> sd.objective_terms(sd.NoDropout(), np.eye(1), np.eye(1), moments).regularizer
+        0.0
     """
 
     fit: float

@@ -21,6 +21,11 @@ class SyntheticProblem(ResultEquality):
         Y: targets M X, a x N.
         M: the true map U_true V_true^T (a x b, rank ``rank``).
         seed: the seed that generated it.
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.paper_synthetic(seed=0, a=2, b=3, N=4, rank=1).X.shape
+        (3, 4)
     """
 
     X: np.ndarray
@@ -38,6 +43,19 @@ def paper_synthetic(
     N(0, 1), drawn in that order from ``numpy.random.default_rng(seed)``. Note that X (b x N with
     b < N) does not have full column rank, so the paper's Theorem 7 applies only after projecting
     onto X's row space (:func:`structdrop.dropblock_global_min` with ``X=``).
+
+    Returns:
+        A :class:`SyntheticProblem` (X, Y = M X, M and the seed).
+
+    Raises:
+        TypeError: a non-integer argument.
+        ValueError: seed < 0, or a size < 1.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> p = sd.paper_synthetic(seed=1, a=4, b=5, N=20, rank=2)
+        >>> p.Y.shape, int(np.linalg.matrix_rank(p.M))
+        ((4, 20), 2)
     """
     seed = as_int("seed", seed, minimum=0)
     a, b, N, rank = (

@@ -172,7 +172,20 @@ class DataMoments(ResultEquality):
     @classmethod
     def zeros(cls, in_features: int, out_features: int | None = None) -> DataMoments:
         """The moments of no samples (the neutral element of ``+``) for b = ``in_features`` rows of
-        X and a = ``out_features`` rows of Y (None: without targets)."""
+        X and a = ``out_features`` rows of Y (None: without targets).
+
+        Returns:
+            A :class:`DataMoments` of zeros with ``n_samples = 0``.
+
+        Raises:
+            TypeError: a non-integer size.
+            ValueError: a size < 1.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DataMoments.zeros(2, 1).n_samples
+            0
+        """
         b = as_int("in_features", in_features, minimum=1)
         cross = None
         if out_features is not None:
@@ -422,6 +435,19 @@ def data_moments(
         ValueError: X or Y not 2-D or empty, column counts differ, NaN/inf entries (naming X or Y),
             or moments that overflow float64 ("X is too large: X X^T overflows float64").
         TypeError: complex or non-numeric input.
+
+    Returns:
+        A :class:`DataMoments` (``cross`` is None when Y is None).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> X, Y = np.array([[1.0, 2.0], [0.0, 1.0]]), np.array([[1.0, 1.0]])
+        >>> m = sd.data_moments(X, Y)
+        >>> m.gram
+        array([[5., 2.],
+               [2., 1.]])
+        >>> m.cross, m.y_sq_norm, m.n_samples
+        (array([[3., 1.]]), 2.0, 2)
     """
     if _is_dask(X) or _is_dask(Y):
         from ._dask_moments import dask_moments
@@ -475,6 +501,17 @@ def stream_moments(
             and the shapes involved; NaN/inf in a chunk (naming the chunk and X or Y); overflow of
             the accumulated moments.
         TypeError: an item that is not a pair, or non-numeric arrays.
+
+    Returns:
+        A :class:`DataMoments`, equal (up to rounding) to :func:`data_moments` of all the chunks
+        side by side.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> X, Y = np.arange(6.0).reshape(2, 3), np.ones((1, 3))
+        >>> m = sd.stream_moments([(X[:, :2], Y[:, :2]), (X[:, 2:], Y[:, 2:])])
+        >>> m == sd.data_moments(X, Y)
+        True
     """
     acc: _Accumulator | None = None
     first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None

@@ -82,6 +82,21 @@ def objective_terms(
         U: a x d output weights. V: b x d input weights (float64; C-ordered U/V are copied once,
             O((a + b) d)).
         moments: :func:`data_moments` of X (and Y).
+
+    Returns:
+        An :class:`ObjectiveTerms` (fit, regularizer, objective).
+
+    Raises:
+        TypeError: ``scheme`` not a MaskScheme, ``moments`` not a DataMoments, or non-numeric U/V.
+        ValueError: U, V inconsistent with each other or the moments, NaN/inf entries, a scheme
+            that does not apply at width d, a gram that is not positive semidefinite, or an
+            objective that overflows float64.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> moments = sd.data_moments(np.eye(2, 3), np.ones((1, 3)))
+        >>> sd.objective_terms(sd.Dropout(0.5), np.ones((1, 2)), np.eye(2), moments)
+        ObjectiveTerms(fit=1.0, regularizer=2.0, objective=3.0)
     """
     moments = _check_moments(moments)
     u, v = _check_factors(U, V, moments, need_targets=moments.cross is not None)
@@ -97,6 +112,21 @@ def dropconnect_paper_approx_terms(
     expectation (:func:`objective_terms` with a DropConnect scheme:
     beta sum_i ||u_i||^2 sum_j V_ji^2 ||x_j||^2) only when X X^T is diagonal; otherwise it is off
     (by several percent on random data). Provided to plot the difference.
+
+    Returns:
+        An :class:`ObjectiveTerms` with the printed regulariser.
+
+    Raises:
+        TypeError: ``scheme`` not a DropConnect, ``moments`` not a DataMoments.
+        ValueError: as :func:`objective_terms`.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> moments = sd.data_moments(np.ones((2, 1)), np.full((1, 1), 2.0))
+        >>> terms = sd.dropconnect_paper_approx_terms(
+        ...     sd.DropConnect(0.5), np.ones((1, 1)), np.ones((2, 1)), moments)
+        >>> terms.regularizer, terms.objective
+        (4.0, 4.0)
     """
     if not isinstance(scheme, DropConnect):
         raise TypeError(f"scheme must be a DropConnect, got {type(scheme).__name__}")
@@ -121,11 +151,29 @@ def generalized_objective(
     features g_Gamma(X) of a deep one.
 
     Args:
-        Y: a x N targets. U: a x d. G: d x N.
+        G: d x N features (the inputs of the last layer). Y: a x N targets. U: a x d.
         mean: mu, the d mask means (no zero entry).
         covariance: C, the d x d mask covariance (symmetric).
 
+    Inputs come before targets (1.0). The order before 1.0, ``(Y, U, G, ...)``, still works where
+    the shapes prove it (FutureWarning); shapes that fit both orders (a = d = N) need keywords.
+
     Cost O(a d N + d^2 N); allocates U G (a x N) and G G^T (d x d).
+
+    Returns:
+        An :class:`ObjectiveTerms` (fit, regularizer, objective).
+
+    Raises:
+        ValueError: inconsistent shapes, a zero mean, an asymmetric covariance, NaN/inf entries,
+            or an objective that overflows float64.
+        TypeError: non-numeric arrays, or positional arrays whose shapes fit both orders.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> G, Y, U = np.eye(2), np.ones((1, 2)), np.ones((1, 2))
+        >>> s = sd.Dropout(0.5)
+        >>> sd.generalized_objective(G, Y, U, s.mask_mean(2), s.mask_covariance(2))
+        ObjectiveTerms(fit=0.0, regularizer=2.0, objective=2.0)
     """
     y = as_float_array("Y", Y, ndim=2)
     u = as_float_array("U", U, ndim=2)

@@ -4,14 +4,15 @@ Every scheme is a small frozen dataclass. For the hidden-unit schemes (all but D
 network output under a mask z in {0, 1}^d is ``U diag(mu)^-1 diag(z) V^T X`` (eq. 15), mu = E[z];
 the schemes provide
 
-- ``mask_mean(d)``: mu; ``mask_covariance(d)``: C = Cov(z);
-- ``characteristic_matrix(d)``: C-bar = diag(mu)^-1 C diag(mu)^-1 (eq. 16);
-- ``sample_masks(d, count, rng)``: ``count`` masks z as rows of a float 0/1 array (unscaled);
+- ``mask_mean(width)``: mu; ``mask_covariance(width)``: C = Cov(z);
+- ``characteristic_matrix(width)``: C-bar = diag(mu)^-1 C diag(mu)^-1 (eq. 16);
+- ``sample_masks(width, count, rng)``: ``count`` masks z as rows of a float 0/1 array (unscaled);
 - ``regularizer(U, V, X)`` and ``objective(X, Y, U, V)``: the exact expectation over the masks of
   the stochastic squared loss, minus / including the fit term ||Y - U V^T X||^2 (Lemma 10, eq. 18);
-- ``check_width(d)`` and ``_core_params()`` (the ``_core.SchemeParams`` the C++ core takes).
+- ``check_width(width)`` and ``_core_params()`` (the ``_core.SchemeParams`` the C++ core takes).
 
-Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d.
+Shapes (the paper's): X is b x N, Y is a x N, U is a x d, V is b x d; the methods call the hidden
+width d ``width``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from . import _core
 from ._blocks import check_block_width, seed_probability
-from ._migration import positional_became_keyword, warn_old_spelling
+from ._migration import positional_became_keyword, renamed_keywords, warn_old_spelling
 from ._objective_terms import (
     ObjectiveTerms,
     _check_factors,
@@ -68,43 +69,152 @@ _inputs_first = functools.partial(
 )
 
 
+#: The methods whose width argument was called ``d`` before 1.0 (see MaskScheme.__init_subclass__).
+_WIDTH_METHODS = (
+    "check_width",
+    "mask_mean",
+    "characteristic_matrix",
+    "mask_covariance",
+    "sample_masks",
+    "for_width",
+)
+
+
+def _accept_old_width_keyword(cls: type) -> None:
+    """Wrap the width methods that ``cls`` defines so that ``d=`` still works (FutureWarning)."""
+    for name in _WIDTH_METHODS:
+        method = cls.__dict__.get(name)
+        if method is None:
+            continue
+        wrap = renamed_keywords(f"{cls.__name__}.{name}", d="width")
+        if isinstance(method, classmethod):
+            setattr(cls, name, classmethod(wrap(method.__func__)))
+        else:
+            setattr(cls, name, wrap(method))
+
+
 @dataclass(frozen=True)
 class MaskScheme:
-    """Base class of the mask schemes (see the module docstring for the common interface)."""
+    """Base class of the mask schemes (see the module docstring for the common interface).
+
+    Not used directly: take one of :class:`NoDropout`, :class:`Dropout`, :class:`DropBlock`,
+    :class:`OverlappingDropBlock` or :class:`DropConnect`. The width of the hidden layer (d in the
+    paper) is the argument ``width`` of every method (``d=`` before 1.0, still accepted with a
+    FutureWarning).
+
+    Example:
+        >>> import structdrop as sd
+        >>> isinstance(sd.Dropout(0.5), sd.MaskScheme)
+        True
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every scheme overrides some width methods: wrap each override once, here, instead of
+        # decorating a dozen methods by hand.
+        super().__init_subclass__(**kwargs)
+        _accept_old_width_keyword(cls)
 
     # --- what the C++ core needs -------------------------------------------------------------
     def _core_params(self) -> _core.SchemeParams:
         """The scheme as the C++ core takes it (unused: theta 1.0, block_size 1, gamma 0.0)."""
         raise NotImplementedError
 
-    def check_width(self, d: object) -> int:
-        """Return ``d`` as an int, or raise ValueError when the scheme cannot apply at width d."""
-        return as_int("d", d, minimum=1)
+    def check_width(self, width: object) -> int:
+        """Check that the scheme applies to a hidden layer of ``width`` units.
 
-    def _stats(self, d: object, *, dense: bool = False):
-        width = self.check_width(d)
+        Returns:
+            ``width`` as a Python int.
+
+        Raises:
+            TypeError: ``width`` is not an integer.
+            ValueError: ``width`` < 1, or the scheme's blocks do not fit it (DropBlock: block_size
+                must divide it; OverlappingDropBlock: block_size <= width).
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropBlock(2, theta=0.5).check_width(6)
+            6
+        """
+        return as_int("width", width, minimum=1)
+
+    def _stats(self, width: object, *, dense: bool = False):
+        width = self.check_width(width)
         return _core.scheme_stats(self._core_params(), width, dense)
 
     # --- mask statistics ----------------------------------------------------------------------
-    def mask_mean(self, d: int) -> np.ndarray:
-        """mu = E[z], the d mask means (eq. 15)."""
-        mean, _, _, _ = self._stats(d)
+    def mask_mean(self, width: int) -> np.ndarray:
+        """mu = E[z], the mask means of the ``width`` hidden units (eq. 15).
+
+        Returns:
+            A float64 array of ``width`` entries.
+
+        Raises:
+            TypeError, ValueError: as :meth:`check_width`.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.Dropout(0.8).mask_mean(3)
+            array([0.8, 0.8, 0.8])
+        """
+        mean, _, _, _ = self._stats(width)
         return mean
 
-    def characteristic_matrix(self, d: int) -> np.ndarray:
-        """C-bar = diag(mu)^-1 Cov(z) diag(mu)^-1 (eq. 16), a d x d array."""
+    def characteristic_matrix(self, width: int) -> np.ndarray:
+        """C-bar = diag(mu)^-1 Cov(z) diag(mu)^-1 (eq. 16).
+
+        Returns:
+            A ``width`` x ``width`` float64 array.
+
+        Raises:
+            TypeError, ValueError: as :meth:`check_width`.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropBlock(2, theta=0.5).characteristic_matrix(4)
+            array([[1., 1., 0., 0.],
+                   [1., 1., 0., 0.],
+                   [0., 0., 1., 1.],
+                   [0., 0., 1., 1.]])
+        """
         raise NotImplementedError
 
-    def mask_covariance(self, d: int) -> np.ndarray:
-        """C = Cov(z) = diag(mu) C-bar diag(mu), a d x d array."""
-        mu = self.mask_mean(d)
-        return self.characteristic_matrix(d) * np.outer(mu, mu)
+    def mask_covariance(self, width: int) -> np.ndarray:
+        """C = Cov(z) = diag(mu) C-bar diag(mu).
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
-        """``count`` independent masks z as the rows of a (count, d) float64 array of 0/1.
+        Returns:
+            A ``width`` x ``width`` float64 array.
 
-        The masks are unscaled: the network uses z / mask_mean(d). ``rng`` is a numpy Generator
-        or an integer seed (the same seed gives the same masks).
+        Raises:
+            TypeError, ValueError: as :meth:`check_width`.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.Dropout(0.5).mask_covariance(2)
+            array([[0.25, 0.  ],
+                   [0.  , 0.25]])
+        """
+        mu = self.mask_mean(width)
+        return self.characteristic_matrix(width) * np.outer(mu, mu)
+
+    def sample_masks(self, width: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        """``count`` independent masks z of a layer of ``width`` units.
+
+        The masks are unscaled: the network uses z / mask_mean(width). ``rng`` is a numpy
+        Generator or an integer seed (the same seed gives the same masks).
+
+        Returns:
+            A (count, width) float64 array of 0/1, one mask a row.
+
+        Raises:
+            TypeError: a non-integer width or count, or an ``rng`` that is neither None, an int
+                nor a numpy Generator.
+            ValueError: as :meth:`check_width`, or count < 0.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropBlock(2, theta=0.5).sample_masks(4, 2, rng=0)
+            array([[0., 0., 1., 1.],
+                   [1., 1., 1., 1.]])
         """
         raise NotImplementedError
 
@@ -116,6 +226,30 @@ class MaskScheme:
         Computes the data moments (one O((a + b) b N) pass, C++), then the terms from them. To
         evaluate many (U, V) on the same data, cache ``structdrop.data_moments(X, Y)`` and call
         ``structdrop.objective_terms(scheme, U, V, moments)``.
+
+        Args:
+            X: inputs, b x N (samples are columns).
+            Y: targets, a x N.
+            U: a x d output weights.
+            V: b x d input weights.
+
+        Inputs come before targets (1.0). The order before 1.0, ``(Y, U, V, X)``, still works
+        where the shapes prove it (FutureWarning); shapes that fit both orders (a = b and N = d)
+        need the keyword call ``objective_terms(X=X, Y=Y, U=U, V=V)``.
+
+        Returns:
+            An :class:`~structdrop.objectives.ObjectiveTerms` (fit, regularizer, objective).
+
+        Raises:
+            ValueError: inconsistent shapes, NaN/inf entries, a scheme that does not apply at
+                width d, or an objective that overflows float64.
+            TypeError: non-numeric arrays, or positional arrays whose shapes fit both orders.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> X, Y = np.eye(2, 3), np.ones((1, 3))
+            >>> sd.Dropout(0.5).objective_terms(X, Y, np.ones((1, 2)), np.eye(2))
+            ObjectiveTerms(fit=1.0, regularizer=2.0, objective=3.0)
         """
         moments = data_moments(X, Y)
         u, v = _check_factors(U, V, moments, need_targets=True)
@@ -125,15 +259,49 @@ class MaskScheme:
     def objective(self, X: object, Y: object, U: object, V: object) -> float:
         """E_z ||Y - U diag(mu)^-1 diag(z) V^T X||_F^2, exactly (Lemma 10, eq. 17).
 
-        See :meth:`objective_terms` for the cost and for many (U, V) on the same data.
+        Arguments, argument order and cost as :meth:`objective_terms`.
+
+        Returns:
+            The exact expectation of the stochastic loss, a float.
+
+        Raises:
+            ValueError, TypeError: as :meth:`objective_terms`.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> X, Y = np.eye(2, 3), np.ones((1, 3))
+            >>> sd.Dropout(0.5).objective(X, Y, np.ones((1, 2)), np.eye(2))
+            3.0
         """
         return self.objective_terms(X=X, Y=Y, U=U, V=V).objective
 
     def regularizer(self, U: object, V: object, X: object) -> float:
-        """The scheme's exact regulariser E_z[loss] - ||Y - U V^T X||^2 (independent of Y)."""
+        """The scheme's exact regulariser E_z[loss] - ||Y - U V^T X||^2 (independent of Y).
+
+        Args:
+            U: a x d output weights.
+            V: b x d input weights.
+            X: inputs, b x N.
+
+        Returns:
+            The regulariser, a float >= 0.
+
+        Raises:
+            ValueError: inconsistent shapes, NaN/inf entries, a scheme that does not apply at
+                width d, or a regulariser that overflows float64.
+            TypeError: non-numeric arrays.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> sd.Dropout(0.5).regularizer(np.ones((1, 2)), np.eye(2), np.eye(2, 3))
+            2.0
+        """
         moments = data_moments(X)
         u, v = _check_factors(U, V, moments, need_targets=False)
         return _terms(self, u, v, moments, paper=False).regularizer
+
+
+_accept_old_width_keyword(MaskScheme)
 
 
 @dataclass(frozen=True)
@@ -141,17 +309,22 @@ class NoDropout(MaskScheme):
     """No mask: z = 1, C-bar = 0 (eq. 16).
 
     The objective is the plain fit ||Y - U V^T X||^2 (eq. 1 without dropout).
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.NoDropout().sample_masks(3, 1)
+        array([[1., 1., 1.]])
     """
 
     def _core_params(self) -> _core.SchemeParams:
         return _core.SchemeParams(_core.SchemeKind.none)
 
-    def characteristic_matrix(self, d: int) -> np.ndarray:
-        width = self.check_width(d)
+    def characteristic_matrix(self, width: int) -> np.ndarray:
+        width = self.check_width(width)
         return np.zeros((width, width))
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
-        width = self.check_width(d)
+    def sample_masks(self, width: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(width)
         n = as_int("count", count, minimum=0)
         _rng(rng)
         return np.ones((n, width))
@@ -163,6 +336,18 @@ class Dropout(MaskScheme):
 
     Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, beta = (1 - theta)/theta (eq. 2; Corollary 11);
     C-bar = beta I (Section 3).
+
+    Args:
+        theta: keep probability of a unit, in (0, 1].
+
+    Raises:
+        ValueError: theta outside (0, 1].
+        TypeError: a non-numeric theta.
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.Dropout(0.5).beta
+        1.0
     """
 
     theta: float
@@ -176,19 +361,32 @@ class Dropout(MaskScheme):
         return (1.0 - self.theta) / self.theta
 
     @classmethod
-    def for_width(cls, theta_bar: float, d: int) -> Dropout:
-        """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1)."""
-        return cls(theta_for_width(theta_bar, d, 1))
+    def for_width(cls, theta_bar: float, width: int) -> Dropout:
+        """Dropout with the width-scaled retain probability theta(d) of eq. 7 (r = 1).
+
+        Returns:
+            ``Dropout(theta_for_width(theta_bar, width, 1))``.
+
+        Raises:
+            ValueError: theta_bar outside (0, 1] or width < 1.
+            TypeError: non-numeric arguments.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.Dropout.for_width(0.5, 2)
+            Dropout(theta=0.3333333333333333)
+        """
+        return cls(theta_for_width(theta_bar, width, 1))
 
     def _core_params(self) -> _core.SchemeParams:
         return _core.SchemeParams(_core.SchemeKind.dropout, self.theta)
 
-    def characteristic_matrix(self, d: int) -> np.ndarray:
-        width = self.check_width(d)
+    def characteristic_matrix(self, width: int) -> np.ndarray:
+        width = self.check_width(width)
         return self.beta * np.eye(width)
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
-        width = self.check_width(d)
+    def sample_masks(self, width: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(width)
         n = as_int("count", count, minimum=0)
         return (_rng(rng).random((n, width)) < self.theta).astype(np.float64)
 
@@ -271,28 +469,41 @@ class DropBlock(MaskScheme):
         return (1.0 - self.theta) / self.theta
 
     @classmethod
-    def for_width(cls, theta_bar: float, d: int, block_size: int) -> DropBlock:
+    def for_width(cls, theta_bar: float, width: int, block_size: int) -> DropBlock:
         """DropBlock at width d with theta(d) of eq. 7, so its objective is eq. 8.
 
         The regulariser becomes (d/r) ((1 - theta_bar)/theta_bar) sum_i ||U_i V_i^T X||^2 (eq. 8).
-        """
-        return cls(block_size, theta=theta_for_width(theta_bar, d, block_size))
 
-    def check_width(self, d: object) -> int:
-        width = as_int("d", d, minimum=1)
+        Returns:
+            ``DropBlock(block_size, theta=theta_for_width(theta_bar, width, block_size))``.
+
+        Raises:
+            ValueError: theta_bar outside (0, 1], width or block_size < 1, or block_size not
+                dividing width.
+            TypeError: non-numeric arguments.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropBlock.for_width(0.5, 10, 5)
+            DropBlock(block_size=5, theta=0.3333333333333333)
+        """
+        return cls(block_size, theta=theta_for_width(theta_bar, width, block_size))
+
+    def check_width(self, width: object) -> int:
+        width = as_int("width", width, minimum=1)
         check_block_width(width, self.block_size, overlapping=False, owner="DropBlock")
         return width
 
     def _core_params(self) -> _core.SchemeParams:
         return _core.SchemeParams(_core.SchemeKind.dropblock, self.theta, self.block_size)
 
-    def characteristic_matrix(self, d: int) -> np.ndarray:
-        width = self.check_width(d)
+    def characteristic_matrix(self, width: int) -> np.ndarray:
+        width = self.check_width(width)
         k = width // self.block_size
         return self.beta * np.kron(np.eye(k), np.ones((self.block_size, self.block_size)))
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
-        width = self.check_width(d)
+    def sample_masks(self, width: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(width)
         n = as_int("count", count, minimum=0)
         keep = _rng(rng).random((n, width // self.block_size)) < self.theta
         return np.repeat(keep, self.block_size, axis=1).astype(np.float64)
@@ -362,8 +573,8 @@ class OverlappingDropBlock(MaskScheme):
         """
         return (1.0 - self.gamma) ** self.block_size
 
-    def check_width(self, d: object) -> int:
-        width = as_int("d", d, minimum=1)
+    def check_width(self, width: object) -> int:
+        width = as_int("width", width, minimum=1)
         check_block_width(width, self.block_size, overlapping=True, owner="OverlappingDropBlock")
         return width
 
@@ -372,12 +583,12 @@ class OverlappingDropBlock(MaskScheme):
             _core.SchemeKind.overlapping_dropblock, block_size=self.block_size, gamma=self.gamma
         )
 
-    def characteristic_matrix(self, d: int) -> np.ndarray:
-        _, _, cbar, _ = self._stats(d, dense=True)
+    def characteristic_matrix(self, width: int) -> np.ndarray:
+        _, _, cbar, _ = self._stats(width, dense=True)
         return cbar
 
-    def sample_masks(self, d: int, count: int, rng: RandomLike = None) -> np.ndarray:
-        width = self.check_width(d)
+    def sample_masks(self, width: int, count: int, rng: RandomLike = None) -> np.ndarray:
+        width = self.check_width(width)
         n = as_int("count", count, minimum=0)
         seeds_count = width - self.block_size + 1
         seeds = _rng(rng).random((n, seeds_count)) < self.gamma
@@ -419,6 +630,18 @@ class DropConnect(MaskScheme):
     The mask has shape (b, d), so the statistics take ``in_features`` (b): ``mask_mean(d)`` gives
     the d per-column means theta (all equal); with ``in_features`` the (b, d) array. Covariance and
     C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta) and beta.
+
+    Args:
+        theta: keep probability of an entry of V, in (0, 1].
+
+    Raises:
+        ValueError: theta outside (0, 1].
+        TypeError: a non-numeric theta.
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.DropConnect(0.5).mask_mean(2, in_features=3).shape
+        (3, 2)
     """
 
     theta: float
@@ -443,30 +666,86 @@ class DropConnect(MaskScheme):
             )
         return as_int("in_features", in_features, minimum=1)
 
-    def mask_mean(self, d: int, in_features: int | None = None) -> np.ndarray:
-        """theta for each of the d columns, or the (in_features, d) array of entry means."""
-        width = self.check_width(d)
+    def mask_mean(self, width: int, in_features: int | None = None) -> np.ndarray:
+        """The mask means: theta for each column of V, or for each entry.
+
+        Returns:
+            A float64 array of ``width`` entries, or of shape (in_features, width) when
+            ``in_features`` is given.
+
+        Raises:
+            TypeError: a non-integer width or in_features.
+            ValueError: width or in_features < 1.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropConnect(0.5).mask_mean(2)
+            array([0.5, 0.5])
+        """
+        width = self.check_width(width)
         if in_features is None:
             return np.full(width, self.theta)
         return np.full((self._in_features(in_features, "mask_mean"), width), self.theta)
 
-    def mask_covariance(self, d: int, in_features: int | None = None) -> np.ndarray:
-        """theta (1 - theta) I over the row-major flattened (in_features * d) mask entries."""
-        width = self.check_width(d)
+    def mask_covariance(self, width: int, in_features: int | None = None) -> np.ndarray:
+        """theta (1 - theta) I over the row-major flattened (in_features * width) mask entries.
+
+        Returns:
+            A square float64 array of side in_features * width.
+
+        Raises:
+            TypeError: a non-integer width or in_features.
+            ValueError: width or in_features < 1, or in_features missing.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropConnect(0.5).mask_covariance(1, in_features=2)
+            array([[0.25, 0.  ],
+                   [0.  , 0.25]])
+        """
+        width = self.check_width(width)
         b = self._in_features(in_features, "mask_covariance")
         return self.theta * (1.0 - self.theta) * np.eye(b * width)
 
-    def characteristic_matrix(self, d: int, in_features: int | None = None) -> np.ndarray:
-        """beta I over the row-major flattened (in_features * d) entries of the mask."""
-        width = self.check_width(d)
+    def characteristic_matrix(self, width: int, in_features: int | None = None) -> np.ndarray:
+        """beta I over the row-major flattened (in_features * width) entries of the mask.
+
+        Returns:
+            A square float64 array of side in_features * width.
+
+        Raises:
+            TypeError: a non-integer width or in_features.
+            ValueError: width or in_features < 1, or in_features missing.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropConnect(0.5).characteristic_matrix(1, in_features=2)
+            array([[1., 0.],
+                   [0., 1.]])
+        """
+        width = self.check_width(width)
         b = self._in_features(in_features, "characteristic_matrix")
         return self.beta * np.eye(b * width)
 
     def sample_masks(
-        self, d: int, count: int, rng: RandomLike = None, *, in_features: int | None = None
+        self, width: int, count: int, rng: RandomLike = None, *, in_features: int | None = None
     ) -> np.ndarray:
-        """``count`` masks of V as a (count, in_features, d) float64 array of 0/1 (unscaled)."""
-        width = self.check_width(d)
+        """``count`` masks of V, unscaled.
+
+        Returns:
+            A (count, in_features, width) float64 array of 0/1.
+
+        Raises:
+            TypeError: a non-integer width or in_features.
+            ValueError: width or in_features < 1, count < 0, or in_features missing.
+            TypeError: also an ``rng`` that is neither None, an int nor a numpy Generator.
+
+        Example:
+            >>> import structdrop as sd
+            >>> sd.DropConnect(0.5).sample_masks(3, 2, rng=0, in_features=4).shape
+            (2, 4, 3)
+        """
+        width = self.check_width(width)
         b = self._in_features(in_features, "sample_masks")
         n = as_int("count", count, minimum=0)
         return (_rng(rng).random((n, b, width)) < self.theta).astype(np.float64)
@@ -476,6 +755,18 @@ class DropConnect(MaskScheme):
 
         beta sum_i ||u_i||^2 ||X^T v_i||^2. Exact only when X X^T is diagonal; use
         :meth:`regularizer` for the exact expectation.
+
+        Returns:
+            The printed regulariser, a float.
+
+        Raises:
+            ValueError, TypeError: as :meth:`regularizer`.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> sd.DropConnect(0.5).paper_approx_regularizer(np.ones((1, 1)), np.ones((2, 1)),
+            ...                                              np.ones((2, 1)))
+            4.0
         """
         moments = data_moments(X)
         u, v = _check_factors(U, V, moments, need_targets=False)
@@ -485,7 +776,20 @@ class DropConnect(MaskScheme):
     def paper_approx_objective(self, X: object, Y: object, U: object, V: object) -> float:
         """The printed, approximate DropConnect objective.
 
-        ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer`.
+        ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer`. Inputs come before targets, as
+        in :meth:`objective_terms` (the order before 1.0 warns where the shapes prove it).
+
+        Returns:
+            The printed objective, a float.
+
+        Raises:
+            ValueError, TypeError: as :meth:`objective_terms`.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> X, Y = np.ones((2, 1)), np.full((1, 1), 2.0)
+            >>> sd.DropConnect(0.5).paper_approx_objective(X, Y, np.ones((1, 1)), np.ones((2, 1)))
+            4.0
         """
         moments = data_moments(X, Y)
         u, v = _check_factors(U, V, moments, need_targets=True)

@@ -80,6 +80,15 @@ class TrainResult(ResultEquality):
             recorded step (the paper's "stochastic" curve).
         deterministic_objective: the scheme's exact deterministic objective at each recorded step.
         seconds: wall time of the run's loop, recordings included.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> p = sd.paper_synthetic(seed=0, a=3, b=4, N=20, rank=2)
+        >>> rng = np.random.default_rng(0)
+        >>> U0, V0 = 0.1 * rng.standard_normal((3, 4)), 0.1 * rng.standard_normal((4, 4))
+        >>> result = sd.train(p.X, p.Y, U0, V0, sd.Dropout(0.5), 1e-3, 50, record_every=25)
+        >>> result.record_iterations
+        array([ 0, 25, 50])
     """
 
     U: np.ndarray
@@ -92,7 +101,17 @@ class TrainResult(ResultEquality):
 
 class TrainingDiverged(FloatingPointError):
     """The iterates of a run stopped being finite; ``step`` is the step that made them so and
-    ``run`` the index of the run in a :func:`train_many` call (0 for :func:`train`)."""
+    ``run`` the index of the run in a :func:`train_many` call (0 for :func:`train`).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> X, Y = np.full((1, 1), 1e200), np.ones((1, 1))
+        >>> try:
+        ...     sd.train(X, Y, np.ones((1, 1)), np.ones((1, 1)), sd.NoDropout(), 1.0, 5)
+        ... except sd.TrainingDiverged as error:
+        ...     print(isinstance(error, FloatingPointError), error.run)
+        True 0
+    """
 
     def __init__(self, message: str, step: int, run: int = 0) -> None:
         super().__init__(message)
@@ -273,6 +292,15 @@ def train(
     Deviation from the printed paper: none in the update; the paper's Algorithm 1 is written for
     DropBlock only, and the other schemes use the same step with their own D (see the module
     docstring). Sampling with replacement is this implementation's choice (the paper does not say).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> p = sd.paper_synthetic(seed=0, a=3, b=4, N=20, rank=2)
+        >>> rng = np.random.default_rng(0)
+        >>> U0, V0 = 0.1 * rng.standard_normal((3, 4)), 0.1 * rng.standard_normal((4, 4))
+        >>> result = sd.train(p.X, p.Y, U0, V0, sd.DropBlock(2, theta=0.5), 1e-3, 200)
+        >>> bool(result.deterministic_objective[-1] < result.deterministic_objective[0])
+        True
     """
     results = train_many(
         X,
@@ -334,7 +362,7 @@ def train_many(
     arrays, widths may differ), ``scheme``, ``lr``, ``iterations``, ``batch_size``,
     ``record_every``, ``seed`` and ``lr_decay`` may be a sequence with one entry per run; the
     sequences must have the same length R and the single values are shared by the R runs.
-    Example: ``train_many(X, Y, U0, V0, DropBlock(5, theta=0.5), 1e-4, 10**5, seed=range(64))``.
+    For instance ``train_many(X, Y, U0, V0, DropBlock(5, theta=0.5), 1e-4, 10**5, seed=range(64))``.
 
     Args:
         threads: worker threads: None (default) for every core, or a positive count; runs are
@@ -368,6 +396,16 @@ def train_many(
     X and Y are copied once (to Fortran order) when needed and shared by every run. The GIL is
     released for the whole call; Ctrl-C cancels it (KeyboardInterrupt; with a ``client``, the
     call's tasks are cancelled).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> p = sd.paper_synthetic(seed=0, a=3, b=4, N=20, rank=2)
+        >>> rng = np.random.default_rng(0)
+        >>> U0, V0 = 0.1 * rng.standard_normal((3, 4)), 0.1 * rng.standard_normal((4, 4))
+        >>> runs = sd.train_many(p.X, p.Y, U0, V0, sd.Dropout(0.5), 1e-3, 100, seed=range(3))
+        >>> alone = sd.train(p.X, p.Y, U0, V0, sd.Dropout(0.5), 1e-3, 100, seed=1)
+        >>> len(runs), np.array_equal(runs[1].U, alone.U)  # the same run, bit for bit
+        (3, True)
     """
     if client is not None:
         from ._dask_training import check_client  # lazy: dask is an optional extra
