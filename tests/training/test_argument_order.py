@@ -184,3 +184,34 @@ def test_data_moments_has_one_home_and_objectives_reexports_the_same_objects():
                 if names & {"DataMoments", "data_moments"}:
                     offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, **k: s.mask_mean(**k),
+        lambda s, **k: s.characteristic_matrix(**k),
+        lambda s, **k: s.mask_covariance(**k),
+        lambda s, **k: s.check_width(**k),
+        lambda s, **k: s.sample_masks(count=2, rng=5, **k),
+    ],
+)
+@pytest.mark.parametrize(
+    "scheme", [sd.Dropout(0.5), sd.DropBlock(2, theta=0.5)], ids=lambda s: type(s).__name__
+)
+def test_width_keyword_and_the_old_d(scheme, call):
+    new = silent(lambda: call(scheme, width=4))
+    with pytest.warns(FutureWarning, match=r"\(width=\.\.\.\)") as rec:
+        old = call(scheme, d=4)
+    assert rec[0].filename == __file__
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(TypeError, match="both d="):
+        call(scheme, d=4, width=4)
+
+
+def test_for_width_keyword_and_the_old_d():
+    new = silent(lambda: sd.DropBlock.for_width(0.5, width=10, block_size=5))
+    with pytest.warns(FutureWarning, match=r"for_width\(width=\.\.\.\)") as rec:
+        assert sd.DropBlock.for_width(0.5, d=10, block_size=5) == new
+    assert rec[0].filename == __file__
+    assert new.theta == pytest.approx(sd.theta_for_width(0.5, 10, 5), rel=0)
