@@ -58,7 +58,7 @@ class ObjectiveTerms:
 def matrix_shape(value: object) -> tuple[int, int] | None:
     """The shape of a 2-D array-like argument, or None (any other rank, or not array-like)."""
     try:
-        shape = np.shape(value)  # type: ignore[arg-type]
+        shape = np.shape(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):  # ragged nested lists
         return None
     return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None

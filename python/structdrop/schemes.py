@@ -179,19 +179,19 @@ class MaskScheme:
         raise NotImplementedError
 
     def mask_covariance(self, width: int) -> np.ndarray:
-        """C = Cov(z) = diag(mu) C-bar diag(mu).
+        """C = Cov(z) = diag(mu) C-bar diag(mu), from :meth:`mask_mean` and
+        :meth:`characteristic_matrix` (whose errors it raises).
 
         Returns:
-            A ``width`` x ``width`` float64 array.
+            C, of the shape of the characteristic matrix.
 
         Raises:
             TypeError, ValueError: as :meth:`check_width`.
 
         Example:
-            >>> import structdrop as sd
-            >>> sd.Dropout(0.5).mask_covariance(2)
-            array([[0.25, 0.  ],
-                   [0.  , 0.25]])
+            >>> import numpy as np, structdrop as sd
+            >>> bool(np.all(sd.Dropout(0.5).mask_covariance(2) == 0.25 * np.eye(2)))
+            True
         """
         mu = self.mask_mean(width)
         return self.characteristic_matrix(width) * np.outer(mu, mu)
@@ -688,14 +688,13 @@ class DropConnect(MaskScheme):
         return np.full((self._in_features(in_features, "mask_mean"), width), self.theta)
 
     def mask_covariance(self, width: int, in_features: int | None = None) -> np.ndarray:
-        """theta (1 - theta) I over the row-major flattened (in_features * width) mask entries.
+        """The covariance of the row-major flattened (in_features * width) mask entries.
 
         Returns:
-            A square float64 array of side in_features * width.
+            theta (1 - theta) I, I the identity of side in_features * width (float64).
 
         Raises:
-            TypeError: a non-integer width or in_features.
-            ValueError: width or in_features < 1, or in_features missing.
+            TypeError, ValueError: as :meth:`characteristic_matrix`.
 
         Example:
             >>> import structdrop as sd
@@ -776,11 +775,12 @@ class DropConnect(MaskScheme):
     def paper_approx_objective(self, X: object, Y: object, U: object, V: object) -> float:
         """The printed, approximate DropConnect objective.
 
-        ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer`. Inputs come before targets, as
-        in :meth:`objective_terms` (the order before 1.0 warns where the shapes prove it).
+        Inputs come before targets, as in :meth:`objective_terms` (the order before 1.0 warns
+        where the shapes prove it).
 
         Returns:
-            The printed objective, a float.
+            ||Y - U V^T X||^2 + :meth:`paper_approx_regularizer` (the printed objective), a
+            float; :meth:`objective` is the exact one.
 
         Raises:
             ValueError, TypeError: as :meth:`objective_terms`.
