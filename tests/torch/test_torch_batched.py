@@ -308,7 +308,7 @@ def test_accepts_structdrop_scheme_objects():
         ours = sdt.batched_train(X, Y, U0, V0, scheme, 0.05, 20, runs=2, device="cpu")
         ref = sdt.batched_train(X, Y, U0, V0, spec, 0.05, 20, runs=2, device="cpu")
         np.testing.assert_array_equal(ours.U, ref.U)
-        t = [torch.as_tensor(m) for m in (Y, ours.U[1], ours.V[1], X)]
+        t = [torch.as_tensor(m) for m in (X, Y, ours.U[1], ours.V[1])]
         assert np.isclose(
             ours.final_objective[1], scheme.objective(*[m.numpy() for m in t]), rtol=1e-10
         )
