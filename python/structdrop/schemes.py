@@ -394,19 +394,26 @@ class Dropout(MaskScheme):
 def _dropblock_old_order(init: Callable[..., None]) -> Callable[..., None]:
     """Accept the order before 1.0, ``DropBlock(theta, block_size)``, where the values prove it.
 
-    Two positional numbers are the old order when they are a valid (theta, block_size) pair: a
-    probability first and a positive integer second (``DropBlock(0.5, 3)``); ``DropBlock(1, 1)``
-    means the same in either order. The old call warns (FutureWarning); a positional theta in the
-    new order (``DropBlock(3, 0.5)``, never valid) is a TypeError showing ``theta=``.
+    Two positional numbers are the old order when the first cannot be a block size (it is not
+    an integer: ``DropBlock(0.5, 3)``; an invalid block size then gets the usual error) or when
+    they are a valid (theta, block_size) pair (``DropBlock(1, 4)``; ``DropBlock(1, 1)`` means the
+    same in either order). The old call warns (FutureWarning); a positional theta in the new order
+    (``DropBlock(3, 0.5)``, never valid) is a TypeError showing ``theta=``.
     """
 
-    def valid(theta: object, block_size: object) -> bool:
+    def fits(value: object, check: Callable[[object], object]) -> bool:
         try:
-            as_probability("theta", theta)
-            as_int("block_size", block_size, minimum=1)
+            check(value)
         except (TypeError, ValueError):
             return False
-        return not isinstance(block_size, (float, np.floating))
+        return True
+
+    def old_order(first: object, second: object) -> bool:
+        if not fits(first, lambda v: as_int("block_size", v)):
+            return True
+        return fits(first, lambda v: as_probability("theta", v)) and fits(
+            second, lambda v: as_int("block_size", v, minimum=1)
+        )
 
     @functools.wraps(init)
     def wrapper(self: DropBlock, *args: Any, **kwargs: Any) -> None:
@@ -414,7 +421,7 @@ def _dropblock_old_order(init: Callable[..., None]) -> Callable[..., None]:
             args = (args[0], kwargs.pop("block_size"))  # DropBlock(0.5, block_size=3), old
         if len(args) == 2 and "theta" not in kwargs and "block_size" not in kwargs:
             first, second = args
-            if valid(first, second):
+            if old_order(first, second):
                 warn_old_spelling(
                     "DropBlock(theta, block_size) (the order before 1.0)",
                     f"DropBlock({second!r}, theta={first!r})",

@@ -132,7 +132,8 @@ def test_new_signatures_are_what_inspect_shows():
 
 
 @pytest.mark.parametrize(
-    "theta, block_size", [(0.5, 3), (0.25, 1), (1.0, 4), (np.float32(0.5), np.int64(2))]
+    "theta, block_size",
+    [(0.5, 3), (0.25, 1), (1.0, 4), (1, 4), (np.float32(0.5), np.int64(2))],
 )
 def test_dropblock_old_order_where_the_values_prove_it(theta, block_size):
     new = silent(lambda: sd.DropBlock(block_size, theta=theta))
@@ -154,6 +155,11 @@ def test_dropblock_one_one_is_the_same_either_way_and_theta_by_position_is_refus
         sd.DropBlock(3, 0.5)
     with pytest.raises(TypeError, match="keyword|theta"):
         sd.DropBlock(3)  # theta is required
+    # a non-integer first number can only be the old theta: the old call's own error follows
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="block_size must be >= 1"):
+        sd.DropBlock(0.5, 0)
+    with pytest.warns(FutureWarning), pytest.raises(TypeError, match="block_size must be an int"):
+        sd.DropBlock(0.5, 1.5)
 
 
 def test_overlapping_dropblock_gamma_by_position_warns_with_the_keyword():
