@@ -5,7 +5,8 @@ and the moment-based public functions (:mod:`structdrop.objectives`) evaluate Le
 through the same C++ kernel, with the same checks of U and V. Those shared pieces live here, so
 that the imports form a chain (schemes -> this module; objectives -> schemes and this module)
 instead of a cycle. This module never imports :mod:`structdrop.schemes`: a scheme reaches it as any
-object with ``check_width(d)`` and ``_core_params()``; the public entry points check the type first.
+object with ``check_width(width)`` and ``_core_params()``; the public entry points check the type
+first.
 """
 
 from __future__ import annotations

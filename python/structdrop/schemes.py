@@ -634,9 +634,9 @@ class DropConnect(MaskScheme):
     beta sum_i ||u_i||^2 ||X^T v_i||^2 (the Dropout form) is available as
     :meth:`paper_approx_regularizer` / :meth:`paper_approx_objective`.
 
-    The mask has shape (b, d), so the statistics take ``in_features`` (b): ``mask_mean(d)`` gives
-    the d per-column means theta (all equal); with ``in_features`` the (b, d) array. Covariance and
-    C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta) and beta.
+    The mask has shape (b, d), so the statistics take ``in_features`` (b): ``mask_mean(width)``
+    gives the d per-column means theta (all equal); with ``in_features`` the (b, d) array.
+    Covariance and C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta) and beta.
 
     Args:
         theta: keep probability of an entry of V, in (0, 1].
