@@ -636,7 +636,8 @@ class DropConnect(MaskScheme):
 
     The mask has shape (b, d), so the statistics take ``in_features`` (b): ``mask_mean(width)``
     gives the d per-column means theta (all equal); with ``in_features`` the (b, d) array.
-    Covariance and C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta) and beta.
+    Covariance and C-bar are over the row-major flattened (b*d) entries: diagonal theta(1 - theta)
+    and beta.
 
     Args:
         theta: keep probability of an entry of V, in (0, 1].
