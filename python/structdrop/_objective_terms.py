@@ -58,10 +58,13 @@ class ObjectiveTerms:
 
 def matrix_shape(value: object) -> tuple[int, int] | None:
     """The shape of a 2-D array-like argument, or None (any other rank, or not array-like)."""
-    try:
-        shape = np.shape(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):  # ragged nested lists
-        return None
+    if isinstance(value, np.ndarray):  # the common case, without np.shape's dispatch
+        shape: tuple[int, ...] = value.shape
+    else:
+        try:
+            shape = np.shape(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):  # ragged nested lists
+            return None
     return (int(shape[0]), int(shape[1])) if len(shape) == 2 else None
 
 
@@ -81,12 +84,6 @@ def inputs_before_targets(
     """
     count = len(new_names)
 
-    def agree(named: Mapping[str, Any]) -> bool:
-        shapes = {name: matrix_shape(value) for name, value in named.items()}
-        if any(shape is None for shape in shapes.values()):
-            return False
-        return shapes_agree(shapes)  # type: ignore[arg-type]
-
     def decorate(function: F) -> F:
         offset = 1 if next(iter(inspect.signature(function).parameters)) == "self" else 0
 
@@ -98,6 +95,13 @@ def inputs_before_targets(
                 args[offset + count :],
             )
             if len(arrays) == count:
+                # each array's shape once, for both orders that choose_argument_order tries
+                by_id = {id(array): matrix_shape(array) for array in arrays}
+
+                def agree(named: Mapping[str, Any]) -> bool:
+                    shapes = {name: by_id[id(value)] for name, value in named.items()}
+                    return None not in shapes.values() and shapes_agree(shapes)  # type: ignore[arg-type]
+
                 named = choose_argument_order(function_name, arrays, new_names, old_names, agree)
                 ordered = tuple(named[name] for name in new_names)
                 return function(*head, *ordered, *rest, **kwargs)
