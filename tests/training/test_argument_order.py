@@ -3,9 +3,7 @@ old spellings still giving the old answer with a FutureWarning at the caller's l
 
 from __future__ import annotations
 
-import ast
 import inspect
-import pathlib
 import re
 import warnings
 
@@ -13,7 +11,6 @@ import numpy as np
 import pytest
 
 import structdrop as sd
-from structdrop import moments, objectives
 
 SCHEMES = [
     sd.NoDropout(),
@@ -172,24 +169,6 @@ def test_overlapping_dropblock_gamma_by_position_warns_with_the_keyword():
     assert rec[0].filename == __file__
     assert old_theta == silent(lambda: sd.OverlappingDropBlock(3, theta=0.5))
     assert old_theta.theta == pytest.approx(0.5, rel=1e-15)
-
-
-def test_data_moments_has_one_home_and_objectives_reexports_the_same_objects():
-    assert sd.DataMoments.__module__ == "structdrop.moments"
-    # 0.x code imports them from structdrop.objectives: the very same objects
-    assert objectives.DataMoments is moments.DataMoments is sd.DataMoments
-    assert objectives.data_moments is moments.data_moments
-    assert "DataMoments" in (objectives.__doc__ or "")
-    # inside the package every import comes from the home module
-    package = pathlib.Path(sd.__file__).parent
-    offenders = []
-    for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("objectives"):
-                names = {alias.name for alias in node.names}
-                if names & {"DataMoments", "data_moments"}:
-                    offenders.append(f"{path.relative_to(package)}:{node.lineno}")
-    assert offenders == []
 
 
 @pytest.mark.parametrize(
