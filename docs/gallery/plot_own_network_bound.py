@@ -10,7 +10,7 @@ trains: give it the module that computes the penultimate features, the dropout l
 
 Here the network is a small CNN on scikit-learn's 8 x 8 digits (1797 images, no download),
 written as a user would: ``features`` (two convolutions and two linear layers, 80 features) ->
-``DropBlock1d(theta=0.5, block_size=5)`` -> ``nn.Linear(80, 10)`` with a bias, trained by Adam
+``DropBlock1d(5, p=0.5, overlapping=False)`` -> ``nn.Linear(80, 10)`` with a bias, trained by Adam
 on the squared loss of one-hot labels. Every epoch the monitor records
 
 * the **exact objective**: the expectation over the masks of the training loss summed over the
@@ -52,7 +52,7 @@ features = torch.nn.Sequential(
     torch.nn.ReLU(),
     torch.nn.Linear(128, 80),
 )
-drop = sdt.DropBlock1d(theta=0.5, block_size=5)
+drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
 head = torch.nn.Linear(80, 10)
 net = torch.nn.Sequential(features, drop, head)
 

@@ -76,7 +76,7 @@ def test_recorded_objective_is_lemma1_of_the_features():
     with torch.no_grad():
         G = net.features(x).T
         exact = float(
-            sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), Y, net.last.weight, G)
+            sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), G, Y, net.last.weight)
         )
         net.train()
         head = torch.nn.Sequential(net.drop, net.last)

@@ -16,7 +16,7 @@ class Model(lightning.LightningModule):
     def __init__(self):
         super().__init__()
         self.body = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-        self.drop = sdt.DropBlock1d(0.5, 5)
+        self.drop = sdt.DropBlock1d(5, theta=0.5, overlapping=False)
         self.last = torch.nn.Linear(10, 3)
 
     def features(self, x):

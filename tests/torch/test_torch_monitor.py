@@ -21,7 +21,7 @@ def _layers(kind, bias):
     head = torch.nn.Linear(D, A, bias=bias).double()
     drop = {
         "dropout": torch.nn.Dropout(0.35),
-        "dropblock": sdt.DropBlock1d(0.6, 5),
+        "dropblock": sdt.DropBlock1d(5, theta=0.6, overlapping=False),
         "overlapping": sdt.OverlappingDropBlock1d(3, theta=0.55),
     }[kind]
     return drop, head
@@ -202,7 +202,7 @@ def test_float_targets_device_and_a_bound_method():
         def __init__(self):
             super().__init__()
             self.body = torch.nn.Sequential(torch.nn.Linear(4, D), torch.nn.BatchNorm1d(D))
-            self.drop = sdt.DropBlock1d(0.5, 2)
+            self.drop = sdt.DropBlock1d(2, theta=0.5, overlapping=False)
             self.last = torch.nn.Linear(D, 2)
 
         def features(self, x):
@@ -280,7 +280,7 @@ def test_bad_input():
     trunk, X, gen = _network(8)
     labels = torch.randint(0, A, (N,), generator=gen)
     data = [(X, labels)]
-    drop = sdt.DropBlock1d(0.5, 5)
+    drop = sdt.DropBlock1d(5, theta=0.5, overlapping=False)
     # head whose in_features differ from the features' width
     wrong = torch.nn.Linear(15, A).double()
     with pytest.raises(ValueError, match="in_features = 15 but the features have width 10"):
@@ -292,12 +292,14 @@ def test_bad_input():
     with pytest.raises(TypeError, match="unsupported dropout layer NoneType"):
         sdt.BoundMonitor(trunk, head, None, data, num_classes=A)
     with pytest.raises(TypeError, match="dropout=None"):
-        sdt.BoundMonitor(trunk, sdt.DropConnectLinear(D, A, 0.5), drop, data, num_classes=A)
+        sdt.BoundMonitor(trunk, sdt.DropConnectLinear(D, A, theta=0.5), drop, data, num_classes=A)
     with pytest.raises(TypeError, match="nn.Linear"):
         sdt.BoundMonitor(trunk, torch.nn.Conv1d(D, A, 1), drop, data, num_classes=A)
     # a block size that does not divide the width
     with pytest.raises(ValueError, match="block_size"):
-        sdt.BoundMonitor(trunk, head, sdt.DropBlock1d(0.5, 3), data, num_classes=A)
+        sdt.BoundMonitor(
+            trunk, head, sdt.DropBlock1d(3, theta=0.5, overlapping=False), data, num_classes=A
+        )
     with pytest.raises(ValueError, match="block_size"):
         sdt.BoundMonitor(trunk, head, sdt.OverlappingDropBlock1d(11, theta=0.5), data)
     # an empty loader

@@ -234,7 +234,7 @@ class _Net(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.reduce = nn.Linear(trunk_features, WIDTH)
-        self.drop = DropBlock1d(theta, BLOCK)
+        self.drop = DropBlock1d(BLOCK, theta=theta, overlapping=False)
         self.last = nn.Linear(WIDTH, classes, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

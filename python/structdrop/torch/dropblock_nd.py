@@ -54,7 +54,8 @@ from torch.nn import functional as F
 
 from .._blocks import seed_probability
 from .._results import ResultEquality
-from .._validation import as_int, as_probability
+from .._validation import as_int
+from ._schemes import strength
 from .schedules import ScheduledDropRate
 
 __all__ = ["DropBlock2d", "DropBlock3d", "MaskMoments"]
@@ -98,14 +99,6 @@ def _as_tuple(name: str, value: object, k: int) -> tuple[int, ...]:
     return (as_int(name, value, minimum=1),) * k
 
 
-def _drop_rate(p: object, theta: object) -> float:
-    if (p is None) == (theta is None):
-        raise ValueError("give exactly one of p (drop probability) and theta (retain probability)")
-    if p is not None:
-        return as_probability("p", p, low_open=False, high_open=True)
-    return 1.0 - as_probability("theta", theta)
-
-
 class _DropBlockNd(ScheduledDropRate):
     _k: int = 0
 
@@ -144,7 +137,7 @@ class _DropBlockNd(ScheduledDropRate):
         self.random_offset = bool(random_offset)
         self.share_channels = bool(share_channels)
         self.generator = generator
-        self._init_schedule(_drop_rate(p, theta), warmup_steps, warmup)
+        self._init_schedule(strength(p, theta)[0], warmup_steps, warmup)
         self._scale_cache: dict[tuple, torch.Tensor] = {}
 
     def extra_repr(self) -> str:

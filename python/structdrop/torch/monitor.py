@@ -52,7 +52,7 @@ from ..global_min import GlobalMin, dropblock_global_min, global_min_from_moment
 from ..objectives import DataMoments, objective_terms
 from ..schemes import DropBlock, DropConnect, Dropout, MaskScheme, OverlappingDropBlock
 from ..width import beta_for_width
-from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
+from .layers import DropBlock1d, DropConnectLinear
 from .moments import _default_device, _distributed_group, _owner_module, feature_moments
 
 __all__ = ["BoundMonitor", "BoundRecord"]
@@ -120,10 +120,10 @@ def _resolve_scheme(head: nn.Linear, dropout: nn.Module | None) -> tuple[MaskSch
         if dropout.p >= 1.0:
             raise ValueError("nn.Dropout(p=1) drops everything: the objective is undefined")
         return Dropout(1.0 - dropout.p), "unit"
-    if isinstance(dropout, DropBlock1d):
+    if isinstance(dropout, DropBlock1d):  # OverlappingDropBlock1d included
+        if dropout.overlapping:
+            return OverlappingDropBlock(dropout.block_size, gamma=dropout.gamma), "unit"
         return DropBlock(dropout.theta, dropout.block_size), "unit"
-    if isinstance(dropout, OverlappingDropBlock1d):
-        return OverlappingDropBlock(dropout.block_size, gamma=dropout.gamma), "unit"
     raise TypeError(f"unsupported dropout layer {type(dropout).__name__}; supported: {SUPPORTED}")
 
 
@@ -268,7 +268,8 @@ class BoundMonitor:
     Example:
         >>> import torch, structdrop.torch as sdt
         >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-        >>> drop, head = sdt.DropBlock1d(0.5, 5), torch.nn.Linear(10, 3)
+        >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+        >>> head = torch.nn.Linear(10, 3)
         >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(4)]
         >>> monitor = sdt.BoundMonitor(trunk, head, drop, data, num_classes=3)
         >>> rec = monitor.evaluate()
