@@ -188,3 +188,47 @@ def test_positional_strengths_of_the_other_layers_warn():
     old = _old(lambda: sdt.DropConnectLinear(4, 2, 0.7, False))
     assert (old.theta, old.bias, old.per_sample) == (0.7, None, True)
     assert _old(lambda: sdt.WeightDropout(0.3)).p == sdt.WeightDropout(p=0.3).p == 0.3
+
+
+def _monitor_parts():
+    torch.manual_seed(0)
+    trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
+    drop, head = sdt.DropBlock1d(5, p=0.5, overlapping=False), torch.nn.Linear(10, 3)
+    data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+    return trunk, head, drop, data
+
+
+def test_bound_monitor_every_is_record_every():
+    trunk, head, drop, data = _monitor_parts()
+    old = _old(lambda: sdt.BoundMonitor(trunk, head, drop, data, num_classes=3, every=2))
+    assert old.record_every == 2
+    assert _old(lambda: old.every) == 2
+    assert [old.step() is None for _ in range(4)] == [True, False, True, False]
+    with pytest.raises(TypeError, match="both"):
+        sdt.BoundMonitor(trunk, head, drop, data, num_classes=3, every=2, record_every=2)
+
+
+def test_bound_record_relative_gap_and_its_old_name():
+    trunk, head, drop, data = _monitor_parts()
+    rec = sdt.BoundMonitor(trunk, head, drop, data, num_classes=3).evaluate()
+    assert rec.relative_gap == pytest.approx(rec.objective / rec.lower_bound - 1, rel=1e-14)
+    assert _old(lambda: rec.gap) == rec.relative_gap
+    assert "relative_gap" in rec.as_dict() and "gap" not in rec.as_dict()
+
+
+def test_deep_result_gap_keeps_its_ratio_under_the_old_name():
+    from structdrop.torch.deep import DeepExperimentResult
+
+    res = DeepExperimentResult(
+        np.arange(2), np.array([9.0, 6.0]), np.array([7.0]), 4.0, 5.0, np.ones(2), np.ones(2),
+        1, 0.5, 5, 80, 1 / 16, 16 / 17, "small_cnn", "digits", 10, "cpu", 0.1,
+    )  # fmt: skip
+    assert res.relative_gap == 0.5
+    assert _old(lambda: res.gap) == 1.5  # the ratio it always was, not relative_gap
+
+
+def test_bound_callback_every_is_record_every():
+    lightning = pytest.importorskip("structdrop.torch.lightning")
+    pytest.importorskip("lightning")
+    cb = _old(lambda: lightning.BoundCallback("f", "h", "d", every=3))
+    assert cb.record_every == 3 and _old(lambda: cb.every) == 3

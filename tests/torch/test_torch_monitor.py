@@ -112,7 +112,7 @@ def test_lower_bound_is_the_closed_form_minimum(kind, bias):
     assert np.isclose(rec.feature_lower_bound, fm.objective, rtol=1e-8)
     sv = np.linalg.svd(head.weight.detach().numpy() @ G, compute_uv=False)
     assert np.allclose(rec.singular_values, sv, rtol=1e-7, atol=1e-9 * sv[0])
-    assert rec.gap == pytest.approx(rec.objective / rec.lower_bound - 1, rel=1e-14)
+    assert rec.relative_gap == pytest.approx(rec.objective / rec.lower_bound - 1, rel=1e-14)
 
 
 @pytest.mark.parametrize("d, r, theta", [(10, 3, 0.55), (12, 4, 0.3), (8, 8, 0.9), (9, 1, 0.5)])
@@ -159,7 +159,7 @@ def test_bounds_stay_ordered_along_training(kind):
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(X, labels), batch_size=32, shuffle=True, generator=gen
     )
-    mon = sdt.BoundMonitor(trunk, head, drop, loader, num_classes=A, every=3)
+    mon = sdt.BoundMonitor(trunk, head, drop, loader, num_classes=A, record_every=3)
     layers = [m for m in (trunk, drop, head) if m is not None]
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -240,13 +240,15 @@ def test_writer_receives_scalars_and_histograms():
     drop, head = _layers("dropout", False)
     labels = torch.randint(0, A, (N,), generator=gen)
     writer = _Writer()
-    mon = sdt.BoundMonitor(trunk, head, drop, [(X, labels)], num_classes=A, every=2, writer=writer)
+    mon = sdt.BoundMonitor(
+        trunk, head, drop, [(X, labels)], num_classes=A, record_every=2, writer=writer
+    )
     assert mon.step() is None
     rec = mon.step()
     assert rec is not None and rec.step == 2
     tags = {t: (v, s) for t, v, s in writer.scalars}
     assert tags["structdrop/objective"] == (rec.objective, 2)
-    assert tags["structdrop/gap"] == (rec.gap, 2)
+    assert tags["structdrop/relative_gap"] == (rec.relative_gap, 2)
     assert tags["structdrop/lower_bound"][0] == rec.lower_bound
     assert tags["structdrop/feature_lower_bound"][0] == rec.feature_lower_bound
     hist = {t: v for t, v, _ in writer.histograms}
@@ -316,7 +318,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="loader"):
         sdt.BoundMonitor(trunk, head, drop, X, num_classes=A)
     with pytest.raises(ValueError, match="every"):
-        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, every=0)
+        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, record_every=0)
     with pytest.raises(TypeError, match="add_scalar"):
         sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, writer=object())
     with pytest.raises(TypeError, match="progress"):

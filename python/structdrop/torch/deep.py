@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._migration import warn_old_spelling
 from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int, as_nonnegative_float, as_probability
@@ -86,8 +87,16 @@ class DeepExperimentResult(ResultEquality):
     seconds: float
 
     @property
+    def relative_gap(self) -> float:
+        """``objective[-1] / lower_bound - 1`` (>= 0), as :attr:`BoundRecord.relative_gap`."""
+        return float(self.objective[-1] / self.lower_bound) - 1.0
+
+    @property
     def gap(self) -> float:
-        """Final objective over the lower bound (>= 1)."""
+        """Deprecated: the ratio ``objective[-1] / lower_bound`` (>= 1), which is
+        ``relative_gap + 1`` (removed after 1.0; ``gap`` named a ratio here and an absolute
+        difference or a ratio minus one elsewhere)."""
+        warn_old_spelling("DeepExperimentResult.gap", "DeepExperimentResult.relative_gap + 1")
         return float(self.objective[-1] / self.lower_bound)
 
     @property
@@ -302,7 +311,7 @@ def deep_experiment(
         >>> import torch, structdrop.torch as sdt  # doctest: +SKIP
         >>> trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128))
         >>> res = sdt.deep_experiment(0.5, trunk=trunk, epochs=5)  # doctest: +SKIP
-        >>> res.gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
+        >>> res.relative_gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
     """
     import structdrop
 
