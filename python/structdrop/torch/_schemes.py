@@ -30,6 +30,12 @@ class SchemeSpec:
             ``(1 - gamma)**block_size`` for overlapping).
         block_size: block length r (1 unless dropblock/overlapping).
         gamma: seed probability of the overlapping scheme (0.0 otherwise).
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> spec = sdt.SchemeSpec("dropblock", 0.5, 5)
+        >>> spec.beta
+        1.0
     """
 
     kind: str

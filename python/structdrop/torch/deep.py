@@ -65,6 +65,11 @@ class DeepExperimentResult(ResultEquality):
         trunk: "resnet50", "small_cnn", or "custom" (a module).
         dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> res = sdt.deep_experiment(theta=0.5, epochs=2, n_train=300)  # doctest: +SKIP
+        >>> res.relative_gap, res.singular_value_error  # doctest: +SKIP
     """
 
     epochs: np.ndarray

@@ -74,6 +74,12 @@ class MaskMoments(ResultEquality):
             ``U x U`` with ``U = prod(spatial shape)``.
 
     Channels are independent copies of this law (identical copies with ``share_channels``).
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> m = sdt.DropBlock2d(2, p=0.2).mask_moments(4, 4)
+        >>> m.keep_probability.shape, m.covariance.shape
+        (torch.Size([4, 4]), torch.Size([16, 16]))
     """
 
     keep_probability: torch.Tensor
@@ -472,6 +478,18 @@ class DropBlock2d(_DropBlockNd):
     In eval mode (and at p = 0) the layer returns its input. The output keeps the input's memory
     format (channels_last included). :meth:`mask_moments` gives the exact law; its expected
     regulariser for a linear readout is :func:`structdrop.torch.dropblock_conv_regularizer`.
+
+    Raises:
+        ValueError: not exactly one of ``p`` and ``theta``, a value out of range, an unknown
+            ``seeds`` or ``sampler``, ``random_offset`` with ``overlapping=True``; in
+            :meth:`forward`, an input that is not (N, C, H, W) or a block that does not fit it.
+        TypeError: a ``generator`` that is not a ``torch.Generator``.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock2d(3, p=0.1)
+        >>> layer(torch.ones(2, 4, 8, 8)).shape
+        torch.Size([2, 4, 8, 8])
     """
 
     _k = 2
@@ -479,7 +497,17 @@ class DropBlock2d(_DropBlockNd):
 
 
 class DropBlock3d(_DropBlockNd):
-    """DropBlock on (N, C, D, H, W) volumes; the arguments are those of :class:`DropBlock2d`."""
+    """DropBlock on (N, C, D, H, W) volumes; the arguments are those of :class:`DropBlock2d`.
+
+    Raises:
+        ValueError, TypeError: as :class:`DropBlock2d`.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock3d((1, 2, 2), theta=0.9)
+        >>> layer(torch.ones(2, 3, 4, 4, 4)).shape
+        torch.Size([2, 3, 4, 4, 4])
+    """
 
     _k = 3
     _spatial_names = "D, H, W"

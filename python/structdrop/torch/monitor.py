@@ -88,6 +88,14 @@ class BoundRecord(ResultEquality):
         theory_rank: rank of the Theorem 7 minimiser.
         block_size: r of the bound.  theta_bar: 1 / (1 + beta_bar) of the bound.
         n_samples: N.  seconds: wall-clock time of the evaluation.
+
+    Example:
+        >>> import numpy as np
+        >>> from structdrop.torch import BoundRecord
+        >>> rec = BoundRecord(0, 2.0, 1.5, 0.5, 1.0, 1.2, 1.0, np.ones(1), np.ones(1), 1, 1,
+        ...                   0.5, 4, 0.1)
+        >>> rec.relative_gap, rec.objective >= rec.feature_lower_bound >= rec.lower_bound
+        (1.0, True)
     """
 
     step: int
@@ -112,6 +120,9 @@ class BoundRecord(ResultEquality):
 
         Returns:
             ``{field name: value}`` for every field, in declaration order.
+
+        Raises:
+            Nothing: it only reads the fields.
 
         Example:
             >>> import numpy as np
@@ -369,6 +380,17 @@ class BoundMonitor:
 
         Raises:
             ValueError: see the class docstring.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
+            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
+            ...                            num_classes=3, record_every=2)
+            >>> rec = monitor.evaluate()
+            >>> rec.n_samples, len(monitor.history)
+            (16, 0)
         """
         start = time.perf_counter()
         scheme, masks = _resolve_scheme(self.head, self.dropout)
@@ -472,6 +494,19 @@ class BoundMonitor:
 
         Returns:
             The new :class:`BoundRecord` when this step was evaluated, else None.
+
+        Raises:
+            ValueError: a negative ``step``, or as :meth:`evaluate`.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
+            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
+            ...                            num_classes=3, record_every=2)
+            >>> [monitor.step() is None for _ in range(4)]
+            [True, False, True, False]
         """
         self.steps = self.steps + 1 if step is None else as_int("step", step, minimum=0)
         if self.steps % self.record_every:
@@ -483,6 +518,19 @@ class BoundMonitor:
 
         Returns:
             The new :class:`BoundRecord`.
+
+        Raises:
+            ValueError: as :meth:`evaluate`; the writer's own errors.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
+            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
+            ...                            num_classes=3, record_every=2)
+            >>> monitor.record() is monitor.history[-1]
+            True
         """
         rec = self.evaluate()
         self.history.append(rec)
@@ -503,6 +551,20 @@ class BoundMonitor:
 
         Returns:
             ``{field: array}``; empty arrays (no records) keep the field names.
+
+        Raises:
+            Nothing: the records were checked when made.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
+            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
+            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
+            ...                            num_classes=3, record_every=2)
+            >>> _ = monitor.record(), monitor.record()
+            >>> monitor.history_arrays()["objective"].shape
+            (2,)
         """
         names = [f.name for f in fields(BoundRecord)]
         if not self.history:

@@ -113,7 +113,19 @@ class WeightDropout(ScheduledDropRate):
 
     def mask(self, weight: torch.Tensor) -> torch.Tensor:
         """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape
-        changed."""
+        changed.
+
+        Returns:
+            A bool tensor of ``weight``'s shape on its device (True: kept).
+
+        Raises:
+            Nothing of its own (torch's errors for a generator on another device).
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> sdt.WeightDropout(p=0.5).mask(torch.ones(2, 3)).shape
+            torch.Size([2, 3])
+        """
         m = self._mask
         if self.stale or m is None or m.shape != weight.shape or m.device != weight.device:
             dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
@@ -206,6 +218,16 @@ def weight_dropout(
     Raises:
         ValueError: a name is not a parameter of the module, is already weight-dropped, the
             arguments are out of range, or ``per_sample`` is asked of anything but a Linear weight.
+        TypeError: ``module`` is not an ``nn.Module``.
+
+    Returns:
+        ``module`` itself, with the parametrizations registered.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> lstm = sdt.weight_dropout(torch.nn.LSTM(4, 8), ("weight_hh_l0",), p=0.5)
+        >>> lstm(torch.randn(3, 2, 4))[0].shape
+        torch.Size([3, 2, 8])
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
@@ -248,7 +270,20 @@ def weight_dropout(
 
 def redraw_weight_masks(module: nn.Module) -> None:
     """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next
-    use)."""
+    use).
+
+    Returns:
+        None.
+
+    Raises:
+        AttributeError: ``module`` has no ``modules()`` (not an ``nn.Module``).
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> cell = sdt.weight_dropout(torch.nn.LSTMCell(4, 8), ("weight_hh",), p=0.5,
+        ...                           redraw="manual")
+        >>> sdt.redraw_weight_masks(cell)  # a new mask for the next sequence
+    """
     for m in module.modules():
         if isinstance(m, WeightDropout):
             m.stale = True
