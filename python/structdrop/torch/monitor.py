@@ -383,14 +383,11 @@ class BoundMonitor:
 
         Example:
             >>> import torch, structdrop.torch as sdt
-            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
-            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
-            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
-            ...                            num_classes=3, record_every=2)
-            >>> rec = monitor.evaluate()
-            >>> rec.n_samples, len(monitor.history)
-            (16, 0)
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]  # float targets
+            >>> layers = torch.nn.Linear(6, 4), torch.nn.Linear(4, 2), torch.nn.Dropout(0.5)
+            >>> monitor = sdt.BoundMonitor(*layers, data)
+            >>> monitor.evaluate().n_samples, len(monitor.history)
+            (8, 0)
         """
         start = time.perf_counter()
         scheme, masks = _resolve_scheme(self.head, self.dropout)
@@ -500,11 +497,11 @@ class BoundMonitor:
 
         Example:
             >>> import torch, structdrop.torch as sdt
-            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
-            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
-            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
-            ...                            num_classes=3, record_every=2)
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,)))]  # class labels
+            >>> drop = sdt.DropBlock1d(2, p=0.5, overlapping=False)
+            >>> monitor = sdt.BoundMonitor(
+            ...     torch.nn.Linear(6, 4), torch.nn.Linear(4, 3), drop, data, num_classes=3,
+            ...     record_every=2)
             >>> [monitor.step() is None for _ in range(4)]
             [True, False, True, False]
         """
@@ -524,11 +521,9 @@ class BoundMonitor:
 
         Example:
             >>> import torch, structdrop.torch as sdt
-            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
-            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
-            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
-            ...                            num_classes=3, record_every=2)
+            >>> head = sdt.DropConnectLinear(4, 2, p=0.3)  # DropConnect: no dropout layer
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]
+            >>> monitor = sdt.BoundMonitor(torch.nn.Linear(6, 4), head, None, data)
             >>> monitor.record() is monitor.history[-1]
             True
         """
@@ -557,11 +552,9 @@ class BoundMonitor:
 
         Example:
             >>> import torch, structdrop.torch as sdt
-            >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-            >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
-            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(2)]
-            >>> monitor = sdt.BoundMonitor(trunk, torch.nn.Linear(10, 3), drop, data,
-            ...                            num_classes=3, record_every=2)
+            >>> drop = sdt.DropBlock1d(2, p=0.3, overlapping=True)
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]
+            >>> monitor = sdt.BoundMonitor(torch.nn.Linear(6, 4), torch.nn.Linear(4, 2), drop, data)
             >>> _ = monitor.record(), monitor.record()
             >>> monitor.history_arrays()["objective"].shape
             (2,)
