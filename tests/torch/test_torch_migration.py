@@ -232,3 +232,28 @@ def test_bound_callback_every_is_record_every():
     pytest.importorskip("lightning")
     cb = _old(lambda: lightning.BoundCallback("f", "h", "d", every=3))
     assert cb.record_every == 3 and _old(lambda: cb.every) == 3
+
+
+def test_no_shape_family_gives_a_silently_wrong_objective():
+    # every (a, b, d, N) in 1..3: an old-order call is either proved by the shapes (warned, the
+    # same value as the keyword call) or refused; a new-order call is taken without a warning or
+    # refused as ambiguous; neither ever returns another value
+    import itertools
+    import warnings
+
+    spec = sdt.SchemeSpec("dropout", 0.5)
+    for dims in itertools.product((1, 2, 3), repeat=4):
+        t = _problem(*dims, seed=sum(dims))
+        X, Y, U, V = t["X"], t["Y"], t["U"], t["V"]
+        exact = float(sdt.objective(spec, X=X, Y=Y, U=U, V=V))
+        for args in ((Y, U, V, X), (X, Y, U, V)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    value = float(sdt.objective(spec, *args))
+                except TypeError as error:
+                    assert "objective(X=X, Y=Y, U=U, V=V)" in str(error), dims
+                    continue
+            assert value == exact, (dims, args is t)
+            old = args[0] is Y
+            assert bool([w for w in caught if w.category is FutureWarning]) == old, dims
