@@ -188,6 +188,11 @@ def test_positional_strengths_of_the_other_layers_warn():
     old = _old(lambda: sdt.DropConnectLinear(4, 2, 0.7, False))
     assert (old.theta, old.bias, old.per_sample) == (0.7, None, True)
     assert _old(lambda: sdt.WeightDropout(0.3)).p == sdt.WeightDropout(p=0.3).p == 0.3
+    # the warning shows the user's call, without self
+    with pytest.warns(FutureWarning, match=r"write WeightDropout\(p=\.\.\.\)"):
+        sdt.WeightDropout(0.3)
+    with pytest.warns(FutureWarning, match=r"write DropConnectLinear\(\.\.\., \.\.\., theta="):
+        sdt.DropConnectLinear(4, 2, 0.7)
 
 
 def _monitor_parts():

@@ -13,11 +13,30 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from .._migration import choose_argument_order, warn_old_spelling
+from .._migration import choose_argument_order, positional_became_keyword, warn_old_spelling
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["reordered", "shapes_match"]
+__all__ = ["init_positional_became_keyword", "reordered", "shapes_match"]
+
+
+def init_positional_became_keyword(
+    class_name: str, positional: int, names: Sequence[str]
+) -> Callable[[F], F]:
+    """:func:`structdrop._migration.positional_became_keyword` for an ``__init__``: the counts
+    and the warning's call leave ``self`` out, as the user's call does."""
+
+    def decorate(init: F) -> F:
+        @functools.wraps(init)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            bound = positional_became_keyword(class_name, positional, names)(
+                functools.partial(init, self)
+            )
+            return bound(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def shapes_match(*equal: tuple[str, int, str, int]) -> Callable[[Mapping[str, Any]], bool]:

@@ -21,8 +21,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._blocks import check_block_width
-from .._migration import positional_became_keyword, warn_old_spelling
+from .._migration import warn_old_spelling
 from .._validation import as_int
+from ._orders import init_positional_became_keyword
 from ._schemes import cover_counts, overlapping_gamma, strength
 
 __all__ = ["DropBlock1d", "OverlappingDropBlock1d", "DropConnectLinear"]
@@ -241,7 +242,7 @@ class OverlappingDropBlock1d(DropBlock1d):
         [0.5, 0.25, 0.5]
     """
 
-    @positional_became_keyword("OverlappingDropBlock1d", 2, ("gamma", "theta"))
+    @init_positional_became_keyword("OverlappingDropBlock1d", 1, ("gamma", "theta"))
     def __init__(
         self,
         block_size: int,
@@ -303,8 +304,8 @@ class DropConnectLinear(nn.Linear):
         torch.Size([4, 2])
     """
 
-    @positional_became_keyword(
-        "DropConnectLinear", 3, ("theta", "bias", "per_sample", "device", "dtype")
+    @init_positional_became_keyword(
+        "DropConnectLinear", 2, ("theta", "bias", "per_sample", "device", "dtype")
     )
     def __init__(
         self,

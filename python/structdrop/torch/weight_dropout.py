@@ -45,8 +45,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._migration import positional_became_keyword, renamed_keywords
-from ._orders import reordered
+from .._migration import renamed_keywords
+from ._orders import init_positional_became_keyword, reordered
 from ._schemes import strength
 from .objectives import dropconnect_regularizer
 from .schedules import ScheduledDropRate
@@ -85,7 +85,7 @@ class WeightDropout(ScheduledDropRate):
         True
     """
 
-    @positional_became_keyword("WeightDropout", 1, ("p",))
+    @init_positional_became_keyword("WeightDropout", 0, ("p",))
     def __init__(
         self,
         *,
