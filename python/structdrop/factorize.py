@@ -222,9 +222,10 @@ class WidthGap(ResultEquality):
 
 
 def _check_result(result: object) -> GlobalMin:
-    from .global_min import GlobalMin
-
-    if not isinstance(result, GlobalMin):
+    # global_min imports this module (GlobalMin.factorize), so this one does not import it back
+    # (an import cycle). A GlobalMin can only exist once its module is loaded: look it up there.
+    global_min = sys.modules.get(__name__.rpartition(".")[0] + ".global_min")
+    if global_min is None or not isinstance(result, global_min.GlobalMin):
         raise TypeError(
             "result must be a GlobalMin (from structdrop.dropblock_global_min), got "
             f"{type(result).__name__}"

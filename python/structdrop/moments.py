@@ -425,7 +425,7 @@ def data_moments(
     if _is_dask(X) or _is_dask(Y):
         from ._dask_moments import dask_moments
 
-        return dask_moments(X, Y, progress=progress)
+        return DataMoments(*dask_moments(X, Y, progress=progress))
     x = as_real_array("X", X, ndim=2)
     y = None
     if Y is not None:

@@ -223,6 +223,31 @@ def _run(
     return results
 
 
+def _run_batch(
+    X: np.ndarray, Y: np.ndarray, jobs: list[_core.SgdJob], threads: int, first: int, total: int
+) -> list[TrainResult] | TrainingDiverged:
+    """Runs ``first .. first + len(jobs) - 1`` of a call with ``total`` runs, as a Dask task runs
+    them on a worker (handed to :func:`structdrop._dask_training.run_on_client`, which therefore
+    never imports this module back).
+
+    A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
+    worker (a raised one would be logged as an error by every worker it happens on)."""
+    # Deserialised arrays may have lost the engine's column-major layout: X and Y are restored
+    # here; an unpickled SgdJob restores its own U0/V0.
+    try:
+        return _run(
+            np.asfortranarray(X),
+            np.asfortranarray(Y),
+            jobs,
+            threads,
+            None,
+            first=first,
+            total=total,
+        )
+    except TrainingDiverged as diverged:
+        return diverged
+
+
 def train(
     X: np.ndarray,
     Y: np.ndarray,
@@ -441,7 +466,7 @@ def train_many(
     if client is not None:
         from ._dask_training import run_on_client
 
-        return run_on_client(client, Xf, Yf, jobs, workers, delay, _label)
+        return run_on_client(client, _run_batch, Xf, Yf, jobs, workers, delay, _label)
     printer = None if delay is None else _ProgressLine(_label, delay)
     # the engine's spelling of every core is 0
     return _run(Xf, Yf, jobs, 0 if workers is None else workers, printer)

@@ -23,7 +23,7 @@ from torch import nn
 
 from .._progress import progress_delay
 from .._validation import as_int
-from ..objectives import DataMoments
+from ..moments import DataMoments
 
 __all__ = ["feature_moments"]
 

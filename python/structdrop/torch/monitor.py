@@ -49,7 +49,8 @@ from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int
 from ..global_min import GlobalMin, dropblock_global_min, global_min_from_moments
-from ..objectives import DataMoments, objective_terms
+from ..moments import DataMoments
+from ..objectives import objective_terms
 from ..schemes import DropBlock, DropConnect, Dropout, MaskScheme, OverlappingDropBlock
 from ..width import beta_for_width
 from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
