@@ -84,7 +84,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._blocks import check_block_width
-from ._projector_sum import (
+from ._results import ResultEquality
+from ._solver.projector_sum import (
     SummedPlans,
     bases_from_plan,
     proven_block_count,
@@ -92,7 +93,6 @@ from ._projector_sum import (
     segment_plan,
     solve_numerically,
 )
-from ._results import ResultEquality
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 

@@ -16,10 +16,10 @@ from typing import Callable, Protocol, TypeVar
 
 import numpy as np
 
-from ._memmap_chunks import Matrix2D
+from ._data.memmap_chunks import Matrix2D
 from ._progress import progress_bar, progress_delay
 from ._results import ResultEquality
-from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
+from ._solver.row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
 from .moments import DataMoments, data_moments

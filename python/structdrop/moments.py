@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._data.memmap_chunks import ChunkReader, is_memory_mapped
 from ._progress import ProgressBar, progress_bar, progress_delay
 from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_real_array
@@ -400,7 +400,7 @@ def data_moments(
           the process after each chunk (they stay in the page cache).
         * dask arrays (X, Y or both), with any chunking along either axis: per-block products
           reduced by Dask as a tree, on whatever scheduler is active (a ``dask.distributed``
-          client included); see :func:`structdrop._dask_moments.dask_moments`. dask is imported
+          client included); see :func:`structdrop._data.dask_moments.dask_moments`. dask is imported
           only when such an array is passed.
         * anything else array-like goes through ``np.asarray``.
 
@@ -423,7 +423,7 @@ def data_moments(
         TypeError: complex or non-numeric input.
     """
     if _is_dask(X) or _is_dask(Y):
-        from ._dask_moments import dask_moments
+        from ._data.dask_moments import dask_moments
 
         return DataMoments(*dask_moments(X, Y, progress=progress))
     x = as_real_array("X", X, ndim=2)

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import NoReturn
 
-from .._atomic_write import file_identity
+from .._data.atomic_write import file_identity
 from .._progress import progress_bar
 
 __all__ = [

@@ -139,7 +139,7 @@ def _format_values(values: np.ndarray, top: int) -> str:
 
 def _load(path: str, key: str | None, what: str, on_dask: bool) -> Any:
     """The matrix in ``path``: mapped for .npy (a lazy dask array with --dask), else read whole."""
-    from .._io import MappedNpy, load_matrix
+    from .._data.io import MappedNpy, load_matrix
 
     if on_dask and Path(path).suffix.lower() == ".npy":
         # Workers open the file themselves (MappedNpy pickles as its path) and pread their blocks.
@@ -190,9 +190,9 @@ def _dask_client(address: str | None) -> Iterator[Any]:
 def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
     """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its
     shape."""
-    from .._atomic_write import replacing
-    from .._io import save_matrix
-    from .._memmap_chunks import ChunkReader
+    from .._data.atomic_write import replacing
+    from .._data.io import save_matrix
+    from .._data.memmap_chunks import ChunkReader
 
     a, n = coefficients.shape[0], X.shape[1]
     if Path(path).suffix.lower() != ".npy":
@@ -226,7 +226,7 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
-    from .._io import save_matrix
+    from .._data.io import save_matrix
 
     if args.dask is not None and args.X is None:
         raise CliError("--dask computes the moments of X and Y: give --X")

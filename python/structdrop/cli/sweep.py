@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic_write import write_text
+from .._data.atomic_write import write_text
 from ._common import CliError, MissingDependency, positive_int, probability
 
 NAME = "sweep"
@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     import structdrop
 
-    from .._io import load_matrix
+    from .._data.io import load_matrix
 
     if args.Y is None:
         if args.X is not None:

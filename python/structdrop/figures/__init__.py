@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .._atomic_write import write_text
+from .._data.atomic_write import write_text
 from . import fig1, fig2, fig3, fig4
 from ._common import Claim, FigureConfig
 from ._plot import MissingDependency

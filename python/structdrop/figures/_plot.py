@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .._atomic_write import replacing
+from .._data.atomic_write import replacing
 
 __all__ = ["MissingDependency", "pyplot", "save"]
 

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._progress import progress_delay
-from ._validation import check_real_dtype
+from .._progress import progress_delay
+from .._validation import check_real_dtype
 
 __all__ = ["MomentSums", "dask_moments"]
 

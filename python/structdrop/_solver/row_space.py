@@ -24,7 +24,7 @@ from typing import Callable, cast
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, Matrix2D
+from .._data.memmap_chunks import ChunkReader, Matrix2D
 
 _EPS = float(np.finfo(np.float64).eps)
 
