@@ -14,11 +14,12 @@ runs (``_core.SgdJob`` objects, which pickle with their U0/V0), and back
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ._progress import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import _core
@@ -105,13 +106,7 @@ def run_on_client(
         ranges[future] = (lo, hi)
 
     finished: dict[int, list[TrainResult]] = {}  # first run's index -> the batch's results
-    bar = None
-    if delay is not None:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=count, desc=label, unit="run", file=sys.stderr, dynamic_ncols=True, delay=delay
-        )
+    bar = progress_bar(count, label, delay, unit="run")
     try:
         for future in as_completed(list(ranges)):
             lo, hi = ranges[future]
@@ -130,12 +125,10 @@ def run_on_client(
             if isinstance(batch, BaseException):  # a TrainingDiverged, returned by the task
                 raise batch  # names the run (its index in this call), its seed and the step
             finished[lo] = batch
-            if bar is not None:
-                bar.update(hi - lo)
+            bar.update(hi - lo)
     except BaseException:
         client.cancel(list(ranges))  # an error or Ctrl-C: stop the call's remaining tasks
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return [result for lo in sorted(finished) for result in finished[lo]]

@@ -290,9 +290,7 @@ def solve_on_data(
     ):
         return result
     delay = progress_delay(progress)
-    with progress_bar(
-        moments.n_samples, "QR pass", delay is not None, unit="sample", delay=delay or 0.0
-    ) as bar:
+    with progress_bar(moments.n_samples, "QR pass", delay, unit="sample", unit_scale=True) as bar:
         done = [0]
 
         def advance(columns: int) -> None:

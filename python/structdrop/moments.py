@@ -362,17 +362,6 @@ def _accumulate(
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
 
 
-def _progress_bar(
-    progress: bool | float, total: int | None, desc: str, unit: str
-) -> ProgressBar | None:
-    delay = progress_delay(progress)
-    return (
-        None
-        if delay is None
-        else progress_bar(total, desc, True, unit=unit, delay=delay, unit_scale=False)
-    )
-
-
 # ----------------------------------------------------------------------------- public API
 def data_moments(
     X: object,
@@ -440,7 +429,7 @@ def data_moments(
     else:
         width = as_int("chunk_columns", chunk_columns, minimum=1)
     acc = _Accumulator(x.shape[0], None if y is None else y.shape[0])
-    bar = _progress_bar(progress, x.shape[1], "moments", "sample")
+    bar = progress_bar(x.shape[1], "moments", progress_delay(progress), unit="sample")
     try:
         _accumulate(acc, x, y, width, bar=bar)
     finally:
@@ -478,7 +467,7 @@ def stream_moments(
     acc: _Accumulator | None = None
     first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
     total = len(chunks) if isinstance(chunks, Sized) else None
-    bar = _progress_bar(progress, total, "moments", "chunk")
+    bar = progress_bar(total, "moments", progress_delay(progress), unit="chunk")
     try:
         for index, item in enumerate(chunks):
             x, y = _stream_item(index, item)
@@ -490,11 +479,9 @@ def stream_moments(
             assert acc is not None
             width = _default_chunk_columns(x, y)
             _accumulate(acc, x, y, width, prefix=f"chunk {index}: ")
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if acc is None:
         raise ValueError(
             "chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair"

@@ -47,8 +47,6 @@ forward pass of step ``t + 1``; a recording costs ``O(a b d + a b^2)``, independ
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
-from ._progress import progress_delay
+from ._progress import ProgressLine, progress_delay
 from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
 from .schemes import MaskScheme
@@ -164,32 +162,6 @@ def _check_factors(
             "columns d"
         )
     return np.asfortranarray(U0), np.asfortranarray(V0)
-
-
-class _ProgressLine:
-    """Prints one updating progress line to stderr (called a few times a second, GIL held)."""
-
-    def __init__(self, label: str, delay: float = 0.0) -> None:
-        self.label = label
-        self.delay = delay  # seconds before the first line: a short run stays quiet
-        self.start = time.perf_counter()
-        self.closed = False
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.start
-        if self.closed or elapsed < self.delay:
-            return
-        fraction = done / total if total else 1.0
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
-        line = (
-            f"\r{self.label}: {100 * fraction:5.1f}% "
-            f"({done}/{total} steps, {elapsed:.1f} s, ETA {eta:.1f} s)"
-        )
-        if done >= total:
-            line = f"\r{self.label}: done, {total} steps in {elapsed:.2f} s" + " " * 20 + "\n"
-            self.closed = True
-        sys.stderr.write(line)
-        sys.stderr.flush()
 
 
 def _run(
@@ -467,6 +439,6 @@ def train_many(
         from ._dask_training import run_on_client
 
         return run_on_client(client, _run_batch, Xf, Yf, jobs, workers, delay, _label)
-    printer = None if delay is None else _ProgressLine(_label, delay)
+    printer = None if delay is None else ProgressLine(_label, delay)
     # the engine's spelling of every core is 0
     return _run(Xf, Yf, jobs, 0 if workers is None else workers, printer)

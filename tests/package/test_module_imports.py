@@ -213,6 +213,24 @@ def test_data_moments_has_one_home():
                 )
 
 
+def test_progress_is_shown_only_through_the_progress_module():
+    # One helper for every display (tqdm bars, the engine's step line, dask's bar): no other
+    # module imports a progress library itself.
+    for name, path in MODULES.items():
+        if name == "structdrop._progress":
+            continue
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for module in modules:
+                assert module.split(".")[0] != "tqdm" and not module.startswith(
+                    "dask.diagnostics"
+                ), f"{name} imports {module}: show progress through structdrop._progress"
+
+
 def _third_party_roots(name: str) -> set[str]:
     """Top-level names of the third-party packages that ``name`` and its parents import at load."""
     roots = set()

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._progress import progress_delay
+from .._progress import dask_progress, progress_delay
 from .._validation import check_real_dtype
 
 __all__ = ["MomentSums", "dask_moments"]
@@ -150,15 +150,7 @@ def dask_moments(
             f"{y.shape}"
         )
     lazy = moment_graph(x, y, split_every)
-    delay = progress_delay(progress)
-    if delay is not None:
-        import sys
-
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar(minimum=delay, out=sys.stderr):
-            results = dask.compute(*lazy)
-    else:
+    with dask_progress(progress_delay(progress)):
         results = dask.compute(*lazy)
     gram_np = np.asarray(results[0], dtype=np.float64)
     # Blocks (i, j) and (j, i) come from separate products: make the result exactly symmetric.

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     def make_bar(total: int, label: str):
         unit = "epoch" if label == "fig3" else "step"
-        return progress_bar(total, label, enabled=not args.quiet, unit=unit)
+        return progress_bar(total, label, None if args.quiet else 0.0, unit, True)
 
     start = time.perf_counter()
     try:

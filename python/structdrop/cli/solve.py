@@ -205,7 +205,7 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
             reader = ChunkReader(
                 X, step
             )  # pread from a mapped X: the resident set grows by a chunk
-            with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
+            with progress_bar(n, "writing A*", 1.0 if progress else None, "sample", True) as bar:
                 for start in range(0, n, step):
                     stop = min(start + step, n)
                     try:
