@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from . import demo, reproduce, solve, sweep
-from ._common import CliError, Parser
+from ._common import CliError, MissingDependency, Parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
-    except (CliError, ValueError, TypeError, OSError) as exc:
+    except (CliError, MissingDependency, ValueError, TypeError, OSError) as exc:
         if debug:
             raise
         sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from .._data.atomic_write import file_identity
 from .._progress import progress_bar
+from .._validation import MissingDependency
 
 __all__ = [
     "CliError",
@@ -23,10 +24,6 @@ __all__ = [
 
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
-
-
-class MissingDependency(CliError):
-    """An optional dependency (matplotlib, torch) is not installed: one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):

@@ -114,7 +114,7 @@ def _check_device(figure: str, device: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
-    from ..figures import FigureConfig, MissingDependency, reproduce
+    from ..figures import FigureConfig, reproduce
 
     if args.dataset != "digits" and args.data_root is None:
         raise CliError(f"--dataset {args.dataset} needs --data-root (a local torchvision folder)")
@@ -149,8 +149,6 @@ def run(args: argparse.Namespace) -> int:
         outputs = reproduce(
             names, config, make_bar=make_bar, log=log, skip_without_torch=args.figure == "all"
         )
-    except MissingDependency as exc:
-        raise CliError(str(exc)) from None
     except ImportError as exc:  # e.g. --dataset mnist without a working torchvision
         raise CliError(f"a dependency is missing: {exc}") from None
     except structdrop.TrainingDiverged as exc:

@@ -6,12 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from .._data.atomic_write import replacing
+from .._validation import MissingDependency
 
 __all__ = ["MissingDependency", "pyplot", "save"]
-
-
-class MissingDependency(RuntimeError):
-    """An optional dependency of a figure is not installed (message says what to install)."""
 
 
 def pyplot() -> Any:
