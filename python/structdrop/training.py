@@ -294,11 +294,11 @@ def _is_sequence(value: object) -> TypeGuard[Iterable[Any]]:
     return isinstance(value, (Sequence, np.ndarray, range)) and not isinstance(value, (str, bytes))
 
 
-def _per_run(name: str, value: object) -> list[Any] | None:
+def _per_run(value: object) -> list[Any] | None:
     return list(value) if _is_sequence(value) else None
 
 
-def _factor_list(name: str, value: object) -> list[Any] | None:
+def _factor_list(value: object) -> list[Any] | None:
     """U0/V0 per run: a 3-D array or a list/tuple of 2-D arrays; a 2-D array is shared."""
     if isinstance(value, (list, tuple)) and value and all(np.ndim(v) == 2 for v in value):
         return list(value)
@@ -376,15 +376,15 @@ def train_many(
     a, b = Yf.shape[0], Xf.shape[0]
 
     lists: dict[str, list[Any] | None] = {
-        "U0": _factor_list("U0", U0),
-        "V0": _factor_list("V0", V0),
-        "scheme": _per_run("scheme", scheme),
-        "lr": _per_run("lr", lr),
-        "iterations": _per_run("iterations", iterations),
-        "batch_size": _per_run("batch_size", batch_size),
-        "record_every": _per_run("record_every", record_every),
-        "seed": _per_run("seed", seed),
-        "lr_decay": _per_run("lr_decay", lr_decay),
+        "U0": _factor_list(U0),
+        "V0": _factor_list(V0),
+        "scheme": _per_run(scheme),
+        "lr": _per_run(lr),
+        "iterations": _per_run(iterations),
+        "batch_size": _per_run(batch_size),
+        "record_every": _per_run(record_every),
+        "seed": _per_run(seed),
+        "lr_decay": _per_run(lr_decay),
     }
     lengths = {key: len(value) for key, value in lists.items() if value is not None}
     if len(set(lengths.values())) > 1:
