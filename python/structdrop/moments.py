@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._data.memmap_chunks import ChunkReader, is_memory_mapped
+from ._data.memmap_chunks import column_chunks, is_memory_mapped
 from ._progress import ProgressBar, progress_bar, progress_delay
 from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_real_array
@@ -298,11 +298,6 @@ class _Accumulator:
         )
 
 
-def _column_chunks(n: int, width: int) -> Iterator[slice]:
-    for start in range(0, n, width):
-        yield slice(start, min(n, start + width))
-
-
 def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
     a = 0 if y is None else y.shape[0]
     in_place = not is_memory_mapped(x) and (y is None or not is_memory_mapped(y))
@@ -313,16 +308,9 @@ def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
 
 def _has_nonfinite(name: str, array: np.ndarray, width: int) -> bool:
     """Scan ``array`` (column chunks, bounded memory) for NaN/inf; only run after a failure."""
-    reader = ChunkReader(array, width)
-    try:
-        for cols in _column_chunks(array.shape[1], width):
-            bad = not np.isfinite(reader.read(name, cols)).all()
-            reader.release()
-            if bad:
-                return True
-        return False
-    finally:
-        reader.close()
+    return any(
+        not np.isfinite(chunk).all() for _, (chunk,) in column_chunks([(name, array)], width)
+    )
 
 
 def _accumulate(
@@ -335,22 +323,13 @@ def _accumulate(
 ) -> None:
     """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on
     NaN/inf/overflow."""
-    x_reader = ChunkReader(x, width)
-    y_reader = None if y is None else ChunkReader(y, width)
-    readers = [x_reader] if y_reader is None else [x_reader, y_reader]
-    try:
-        for cols in _column_chunks(x.shape[1], width):
-            xb = _as_float64_block(x_reader.read(f"{prefix}X", cols))
-            yb = None if y_reader is None else _as_float64_block(y_reader.read(f"{prefix}Y", cols))
-            acc.add(xb, yb)
-            del xb, yb  # free this chunk's conversion before the next one is made
-            for reader in readers:
-                reader.release()
-            if bar is not None:
-                bar.update(cols.stop - cols.start)
-    finally:
-        for reader in readers:
-            reader.close()
+    for cols, (xc, yc) in column_chunks([(f"{prefix}X", x), (f"{prefix}Y", y)], width):
+        xb = _as_float64_block(xc)
+        yb = None if yc is None else _as_float64_block(yc)
+        acc.add(xb, yb)
+        del xb, yb, xc, yc  # free this chunk's conversion before the next one is made
+        if bar is not None:
+            bar.update(cols.stop - cols.start)
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
         if _has_nonfinite(f"{prefix}X", x, width):

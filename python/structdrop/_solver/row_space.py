@@ -18,13 +18,12 @@ A = L diag(a) Z equals C X with the a x b coefficients C = L diag(a) right_coeff
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable, cast
 
 import numpy as np
 
-from .._data.memmap_chunks import ChunkReader, Matrix2D
+from .._data.memmap_chunks import Matrix2D, column_chunks
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -128,12 +127,6 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     )
 
 
-def column_chunks(n_columns: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) column ranges of at most ``chunk`` columns covering 0..n_columns."""
-    for start in range(0, n_columns, chunk):
-        yield start, min(start + chunk, n_columns)
-
-
 def triangular_factor(
     X: Matrix2D,
     Y: Matrix2D,
@@ -156,28 +149,17 @@ def triangular_factor(
     rows = 0  # rows of the running R at the top of ``stacked``
     # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk
     # only; other arrays (in memory, dask) are sliced.
-    readers = {"X": ChunkReader(X, chunk), "Y": ChunkReader(Y, chunk)}
-
-    def columns(name: str, start: int, stop: int) -> np.ndarray:
-        return np.asarray(readers[name].read(name, slice(start, stop)))
-
-    try:
-        for start, stop in column_chunks(n, chunk):
-            width = stop - start
-            stacked[rows : rows + width, :b] = columns("X", start, stop).T
-            stacked[rows : rows + width, b:] = columns("Y", start, stop).T
-            for reader in readers.values():
-                reader.release()
-            # mode="r" returns the R array alone; numpy's stub declares the (Q, R) result for every
-            # mode, hence the cast.
-            factor = cast(np.ndarray, np.linalg.qr(stacked[: rows + width], mode="r"))
-            rows = factor.shape[0]
-            stacked[:rows] = factor
-            if progress is not None:
-                progress(stop)
-    finally:
-        for reader in readers.values():
-            reader.close()
+    for cols, (xc, yc) in column_chunks([("X", X), ("Y", Y)], chunk):
+        width = cols.stop - cols.start
+        stacked[rows : rows + width, :b] = np.asarray(xc).T
+        stacked[rows : rows + width, b:] = np.asarray(yc).T
+        # mode="r" returns the R array alone; numpy's stub declares the (Q, R) result for every
+        # mode, hence the cast.
+        factor = cast(np.ndarray, np.linalg.qr(stacked[: rows + width], mode="r"))
+        rows = factor.shape[0]
+        stacked[:rows] = factor
+        if progress is not None:
+            progress(cols.stop)
     full = np.zeros((p, p))
     full[:rows] = np.triu(stacked[:rows])
     return full

@@ -192,7 +192,7 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     shape."""
     from .._data.atomic_write import replacing
     from .._data.io import save_matrix
-    from .._data.memmap_chunks import ChunkReader
+    from .._data.memmap_chunks import ChunkReadError, column_chunks
 
     a, n = coefficients.shape[0], X.shape[1]
     if Path(path).suffix.lower() != ".npy":
@@ -202,22 +202,15 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     try:
         with replacing(path) as partial:
             out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(a, n))
-            reader = ChunkReader(
-                X, step
-            )  # pread from a mapped X: the resident set grows by a chunk
+            # pread from a mapped X: the resident set grows by a chunk
             with progress_bar(n, "writing A*", 1.0 if progress else None, "sample", True) as bar:
-                for start in range(0, n, step):
-                    stop = min(start + step, n)
-                    try:
-                        chunk = reader.read("X", slice(start, stop))
-                    except OSError as exc:  # not the output's fault: say so
-                        raise CliError(f"X: cannot read it: {exc.strerror or exc}") from None
-                    out[:, start:stop] = coefficients @ np.asarray(chunk)
-                    reader.release()
-                    bar.update(stop - start)
-            reader.close()
+                for cols, (chunk,) in column_chunks([("X", X)], step):
+                    out[:, cols] = coefficients @ np.asarray(chunk)
+                    bar.update(cols.stop - cols.start)
             out.flush()
             del out  # unmapped before the rename (Windows cannot rename a mapped file)
+    except ChunkReadError as exc:  # not the output's fault: say so
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"output '{path}': cannot write it: {exc.strerror or exc}") from None
     return a, n
