@@ -115,13 +115,27 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     residual = max(float(y_sq_norm) - fitted, 0.0)
     energy = np.sum(whitened * whitened, axis=0)  # ||B e_i||^2, Y P's energy along eigenvector i
     error = np.sqrt(b) * _EPS * float(eigenvalues[0]) * float(np.sum(energy / eigenvalues[:k]))
+    return _reduction(left, m, right_coefficients, residual, k, b, "gram", error)
+
+
+def _reduction(
+    left: np.ndarray,
+    m: np.ndarray,
+    right_coefficients: np.ndarray,
+    residual: float,
+    k: int,
+    b: int,
+    route: str,
+    error: float,
+) -> RowSpaceReduction:
+    """The reduction found by either route: rank k of X (b rows), ``error`` the fit's estimate."""
     return RowSpaceReduction(
         left=left,
         target_singular_values=m,
         right_coefficients=right_coefficients,
         residual=residual,
         x_rank=k,
-        route="gram",
+        route=route,
         fit_error=error,
         rank_deficient=k < b,
     )
@@ -190,13 +204,4 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     outside = coords[:, k:]
     residual = float(np.sum(r22 * r22) + np.sum(outside * outside))
     error = np.sqrt(max(b, n_samples)) * _EPS * float(s[0]) / float(s[k - 1]) * float(np.sum(m * m))
-    return RowSpaceReduction(
-        left=left,
-        target_singular_values=m,
-        right_coefficients=right_coefficients,
-        residual=residual,
-        x_rank=k,
-        route="qr",
-        fit_error=error,
-        rank_deficient=k < b,
-    )
+    return _reduction(left, m, right_coefficients, residual, k, b, "qr", error)

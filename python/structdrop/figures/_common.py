@@ -242,3 +242,16 @@ def verdict_for(ok: bool, records: int, holds: str = "holds") -> str:
 def tolist(array: Any) -> Any:
     """JSON-ready copy of an array (floats, ints)."""
     return np.asarray(array).tolist()
+
+
+def problem_settings(X: np.ndarray, Y: np.ndarray, **more: Any) -> dict[str, Any]:
+    """The ``settings`` of a figure's JSON: the problem's sizes a, b, N, the width d and theta of
+    the paper's setup, then ``more`` in the order given."""
+    return {
+        "a": Y.shape[0],
+        "b": X.shape[0],
+        "N": X.shape[1],
+        "d": WIDTH,
+        "theta": THETA,
+        **more,
+    }
