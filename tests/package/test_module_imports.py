@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,28 @@ def test_progress_is_shown_only_through_the_progress_module():
                 assert module.split(".")[0] != "tqdm" and not module.startswith(
                     "dask.diagnostics"
                 ), f"{name} imports {module}: show progress through structdrop._progress"
+
+
+def test_the_architecture_page_names_every_private_module_where_it_is():
+    # docs/architecture.md's tree says which feature owns each private helper: every private
+    # module or subpackage of structdrop is named there, and every name it gives exists.
+    page = (PACKAGE_DIR.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = page.split("python/structdrop/", 1)[1].split("\ntests/", 1)[0]
+    private = {
+        path.name + ("/" if path.is_dir() else "")
+        for path in PACKAGE_DIR.iterdir()
+        if path.name.startswith("_")
+        and path.name != "__pycache__"
+        and (path.suffix in (".py", ".pyi") or (path / "__init__.py").exists())
+        and path.name != "__init__.py"
+        and path.name != "__main__.py"
+    }
+    named = set(re.findall(r"(?<![\w/])(_[a-z_]+(?:\.pyi?|/))", tree))
+    assert private - named == set(), f"not on docs/architecture.md: {sorted(private - named)}"
+    assert named - private == set(), f"named but absent: {sorted(named - private)}"
+    for package in (name for name in private if name.endswith("/")):
+        for module in (PACKAGE_DIR / package).glob("[!_]*.py"):
+            assert module.name in tree, f"{package}{module.name} is not on docs/architecture.md"
 
 
 def _third_party_roots(name: str) -> set[str]:
