@@ -21,6 +21,14 @@ class SyntheticProblem(ResultEquality):
         Y: targets M X, a x N.
         M: the true map U_true V_true^T (a x b, rank ``rank``).
         seed: the seed that generated it.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> problem = sd.paper_synthetic(seed=0, a=4, b=6, N=10, rank=2)
+        >>> problem.X.shape, problem.Y.shape, int(np.linalg.matrix_rank(problem.M))
+        ((6, 10), (4, 10), 2)
+        >>> bool(np.allclose(problem.Y, problem.M @ problem.X))
+        True
     """
 
     X: np.ndarray
@@ -38,6 +46,26 @@ def paper_synthetic(
     N(0, 1), drawn in that order from ``numpy.random.default_rng(seed)``. Note that X (b x N with
     b < N) does not have full column rank, so the paper's Theorem 7 applies only after projecting
     onto X's row space (:func:`structdrop.dropblock_global_min` with ``X=``).
+
+    Args:
+        seed: seed of the generator, an integer >= 0.
+        a, b, N: rows of Y, rows of X, and samples (columns of both), integers >= 1.
+        rank: rank of M (at most min(a, b) in effect), an integer >= 1.
+
+    Returns:
+        :class:`SyntheticProblem`: X (b x N), Y = M X (a x N), M and the seed.
+
+    Raises:
+        TypeError: an argument that is not an integer.
+        ValueError: a negative seed, or a size below 1.
+
+    Example:
+        >>> import structdrop as sd
+        >>> problem = sd.paper_synthetic(seed=3)
+        >>> problem.X.shape, problem.Y.shape, problem.M.shape
+        ((100, 1000), (80, 1000), (80, 100))
+        >>> problem == sd.paper_synthetic(seed=3)  # reproducible from the seed
+        True
     """
     seed = as_int("seed", seed, minimum=0)
     a, b, N, rank = (
