@@ -187,4 +187,10 @@ def as_probability(
 class MissingDependency(RuntimeError):
     """An optional dependency (matplotlib, torch, dask...) is not installed; the message says what
     to pip install. Raised by the figures and the command line (which prints it as one line and
-    exits with code 2)."""
+    exits with code 2).
+
+    Example:
+        >>> from structdrop.figures import MissingDependency
+        >>> issubclass(MissingDependency, RuntimeError)
+        True
+    """

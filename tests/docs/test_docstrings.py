@@ -2,12 +2,12 @@
 that runs.
 
 The public names are read from the modules, not from a hand-kept list: every function in the
-``__all__`` of structdrop, structdrop.torch, structdrop.torch.lightning and structdrop.pyproximal,
-every class there, and every public method those classes define (themselves or through a base
-class of the package). Functions and methods need Google-style ``Returns:`` (or ``Yields:``),
-``Raises:`` and ``Example:``/``Examples:`` sections; classes need ``Example:``. Each docstring's
-``>>>`` lines run as a doctest (the torch modules' only where torch imports; the examples must
-be quick).
+``__all__`` of the modules below (structdrop, its torch, Lightning and PyProximal parts, the
+figures and the command line), every class there, and every public method those classes define
+(themselves or through a base class of the package). Functions and methods need Google-style
+``Returns:`` (or ``Yields:``), ``Raises:`` and ``Example:``/``Examples:`` sections; classes need
+``Example:``. Each docstring's ``>>>`` lines run as a doctest (the torch modules' only where torch
+imports; the examples must be quick).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ PUBLIC_MODULES = (
     "structdrop.torch",
     "structdrop.torch.lightning",
     "structdrop.pyproximal",
+    "structdrop.figures",
+    "structdrop.cli",
 )
 # What each optional module needs to import (a module whose needs are missing is skipped).
 NEEDS = {
