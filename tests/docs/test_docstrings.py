@@ -3,8 +3,8 @@ that runs.
 
 The public names are read from the modules, not from a hand-kept list: every function in the
 ``__all__`` of the modules below (structdrop, its torch, Lightning and PyProximal parts, the
-figures and the command line), every class there, and every public method those classes define
-(themselves or through a base class of the package). Functions and methods need Google-style
+figures, the command line and the NumPy reference), every class there, and every public method
+those classes define (themselves or through a base class of the package). Functions and methods need Google-style
 ``Returns:`` (or ``Yields:``), ``Raises:`` and ``Example:``/``Examples:`` sections; classes need
 ``Example:``. Each docstring's ``>>>`` lines run as a doctest (the torch modules' only where torch
 imports; the examples must be quick).
@@ -32,6 +32,7 @@ PUBLIC_MODULES = (
     "structdrop.pyproximal",
     "structdrop.figures",
     "structdrop.cli",
+    "structdrop.reference",
 )
 # What each optional module needs to import (a module whose needs are missing is skipped).
 NEEDS = {
