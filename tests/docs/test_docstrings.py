@@ -4,10 +4,10 @@ that runs.
 The public names are read from the modules, not from a hand-kept list: every function in the
 ``__all__`` of the modules below (structdrop, its torch, Lightning and PyProximal parts, the
 figures, the command line and the NumPy reference), every class there, and every public method
-those classes define (themselves or through a base class of the package). Functions and methods need Google-style
-``Returns:`` (or ``Yields:``), ``Raises:`` and ``Example:``/``Examples:`` sections; classes need
-``Example:``. Each docstring's ``>>>`` lines run as a doctest (the torch modules' only where torch
-imports; the examples must be quick).
+those classes define (themselves or through a base class of the package). Functions and methods
+need Google-style ``Returns:`` (or ``Yields:``), ``Raises:`` and ``Example:``/``Examples:``
+sections; classes need ``Example:``. Each docstring's ``>>>`` lines run as a doctest (the torch
+modules' only where torch imports; the examples must be quick).
 """
 
 from __future__ import annotations
