@@ -212,9 +212,9 @@ SD_INLINE void connect_group(const ConnectPass& p, std::ptrdiff_t i0) {
     dot_then_update<K>(u, cu, p.e_now, p.a, g);  // g from the old U_i; U_i updated
     for (int c = 0; c < K; ++c) {
       const double cv = p.lr * g[c];
-      expand_mask(p.buf_now, p.xs_now, p.now + (i0 + c) * p.wb, p.b);
+      expand_mask(p.buf_now, p.x_now, p.now + (i0 + c) * p.wb, p.b);
       if (p.next != nullptr) {
-        expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+        expand_mask(p.buf_next, p.x_next, p.next + (i0 + c) * p.wb, p.b);
         update_then_dot<1>(v + c, &cv, p.buf_now, p.buf_next, p.b, h + c);
       } else {
         update_only<1>(v + c, &cv, p.buf_now, p.b);
@@ -222,7 +222,7 @@ SD_INLINE void connect_group(const ConnectPass& p, std::ptrdiff_t i0) {
     }
   } else {
     for (int c = 0; c < K; ++c) {
-      expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+      expand_mask(p.buf_next, p.x_next, p.next + (i0 + c) * p.wb, p.b);
       dots<1>(v + c, p.buf_next, p.b, h + c);
     }
   }
