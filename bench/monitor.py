@@ -1,6 +1,7 @@
 """Benchmark: one BoundMonitor evaluation against one eval-mode pass and one training epoch.
 
-The network is the deep experiment's: a small CNN -> Linear(256, 80) -> DropBlock1d(0.5, 5) ->
+The network is the deep experiment's: a small CNN -> Linear(256, 80) ->
+DropBlock1d(5, p=0.5, overlapping=False) ->
 Linear(80, classes, bias) on N random 1 x S x S images with random labels (the timing does not
 depend on what is learnt). Over the same DataLoader it times, with the repeats of the three
 interleaved (so that load on a shared machine hits them alike):
@@ -71,7 +72,7 @@ def main() -> None:
     )
     trunk, width = small_cnn(1)
     features = torch.nn.Sequential(trunk, torch.nn.Linear(width, 80)).to(device)
-    drop = sdt.DropBlock1d(0.5, 5)
+    drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
     head = torch.nn.Linear(80, args.classes).to(device)
     net = torch.nn.Sequential(features, drop, head)
     optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)

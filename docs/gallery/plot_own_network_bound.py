@@ -10,7 +10,7 @@ trains: give it the module that computes the penultimate features, the dropout l
 
 Here the network is a small CNN on scikit-learn's 8 x 8 digits (1797 images, no download),
 written as a user would: ``features`` (two convolutions and two linear layers, 80 features) ->
-``DropBlock1d(theta=0.5, block_size=5)`` -> ``nn.Linear(80, 10)`` with a bias, trained by Adam
+``DropBlock1d(5, p=0.5, overlapping=False)`` -> ``nn.Linear(80, 10)`` with a bias, trained by Adam
 on the squared loss of one-hot labels. Every epoch the monitor records
 
 * the **exact objective**: the expectation over the masks of the training loss summed over the
@@ -52,13 +52,15 @@ features = torch.nn.Sequential(
     torch.nn.ReLU(),
     torch.nn.Linear(128, 80),
 )
-drop = sdt.DropBlock1d(theta=0.5, block_size=5)
+drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
 head = torch.nn.Linear(80, 10)
 net = torch.nn.Sequential(features, drop, head)
 
 epochs = 80
 steps_per_epoch = len(train)
-monitor = sdt.BoundMonitor(features, head, drop, whole, num_classes=10, every=steps_per_epoch)
+monitor = sdt.BoundMonitor(
+    features, head, drop, whole, num_classes=10, record_every=steps_per_epoch
+)
 optimiser = torch.optim.Adam(net.parameters(), lr=3e-3)
 schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs)
 monitor.record()  # before training
@@ -76,7 +78,7 @@ for _ in range(epochs):
 final = monitor.history[-1]
 print(
     f"objective {final.objective:.2f}, feature bound {final.feature_lower_bound:.2f}, "
-    f"lower bound {final.lower_bound:.2f}: gap {100 * final.gap:.2f} %"
+    f"lower bound {final.lower_bound:.2f}: gap {100 * final.relative_gap:.2f} %"
 )
 print("singular values of U G:", np.round(final.singular_values, 2))
 print("theory a*:             ", np.round(final.theory_singular_values, 2))
@@ -97,6 +99,6 @@ right.plot(index, final.singular_values, "o", label="trained network, sigma(U G)
 right.plot(index, final.theory_singular_values, "x", ms=9, label="minimiser, a*")
 right.set_xlabel("index")
 right.set_ylabel("singular value")
-right.set_title(f"after {epochs} epochs: gap {100 * final.gap:.1f} %")
+right.set_title(f"after {epochs} epochs: gap {100 * final.relative_gap:.1f} %")
 right.legend(fontsize=8)
 plt.show()

@@ -115,12 +115,12 @@ def positional_became_keyword(
                 for name in given:
                     if name in kwargs:
                         raise TypeError(f"{function_name}() got multiple values for {name}")
-                head = ", ".join(["..."] * positional)
-                new = ", ".join(f"{name}=..." for name in given)
+                head = ["..."] * positional  # none when every argument became a keyword
+                new = ", ".join(head + [f"{name}=..." for name in given])
                 warn_old_spelling(
-                    f"{function_name}({head}, {', '.join('...' for _ in given)}) with "
+                    f"{function_name}({', '.join(head + ['...' for _ in given])}) with "
                     f"{', '.join(given)} passed by position",
-                    f"{function_name}({head}, {new})",
+                    f"{function_name}({new})",
                 )
                 kwargs.update(given)
                 args = args[:positional]

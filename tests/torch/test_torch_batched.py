@@ -150,7 +150,7 @@ def test_recorded_objectives_exact_and_stochastic_mean(spec):
     )
     # the deterministic record is the exact objective of the recorded weights
     for r in (0, runs - 1):
-        t = [torch.as_tensor(m) for m in (Y, res.U[r], res.V[r], X)]
+        t = [torch.as_tensor(m) for m in (X, Y, res.U[r], res.V[r])]
         assert np.isclose(
             res.deterministic_objective[r, -1], float(sdt.objective(spec, *t)), rtol=1e-10
         )

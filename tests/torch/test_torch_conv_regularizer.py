@@ -64,7 +64,7 @@ def test_objective_equals_enumeration(shape, block, p, kw, channels):
     cls = sdt.DropBlock2d if len(shape) == 2 else sdt.DropBlock3d
     layer = cls(block, p=p, **kw)
     t = {k: torch.as_tensor(v) for k, v in dict(Y=Y, W=W, c=c, F=F).items()}
-    got = sdt.dropblock_conv_objective(layer, t["Y"], t["W"], t["F"], t["c"])
+    got = sdt.dropblock_conv_objective(layer, t["F"], t["Y"], t["W"], t["c"])
     assert np.isclose(float(got), exact, rtol=1e-11)
     fit = np.sum((Y - F.reshape(n_batch, -1) @ W.T - c) ** 2)
     assert np.isclose(
@@ -99,7 +99,7 @@ def test_objective_against_monte_carlo_through_the_layer(kw):
         .reshape(draws, n_batch)
         .sum(1)
     )
-    exact = float(sdt.dropblock_conv_objective(layer, Y, W, F))
+    exact = float(sdt.dropblock_conv_objective(layer, F, Y, W))
     se = float(losses.std()) / np.sqrt(draws)
     assert abs(float(losses.mean()) - exact) <= 5 * se, (float(losses.mean()), exact, se)
     assert (
@@ -136,7 +136,7 @@ def test_gradients():
         for s in ((3, 2), (2, 12), (3, 1, 3, 4))
     ]
     assert torch.autograd.gradcheck(
-        lambda Y, W, F: sdt.dropblock_conv_objective(layer, Y, W, F), args
+        lambda Y, W, F: sdt.dropblock_conv_objective(layer, F, Y, W), args
     )
     cube = sdt.DropBlock3d((2, 3, 2), p=0.25)
     args = [
@@ -160,7 +160,7 @@ def test_follows_the_schedule_and_errors():
     layer.step(2)
     assert 0 < half < float(sdt.dropblock_conv_regularizer(layer, W, F))
     with pytest.raises(TypeError, match="DropBlock2d or DropBlock3d"):
-        sdt.dropblock_conv_regularizer(sdt.DropBlock1d(0.5, 2), W, F)
+        sdt.dropblock_conv_regularizer(sdt.DropBlock1d(2, p=0.5, overlapping=False), W, F)
     with pytest.raises(ValueError, match="features"):
         sdt.dropblock_conv_regularizer(layer, W, F[0])
     with pytest.raises(ValueError, match="weight"):
@@ -168,7 +168,7 @@ def test_follows_the_schedule_and_errors():
     with pytest.raises(TypeError, match="dtype"):
         sdt.dropblock_conv_regularizer(layer, W.double(), F)
     with pytest.raises(ValueError, match="targets"):
-        sdt.dropblock_conv_objective(layer, torch.randn(3, 3), W, F)
+        sdt.dropblock_conv_objective(layer, F, torch.randn(3, 3), W)
 
 
 @pytest.mark.gpu

@@ -23,7 +23,7 @@ def _within(estimate, exact, se, k=5.0):
 def test_dropblock_blocks_dropped_together_and_mean_preserved():
     torch.manual_seed(0)
     theta, r, d = 0.3, 4, 12
-    layer = sdt.DropBlock1d(theta, r)
+    layer = sdt.DropBlock1d(r, theta=theta, overlapping=False)
     x = torch.ones(N_MC, d, dtype=torch.float64)
     out = layer(x)
     values = set(np.unique(out.numpy()).tolist())
@@ -43,7 +43,7 @@ def test_dropblock_blocks_dropped_together_and_mean_preserved():
 def test_dropblock_independent_masks_per_sample_and_leading_dims():
     torch.manual_seed(1)
     theta = 0.5
-    layer = sdt.DropBlock1d(theta, 2)
+    layer = sdt.DropBlock1d(2, theta=theta, overlapping=False)
     out = layer(torch.ones(N_MC // 4, 4, 2))  # leading dims are samples
     w = (out[..., 0] > 0).double().reshape(-1, 4).numpy()
     # consecutive samples (rows and leading index) are independent: P(both kept) = theta^2
@@ -53,7 +53,7 @@ def test_dropblock_independent_masks_per_sample_and_leading_dims():
 
 def test_dropblock_eval_identity_and_gradient_is_mask():
     torch.manual_seed(2)
-    layer = sdt.DropBlock1d(0.6, 3)
+    layer = sdt.DropBlock1d(3, theta=0.6, overlapping=False)
     x = torch.randn(7, 9, dtype=torch.float64, requires_grad=True)
     out = layer(x)
     out.sum().backward()
@@ -61,21 +61,21 @@ def test_dropblock_eval_identity_and_gradient_is_mask():
     assert torch.allclose(x.grad, out.detach() / x.detach())
     layer.eval()
     assert layer(x) is x
-    assert sdt.DropBlock1d(1.0, 3)(x) is x
+    assert sdt.DropBlock1d(3, theta=1.0, overlapping=False)(x) is x
 
 
 def test_dropblock_device_dtype_and_errors():
-    layer = sdt.DropBlock1d(0.5, 2)
+    layer = sdt.DropBlock1d(2, theta=0.5, overlapping=False)
     out = layer(torch.ones(3, 4, dtype=torch.float32))
     assert out.dtype == torch.float32
     with pytest.raises(ValueError, match="block_size"):
         layer(torch.ones(3, 5))
     with pytest.raises(ValueError, match="theta"):
-        sdt.DropBlock1d(0.0, 2)
+        sdt.DropBlock1d(2, theta=0.0, overlapping=False)
     with pytest.raises(ValueError, match="block_size"):
-        sdt.DropBlock1d(0.5, 0)
+        sdt.DropBlock1d(0, theta=0.5, overlapping=False)
     with pytest.raises(TypeError):
-        sdt.DropBlock1d("a", 2)
+        sdt.DropBlock1d(2, theta="a", overlapping=False)
 
 
 # ---------------------------------------------------------------- OverlappingDropBlock1d
@@ -149,7 +149,7 @@ def test_overlapping_eval_identity_and_errors():
 def test_dropconnect_linear_mean_and_variance():
     torch.manual_seed(4)
     theta = 0.4
-    layer = sdt.DropConnectLinear(5, 3, theta, dtype=torch.float64)
+    layer = sdt.DropConnectLinear(5, 3, theta=theta, dtype=torch.float64)
     x = torch.randn(5, dtype=torch.float64)
     out = layer(x.expand(N_MC, 5)).detach().numpy()
     W = layer.weight.detach().numpy()
@@ -165,16 +165,16 @@ def test_dropconnect_linear_mean_and_variance():
 
 def test_dropconnect_linear_shared_mask_eval_and_shapes():
     torch.manual_seed(5)
-    layer = sdt.DropConnectLinear(4, 2, 0.5, bias=False, per_sample=False)
+    layer = sdt.DropConnectLinear(4, 2, theta=0.5, bias=False, per_sample=False)
     x = torch.randn(4)
     out = layer(x.expand(10, 4))
     assert torch.allclose(out, out[:1].expand(10, 2))
     layer.eval()
     assert torch.equal(layer(x), torch.nn.functional.linear(x, layer.weight))
-    layer2 = sdt.DropConnectLinear(4, 2, 0.5)
+    layer2 = sdt.DropConnectLinear(4, 2, theta=0.5)
     assert layer2(torch.randn(3, 5, 4)).shape == (3, 5, 2)
     with pytest.raises(ValueError, match="theta"):
-        sdt.DropConnectLinear(4, 2, 1.5)
+        sdt.DropConnectLinear(4, 2, theta=1.5)
 
 
 def test_import_structdrop_does_not_import_torch():
@@ -208,13 +208,13 @@ def test_layers_unbiased_in_half_precision(dtype):
     dtype = getattr(torch, dtype)
     torch.manual_seed(11)
     x = torch.ones(N_LOW // 64, 64, dtype=dtype)
-    _mean_within(sdt.DropBlock1d(0.5, 1)(x), 0.5, N_LOW)
-    _mean_within(sdt.DropBlock1d(0.5, 4)(x), 0.5, N_LOW // 4)
+    _mean_within(sdt.DropBlock1d(1, theta=0.5, overlapping=False)(x), 0.5, N_LOW)
+    _mean_within(sdt.DropBlock1d(4, theta=0.5, overlapping=False)(x), 0.5, N_LOW // 4)
     # gamma = 1/2, r = 2: keep 1/2 at the edges, 1/4 inside (scales 2 and 4, exact); the units are
     # dependent through shared seeds, so only the 2 edge units per row are taken (independent).
     out = sdt.OverlappingDropBlock1d(2, gamma=0.5)(torch.ones(N_LOW // 2, 3, dtype=dtype))
     _mean_within(out[:, [0, 2]], 0.5, N_LOW)
-    layer = sdt.DropConnectLinear(16, 4, 0.5, bias=False, dtype=dtype)
+    layer = sdt.DropConnectLinear(16, 4, theta=0.5, bias=False, dtype=dtype)
     with torch.no_grad():
         layer.weight.fill_(1.0)
     out = layer(torch.ones(N_LOW // 64, 16, dtype=dtype)) / 16  # a mean of 16 keeps per output
@@ -226,7 +226,7 @@ def test_seeded_draws_in_float32_and_float64_are_torch_rand_in_that_dtype(dtype)
     """The streams of full-precision inputs: torch.rand in the input's dtype, seed for seed."""
     x = torch.randn(5, 12, dtype=dtype)
     torch.manual_seed(3)
-    out = sdt.DropBlock1d(0.6, 3)(x)
+    out = sdt.DropBlock1d(3, theta=0.6, overlapping=False)(x)
     torch.manual_seed(3)
     keep = (torch.rand(5, 4, 1, dtype=dtype) < 0.6).expand(5, 4, 3).reshape(5, 12)
     torch.testing.assert_close(out, x * keep.to(dtype) * (1.0 / 0.6), rtol=0, atol=0)
@@ -241,7 +241,7 @@ def test_seeded_draws_in_float32_and_float64_are_torch_rand_in_that_dtype(dtype)
         ).reshape(5, 12)
         > 0,
     )
-    layer = sdt.DropConnectLinear(12, 2, 0.7, dtype=dtype)
+    layer = sdt.DropConnectLinear(12, 2, theta=0.7, dtype=dtype)
     torch.manual_seed(5)
     out = layer(x)
     torch.manual_seed(5)

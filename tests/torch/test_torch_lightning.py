@@ -16,7 +16,7 @@ class Model(lightning.LightningModule):
     def __init__(self):
         super().__init__()
         self.body = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-        self.drop = sdt.DropBlock1d(0.5, 5)
+        self.drop = sdt.DropBlock1d(5, theta=0.5, overlapping=False)
         self.last = torch.nn.Linear(10, 3)
 
     def features(self, x):
@@ -55,7 +55,7 @@ def _trainer(tmp_path, cb, **options):
 def test_callback_logs_through_the_trainer(tmp_path):
     torch.manual_seed(0)
     model = Model()
-    cb = BoundCallback("features", "last", "drop", num_classes=3, every=2)
+    cb = BoundCallback("features", "last", "drop", num_classes=3, record_every=2)
     logger = CSVLogger(str(tmp_path), name="run")
     trainer = _trainer(tmp_path, cb, max_steps=6, logger=logger)
     trainer.fit(model, _loader())
@@ -71,7 +71,7 @@ def test_callback_logs_through_the_trainer(tmp_path):
     text = (tmp_path / "run" / "version_0" / "metrics.csv").read_text()
     header, *rows = text.strip().splitlines()
     columns = header.split(",")
-    for name in ("objective", "lower_bound", "feature_lower_bound", "gap"):
+    for name in ("objective", "lower_bound", "feature_lower_bound", "relative_gap"):
         assert f"structdrop/{name}" in columns
     col = columns.index("structdrop/objective")
     logged = [float(row.split(",")[col]) for row in rows if row.split(",")[col]]

@@ -326,7 +326,7 @@ def test_deep_experiment_objective_equals_the_materialised_lemma1():
         G = net.features(images).to(torch.float64).T
     U = net.last.weight.detach().to(torch.float64)
     Y = torch.nn.functional.one_hot(y, 10).to(torch.float64).T
-    exact = float(sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), Y, U, G))
+    exact = float(sdt.feature_objective(sdt.SchemeSpec("dropblock", 0.5, 5), G, Y, U))
     assert res.objective.shape == (1,)
     assert res.objective[0] == pytest.approx(exact, rel=1e-10)
     sv = np.linalg.svd((U @ G).numpy(), compute_uv=False)

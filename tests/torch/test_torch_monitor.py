@@ -21,7 +21,7 @@ def _layers(kind, bias):
     head = torch.nn.Linear(D, A, bias=bias).double()
     drop = {
         "dropout": torch.nn.Dropout(0.35),
-        "dropblock": sdt.DropBlock1d(0.6, 5),
+        "dropblock": sdt.DropBlock1d(5, theta=0.6, overlapping=False),
         "overlapping": sdt.OverlappingDropBlock1d(3, theta=0.55),
     }[kind]
     return drop, head
@@ -112,7 +112,7 @@ def test_lower_bound_is_the_closed_form_minimum(kind, bias):
     assert np.isclose(rec.feature_lower_bound, fm.objective, rtol=1e-8)
     sv = np.linalg.svd(head.weight.detach().numpy() @ G, compute_uv=False)
     assert np.allclose(rec.singular_values, sv, rtol=1e-7, atol=1e-9 * sv[0])
-    assert rec.gap == pytest.approx(rec.objective / rec.lower_bound - 1, rel=1e-14)
+    assert rec.relative_gap == pytest.approx(rec.objective / rec.lower_bound - 1, rel=1e-14)
 
 
 @pytest.mark.parametrize("d, r, theta", [(10, 3, 0.55), (12, 4, 0.3), (8, 8, 0.9), (9, 1, 0.5)])
@@ -159,7 +159,7 @@ def test_bounds_stay_ordered_along_training(kind):
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(X, labels), batch_size=32, shuffle=True, generator=gen
     )
-    mon = sdt.BoundMonitor(trunk, head, drop, loader, num_classes=A, every=3)
+    mon = sdt.BoundMonitor(trunk, head, drop, loader, num_classes=A, record_every=3)
     layers = [m for m in (trunk, drop, head) if m is not None]
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -202,7 +202,7 @@ def test_float_targets_device_and_a_bound_method():
         def __init__(self):
             super().__init__()
             self.body = torch.nn.Sequential(torch.nn.Linear(4, D), torch.nn.BatchNorm1d(D))
-            self.drop = sdt.DropBlock1d(0.5, 2)
+            self.drop = sdt.DropBlock1d(2, theta=0.5, overlapping=False)
             self.last = torch.nn.Linear(D, 2)
 
         def features(self, x):
@@ -240,13 +240,15 @@ def test_writer_receives_scalars_and_histograms():
     drop, head = _layers("dropout", False)
     labels = torch.randint(0, A, (N,), generator=gen)
     writer = _Writer()
-    mon = sdt.BoundMonitor(trunk, head, drop, [(X, labels)], num_classes=A, every=2, writer=writer)
+    mon = sdt.BoundMonitor(
+        trunk, head, drop, [(X, labels)], num_classes=A, record_every=2, writer=writer
+    )
     assert mon.step() is None
     rec = mon.step()
     assert rec is not None and rec.step == 2
     tags = {t: (v, s) for t, v, s in writer.scalars}
     assert tags["structdrop/objective"] == (rec.objective, 2)
-    assert tags["structdrop/gap"] == (rec.gap, 2)
+    assert tags["structdrop/relative_gap"] == (rec.relative_gap, 2)
     assert tags["structdrop/lower_bound"][0] == rec.lower_bound
     assert tags["structdrop/feature_lower_bound"][0] == rec.feature_lower_bound
     hist = {t: v for t, v, _ in writer.histograms}
@@ -280,7 +282,7 @@ def test_bad_input():
     trunk, X, gen = _network(8)
     labels = torch.randint(0, A, (N,), generator=gen)
     data = [(X, labels)]
-    drop = sdt.DropBlock1d(0.5, 5)
+    drop = sdt.DropBlock1d(5, theta=0.5, overlapping=False)
     # head whose in_features differ from the features' width
     wrong = torch.nn.Linear(15, A).double()
     with pytest.raises(ValueError, match="in_features = 15 but the features have width 10"):
@@ -292,12 +294,14 @@ def test_bad_input():
     with pytest.raises(TypeError, match="unsupported dropout layer NoneType"):
         sdt.BoundMonitor(trunk, head, None, data, num_classes=A)
     with pytest.raises(TypeError, match="dropout=None"):
-        sdt.BoundMonitor(trunk, sdt.DropConnectLinear(D, A, 0.5), drop, data, num_classes=A)
+        sdt.BoundMonitor(trunk, sdt.DropConnectLinear(D, A, theta=0.5), drop, data, num_classes=A)
     with pytest.raises(TypeError, match="nn.Linear"):
         sdt.BoundMonitor(trunk, torch.nn.Conv1d(D, A, 1), drop, data, num_classes=A)
     # a block size that does not divide the width
     with pytest.raises(ValueError, match="block_size"):
-        sdt.BoundMonitor(trunk, head, sdt.DropBlock1d(0.5, 3), data, num_classes=A)
+        sdt.BoundMonitor(
+            trunk, head, sdt.DropBlock1d(3, theta=0.5, overlapping=False), data, num_classes=A
+        )
     with pytest.raises(ValueError, match="block_size"):
         sdt.BoundMonitor(trunk, head, sdt.OverlappingDropBlock1d(11, theta=0.5), data)
     # an empty loader
@@ -314,7 +318,7 @@ def test_bad_input():
     with pytest.raises(TypeError, match="loader"):
         sdt.BoundMonitor(trunk, head, drop, X, num_classes=A)
     with pytest.raises(ValueError, match="every"):
-        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, every=0)
+        sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, record_every=0)
     with pytest.raises(TypeError, match="add_scalar"):
         sdt.BoundMonitor(trunk, head, drop, data, num_classes=A, writer=object())
     with pytest.raises(TypeError, match="progress"):

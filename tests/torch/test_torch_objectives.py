@@ -66,10 +66,10 @@ def test_unit_scheme_objective_equals_enumeration(spec):
     Y, U, V, X = _rand(rng, a, N), _rand(rng, a, d), _rand(rng, b, d), _rand(rng, b, N)
     G = V.T @ X
     exact, pairs, mu = _enumerated_objective(spec, Y, U, G)
-    t = [torch.as_tensor(m) for m in (Y, U, V, X)]
+    t = [torch.as_tensor(m) for m in (X, Y, U, V)]
     assert np.isclose(float(sdt.objective(spec, *t)), exact, rtol=1e-12)
     assert np.isclose(
-        float(sdt.feature_objective(spec, t[0], t[1], torch.as_tensor(G))), exact, rtol=1e-12
+        float(sdt.feature_objective(spec, torch.as_tensor(G), t[1], t[2])), exact, rtol=1e-12
     )
     # C-bar by enumeration: E[z z^T] / (mu mu^T) - 1 (Lemma 10)
     second = sum(p * np.outer(z, z) for z, p in pairs)
@@ -78,7 +78,7 @@ def test_unit_scheme_objective_equals_enumeration(spec):
     # generalized_objective from the enumerated mean and covariance
     cov = second - np.outer(mu, mu)
     val = sdt.generalized_objective(
-        t[0], t[1], torch.as_tensor(G), torch.as_tensor(mu), torch.as_tensor(cov)
+        torch.as_tensor(G), t[1], t[2], torch.as_tensor(mu), torch.as_tensor(cov)
     )
     assert np.isclose(float(val), exact, rtol=1e-12)
 
@@ -107,12 +107,12 @@ def test_dropconnect_equals_enumeration_and_differs_from_printed_theorem_13():
         Z = np.array(bits, float).reshape(b, d)
         p = np.prod(np.where(Z == 1, theta, 1 - theta))
         exact += p * np.sum((Y - U @ ((Z / theta) * V).T @ X) ** 2)
-    t = [torch.as_tensor(m) for m in (Y, U, V, X)]
+    t = [torch.as_tensor(m) for m in (X, Y, U, V)]
     spec = SchemeSpec("dropconnect", theta)
     assert np.isclose(float(sdt.objective(spec, *t)), exact, rtol=1e-12)
     fit = np.sum((Y - U @ V.T @ X) ** 2)
     assert np.isclose(
-        float(sdt.dropconnect_regularizer(t[1], t[2], t[3], theta)), exact - fit, rtol=1e-12
+        float(sdt.dropconnect_regularizer(t[2], t[3], t[0], theta)), exact - fit, rtol=1e-12
     )
     printed = fit + (1 - theta) / theta * np.sum(np.sum(U**2, 0) * np.sum((X.T @ V) ** 2, 0))
     assert abs(printed - exact) > 1e-3 * exact  # the paper's formula is not the expectation here
@@ -133,7 +133,7 @@ def test_gradient_of_objective_is_mean_gradient_over_masks():
         gu, gg = torch.autograd.grad(loss, (U, G))
         grads[0] += p * gu
         grads[1] += p * gg
-    gu, gg = torch.autograd.grad(sdt.feature_objective(spec, Y, U, G), (U, G))
+    gu, gg = torch.autograd.grad(sdt.feature_objective(spec, G, Y, U), (U, G))
     assert torch.allclose(gu, grads[0], rtol=1e-12, atol=1e-12)
     assert torch.allclose(gg, grads[1], rtol=1e-12, atol=1e-12)
 
@@ -145,7 +145,7 @@ def test_gradcheck(spec):
     rng = np.random.default_rng(14)
     a, b, d, N = 2, 3, 6, 4
     args = [
-        torch.as_tensor(_rand(rng, *s)).requires_grad_() for s in ((a, N), (a, d), (b, d), (b, N))
+        torch.as_tensor(_rand(rng, *s)).requires_grad_() for s in ((b, N), (a, N), (a, d), (b, d))
     ]
     assert torch.autograd.gradcheck(lambda *t: sdt.objective(spec, *t), args)
 
@@ -155,9 +155,9 @@ def test_gradcheck_generalized_objective():
     d = 3
     L = _rand(rng, d, d)
     args = [
+        torch.as_tensor(_rand(rng, d, 4)).requires_grad_(),
         torch.as_tensor(_rand(rng, 2, 4)).requires_grad_(),
         torch.as_tensor(_rand(rng, 2, d)).requires_grad_(),
-        torch.as_tensor(_rand(rng, d, 4)).requires_grad_(),
         torch.as_tensor(rng.uniform(0.3, 0.9, d)).requires_grad_(),
         torch.as_tensor(L @ L.T).requires_grad_(),
     ]
@@ -179,10 +179,10 @@ def test_float32_and_errors():
     with pytest.raises(ValueError, match="DropConnect"):
         sdt.characteristic_matrix(SchemeSpec("dropconnect", 0.5), 4)
     with pytest.raises(TypeError, match="scheme"):
-        sdt.objective("dropout", torch.randn(2, 5), U, torch.randn(3, 4), torch.randn(3, 5))
+        sdt.objective("dropout", torch.randn(3, 5), torch.randn(2, 5), U, torch.randn(3, 4))
     with pytest.raises(ValueError, match="zero"):
         sdt.generalized_objective(
-            torch.randn(2, 5), U, G, torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.eye(4)
+            G, torch.randn(2, 5), U, torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.eye(4)
         )
 
 
@@ -203,12 +203,12 @@ def test_objectives_agree_with_numpy_schemes():
     rng = np.random.default_rng(16)
     a, b, d, N = 4, 5, 6, 7
     Y, U, V, X = _rand(rng, a, N), _rand(rng, a, d), _rand(rng, b, d), _rand(rng, b, N)
-    t = [torch.as_tensor(m) for m in (Y, U, V, X)]
+    t = [torch.as_tensor(m) for m in (X, Y, U, V)]
     for scheme in _numpy_schemes():
-        expected = scheme.objective(Y, U, V, X)
+        expected = scheme.objective(Y=Y, U=U, V=V, X=X)
         assert np.isclose(float(sdt.objective(scheme, *t)), expected, rtol=1e-12), scheme
         assert np.isclose(
-            float(sdt.regularizer(scheme, *t[1:])),
+            float(sdt.regularizer(scheme, *t[2:], t[0])),
             scheme.regularizer(U, V, X),
             rtol=1e-11,
             atol=1e-12,
@@ -233,8 +233,8 @@ def test_generalized_objective_agrees_with_numpy():
         rng.uniform(0.2, 1, d),
         L @ L.T,
     )
-    expected = structdrop.generalized_objective(Y, U, G, mean, cov)
-    got = sdt.generalized_objective(*[torch.as_tensor(m) for m in (Y, U, G, mean, cov)])
+    expected = structdrop.generalized_objective(Y=Y, U=U, G=G, mean=mean, covariance=cov)
+    got = sdt.generalized_objective(*[torch.as_tensor(m) for m in (G, Y, U, mean, cov)])
     assert np.isclose(float(got), expected.objective, rtol=1e-12)
     cbar = cov / np.outer(mean, mean)
     reg = sdt.generalized_regularizer(*[torch.as_tensor(m) for m in (U, G, cbar)])
@@ -248,9 +248,9 @@ def test_layers_and_batched_masks_sample_the_numpy_schemes_distributions():
     schemes = pytest.importorskip("structdrop.schemes")
     d, n = 10, 20000
     cases = [
-        (schemes.DropBlock(0.4, 5), sdt.DropBlock1d(0.4, 5)),
+        (schemes.DropBlock(0.4, 5), sdt.DropBlock1d(5, theta=0.4, overlapping=False)),
         (schemes.OverlappingDropBlock(3, theta=0.5), sdt.OverlappingDropBlock1d(3, theta=0.5)),
-        (schemes.Dropout(0.7), sdt.DropBlock1d(0.7, 1)),
+        (schemes.Dropout(0.7), sdt.DropBlock1d(1, theta=0.7, overlapping=False)),
     ]
     torch.manual_seed(0)
     for scheme, layer in cases:

@@ -180,7 +180,7 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
         X.numpy(),
         p,
     )
-    got = sdt.linear_weight_dropout_objective(Y, readout, layer, X)
+    got = sdt.linear_weight_dropout_objective(X, Y, readout, layer)
     assert np.isclose(float(got.detach()), exact, rtol=1e-12)
     # the paper's Theorem 13 form (beta sum_i ||u_i||^2 ||X^T v_i||^2) is a different number here
     U, V = readout.weight.detach().numpy(), W.detach().numpy().T
@@ -196,7 +196,7 @@ def test_linear_objective_equals_enumeration_and_monte_carlo():
     assert W.grad is not None and readout.weight.grad is not None
     plain = torch.nn.Linear(3, 2, dtype=torch.float64)
     assert np.isclose(
-        float(sdt.linear_weight_dropout_objective(Y, readout, plain, X).detach()),
+        float(sdt.linear_weight_dropout_objective(X, Y, readout, plain).detach()),
         float((Y - readout(plain(X))).square().sum().detach()),
     )
 

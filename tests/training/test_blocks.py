@@ -166,6 +166,6 @@ def test_torch_width_checks_share_the_message():
     with pytest.raises(ValueError, match=inside):
         sdt.overlapping_dropblock_regularizer(U, G, 7, gamma=0.1)
     with pytest.raises(ValueError, match="DropBlock1d needs block_size to divide the feature"):
-        sdt.DropBlock1d(0.5, 4)(torch.ones(2, 6))
+        sdt.DropBlock1d(4, theta=0.5, overlapping=False)(torch.ones(2, 6))
     with pytest.raises(ValueError, match="OverlappingDropBlock1d needs block_size <= the feature"):
         sdt.OverlappingDropBlock1d(7, gamma=0.1)(torch.ones(2, 6))

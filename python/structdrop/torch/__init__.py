@@ -1,6 +1,8 @@
 """structdrop.torch: the PyTorch path of structdrop (optional; ``pip install structdrop[torch]``).
 
-- Layers: :class:`DropBlock1d`, :class:`OverlappingDropBlock1d`, :class:`DropConnectLinear`.
+- Layers: :class:`DropBlock1d` (the paper's blocks, or ``overlapping=True``),
+  :class:`OverlappingDropBlock1d`, :class:`DropConnectLinear`; every layer takes its strength as
+  ``p=`` (drop probability) or ``theta=`` (keep probability), by keyword.
 - Feature maps: :class:`DropBlock2d`, :class:`DropBlock3d` (exact per-unit
   rescaling, ``mask_moments``), :func:`mask_statistics` (their drop rates next to torchvision's and
   timm's rules), and the exact conv-readout objective
@@ -8,7 +10,8 @@
 - :func:`weight_dropout`: DropConnect on any module's weights (recurrent ones included);
   :func:`linear_weight_dropout_objective` its exact expected loss for a linear network.
 - Drop-rate warm-up held in the layers' state: :class:`DropRateScheduler`, :func:`warmup_factor`.
-- Differentiable deterministic objectives (Lemma 1, Lemma 10, corrected Theorem 13):
+- Differentiable deterministic objectives (Lemma 1, Lemma 10, corrected Theorem 13), inputs
+  before targets and samples as columns (``objective(scheme, X, Y, U, V)``):
   :func:`objective`, :func:`regularizer`, :func:`feature_objective`, :func:`generalized_objective`,
   and per-scheme regularisers.
 - :func:`batched_train`: many independent runs of Algorithm 1 as batched tensors (CPU or CUDA).

@@ -14,7 +14,7 @@ from typing import Any
 from .._blocks import check_block_width, seed_probability
 from .._validation import as_int, as_probability
 
-__all__ = ["SchemeSpec", "as_scheme_spec", "overlapping_gamma"]
+__all__ = ["SchemeSpec", "as_scheme_spec", "overlapping_gamma", "strength"]
 
 _KINDS = ("none", "dropout", "dropblock", "overlapping", "dropconnect")
 
@@ -30,6 +30,12 @@ class SchemeSpec:
             ``(1 - gamma)**block_size`` for overlapping).
         block_size: block length r (1 unless dropblock/overlapping).
         gamma: seed probability of the overlapping scheme (0.0 otherwise).
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> spec = sdt.SchemeSpec("dropblock", 0.5, 5)
+        >>> spec.beta
+        1.0
     """
 
     kind: str
@@ -41,6 +47,18 @@ class SchemeSpec:
     def beta(self) -> float:
         """(1 - theta)/theta."""
         return (1.0 - self.theta) / self.theta
+
+
+def strength(p: object, theta: object) -> tuple[float, float]:
+    """(drop, keep) probabilities from exactly one of ``p`` (drop, [0, 1), ``torch.nn.Dropout``'s
+    convention) and ``theta`` (keep, (0, 1], the paper's); the one given is kept exactly."""
+    if (p is None) == (theta is None):
+        raise ValueError("give exactly one of p (drop probability) and theta (retain probability)")
+    if p is not None:
+        drop = as_probability("p", p, low_open=False, high_open=True)
+        return drop, 1.0 - drop
+    keep = as_probability("theta", theta)
+    return 1.0 - keep, keep
 
 
 def overlapping_gamma(block_size: int, gamma: object = None, theta: object = None) -> float:

@@ -50,6 +50,15 @@ class BatchedTrainResult(ResultEquality):
         device: the torch device the runs used.
         dtype: the training dtype name.
         cuda_graph: whether the steps were replayed from CUDA graphs.
+
+    Example:
+        >>> import numpy as np, structdrop.torch as sdt
+        >>> from structdrop.schemes import Dropout
+        >>> X, Y, U0, V0 = np.eye(3), np.ones((1, 3)), np.ones((1, 2)), np.ones((3, 2))
+        >>> res = sdt.batched_train(X, Y, U0, V0, Dropout(0.5), lr=0.01, iterations=4,
+        ...                         device="cpu")
+        >>> res.final_objective.shape, res.U.shape
+        ((1,), (1, 1, 2))
     """
 
     U: np.ndarray
@@ -242,6 +251,22 @@ def batched_train(
     Returns:
         :class:`BatchedTrainResult` (NumPy arrays). The host waits for the device only at the start
         and at the end: recordings write into preallocated device tensors.
+
+    Raises:
+        TypeError: ``scheme`` is not a scheme, or ``dtype`` is neither float32 nor float64.
+        ValueError: a count or rate out of range (``lr <= 0``, ``runs < 1``, ...), shapes that do
+            not agree, a block size that does not fit d, or ``cuda_graph`` without CUDA.
+
+    Example:
+        >>> import numpy as np, structdrop.torch as sdt
+        >>> from structdrop.schemes import Dropout
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.standard_normal((3, 20)), rng.standard_normal((2, 20))
+        >>> U0, V0 = 0.1 * rng.standard_normal((2, 4)), 0.1 * rng.standard_normal((3, 4))
+        >>> res = sdt.batched_train(X, Y, U0, V0, Dropout(0.5), lr=0.01, iterations=50, runs=3,
+        ...                         record_every=25, device="cpu")
+        >>> res.deterministic_objective.shape, bool(res.diverged.any())
+        ((3, 3), False)
     """
     spec = as_scheme_spec(scheme)
     if dtype not in (torch.float32, torch.float64):

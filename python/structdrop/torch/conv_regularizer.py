@@ -30,12 +30,32 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
+from .._migration import renamed_keywords
+from ._orders import reordered
 from .dropblock_nd import _DropBlockNd
 
 __all__ = ["dropblock_conv_objective", "dropblock_conv_regularizer"]
+
+
+def _conv_shapes(named: Mapping[str, Any]) -> bool:
+    """Whether the arrays fit (batch_features N x C x ..., batch_targets N x a, weight a x .)."""
+    dims = {"batch_features": 3, "batch_targets": 2, "weight": 2}
+    for name, value in named.items():
+        if name in dims and not isinstance(value, torch.Tensor):
+            return False
+        if name == "batch_features" and value.dim() < 3:
+            return False
+        if name in ("batch_targets", "weight") and value.dim() != 2:
+            return False
+    t, f, w = (named.get(n) for n in ("batch_targets", "batch_features", "weight"))
+    return (t is None or f is None or t.shape[0] == f.shape[0]) and (
+        t is None or w is None or t.shape[1] == w.shape[0]
+    )
 
 
 def _check(layer: object, weight: torch.Tensor, features: torch.Tensor) -> tuple[int, ...]:
@@ -43,17 +63,17 @@ def _check(layer: object, weight: torch.Tensor, features: torch.Tensor) -> tuple
         raise TypeError(
             f"layer must be a structdrop DropBlock2d or DropBlock3d, got {type(layer).__name__}"
         )
-    for name, value in (("weight", weight), ("features", features)):
+    for name, value in (("weight", weight), ("batch_features", features)):
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor")
     k = layer._k
     if features.dim() != k + 2:
         raise ValueError(
-            f"features must be (N, C, {layer._spatial_names}) for {type(layer).__name__}, "
+            f"batch_features must be (N, C, {layer._spatial_names}) for {type(layer).__name__}, "
             f"got shape {tuple(features.shape)}"
         )
     if weight.dtype != features.dtype or weight.device != features.device:
-        raise TypeError("weight and features must have the same dtype and device")
+        raise TypeError("weight and batch_features must have the same dtype and device")
     d = math.prod(features.shape[1:])
     if weight.dim() != 2 or weight.shape[1] != d:
         raise ValueError(
@@ -155,8 +175,9 @@ class _BandGram(torch.autograd.Function):
         return out_x, out_z, None
 
 
+@renamed_keywords("dropblock_conv_regularizer", features="batch_features")
 def dropblock_conv_regularizer(
-    layer: _DropBlockNd, weight: torch.Tensor, features: torch.Tensor
+    layer: _DropBlockNd, weight: torch.Tensor, batch_features: torch.Tensor
 ) -> torch.Tensor:
     """``E ||W (z/mu * F)||^2 - ||W F||^2``: the exact regulariser of ``layer`` under a
     linear readout.
@@ -165,12 +186,26 @@ def dropblock_conv_regularizer(
         layer: a :class:`~structdrop.torch.DropBlock2d` / :class:`~structdrop.torch.DropBlock3d`
             (its current drop rate, block, seeds/tiling and channel sharing are used).
         weight: ``a x (C * prod(spatial))``, the readout's ``nn.Linear`` weight (input flattened
-            C-major, as ``features.flatten(1)``).
-        features: ``N x C x spatial``, the unmasked feature maps (batch-first).
+            C-major, as ``batch_features.flatten(1)``).
+        batch_features: ``N x C x spatial``, the unmasked feature maps, batch-first (``features=``
+            before 1.0).
 
     Returns:
-        A 0-dim tensor (sum over the batch), differentiable in ``weight`` and ``features``.
+        A 0-dim tensor (sum over the batch), differentiable in ``weight`` and ``batch_features``.
+
+    Raises:
+        TypeError: ``layer`` is not a DropBlock2d/3d, a tensor is not floating-point, or the
+            dtypes/devices differ.
+        ValueError: the shapes do not agree, or a block that does not fit the map.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock2d(2, p=0.25)
+        >>> F, W = torch.ones(2, 1, 3, 3), torch.ones(1, 9)
+        >>> bool(sdt.dropblock_conv_regularizer(layer, W, F) > 0)
+        True
     """
+    features = batch_features
     shape = _check(layer, weight, features)
     p = layer.p
     channels = features.shape[1]
@@ -186,30 +221,55 @@ def dropblock_conv_regularizer(
     return _BandGram.apply(W, features, band)
 
 
+@renamed_keywords("dropblock_conv_objective", targets="batch_targets", features="batch_features")
+@reordered(
+    "dropblock_conv_objective",
+    1,
+    ("batch_features", "batch_targets", "weight"),
+    ("batch_targets", "weight", "batch_features"),
+    _conv_shapes,
+)
 def dropblock_conv_objective(
     layer: _DropBlockNd,
-    targets: torch.Tensor,
+    batch_features: torch.Tensor,
+    batch_targets: torch.Tensor,
     weight: torch.Tensor,
-    features: torch.Tensor,
     bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``E ||Y - W (z/mu * F) - c||^2`` exactly: fit of the unmasked features + the regulariser.
 
+    Inputs before targets (the order before 1.0, ``(layer, targets, weight, features, bias)``, is
+    accepted with a FutureWarning: the feature maps have more dimensions than the targets, so the
+    shapes always tell the orders apart).
+
     Args:
-        layer, weight, features: as :func:`dropblock_conv_regularizer`.
-        targets: ``N x a`` (batch-first, like the features and ``nn.Linear`` outputs).
+        layer, weight, batch_features: as :func:`dropblock_conv_regularizer`.
+        batch_targets: ``N x a``, batch-first like the features and ``nn.Linear`` outputs
+            (``targets=`` before 1.0).
         bias: the readout's bias ``c`` (``a``), or None.
 
     Returns:
         A 0-dim tensor: the sum over the batch of the expected squared errors.
+
+    Raises:
+        TypeError: as :func:`dropblock_conv_regularizer`.
+        ValueError: ``batch_targets`` is not N x a, or as :func:`dropblock_conv_regularizer`.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock2d(2, p=0.25)
+        >>> F, Y, W = torch.ones(2, 1, 3, 3), torch.zeros(2, 1), torch.ones(1, 9)
+        >>> bool(sdt.dropblock_conv_objective(layer, F, Y, W) > 2 * 81)
+        True
     """
+    features, targets = batch_features, batch_targets
     _check(layer, weight, features)
     if not isinstance(targets, torch.Tensor) or targets.shape != (
         features.shape[0],
         weight.shape[0],
     ):
         raise ValueError(
-            f"targets must be N x a = {(features.shape[0], weight.shape[0])}, "
+            f"batch_targets must be N x a = {(features.shape[0], weight.shape[0])}, "
             f"got {tuple(getattr(targets, 'shape', ()))}"
         )
     out = features.flatten(1) @ weight.T

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._migration import warn_old_spelling
 from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int, as_nonnegative_float, as_probability
@@ -64,6 +65,11 @@ class DeepExperimentResult(ResultEquality):
         trunk: "resnet50", "small_cnn", or "custom" (a module).
         dataset: "digits", "mnist", "cifar10" or "custom".
         n_train: training samples.  device: torch device used.  seconds: wall-clock time.
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> res = sdt.deep_experiment(theta=0.5, epochs=2, n_train=300)  # doctest: +SKIP
+        >>> res.relative_gap, res.singular_value_error  # doctest: +SKIP
     """
 
     epochs: np.ndarray
@@ -86,8 +92,16 @@ class DeepExperimentResult(ResultEquality):
     seconds: float
 
     @property
+    def relative_gap(self) -> float:
+        """``objective[-1] / lower_bound - 1`` (>= 0), as :attr:`BoundRecord.relative_gap`."""
+        return float(self.objective[-1] / self.lower_bound) - 1.0
+
+    @property
     def gap(self) -> float:
-        """Final objective over the lower bound (>= 1)."""
+        """Deprecated: the ratio ``objective[-1] / lower_bound`` (>= 1), which is
+        ``relative_gap + 1`` (removed after 1.0; ``gap`` named a ratio here and an absolute
+        difference or a ratio minus one elsewhere)."""
+        warn_old_spelling("DeepExperimentResult.gap", "DeepExperimentResult.relative_gap + 1")
         return float(self.objective[-1] / self.lower_bound)
 
     @property
@@ -234,7 +248,7 @@ class _Net(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.reduce = nn.Linear(trunk_features, WIDTH)
-        self.drop = DropBlock1d(theta, BLOCK)
+        self.drop = DropBlock1d(BLOCK, theta=theta, overlapping=False)
         self.last = nn.Linear(WIDTH, classes, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -302,7 +316,7 @@ def deep_experiment(
         >>> import torch, structdrop.torch as sdt  # doctest: +SKIP
         >>> trunk = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 128))
         >>> res = sdt.deep_experiment(0.5, trunk=trunk, epochs=5)  # doctest: +SKIP
-        >>> res.gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
+        >>> res.relative_gap, res.singular_values, res.theory_singular_values  # doctest: +SKIP
     """
     import structdrop
 

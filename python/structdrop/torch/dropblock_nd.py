@@ -54,7 +54,8 @@ from torch.nn import functional as F
 
 from .._blocks import seed_probability
 from .._results import ResultEquality
-from .._validation import as_int, as_probability
+from .._validation import as_int
+from ._schemes import strength
 from .schedules import ScheduledDropRate
 
 __all__ = ["DropBlock2d", "DropBlock3d", "MaskMoments"]
@@ -73,6 +74,12 @@ class MaskMoments(ResultEquality):
             ``U x U`` with ``U = prod(spatial shape)``.
 
     Channels are independent copies of this law (identical copies with ``share_channels``).
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> m = sdt.DropBlock2d(2, p=0.2).mask_moments(4, 4)
+        >>> m.keep_probability.shape, m.covariance.shape
+        (torch.Size([4, 4]), torch.Size([16, 16]))
     """
 
     keep_probability: torch.Tensor
@@ -96,14 +103,6 @@ def _as_tuple(name: str, value: object, k: int) -> tuple[int, ...]:
             raise ValueError(f"{name} must be an int or a tuple of {k} ints, got {tuple(value)}")
         return tuple(as_int(f"{name}[{i}]", v, minimum=1) for i, v in enumerate(value))
     return (as_int(name, value, minimum=1),) * k
-
-
-def _drop_rate(p: object, theta: object) -> float:
-    if (p is None) == (theta is None):
-        raise ValueError("give exactly one of p (drop probability) and theta (retain probability)")
-    if p is not None:
-        return as_probability("p", p, low_open=False, high_open=True)
-    return 1.0 - as_probability("theta", theta)
 
 
 class _DropBlockNd(ScheduledDropRate):
@@ -144,7 +143,7 @@ class _DropBlockNd(ScheduledDropRate):
         self.random_offset = bool(random_offset)
         self.share_channels = bool(share_channels)
         self.generator = generator
-        self._init_schedule(_drop_rate(p, theta), warmup_steps, warmup)
+        self._init_schedule(strength(p, theta)[0], warmup_steps, warmup)
         self._scale_cache: dict[tuple, torch.Tensor] = {}
 
     def extra_repr(self) -> str:
@@ -479,6 +478,18 @@ class DropBlock2d(_DropBlockNd):
     In eval mode (and at p = 0) the layer returns its input. The output keeps the input's memory
     format (channels_last included). :meth:`mask_moments` gives the exact law; its expected
     regulariser for a linear readout is :func:`structdrop.torch.dropblock_conv_regularizer`.
+
+    Raises:
+        ValueError: not exactly one of ``p`` and ``theta``, a value out of range, an unknown
+            ``seeds`` or ``sampler``, ``random_offset`` with ``overlapping=True``; in
+            :meth:`forward`, an input that is not (N, C, H, W) or a block that does not fit it.
+        TypeError: a ``generator`` that is not a ``torch.Generator``.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock2d(3, p=0.1)
+        >>> layer(torch.ones(2, 4, 8, 8)).shape
+        torch.Size([2, 4, 8, 8])
     """
 
     _k = 2
@@ -486,7 +497,17 @@ class DropBlock2d(_DropBlockNd):
 
 
 class DropBlock3d(_DropBlockNd):
-    """DropBlock on (N, C, D, H, W) volumes; the arguments are those of :class:`DropBlock2d`."""
+    """DropBlock on (N, C, D, H, W) volumes; the arguments are those of :class:`DropBlock2d`.
+
+    Raises:
+        ValueError, TypeError: as :class:`DropBlock2d`.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock3d((1, 2, 2), theta=0.9)
+        >>> layer(torch.ones(2, 3, 4, 4, 4)).shape
+        torch.Size([2, 3, 4, 4, 4])
+    """
 
     _k = 3
     _spatial_names = "D, H, W"

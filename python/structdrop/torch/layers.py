@@ -11,15 +11,20 @@ mean equals the input), and are the identity in eval mode.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .._blocks import check_block_width
-from .._validation import as_int, as_probability
-from ._schemes import cover_counts, overlapping_gamma
+from .._migration import warn_old_spelling
+from .._validation import as_int
+from ._orders import init_positional_became_keyword
+from ._schemes import cover_counts, overlapping_gamma, strength
 
 __all__ = ["DropBlock1d", "OverlappingDropBlock1d", "DropConnectLinear"]
 
@@ -30,90 +35,144 @@ def _draw(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-class DropBlock1d(nn.Module):
-    """DropBlock on a feature vector with the paper's non-overlapping blocks (Algorithm 1).
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    The ``d`` features (last dimension, a multiple of ``block_size``) are split into
-    ``k = d / block_size`` blocks of consecutive features; each block is kept with probability
-    ``theta`` independently (DropBlockSample(theta, r) of Section 2) and the kept features are
-    scaled by ``1/theta``. Its deterministic equivalent is Lemma 1 (see
-    :func:`structdrop.torch.dropblock_regularizer`). ``block_size=1`` is ordinary Dropout.
 
-    Args:
-        theta: retain probability in (0, 1]; 1 makes the layer the identity.
-        block_size: r, the number of consecutive features dropped together.
-    """
+def _old_dropblock1d_order(init: Callable[..., None]) -> Callable[..., None]:
+    """``DropBlock1d(theta, block_size)`` (before 1.0) is ``DropBlock1d(block_size, theta=theta,
+    overlapping=False)``; the new signature has one positional argument, so two prove the old
+    order, and the values are checked to fit it (a keep probability, then a block size)."""
 
-    def __init__(self, theta: float, block_size: int) -> None:
-        super().__init__()
-        self.theta = as_probability("theta", theta)
-        self.block_size = as_int("block_size", block_size, minimum=1)
-
-    def extra_repr(self) -> str:
-        return f"theta={self.theta}, block_size={self.block_size}"
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 1:
-            raise ValueError("DropBlock1d expects features in the last dimension, got a scalar")
-        d = x.shape[-1]
-        check_block_width(
-            d,
-            self.block_size,
-            overlapping=False,
-            owner="DropBlock1d",
-            width_name="the feature count d",
+    @functools.wraps(init)
+    def wrapper(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        old = len(args) == 2 or (len(args) == 1 and "block_size" in kwargs)
+        if not old:
+            return init(self, *args, **kwargs)
+        theta = args[0]
+        block_size = args[1] if len(args) == 2 else kwargs.pop("block_size")
+        if "p" in kwargs or "theta" in kwargs:
+            raise TypeError("DropBlock1d() got the strength twice: by position and by keyword")
+        if _is_int(theta) and theta > 1 and not _is_int(block_size):
+            raise TypeError(
+                f"DropBlock1d({theta!r}, {block_size!r}): the strength is keyword-only since "
+                f"structdrop 1.0: write DropBlock1d({theta!r}, theta={block_size!r}) (keep "
+                f"probability) or DropBlock1d({theta!r}, p=...) (drop probability)"
+            )
+        overlapping = kwargs.pop("overlapping", False)
+        warn_old_spelling(
+            "DropBlock1d(theta, block_size)",
+            "DropBlock1d(block_size, theta=theta, overlapping=False) or "
+            "DropBlock1d(block_size, p=1 - theta, overlapping=False)",
         )
-        if not self.training or self.theta == 1.0:
-            return x
-        k = d // self.block_size
-        keep = torch.rand(*x.shape[:-1], k, 1, device=x.device, dtype=_draw(x.dtype)) < self.theta
-        mask = keep.expand(*x.shape[:-1], k, self.block_size).reshape(x.shape)
-        return x * mask.to(x.dtype) * (1.0 / self.theta)
+        return init(self, block_size, theta=theta, overlapping=overlapping, **kwargs)
+
+    return wrapper
 
 
-class OverlappingDropBlock1d(nn.Module):
-    """The original (overlapping) DropBlock on a feature vector (Section 5.3).
+class DropBlock1d(nn.Module):
+    """DropBlock on a feature vector: the paper's non-overlapping blocks, or the original
+    overlapping ones.
 
-    Every seed position ``j = 0 .. d - block_size`` fires with probability ``gamma``
-    independently; a firing seed drops units ``j .. j + block_size - 1``. Unit ``i`` is kept with
-    probability ``(1 - gamma)**|W(i)|``, ``W(i)`` the seeds whose block covers it, so edge units
-    are kept more often than interior ones; each kept unit is scaled by the inverse of its own keep
-    probability, which makes the layer unbiased unit by unit (this differs from the printed
-    paper's single theta correction, which is exact only for interior units). Giving ``theta``
-    instead of ``gamma`` sets ``(1 - gamma)**block_size = theta`` (interior keep probability).
-    The same distribution as :class:`structdrop.schemes.OverlappingDropBlock`; its exact
-    deterministic equivalent is Lemma 10
-    (:func:`structdrop.torch.overlapping_dropblock_regularizer`).
+    ``overlapping=False`` (Algorithm 1): the ``d`` features (last dimension, a multiple of
+    ``block_size``) are split into ``k = d / block_size`` blocks of consecutive features; each
+    block is kept with probability ``theta`` independently (DropBlockSample(theta, r) of
+    Section 2) and the kept features are scaled by ``1/theta``. Its deterministic equivalent is
+    Lemma 1 (:func:`structdrop.torch.dropblock_regularizer`). ``block_size=1`` is ordinary Dropout.
+
+    ``overlapping=True``: the law of :class:`OverlappingDropBlock1d` (seeds at positions
+    ``0 .. d - block_size``, a firing seed drops ``block_size`` units, each unit rescaled by its
+    exact keep probability), with an interior unit kept with probability ``theta``; this is
+    :class:`DropBlock2d`'s ``seeds="valid"`` law on one axis.
+
+    The default: without ``overlapping=`` the layer is non-overlapping, as before 1.0, and warns
+    (FutureWarning) that the argument will be required: :class:`DropBlock2d` and
+    :class:`DropBlock3d` overlap by default, so one default cannot serve every layer without
+    silently changing existing calls. Pass ``overlapping=False`` or ``True`` explicitly.
 
     Args:
-        block_size: r, the length of a dropped block (at most the feature count).
-        gamma: seed probability in [0, 1).
-        theta: alternatively, the interior keep probability in (0, 1].
+        block_size: r, the number of consecutive features dropped together.
+        p: drop probability in [0, 1) (``torch.nn.Dropout``'s convention); or
+        theta: retain probability ``1 - p`` in (0, 1] (the paper's); exactly one of them. At
+            ``theta = 1`` the layer is the identity.
+        overlapping: False for the paper's non-overlapping blocks, True for the original
+            overlapping DropBlock (see above).
+
+    Before 1.0 the layer was ``DropBlock1d(theta, block_size)``: that call still works, with a
+    FutureWarning, as ``DropBlock1d(block_size, theta=theta, overlapping=False)``.
+
+    Raises:
+        ValueError: not exactly one of ``p`` and ``theta``, a value out of range; in
+            :meth:`forward`, a feature count that ``block_size`` does not fit.
+        TypeError: the old order with values that do not fit it (e.g. ``DropBlock1d(5, 0.5)``).
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropBlock1d(2, p=0.5, overlapping=False)
+        >>> out = layer(torch.ones(3, 4))
+        >>> sorted(set(out.flatten().tolist())) in ([0.0, 2.0], [0.0], [2.0])
+        True
     """
 
+    @_old_dropblock1d_order
     def __init__(
-        self, block_size: int, gamma: float | None = None, theta: float | None = None
+        self,
+        block_size: int,
+        *,
+        p: float | None = None,
+        theta: float | None = None,
+        overlapping: bool | None = None,
     ) -> None:
         super().__init__()
+        if overlapping is None:
+            warn_old_spelling(
+                "DropBlock1d(...) without overlapping= (non-overlapping blocks, where DropBlock2d "
+                "and DropBlock3d overlap by default)",
+                "DropBlock1d(..., overlapping=False) to keep these blocks, or overlapping=True",
+            )
         self.block_size = as_int("block_size", block_size, minimum=1)
-        self.gamma = overlapping_gamma(self.block_size, gamma, theta)
+        self.theta = strength(p, theta)[1]
+        self.overlapping = bool(overlapping)
+        # the overlapping law's seed probability: (1 - gamma)**block_size = theta
+        self.gamma = (
+            overlapping_gamma(self.block_size, theta=self.theta) if self.overlapping else 0.0
+        )
         self._scale_cache: dict[tuple, torch.Tensor] = {}
 
+    @property
+    def p(self) -> float:
+        """The drop probability ``1 - theta`` (of an interior unit when overlapping)."""
+        return 1.0 - self.theta
+
     def extra_repr(self) -> str:
-        return f"block_size={self.block_size}, gamma={self.gamma}"
+        return f"block_size={self.block_size}, theta={self.theta}, overlapping={self.overlapping}"
 
     def _check_width(self, d: int) -> None:
         check_block_width(
             d,
             self.block_size,
-            overlapping=True,
-            owner="OverlappingDropBlock1d",
+            overlapping=self.overlapping,
+            owner=type(self).__name__,
             width_name="the feature count d",
         )
 
     def keep_probabilities(self, d: int) -> list[float]:
-        """Exact keep probability of each of ``d`` units."""
+        """Exact keep probability of each of ``d`` units.
+
+        Returns:
+            ``d`` floats: ``theta`` each without overlap; ``(1 - gamma)**|W(i)|`` with overlap.
+
+        Raises:
+            ValueError: ``block_size`` does not fit ``d``.
+
+        Example:
+            >>> import structdrop.torch as sdt
+            >>> sdt.DropBlock1d(2, theta=0.25, overlapping=True).keep_probabilities(3)
+            [0.5, 0.25, 0.5]
+        """
         self._check_width(d)
+        if not self.overlapping:
+            return [self.theta] * d
         return [(1.0 - self.gamma) ** c for c in cover_counts(d, self.block_size)]
 
     def _inverse_keep(self, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -128,22 +187,90 @@ class OverlappingDropBlock1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1:
             raise ValueError(
-                "OverlappingDropBlock1d expects features in the last dimension, got a scalar"
+                f"{type(self).__name__} expects features in the last dimension, got a scalar"
             )
         d = x.shape[-1]
         self._check_width(d)
-        if not self.training or self.gamma == 0.0 or x.numel() == 0:
+        if not self.training or self.theta == 1.0 or x.numel() == 0:
             return x
         r = self.block_size
-        lead = x.shape[:-1]
-        rows = math.prod(lead)
+        if not self.overlapping:
+            k = d // r
+            keep = torch.rand(*x.shape[:-1], k, 1, device=x.device, dtype=_draw(x.dtype))
+            mask = (keep < self.theta).expand(*x.shape[:-1], k, r).reshape(x.shape)
+            return x * mask.to(x.dtype) * (1.0 / self.theta)
+        rows = math.prod(x.shape[:-1])
         uniform = torch.rand(rows, 1, d - r + 1, device=x.device, dtype=_draw(x.dtype))
         seeds = (uniform < self.gamma).to(x.dtype)
         # unit i is dropped when a seed in [i - r + 1, i] fired: a sliding max over zero-padded
         # seeds
         dropped = F.max_pool1d(F.pad(seeds, (r - 1, r - 1)), kernel_size=r, stride=1)
-        keep = (1.0 - dropped).reshape(x.shape)
-        return x * keep * self._inverse_keep(d, x.device, x.dtype)
+        keep_units = (1.0 - dropped).reshape(x.shape)
+        return x * keep_units * self._inverse_keep(d, x.device, x.dtype)
+
+
+class OverlappingDropBlock1d(DropBlock1d):
+    """The original (overlapping) DropBlock on a feature vector (Section 5.3):
+    ``DropBlock1d(block_size, ..., overlapping=True)`` with the seed probability as a further way
+    to give the strength.
+
+    Every seed position ``j = 0 .. d - block_size`` fires with probability ``gamma``
+    independently; a firing seed drops units ``j .. j + block_size - 1``. Unit ``i`` is kept with
+    probability ``(1 - gamma)**|W(i)|``, ``W(i)`` the seeds whose block covers it, so edge units
+    are kept more often than interior ones; each kept unit is scaled by the inverse of its own keep
+    probability, which makes the layer unbiased unit by unit (this differs from the printed
+    paper's single theta correction, which is exact only for interior units). Giving ``theta``
+    (or ``p = 1 - theta``) instead of ``gamma`` sets ``(1 - gamma)**block_size = theta`` (interior
+    keep probability). The same distribution as :class:`structdrop.schemes.OverlappingDropBlock`;
+    its exact deterministic equivalent is Lemma 10
+    (:func:`structdrop.torch.overlapping_dropblock_regularizer`).
+
+    Args:
+        block_size: r, the length of a dropped block (at most the feature count).
+        gamma: seed probability in [0, 1); or
+        p: interior drop probability in [0, 1); or
+        theta: interior keep probability in (0, 1]; exactly one of the three (keywords since
+            1.0: ``OverlappingDropBlock1d(block_size, gamma, theta)`` by position warns).
+
+    Raises:
+        ValueError: not exactly one of ``gamma``, ``p``, ``theta``, or a value out of range.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.OverlappingDropBlock1d(2, gamma=0.5)
+        >>> layer.keep_probabilities(3)
+        [0.5, 0.25, 0.5]
+    """
+
+    @init_positional_became_keyword("OverlappingDropBlock1d", 1, ("gamma", "theta"))
+    def __init__(
+        self,
+        block_size: int,
+        *,
+        gamma: float | None = None,
+        p: float | None = None,
+        theta: float | None = None,
+    ) -> None:
+        given = [
+            name for name, v in (("gamma", gamma), ("p", p), ("theta", theta)) if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of gamma (seed probability), p (drop probability) and theta "
+                "(retain probability)"
+            )
+        r = as_int("block_size", block_size, minimum=1)
+        keep = (
+            (1.0 - overlapping_gamma(r, gamma=gamma)) ** r
+            if gamma is not None
+            else strength(p, theta)[1]
+        )
+        super().__init__(r, theta=keep, overlapping=True)
+        if gamma is not None:
+            self.gamma = overlapping_gamma(r, gamma=gamma)  # exact, not through theta
+
+    def extra_repr(self) -> str:
+        return f"block_size={self.block_size}, gamma={self.gamma}"
 
 
 class DropConnectLinear(nn.Linear):
@@ -158,24 +285,48 @@ class DropConnectLinear(nn.Linear):
     forward call instead (shared by the batch: an unbiased but correlated estimate).
 
     Args:
-        in_features, out_features, bias: as :class:`torch.nn.Linear`.
-        theta: retain probability of each weight, in (0, 1].
+        in_features, out_features: as :class:`torch.nn.Linear`.
+        p: drop probability of each weight in [0, 1); or
+        theta: retain probability of each weight in (0, 1]; exactly one of them.
+        bias, device, dtype: as :class:`torch.nn.Linear`.
         per_sample: one mask per sample (default) or one per call.
+
+    Before 1.0 the strength was the third positional argument, ``DropConnectLinear(in, out,
+    theta, bias, per_sample)``: by position it still works, with a FutureWarning.
+
+    Raises:
+        ValueError: not exactly one of ``p`` and ``theta``, or a value out of range.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.DropConnectLinear(3, 2, p=0.5)
+        >>> layer(torch.ones(4, 3)).shape
+        torch.Size([4, 2])
     """
 
+    @init_positional_became_keyword(
+        "DropConnectLinear", 2, ("theta", "bias", "per_sample", "device", "dtype")
+    )
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        theta: float,
+        *,
+        p: float | None = None,
+        theta: float | None = None,
         bias: bool = True,
         per_sample: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.theta = as_probability("theta", theta)
+        self.theta = strength(p, theta)[1]
         self.per_sample = bool(per_sample)
+
+    @property
+    def p(self) -> float:
+        """The drop probability ``1 - theta`` of each weight."""
+        return 1.0 - self.theta
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", theta={self.theta}, per_sample={self.per_sample}"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .._migration import renamed_field, renamed_keywords
 from .monitor import BoundMonitor, BoundRecord, scalars
 
 _LIGHTNING_ERROR: ImportError | None = None
@@ -43,11 +44,11 @@ def _resolve(pl_module: nn.Module, value: Any, what: str) -> Any:
 
 
 class BoundCallback(Callback):
-    """Evaluate the exact dropout objective and its bounds every ``every`` optimiser steps.
+    """Evaluate the exact dropout objective and its bounds every ``record_every`` optimiser steps.
 
     From ``on_train_batch_end`` (once per optimiser step: with gradient accumulation, once per
     accumulated step) a :class:`structdrop.torch.BoundMonitor` evaluates the network and the
-    scalars (``objective``, ``lower_bound``, ``feature_lower_bound``, ``gap``, ``fit``,
+    scalars (``objective``, ``lower_bound``, ``feature_lower_bound``, ``relative_gap``, ``fit``,
     ``regularizer``, prefixed by ``prefix``) go to every logger of the trainer at the trainer's
     global step; a TensorBoard logger also receives the singular values as histograms. Under DDP
     every process evaluates on its own share of the data and the moments are summed over the
@@ -60,7 +61,8 @@ class BoundCallback(Callback):
             when training starts.
         loader: the data to evaluate on; None: the trainer's training dataloader.
         num_classes, device, progress: as for :class:`BoundMonitor`.
-        every: evaluate when the global step is a multiple of ``every`` (default 1).
+        record_every: evaluate when the global step is a multiple of ``record_every`` (default 1;
+            ``every=`` before 1.0).
         prefix: prefix of the logged names.
 
     Attributes:
@@ -76,6 +78,7 @@ class BoundCallback(Callback):
         >>> lightning.Trainer(callbacks=[cb]).fit(model)  # doctest: +SKIP
     """
 
+    @renamed_keywords("BoundCallback", every="record_every")
     def __init__(
         self,
         features: nn.Module | Callable[[Any], torch.Tensor] | str,
@@ -85,7 +88,7 @@ class BoundCallback(Callback):
         *,
         num_classes: int | None = None,
         device: torch.device | str | None = None,
-        every: int | None = None,
+        record_every: int | None = None,
         progress: bool | float = False,
         prefix: str = "structdrop/",
     ) -> None:
@@ -96,11 +99,13 @@ class BoundCallback(Callback):
         super().__init__()
         self.features, self.head, self.dropout = features, head, dropout
         self.loader = loader
-        self.num_classes, self.device, self.every = num_classes, device, every
+        self.num_classes, self.device, self.record_every = num_classes, device, record_every
         self.progress = progress
         self.prefix = str(prefix)
         self.monitor: BoundMonitor | None = None
         self._last_step = -1
+
+    every = renamed_field("every", "record_every", "BoundCallback")
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         # the monitor is built at the first step (the train dataloader exists by then); a step
@@ -119,7 +124,7 @@ class BoundCallback(Callback):
             loader,
             num_classes=self.num_classes,
             device=self.device,
-            every=self.every,
+            record_every=self.record_every,
             progress=self.progress,
         )
 

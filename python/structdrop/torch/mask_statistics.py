@@ -112,6 +112,12 @@ class MaskStatistics(ResultEquality):
         spatial_shape, block_size, p: the setting.
         drop_rates: rule -> (H, W) array of exact drop probabilities (absent when the rule fails).
         failures: rule -> why the rule cannot run in this setting (the error its code raises).
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> round(float(stats.drop_rates["structdrop"].mean()), 12)
+        0.1
     """
 
     spatial_shape: tuple[int, int]
@@ -122,7 +128,20 @@ class MaskStatistics(ResultEquality):
 
     def gain(self, rule: str) -> np.ndarray:
         """E[output]/input per unit: 1 for structdrop; the large-batch limit for batch-normalised
-        rules."""
+        rules.
+
+        Returns:
+            An (H, W) array.
+
+        Raises:
+            KeyError: ``rule`` was not computed (see :attr:`drop_rates`).
+
+        Example:
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> float(stats.gain("structdrop").max())
+        1.0
+        """
         drop = self.drop_rates[rule]
         if rule.startswith("structdrop"):
             return np.ones_like(drop)
@@ -144,7 +163,20 @@ class MaskStatistics(ResultEquality):
 
     def rows(self) -> list[dict[str, object]]:
         """One dict per rule: interior (centre) and corner drop rates, min/mean/max,
-        ``max |gain - 1|``; for a rule that failed, its error message instead."""
+        ``max |gain - 1|``; for a rule that failed, its error message instead.
+
+        Returns:
+            A list of dicts, one per rule computed or failed, each with a ``"rule"`` label.
+
+        Raises:
+            Nothing: every rule in the result has its rates or its error.
+
+        Example:
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> stats.rows()[0]["rule"], round(stats.rows()[0]["mean"], 12)
+        ("structdrop DropBlock2d (seeds='full')", 0.1)
+        """
         rows: list[dict[str, object]] = []
         for rule in RULES:
             if rule in self.failures:
@@ -154,7 +186,20 @@ class MaskStatistics(ResultEquality):
         return rows
 
     def table(self) -> str:
-        """A markdown table of :meth:`rows` (drop rates in percent)."""
+        """A markdown table of :meth:`rows` (drop rates in percent).
+
+        Returns:
+            The table as a string, headed by the setting.
+
+        Raises:
+            Nothing: every rule in the result has its rates or its error.
+
+        Example:
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> stats.table().splitlines()[0]
+        '5 x 5 map, block 3, requested p = 0.1'
+        """
         head = (
             f"{self.spatial_shape[0]} x {self.spatial_shape[1]} map, block {self.block_size}, "
             f"requested p = {self.p:g}\n\n"
@@ -178,7 +223,20 @@ class MaskStatistics(ResultEquality):
 
     def figure(self):
         """A matplotlib Figure: one heat map of the per-unit drop rate per rule (needs
-        matplotlib)."""
+        matplotlib).
+
+        Returns:
+            A ``matplotlib.figure.Figure`` (not attached to pyplot).
+
+        Raises:
+            ImportError: matplotlib is not installed.
+            ValueError: no rule could run in this setting.
+
+        Example:
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> fig = stats.figure()  # doctest: +SKIP
+        """
         try:
             from matplotlib.figure import Figure
         except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
@@ -220,6 +278,17 @@ def mask_statistics(
         A :class:`MaskStatistics` (``.table()``, ``.figure()``, ``.drop_rates``, ``.gain(rule)``).
         Computed exactly from each rule's seed rate and block geometry (see the module docstring
         for the sources), not sampled. ``structdrop-valid`` is omitted when the block does not fit.
+
+    Raises:
+        ValueError: ``spatial_shape`` is not a pair of positive ints, ``block_size`` < 1, or ``p``
+            outside [0, 1). A rule that cannot run in the setting does not raise: its error is in
+            :attr:`MaskStatistics.failures`.
+
+    Example:
+    >>> import structdrop.torch as sdt
+    >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> sorted(stats.drop_rates)[:2]
+        ['structdrop', 'structdrop-valid']
     """
     if not isinstance(spatial_shape, (tuple, list)) or len(spatial_shape) != 2:
         raise ValueError(f"spatial_shape must be (H, W), got {spatial_shape!r}")

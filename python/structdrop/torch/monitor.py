@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._migration import renamed_field, renamed_keywords
 from .._progress import progress_delay
 from .._results import ResultEquality
 from .._validation import as_int
@@ -53,7 +54,7 @@ from ..moments import DataMoments
 from ..objectives import objective_terms
 from ..schemes import DropBlock, DropConnect, Dropout, MaskScheme, OverlappingDropBlock
 from ..width import beta_for_width
-from .layers import DropBlock1d, DropConnectLinear, OverlappingDropBlock1d
+from .layers import DropBlock1d, DropConnectLinear
 from .moments import _default_device, _distributed_group, _owner_module, feature_moments
 
 __all__ = ["BoundMonitor", "BoundRecord"]
@@ -78,7 +79,9 @@ class BoundRecord(ResultEquality):
             ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 for these targets (centred with a head bias).
         feature_lower_bound: the same minimum over the A in the current features' row space;
             ``objective >= feature_lower_bound >= lower_bound``.
-        gap: ``objective / lower_bound - 1`` (inf when the bound is 0 and the objective is not).
+        relative_gap: ``objective / lower_bound - 1`` (inf when the bound is 0 and the objective
+            is not; 0 when both are), the meaning ``relative_gap`` has in every result type
+            (``gap`` before 1.0, still readable with a FutureWarning).
         singular_values: singular values of the product U G (centred over the samples with a head
             bias), descending, one per output.
         theory_singular_values: singular values a* of the Theorem 7 minimiser, padded with zeros
@@ -86,6 +89,14 @@ class BoundRecord(ResultEquality):
         theory_rank: rank of the Theorem 7 minimiser.
         block_size: r of the bound.  theta_bar: 1 / (1 + beta_bar) of the bound.
         n_samples: N.  seconds: wall-clock time of the evaluation.
+
+    Example:
+        >>> import numpy as np
+        >>> from structdrop.torch import BoundRecord
+        >>> rec = BoundRecord(0, 2.0, 1.5, 0.5, 1.0, 1.2, 1.0, np.ones(1), np.ones(1), 1, 1,
+        ...                   0.5, 4, 0.1)
+        >>> rec.relative_gap, rec.objective >= rec.feature_lower_bound >= rec.lower_bound
+        (1.0, True)
     """
 
     step: int
@@ -94,7 +105,7 @@ class BoundRecord(ResultEquality):
     regularizer: float
     lower_bound: float
     feature_lower_bound: float
-    gap: float
+    relative_gap: float
     singular_values: np.ndarray
     theory_singular_values: np.ndarray
     theory_rank: int
@@ -103,8 +114,25 @@ class BoundRecord(ResultEquality):
     n_samples: int
     seconds: float
 
+    gap = renamed_field("gap", "relative_gap", "BoundRecord")
+
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a dict (arrays as they are)."""
+        """The fields as a dict (arrays as they are).
+
+        Returns:
+            ``{field name: value}`` for every field, in declaration order.
+
+        Raises:
+            Nothing: it only reads the fields.
+
+        Example:
+            >>> import numpy as np
+            >>> from structdrop.torch import BoundRecord
+            >>> rec = BoundRecord(0, 2.0, 1.5, 0.5, 1.0, 1.2, 1.0, np.ones(1), np.ones(1), 1, 1,
+            ...                   0.5, 4, 0.1)
+            >>> rec.as_dict()["relative_gap"]
+            1.0
+        """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -121,10 +149,10 @@ def _resolve_scheme(head: nn.Linear, dropout: nn.Module | None) -> tuple[MaskSch
         if dropout.p >= 1.0:
             raise ValueError("nn.Dropout(p=1) drops everything: the objective is undefined")
         return Dropout(1.0 - dropout.p), "unit"
-    if isinstance(dropout, DropBlock1d):
+    if isinstance(dropout, DropBlock1d):  # OverlappingDropBlock1d included
+        if dropout.overlapping:
+            return OverlappingDropBlock(dropout.block_size, gamma=dropout.gamma), "unit"
         return DropBlock(dropout.theta, dropout.block_size), "unit"
-    if isinstance(dropout, OverlappingDropBlock1d):
-        return OverlappingDropBlock(dropout.block_size, gamma=dropout.gamma), "unit"
     raise TypeError(f"unsupported dropout layer {type(dropout).__name__}; supported: {SUPPORTED}")
 
 
@@ -251,7 +279,8 @@ class BoundMonitor:
         num_classes: targets are class indices (one-hot rows); else float (batch, a) targets.
         device: where the moments are accumulated, as in :func:`feature_moments` (default: the
             device of the features' module).
-        every: ``step()`` evaluates on every ``every``-th call (default 1: every call).
+        record_every: ``step()`` evaluates on every ``record_every``-th call (default 1: every
+            call; ``every=`` before 1.0, as ``batched_train``'s ``record_every``).
         writer: a ``torch.utils.tensorboard.SummaryWriter`` (anything with ``add_scalar`` and
             ``add_histogram``): each recorded evaluation is logged under ``structdrop/``.
         progress: a tqdm bar over the batches of each evaluation, as in :func:`feature_moments`.
@@ -260,7 +289,7 @@ class BoundMonitor:
         TypeError: ``head`` is not an ``nn.Linear``; an unsupported dropout layer (the message
             names the supported ones); a loader that is not an iterable; a writer without
             ``add_scalar``.
-        ValueError: a block size that does not fit ``head.in_features``; bad ``every``.
+        ValueError: a block size that does not fit ``head.in_features``; bad ``record_every``.
             :meth:`evaluate` raises ValueError for features whose width is not
             ``head.in_features``, targets whose width is not ``head.out_features``, an empty
             loader, integer targets without ``num_classes`` (and the other errors of
@@ -269,7 +298,8 @@ class BoundMonitor:
     Example:
         >>> import torch, structdrop.torch as sdt
         >>> trunk = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.ReLU())
-        >>> drop, head = sdt.DropBlock1d(0.5, 5), torch.nn.Linear(10, 3)
+        >>> drop = sdt.DropBlock1d(5, p=0.5, overlapping=False)
+        >>> head = torch.nn.Linear(10, 3)
         >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,))) for _ in range(4)]
         >>> monitor = sdt.BoundMonitor(trunk, head, drop, data, num_classes=3)
         >>> rec = monitor.evaluate()
@@ -277,6 +307,7 @@ class BoundMonitor:
         True
     """
 
+    @renamed_keywords("BoundMonitor", every="record_every")
     def __init__(
         self,
         features: nn.Module | Callable[[Any], torch.Tensor],
@@ -286,7 +317,7 @@ class BoundMonitor:
         *,
         num_classes: int | None = None,
         device: torch.device | str | None = None,
-        every: int | None = None,
+        record_every: int | None = None,
         writer: Any = None,
         progress: bool | float = False,
     ) -> None:
@@ -322,12 +353,16 @@ class BoundMonitor:
             None if num_classes is None else as_int("num_classes", num_classes, minimum=1)
         )
         self.device = None if device is None else torch.device(device)
-        self.every = 1 if every is None else as_int("every", every, minimum=1)
+        self.record_every = (
+            1 if record_every is None else as_int("record_every", record_every, minimum=1)
+        )
         self.writer = writer
         self.progress = progress
         self.history: list[BoundRecord] = []
         self.steps = 0
         self._wrapped = _WithOnes(features, _owner_module(features))
+
+    every = renamed_field("every", "record_every", "BoundMonitor")
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BoundMonitor:
         # the network and data are the user's (shared), the history is the monitor's own
@@ -346,6 +381,14 @@ class BoundMonitor:
 
         Raises:
             ValueError: see the class docstring.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]  # float targets
+            >>> layers = torch.nn.Linear(6, 4), torch.nn.Linear(4, 2), torch.nn.Dropout(0.5)
+            >>> monitor = sdt.BoundMonitor(*layers, data)
+            >>> monitor.evaluate().n_samples, len(monitor.history)
+            (8, 0)
         """
         start = time.perf_counter()
         scheme, masks = _resolve_scheme(self.head, self.dropout)
@@ -419,9 +462,9 @@ class BoundMonitor:
         theory[:k] = bound.singular_values[:k]
         lower = float(bound.objective)
         if lower > 0:
-            gap = terms.objective / lower - 1.0
+            relative_gap = terms.objective / lower - 1.0
         else:
-            gap = 0.0 if terms.objective == 0 else math.inf
+            relative_gap = 0.0 if terms.objective == 0 else math.inf
         return BoundRecord(
             step=self.steps,
             objective=terms.objective,
@@ -429,7 +472,7 @@ class BoundMonitor:
             regularizer=terms.regularizer,
             lower_bound=lower,
             feature_lower_bound=float(feature_bound.objective),
-            gap=gap,
+            relative_gap=relative_gap,
             singular_values=_singular_values(W, centred.gram),
             theory_singular_values=theory,
             theory_rank=int(bound.rank),
@@ -441,7 +484,7 @@ class BoundMonitor:
 
     # -- watching training --------------------------------------------------------------------
     def step(self, step: int | None = None) -> BoundRecord | None:
-        """Count one optimiser step; every ``every`` steps evaluate, record and log.
+        """Count one optimiser step; every ``record_every`` steps evaluate, record and log.
 
         Args:
             step: the step number to use instead of the monitor's own count (e.g. a trainer's
@@ -449,9 +492,22 @@ class BoundMonitor:
 
         Returns:
             The new :class:`BoundRecord` when this step was evaluated, else None.
+
+        Raises:
+            ValueError: a negative ``step``, or as :meth:`evaluate`.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> data = [(torch.randn(8, 6), torch.randint(0, 3, (8,)))]  # class labels
+            >>> drop = sdt.DropBlock1d(2, p=0.5, overlapping=False)
+            >>> monitor = sdt.BoundMonitor(
+            ...     torch.nn.Linear(6, 4), torch.nn.Linear(4, 3), drop, data, num_classes=3,
+            ...     record_every=2)
+            >>> [monitor.step() is None for _ in range(4)]
+            [True, False, True, False]
         """
         self.steps = self.steps + 1 if step is None else as_int("step", step, minimum=0)
-        if self.steps % self.every:
+        if self.steps % self.record_every:
             return None
         return self.record()
 
@@ -460,6 +516,17 @@ class BoundMonitor:
 
         Returns:
             The new :class:`BoundRecord`.
+
+        Raises:
+            ValueError: as :meth:`evaluate`; the writer's own errors.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> head = sdt.DropConnectLinear(4, 2, p=0.3)  # DropConnect: no dropout layer
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]
+            >>> monitor = sdt.BoundMonitor(torch.nn.Linear(6, 4), head, None, data)
+            >>> monitor.record() is monitor.history[-1]
+            True
         """
         rec = self.evaluate()
         self.history.append(rec)
@@ -480,6 +547,18 @@ class BoundMonitor:
 
         Returns:
             ``{field: array}``; empty arrays (no records) keep the field names.
+
+        Raises:
+            Nothing: the records were checked when made.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> drop = sdt.DropBlock1d(2, p=0.3, overlapping=True)
+            >>> data = [(torch.randn(8, 6), torch.randn(8, 2))]
+            >>> monitor = sdt.BoundMonitor(torch.nn.Linear(6, 4), torch.nn.Linear(4, 2), drop, data)
+            >>> _ = monitor.record(), monitor.record()
+            >>> monitor.history_arrays()["objective"].shape
+            (2,)
         """
         names = [f.name for f in fields(BoundRecord)]
         if not self.history:
@@ -488,12 +567,13 @@ class BoundMonitor:
 
 
 def scalars(record: BoundRecord) -> dict[str, float]:
-    """The scalar metrics logged for a record (objective, bounds, gap, fit, regulariser)."""
+    """The scalar metrics logged for a record (objective, bounds, relative gap, fit,
+    regulariser)."""
     return {
         "objective": record.objective,
         "lower_bound": record.lower_bound,
         "feature_lower_bound": record.feature_lower_bound,
-        "gap": record.gap,
+        "relative_gap": record.relative_gap,
         "fit": record.fit,
         "regularizer": record.regularizer,
     }

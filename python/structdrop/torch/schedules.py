@@ -29,7 +29,20 @@ _KINDS = ("linear", "cosine")
 
 
 def warmup_factor(step: int, warmup_steps: int, kind: str = "linear") -> float:
-    """The warm-up multiplier in [0, 1] of the drop rate after ``step`` steps."""
+    """The warm-up multiplier in [0, 1] of the drop rate after ``step`` steps.
+
+    Returns:
+        ``t`` (linear) or ``(1 - cos(pi t)) / 2`` (cosine) at ``t = step / warmup_steps``; 1.0 once
+        ``step >= warmup_steps`` or without a warm-up (``warmup_steps <= 0``).
+
+    Raises:
+        ValueError: an unknown ``kind``.
+
+    Example:
+        >>> from structdrop.torch import warmup_factor
+        >>> warmup_factor(5, 10), round(warmup_factor(5, 10, "cosine"), 12), warmup_factor(20, 10)
+        (0.5, 0.5, 1.0)
+    """
     if kind not in _KINDS:
         raise ValueError(f"warmup must be one of {_KINDS}, got {kind!r}")
     if warmup_steps <= 0 or step >= warmup_steps:
@@ -42,6 +55,15 @@ class ScheduledDropRate(nn.Module):
     """Base class of modules whose drop rate ``p`` warms up from 0 to ``target_p``.
 
     Subclasses call :meth:`_init_schedule` in ``__init__`` and read :attr:`p` in ``forward``.
+
+    Raises:
+        ValueError: (from ``_init_schedule``) an unknown warm-up kind or negative ``warmup_steps``.
+
+    Example:
+        >>> import structdrop.torch as sdt
+        >>> layer = sdt.DropBlock2d(3, p=0.2, warmup_steps=4)
+        >>> isinstance(layer, sdt.ScheduledDropRate), layer.p, layer.step(2)
+        (True, 0.0, 0.1)
     """
 
     schedule_step: torch.Tensor
@@ -72,7 +94,19 @@ class ScheduledDropRate(nn.Module):
         return 1.0 - self.p
 
     def step(self, steps: int = 1) -> float:
-        """Advance the schedule by ``steps`` training steps; returns the new drop rate."""
+        """Advance the schedule by ``steps`` training steps.
+
+        Returns:
+            The new drop rate :attr:`p`.
+
+        Raises:
+            ValueError: ``steps`` is negative or not an integer.
+
+        Example:
+            >>> import structdrop.torch as sdt
+            >>> sdt.WeightDropout(p=0.4, warmup_steps=2).step()
+            0.2
+        """
         self._step += as_int("steps", steps, minimum=0)
         self.schedule_step.fill_(self._step)  # no host sync: a scalar fill is queued on the device
         return self.p
@@ -95,6 +129,15 @@ class DropRateScheduler:
 
     Args:
         model: any module; its scheduled sub-modules are found with ``model.modules()``.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> net = torch.nn.Sequential(sdt.DropBlock2d(3, p=0.2, warmup_steps=4))
+        >>> sdt.DropRateScheduler(net).step(2)
+        {'0': 0.1}
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -103,11 +146,37 @@ class DropRateScheduler:
         self.model = model
 
     def layers(self) -> Iterator[ScheduledDropRate]:
-        """The scheduled modules of the model (parametrizations included)."""
+        """The scheduled modules of the model (parametrizations included).
+
+        Returns:
+            An iterator over the :class:`ScheduledDropRate` sub-modules, in ``modules()`` order.
+
+        Raises:
+            Nothing: the model was checked when the scheduler was made.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> net = torch.nn.Sequential(sdt.DropBlock2d(3, p=0.2), torch.nn.ReLU())
+            >>> len(list(sdt.DropRateScheduler(net).layers()))
+            1
+        """
         return (m for m in self.model.modules() if isinstance(m, ScheduledDropRate))
 
     def step(self, steps: int = 1) -> dict[str, float]:
-        """Advance every scheduled module; returns their new drop rates by module name."""
+        """Advance every scheduled module by ``steps``.
+
+        Returns:
+            The new drop rates, by module name (``named_modules()``).
+
+        Raises:
+            ValueError: ``steps`` is negative or not an integer.
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> net = torch.nn.Sequential(sdt.DropBlock2d(3, p=0.2, warmup_steps=4))
+            >>> sdt.DropRateScheduler(net).step(4)
+            {'0': 0.2}
+        """
         rates = {}
         for name, module in self.model.named_modules():
             if isinstance(module, ScheduledDropRate):

@@ -38,13 +38,16 @@ form: :func:`linear_weight_dropout_objective` (the corrected DropConnect identit
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .._validation import as_probability
+from .._migration import renamed_keywords
+from ._orders import init_positional_became_keyword, reordered
+from ._schemes import strength
 from .objectives import dropconnect_regularizer
 from .schedules import ScheduledDropRate
 
@@ -62,18 +65,32 @@ class WeightDropout(ScheduledDropRate):
     """The parametrization ``w -> w * m / (1 - p)`` (see the module docstring).
 
     Args:
-        p: drop probability of each weight entry, in [0, 1).
+        p: drop probability of each weight entry, in [0, 1); or
+        theta: the retain probability ``1 - p`` in (0, 1]; exactly one of them, by keyword
+            (``WeightDropout(p)`` by position, the form before 1.0, warns).
         per_sample: leave the weight unmasked (a forward hook applies per-sample masks;
             Linear only).
         redraw: ``"call"`` (a new mask per forward call of the module) or ``"manual"``.
         warmup_steps, warmup: drop-rate warm-up, as :class:`~structdrop.torch.DropBlock2d`.
         generator: a ``torch.Generator`` on the weight's device (default: torch's global one).
+
+    Raises:
+        ValueError: not exactly one of ``p`` and ``theta``, a value out of range, or an unknown
+            ``redraw``.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> drop = sdt.WeightDropout(p=0.5).eval()
+        >>> bool((drop(torch.ones(2, 2)) == 1).all())
+        True
     """
 
+    @init_positional_became_keyword("WeightDropout", 0, ("p",))
     def __init__(
         self,
-        p: float,
         *,
+        p: float | None = None,
+        theta: float | None = None,
         per_sample: bool = False,
         redraw: str = "call",
         warmup_steps: int = 0,
@@ -81,9 +98,7 @@ class WeightDropout(ScheduledDropRate):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self._init_schedule(
-            as_probability("p", p, low_open=False, high_open=True), warmup_steps, warmup
-        )
+        self._init_schedule(strength(p, theta)[0], warmup_steps, warmup)
         if redraw not in _REDRAW:
             raise ValueError(f"redraw must be one of {_REDRAW}, got {redraw!r}")
         self.redraw = redraw
@@ -98,7 +113,19 @@ class WeightDropout(ScheduledDropRate):
 
     def mask(self, weight: torch.Tensor) -> torch.Tensor:
         """The current 0/1 keep mask (bool), drawn anew when stale or when the weight's shape
-        changed."""
+        changed.
+
+        Returns:
+            A bool tensor of ``weight``'s shape on its device (True: kept).
+
+        Raises:
+            Nothing of its own (torch's errors for a generator on another device).
+
+        Example:
+            >>> import torch, structdrop.torch as sdt
+            >>> sdt.WeightDropout(p=0.5).mask(torch.ones(2, 3)).shape
+            torch.Size([2, 3])
+        """
         m = self._mask
         if self.stale or m is None or m.shape != weight.shape or m.device != weight.device:
             dtype = torch.float64 if weight.dtype == torch.float64 else torch.float32
@@ -191,19 +218,23 @@ def weight_dropout(
     Raises:
         ValueError: a name is not a parameter of the module, is already weight-dropped, the
             arguments are out of range, or ``per_sample`` is asked of anything but a Linear weight.
+        TypeError: ``module`` is not an ``nn.Module``.
+
+    Returns:
+        ``module`` itself, with the parametrizations registered.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> lstm = sdt.weight_dropout(torch.nn.LSTM(4, 8), ("weight_hh_l0",), p=0.5)
+        >>> lstm(torch.randn(3, 2, 4))[0].shape
+        torch.Size([3, 2, 8])
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     names = (names,) if isinstance(names, str) else tuple(names)
     if not names:
         raise ValueError("names must name at least one parameter")
-    if (p is None) == (theta is None):
-        raise ValueError("give exactly one of p (drop probability) and theta (retain probability)")
-    rate = (
-        as_probability("p", p, low_open=False, high_open=True)
-        if p is not None
-        else (1.0 - as_probability("theta", theta))
-    )
+    rate = strength(p, theta)[0]
     if per_sample and (not isinstance(module, nn.Linear) or names != ("weight",)):
         raise ValueError(
             "per_sample masks need an nn.Linear and names=('weight',): other modules take "
@@ -222,7 +253,7 @@ def weight_dropout(
     first = not _dropouts(module)
     for name in names:
         param = WeightDropout(
-            rate,
+            p=rate,
             per_sample=per_sample,
             redraw=redraw,
             warmup_steps=warmup_steps,
@@ -239,17 +270,48 @@ def weight_dropout(
 
 def redraw_weight_masks(module: nn.Module) -> None:
     """Mark the weight-dropout masks of ``module`` and its sub-modules stale (drawn anew at next
-    use)."""
+    use).
+
+    Returns:
+        None.
+
+    Raises:
+        AttributeError: ``module`` has no ``modules()`` (not an ``nn.Module``).
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> cell = sdt.weight_dropout(torch.nn.LSTMCell(4, 8), ("weight_hh",), p=0.5,
+        ...                           redraw="manual")
+        >>> sdt.redraw_weight_masks(cell)  # a new mask for the next sequence
+    """
     for m in module.modules():
         if isinstance(m, WeightDropout):
             m.stale = True
 
 
+def _linear_kinds(named: Mapping[str, Any]) -> bool:
+    """Whether the arguments are of their kinds (tensors and ``nn.Linear`` modules)."""
+    kinds = {"batch_inputs": torch.Tensor, "batch_targets": torch.Tensor}
+    return all(
+        isinstance(value, kinds.get(name, nn.Linear))
+        for name, value in named.items()
+        if name in ("batch_inputs", "batch_targets", "readout", "layer")
+    )
+
+
+@renamed_keywords("linear_weight_dropout_objective", targets="batch_targets", inputs="batch_inputs")
+@reordered(
+    "linear_weight_dropout_objective",
+    0,
+    ("batch_inputs", "batch_targets", "readout", "layer"),
+    ("batch_targets", "readout", "layer", "batch_inputs"),
+    _linear_kinds,
+)
 def linear_weight_dropout_objective(
-    targets: torch.Tensor,
+    batch_inputs: torch.Tensor,
+    batch_targets: torch.Tensor,
     readout: nn.Linear,
     layer: nn.Linear,
-    inputs: torch.Tensor,
 ) -> torch.Tensor:
     """``E ||Y - readout(layer(X))||^2`` over the weight-dropout masks of ``layer``, exactly.
 
@@ -261,13 +323,34 @@ def linear_weight_dropout_objective(
     uncorrelated inputs), ``beta = p / (1 - p)`` at the layer's current drop rate. It is the same
     for per-sample and per-call masks, and differentiable in all weights and the data.
 
+    Inputs before targets, then the modules in the order the data meets them from the output
+    (as ``objective(scheme, X, Y, U, V)``); the order before 1.0, ``(targets, readout, layer,
+    inputs)``, is accepted with a FutureWarning (modules and tensors tell the orders apart).
+
     Args:
-        targets: N x a (batch-first).
+        batch_inputs: N x b, batch-first (``inputs=`` before 1.0).
+        batch_targets: N x a, batch-first (``targets=`` before 1.0).
         readout: the ``nn.Linear(d, a)`` read-out (its bias, if any, is included).
         layer: the ``nn.Linear(b, d)`` with :func:`weight_dropout` on its weight (its bias is not
             masked); without weight dropout the regulariser is 0.
-        inputs: N x b.
+
+    Returns:
+        A 0-dim tensor, differentiable in the weights and the data.
+
+    Raises:
+        TypeError: ``layer`` or ``readout`` is not an ``nn.Linear``.
+        ValueError: weight dropout on the bias or next to another parametrization, or shapes
+            that do not agree.
+
+    Example:
+        >>> import torch, structdrop.torch as sdt
+        >>> layer = sdt.weight_dropout(torch.nn.Linear(3, 4, bias=False), p=0.5)
+        >>> readout = torch.nn.Linear(4, 2, bias=False)
+        >>> X, Y = torch.randn(5, 3), torch.randn(5, 2)
+        >>> bool(sdt.linear_weight_dropout_objective(X, Y, readout, layer) > 0)
+        True
     """
+    inputs, targets = batch_inputs, batch_targets
     if not isinstance(layer, nn.Linear) or not isinstance(readout, nn.Linear):
         raise TypeError("layer and readout must be torch.nn.Linear modules")
     drops = list(_dropouts(layer))
@@ -285,7 +368,7 @@ def linear_weight_dropout_objective(
     else:
         weight = layer.weight
     if inputs.dim() != 2 or inputs.shape[1] != weight.shape[1]:
-        raise ValueError(f"inputs must be N x {weight.shape[1]}, got {tuple(inputs.shape)}")
+        raise ValueError(f"batch_inputs must be N x {weight.shape[1]}, got {tuple(inputs.shape)}")
     hidden = inputs @ weight.T
     if layer.bias is not None:
         hidden = hidden + layer.bias
@@ -293,7 +376,9 @@ def linear_weight_dropout_objective(
     if readout.bias is not None:
         out = out + readout.bias
     if targets.shape != out.shape:
-        raise ValueError(f"targets must be N x a = {tuple(out.shape)}, got {tuple(targets.shape)}")
+        raise ValueError(
+            f"batch_targets must be N x a = {tuple(out.shape)}, got {tuple(targets.shape)}"
+        )
     fit = (targets - out).square().sum()
     p = drops[0].p if drops else 0.0
     if p == 0.0:
