@@ -175,7 +175,7 @@ def run_dask(
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    from structdrop._io import MappedNpy
+    from structdrop._data.io import MappedNpy
 
     with (
         LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cluster,

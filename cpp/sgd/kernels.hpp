@@ -15,15 +15,12 @@
 
 namespace structdrop::sgd_kernels {
 
-// Unit schemes, batch 1: the update of step t (kept set `now`, from h_now, e_now, x_now) fused
-// with the forward pass of step t+1 (kept set `next`, into h_next, e_next, with x_next; e_next
-// holds -y_next on entry). Either set may be empty (the first forward pass; the last update).
-// U (a x d) and V (b x d) column-major.
-struct UnitPass {
-  std::ptrdiff_t a, b, words;
+// What the fused per-sample passes share: the update of step t (kept set `now`, from h_now, e_now,
+// x_now) fused with the forward pass of step t+1 (kept set `next`, into h_next, e_next, with
+// x_next; e_next holds -y_next on entry). U (a x d) and V (b x d) column-major.
+struct FusedStep {
   const std::uint64_t* now;
   const std::uint64_t* next;
-  const double* scale;
   const double* h_now;
   double* h_next;
   const double* e_now;
@@ -33,24 +30,19 @@ struct UnitPass {
   double lr;
   double* U;
   double* V;
+};
+
+// Unit schemes, batch 1: either set may be empty (the first forward pass; the last update).
+struct UnitPass : FusedStep {
+  std::ptrdiff_t a, b, words;
+  const double* scale;
   std::ptrdiff_t* lists;  // 3 * 64 * words indices of scratch
 };
 
-// DropConnect, batch 1: the same fusion over every column; xs = x / theta; the masks in the
-// dropconnect layout (now or next may be null: no update, or no forward pass).
-struct ConnectPass {
+// DropConnect, batch 1: the same fusion over every column; x_now and x_next hold x / theta; the
+// masks in the dropconnect layout (now or next may be null: no update, or no forward pass).
+struct ConnectPass : FusedStep {
   std::ptrdiff_t a, b, d, wb;
-  const std::uint64_t* now;
-  const std::uint64_t* next;
-  const double* h_now;
-  double* h_next;
-  const double* e_now;
-  double* e_next;
-  const double* xs_now;
-  const double* xs_next;
-  double lr;
-  double* U;
-  double* V;
   double* buf_now;   // b doubles of scratch
   double* buf_next;  // b doubles of scratch
 };

@@ -13,65 +13,51 @@
 namespace structdrop::sgd_kernels {
 namespace {
 
-// g[c] = dot(u_c, e) with the old u_c, and u_c -= cu[c] e, in one pass.
-template <int K>
-SD_INLINE void dot_then_update(double* const* u, const double* cu, const double* e, std::ptrdiff_t n, double* g) {
+// u_c -= c[c] xt and g[c] = dot(u_c, xd), in one pass: with the old u_c (kNew false) or the
+// updated one (kNew true). The same operations in the same order either way.
+template <int K, bool kNew>
+SD_INLINE void update_and_dot(double* const* u, const double* c, const double* xt, const double* xd, std::ptrdiff_t n,
+                              double* g) {
   v4 lo[K], hi[K], c4[K];
-  for (int c = 0; c < K; ++c) {
-    lo[c] = hi[c] = vsplat(0.0);
-    c4[c] = vsplat(cu[c]);
+  for (int k = 0; k < K; ++k) {
+    lo[k] = hi[k] = vsplat(0.0);
+    c4[k] = vsplat(c[k]);
   }
   std::ptrdiff_t j = 0;
   for (; j + 8 <= n; j += 8) {
-    const v4 e0 = vload(e + j), e1 = vload(e + j + 4);
-    for (int c = 0; c < K; ++c) {
-      const v4 u0 = vload(u[c] + j), u1 = vload(u[c] + j + 4);
-      lo[c] += u0 * e0;
-      hi[c] += u1 * e1;
-      vstore(u[c] + j, u0 - c4[c] * e0);
-      vstore(u[c] + j + 4, u1 - c4[c] * e1);
+    const v4 t0 = vload(xt + j), t1 = vload(xt + j + 4), d0 = vload(xd + j), d1 = vload(xd + j + 4);
+    for (int k = 0; k < K; ++k) {
+      const v4 u0 = vload(u[k] + j), u1 = vload(u[k] + j + 4);
+      const v4 w0 = u0 - c4[k] * t0, w1 = u1 - c4[k] * t1;
+      vstore(u[k] + j, w0);
+      vstore(u[k] + j + 4, w1);
+      lo[k] += (kNew ? w0 : u0) * d0;
+      hi[k] += (kNew ? w1 : u1) * d1;
     }
   }
-  for (int c = 0; c < K; ++c) {
+  for (int k = 0; k < K; ++k) {
     double tail = 0.0;
     for (std::ptrdiff_t i = j; i < n; ++i) {
-      const double old = u[c][i];
-      tail += old * e[i];
-      u[c][i] = old - cu[c] * e[i];
+      const double old = u[k][i];
+      const double value = old - c[k] * xt[i];
+      u[k][i] = value;
+      tail += (kNew ? value : old) * xd[i];
     }
-    g[c] = vcombine(lo[c], hi[c]) + tail;
+    g[k] = vcombine(lo[k], hi[k]) + tail;
   }
+}
+
+// g[c] = dot(u_c, e) with the old u_c, and u_c -= cu[c] e, in one pass.
+template <int K>
+SD_INLINE void dot_then_update(double* const* u, const double* cu, const double* e, std::ptrdiff_t n, double* g) {
+  update_and_dot<K, false>(u, cu, e, e, n, g);
 }
 
 // v_c -= cv[c] xt, then h[c] = dot(v_c, xn) with the new v_c, in one pass.
 template <int K>
 SD_INLINE void update_then_dot(double* const* v, const double* cv, const double* xt, const double* xn, std::ptrdiff_t n,
                                double* h) {
-  v4 lo[K], hi[K], c4[K];
-  for (int c = 0; c < K; ++c) {
-    lo[c] = hi[c] = vsplat(0.0);
-    c4[c] = vsplat(cv[c]);
-  }
-  std::ptrdiff_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const v4 t0 = vload(xt + j), t1 = vload(xt + j + 4), n0 = vload(xn + j), n1 = vload(xn + j + 4);
-    for (int c = 0; c < K; ++c) {
-      const v4 w0 = vload(v[c] + j) - c4[c] * t0, w1 = vload(v[c] + j + 4) - c4[c] * t1;
-      vstore(v[c] + j, w0);
-      vstore(v[c] + j + 4, w1);
-      lo[c] += w0 * n0;
-      hi[c] += w1 * n1;
-    }
-  }
-  for (int c = 0; c < K; ++c) {
-    double tail = 0.0;
-    for (std::ptrdiff_t i = j; i < n; ++i) {
-      const double value = v[c][i] - cv[c] * xt[i];
-      v[c][i] = value;
-      tail += value * xn[i];
-    }
-    h[c] = vcombine(lo[c], hi[c]) + tail;
-  }
+  update_and_dot<K, true>(v, cv, xt, xn, n, h);
 }
 
 // v_c -= cv[c] xt.
@@ -126,13 +112,11 @@ SD_INLINE void accumulate(double* e, const double* h, double* const* u, std::ptr
   }
 }
 
-// Columns kept at both steps: g from the old U_i, U_i and V_i updated, h_next from the new V_i,
-// e_next += h_next U_i (new).
+// What the groups kept at step t share: the columns idx of U and V, U's columns updated (g from
+// the old ones), and cv, the coefficients of V's update.
 template <int K>
-SD_INLINE void both_group(const UnitPass& p, const std::ptrdiff_t* idx) {
-  double* u[K];
-  double* v[K];
-  double cu[K], cv[K], g[K], h[K];
+SD_INLINE void update_u_columns(const UnitPass& p, const std::ptrdiff_t* idx, double** u, double** v, double* cv) {
+  double cu[K], g[K];
   for (int c = 0; c < K; ++c) {
     u[c] = p.U + idx[c] * p.a;
     v[c] = p.V + idx[c] * p.b;
@@ -140,6 +124,16 @@ SD_INLINE void both_group(const UnitPass& p, const std::ptrdiff_t* idx) {
   }
   dot_then_update<K>(u, cu, p.e_now, p.a, g);
   for (int c = 0; c < K; ++c) cv[c] = p.lr * (p.scale[idx[c]] * g[c]);
+}
+
+// Columns kept at both steps: g from the old U_i, U_i and V_i updated, h_next from the new V_i,
+// e_next += h_next U_i (new).
+template <int K>
+SD_INLINE void both_group(const UnitPass& p, const std::ptrdiff_t* idx) {
+  double* u[K];
+  double* v[K];
+  double cv[K], h[K];
+  update_u_columns<K>(p, idx, u, v, cv);
   update_then_dot<K>(v, cv, p.x_now, p.x_next, p.b, h);
   for (int c = 0; c < K; ++c) {
     h[c] = p.scale[idx[c]] * h[c];
@@ -153,14 +147,8 @@ template <int K>
 SD_INLINE void now_group(const UnitPass& p, const std::ptrdiff_t* idx) {
   double* u[K];
   double* v[K];
-  double cu[K], cv[K], g[K];
-  for (int c = 0; c < K; ++c) {
-    u[c] = p.U + idx[c] * p.a;
-    v[c] = p.V + idx[c] * p.b;
-    cu[c] = p.lr * p.h_now[idx[c]];
-  }
-  dot_then_update<K>(u, cu, p.e_now, p.a, g);
-  for (int c = 0; c < K; ++c) cv[c] = p.lr * (p.scale[idx[c]] * g[c]);
+  double cv[K];
+  update_u_columns<K>(p, idx, u, v, cv);
   update_only<K>(v, cv, p.x_now, p.b);
 }
 
@@ -224,9 +212,9 @@ SD_INLINE void connect_group(const ConnectPass& p, std::ptrdiff_t i0) {
     dot_then_update<K>(u, cu, p.e_now, p.a, g);  // g from the old U_i; U_i updated
     for (int c = 0; c < K; ++c) {
       const double cv = p.lr * g[c];
-      expand_mask(p.buf_now, p.xs_now, p.now + (i0 + c) * p.wb, p.b);
+      expand_mask(p.buf_now, p.x_now, p.now + (i0 + c) * p.wb, p.b);
       if (p.next != nullptr) {
-        expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+        expand_mask(p.buf_next, p.x_next, p.next + (i0 + c) * p.wb, p.b);
         update_then_dot<1>(v + c, &cv, p.buf_now, p.buf_next, p.b, h + c);
       } else {
         update_only<1>(v + c, &cv, p.buf_now, p.b);
@@ -234,7 +222,7 @@ SD_INLINE void connect_group(const ConnectPass& p, std::ptrdiff_t i0) {
     }
   } else {
     for (int c = 0; c < K; ++c) {
-      expand_mask(p.buf_next, p.xs_next, p.next + (i0 + c) * p.wb, p.b);
+      expand_mask(p.buf_next, p.x_next, p.next + (i0 + c) * p.wb, p.b);
       dots<1>(v + c, p.buf_next, p.b, h + c);
     }
   }

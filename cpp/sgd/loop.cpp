@@ -144,43 +144,23 @@ class Loop {
     };
     // One pass: update with `now` (if update) and forward with `next` (if forward).
     auto pass = [&](bool update, bool forward, double lr, const double* x_now) {
+      // DropConnect: no mask means no update or no forward pass; unit schemes: an empty mask.
+      const std::uint64_t* empty = connect ? nullptr : none.data();
+      const sgd_kernels::FusedStep step{update ? now.data() : empty,
+                                        forward ? next.data() : empty,
+                                        h_now.data(),
+                                        h_next.data(),
+                                        e_now.data(),
+                                        e_next.data(),
+                                        connect ? xs_now.data() : x_now,
+                                        connect ? xs_next.data() : (forward ? xcol(index_next) : nullptr),
+                                        lr,
+                                        U_.data(),
+                                        V_.data()};
       if (connect) {
-        const sgd_kernels::ConnectPass p{a,
-                                         b,
-                                         d,
-                                         sampler_.wb,
-                                         update ? now.data() : nullptr,
-                                         forward ? next.data() : nullptr,
-                                         h_now.data(),
-                                         h_next.data(),
-                                         e_now.data(),
-                                         e_next.data(),
-                                         xs_now.data(),
-                                         xs_next.data(),
-                                         lr,
-                                         U_.data(),
-                                         V_.data(),
-                                         buf_now.data(),
-                                         buf_next.data()};
-        kernels.connect_pass(p);
+        kernels.connect_pass({step, a, b, d, sampler_.wb, buf_now.data(), buf_next.data()});
       } else {
-        const sgd_kernels::UnitPass p{a,
-                                      b,
-                                      words,
-                                      update ? now.data() : none.data(),
-                                      forward ? next.data() : none.data(),
-                                      sampler_.scale.data(),
-                                      h_now.data(),
-                                      h_next.data(),
-                                      e_now.data(),
-                                      e_next.data(),
-                                      x_now,
-                                      forward ? xcol(index_next) : nullptr,
-                                      lr,
-                                      U_.data(),
-                                      V_.data(),
-                                      lists.data()};
-        kernels.unit_pass(p);
+        kernels.unit_pass({step, a, b, words, sampler_.scale.data(), lists.data()});
       }
     };
 

@@ -2,8 +2,9 @@
 
 Imported only when a client is given, so ``import structdrop`` imports neither dask nor
 distributed. Each task runs a batch of consecutive runs in the C++ engine on its worker
-(:func:`structdrop.training._run`, the code path of a local call), so a run's result does not depend
-on where it ran: the engine draws its random numbers from (seed, step, slot) only.
+(:func:`structdrop.training._run_batch`, handed in by ``train_many``: the code path of a local
+call), so a run's result does not depend on where it ran: the engine draws its random numbers from
+(seed, step, slot) only. This module never imports ``training`` (that would be an import cycle).
 
 What travels: X and Y once to every worker (``scatter(broadcast=True)``), each batch's validated
 runs (``_core.SgdJob`` objects, which pickle with their U0/V0), and back
@@ -13,13 +14,21 @@ runs (``_core.SgdJob`` objects, which pickle with their U0/V0), and back
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _core
-from .training import TrainingDiverged, TrainResult, _run
+from ._progress import progress_bar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import _core
+    from .training import TrainingDiverged, TrainResult
+
+    RunBatch = Callable[
+        [np.ndarray, np.ndarray, list[_core.SgdJob], int, int, int],
+        "list[TrainResult] | TrainingDiverged",
+    ]
 
 __all__ = ["check_client", "run_on_client"]
 
@@ -56,30 +65,22 @@ def batches(count: int, slots: int) -> list[tuple[int, int]]:
 
 
 def _train_batch(
-    X: np.ndarray, Y: np.ndarray, jobs: list[_core.SgdJob], threads: int, first: int, total: int
+    run: RunBatch,
+    X: np.ndarray,
+    Y: np.ndarray,
+    jobs: list[_core.SgdJob],
+    threads: int,
+    first: int,
+    total: int,
 ) -> list[TrainResult] | TrainingDiverged:
-    """The task: runs ``first .. first + len(jobs) - 1`` of a call with ``total`` runs, on a worker.
-
-    A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
-    worker (a raised one would be logged as an error by every worker it happens on)."""
-    # Deserialised arrays may have lost the engine's column-major layout: X and Y are restored
-    # here; an unpickled SgdJob restores its own U0/V0.
-    try:
-        return _run(
-            np.asfortranarray(X),
-            np.asfortranarray(Y),
-            jobs,
-            threads,
-            None,
-            first=first,
-            total=total,
-        )
-    except TrainingDiverged as diverged:
-        return diverged
+    """The task: runs ``first .. first + len(jobs) - 1`` of a call with ``total`` runs, on a worker,
+    through ``run`` (:func:`structdrop.training._run_batch`: a divergence comes back as a value)."""
+    return run(X, Y, jobs, threads, first, total)
 
 
 def run_on_client(
     client: Any,
+    run: RunBatch,
     X: np.ndarray,
     Y: np.ndarray,
     jobs: list[_core.SgdJob],
@@ -87,7 +88,8 @@ def run_on_client(
     delay: float | None,
     label: str,
 ) -> list[TrainResult]:
-    """Run the validated ``jobs`` on ``client``'s cluster; results in run order. ``threads``: C++
+    """Run the validated ``jobs`` on ``client``'s cluster with ``run`` (see :func:`_train_batch`);
+    results in run order. ``threads``: C++
     threads per task (None: one); ``delay``: seconds before the progress bar shows (None: none)."""
     from distributed import as_completed
 
@@ -99,18 +101,12 @@ def run_on_client(
     ranges = {}
     for lo, hi in batches(count, slots):
         future = client.submit(
-            _train_batch, data[0], data[1], jobs[lo:hi], per_task, lo, count, pure=False
+            _train_batch, run, data[0], data[1], jobs[lo:hi], per_task, lo, count, pure=False
         )
         ranges[future] = (lo, hi)
 
     finished: dict[int, list[TrainResult]] = {}  # first run's index -> the batch's results
-    bar = None
-    if delay is not None:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=count, desc=label, unit="run", file=sys.stderr, dynamic_ncols=True, delay=delay
-        )
+    bar = progress_bar(count, label, delay, unit="run")
     try:
         for future in as_completed(list(ranges)):
             lo, hi = ranges[future]
@@ -126,15 +122,13 @@ def run_on_client(
                     f"runs {lo}..{hi - 1} (seeds {jobs[lo].seed}..{jobs[hi - 1].seed}) failed on "
                     f"the Dask cluster{hint}: {type(exc).__name__}: {exc}"
                 ) from exc
-            if isinstance(batch, TrainingDiverged):
+            if isinstance(batch, BaseException):  # a TrainingDiverged, returned by the task
                 raise batch  # names the run (its index in this call), its seed and the step
             finished[lo] = batch
-            if bar is not None:
-                bar.update(hi - lo)
+            bar.update(hi - lo)
     except BaseException:
         client.cancel(list(ranges))  # an error or Ctrl-C: stop the call's remaining tasks
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return [result for lo in sorted(finished) for result in finished[lo]]

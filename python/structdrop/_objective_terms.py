@@ -127,7 +127,7 @@ def factors_agree(shapes: Mapping[str, tuple[int, int]]) -> bool:
     return x[1] == y[1] and u[0] == y[0] and v[0] == x[0] and u[1] == v[1]
 
 
-def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
+def _layout_for_core(array: np.ndarray) -> np.ndarray:
     # The core reads C- or Fortran-contiguous arrays in place; anything else is copied here.
     if array.flags.c_contiguous or array.flags.f_contiguous:
         return array
@@ -137,8 +137,8 @@ def _layout_for_core(name: str, array: np.ndarray) -> np.ndarray:
 def _check_factors(
     U: object, V: object, moments: DataMoments, need_targets: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    u = _layout_for_core("U", as_float_array("U", U, ndim=2))
-    v = _layout_for_core("V", as_float_array("V", V, ndim=2))
+    u = _layout_for_core(as_float_array("U", U, ndim=2))
+    v = _layout_for_core(as_float_array("V", V, ndim=2))
     if u.shape[1] != v.shape[1]:
         raise ValueError(
             f"U and V must have the same number of columns d, got U {u.shape} and V {v.shape}"

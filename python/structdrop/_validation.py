@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 __all__ = [
+    "MissingDependency",
     "as_float_array",
     "as_real_array",
     "check_real_dtype",
@@ -181,3 +182,15 @@ def as_probability(
         interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
         raise ValueError(f"{name} must lie in {interval}, got {result}")
     return result
+
+
+class MissingDependency(RuntimeError):
+    """An optional dependency (matplotlib, torch, dask...) is not installed; the message says what
+    to pip install. Raised by the figures and the command line (which prints it as one line and
+    exits with code 2).
+
+    Example:
+        >>> from structdrop.figures import MissingDependency
+        >>> issubclass(MissingDependency, RuntimeError)
+        True
+    """

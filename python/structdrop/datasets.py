@@ -23,9 +23,12 @@ class SyntheticProblem(ResultEquality):
         seed: the seed that generated it.
 
     Example:
-        >>> import structdrop as sd
-        >>> sd.paper_synthetic(seed=0, a=2, b=3, N=4, rank=1).X.shape
-        (3, 4)
+        >>> import numpy as np, structdrop as sd
+        >>> problem = sd.paper_synthetic(seed=0, a=4, b=6, N=10, rank=2)
+        >>> problem.X.shape, problem.Y.shape, int(np.linalg.matrix_rank(problem.M))
+        ((6, 10), (4, 10), 2)
+        >>> bool(np.allclose(problem.Y, problem.M @ problem.X))
+        True
     """
 
     X: np.ndarray
@@ -44,18 +47,25 @@ def paper_synthetic(
     b < N) does not have full column rank, so the paper's Theorem 7 applies only after projecting
     onto X's row space (:func:`structdrop.dropblock_global_min` with ``X=``).
 
+    Args:
+        seed: seed of the generator, an integer >= 0.
+        a, b, N: rows of Y, rows of X, and samples (columns of both), integers >= 1.
+        rank: rank of M (at most min(a, b) in effect), an integer >= 1.
+
     Returns:
-        A :class:`SyntheticProblem` (X, Y = M X, M and the seed).
+        :class:`SyntheticProblem`: X (b x N), Y = M X (a x N), M and the seed.
 
     Raises:
-        TypeError: a non-integer argument.
-        ValueError: seed < 0, or a size < 1.
+        TypeError: an argument that is not an integer.
+        ValueError: a negative seed, or a size below 1.
 
     Example:
-        >>> import numpy as np, structdrop as sd
-        >>> p = sd.paper_synthetic(seed=1, a=4, b=5, N=20, rank=2)
-        >>> p.Y.shape, int(np.linalg.matrix_rank(p.M))
-        ((4, 20), 2)
+        >>> import structdrop as sd
+        >>> problem = sd.paper_synthetic(seed=3)
+        >>> problem.X.shape, problem.Y.shape, problem.M.shape
+        ((100, 1000), (80, 1000), (80, 100))
+        >>> problem == sd.paper_synthetic(seed=3)  # reproducible from the seed
+        True
     """
     seed = as_int("seed", seed, minimum=0)
     a, b, N, rank = (

@@ -1,75 +1,17 @@
 """A width-d network at the global minimum: the balanced factorisation (Theorems 4, 5, Corollary 8).
 
-The paper proves that the DropBlock objective of a width-d network with theta scaled by eq. 7,
+The width-d DropBlock objective (eq. 8, theta scaled by eq. 7) of a network whose block products
+A_j = U_j V_j^T X are an equal-norm decomposition of A* that attains the r-support norm equals
+the global minimum F*. Such a network exists at width d = r k iff k diag(t_B) (the optimal weights
+of the variational form on the unsaturated singular values of A*) is a sum of k orthogonal
+projectors of rank q = sum t_B. This module builds those projectors (the segment construction of
+:mod:`structdrop._solver.projector_sum`, else a verified numerical solve), says from which width
+that always succeeds (:func:`min_exact_width`), and below it returns the best network it finds
+(a truncation of A*, refined by block-coordinate descent for r > 1).
 
-    f_d(U, V) = ||Y - U V^T X||^2 + k beta_bar sum_j ||U_j V_j^T X||_F^2     (eq. 8, d = r k),
-
-reaches the minimum F* of the convex problem ||Y - A||^2 + beta_bar ||sigma(A)||_(r)^2 at a balanced
-factorisation (Definition 3), but never builds one. This module builds it, says for which widths
-that is possible, and returns the best network it finds at the other widths.
-
-What is needed. Write A = U V^T X = sum_j A_j with the block products A_j = U_j V_j^T X (rank <= r;
-only the products enter eq. 8, so how each block is split between U_j and V_j does not matter).
-Cauchy-Schwarz gives k sum_j ||A_j||^2 >= (sum_j ||A_j||)^2, with equality iff all ||A_j|| are equal
-(balanced), and sum_j ||A_j|| >= ||sigma(A)||_(r) because the r-support norm is the atomic norm of
-the rank-<=r matrices of unit Frobenius norm (its unit ball is their convex hull). So
-f_d(U, V) >= F(A) >= F*, with equality iff A = A* and the blocks are an equal-norm decomposition of
-A* that attains the norm.
-
-Which decompositions attain the norm. Let a_1 >= ... >= a_n > 0 be the singular values of
-A* = L diag(a) R^T and t_i = min(1, a_i / c) the minimiser of the variational form
-||a||_(r)^2 = min {sum a_i^2 / t_i : 0 < t_i <= 1, sum t_i <= r}, c fixed by sum t_i = r (for n <= r
-all t_i = 1). Let S = {i : t_i = 1} (the head of the corrected Theorem 6 and any value equal to c)
-and B the other m = n - |S| indices, q = r - |S| = sum_{i in B} t_i. Every atom of an optimal
-decomposition must attain the dual certificate L diag(a_S, c, ..., c) R^T / ||a||_(r), which forces
-
-    A_j = mu_j L [diag(a_S) (+) c P_j] R^T,   P_j an orthogonal projector of rank q on R^B,
-
-and balance forces mu_j = 1/k, so sum_j P_j = k diag(t_B). Hence: a width-d network attains F*
-iff k diag(t_B) is a sum of k projectors of rank q. Necessary: the rank bounds k q >= m and
-k (m - q) >= m (the complements I - P_j have rank m - q and sum to k diag(1 - t_B), of rank m).
-
-The construction (exact in exact arithmetic). Take the view tau = t_B or 1 - t_B with the smaller
-rank q^ = min(q, m - q). Lay the lengths k tau_i end to end on [0, k q^], cut the line at integers
-into segments that overlap at most as many coordinates as they are long, and in each segment of
-length n build n unit vectors whose frame operator is the diagonal of the coordinates' shares (an
-equal-diagonal rotation, the construction of Mianjy, Arora and Vidal 2018 for r = 1, done as n
-pairings of a value >= 1 with a value <= 1). Cell u of the line goes to block u mod k. Vectors of
-segments that share no coordinate are orthogonal, so each block gets q^ orthonormal vectors as
-soon as the segments touching any one coordinate span at most k cells; their projectors sum to
-k diag(tau). The pieces U_j = L E_j, V_j = R E_j with E_j E_j^T = (1/k)(diag(a_S) (+) c P_j) follow.
-
-For which widths d = r k the result is exact (``exact``; U V^T X = A*, balanced, f_d = F*):
-- A* = 0, rank(A*) <= r, or all t_i = 1: every k >= 1 (the blocks are A*/k).
-- q^ = 1 (always for r = 1; also when m - q = 1): iff k >= m (the rank bound).
-- q^ >= 2: for every k >= :func:`min_exact_width` / r. Solutions add (k1 projectors summing to
-  k1 diag(t) and k2 summing to k2 diag(t) give k1 + k2 summing to (k1 + k2) diag(t)), so every k
-  that is a sum of block counts where the construction succeeds is exact; the construction
-  provably succeeds for every k >= ceil((4 m - 2) / (1 - max_i tau_i)) (segments of length m to
-  2m - 1) and in practice from near k = m. Below that, a seeded Levenberg-Marquardt solve of the
-  projector equations (accepted only when they hold to 1e-12), at k itself or at smaller counts
-  summing to k, usually reaches down to the rank bound; where nothing is found the network is not
-  exact.
-Not exact: k q^ < m or k (m - q) < m (no width-d network attains F*), or no solution found. Then
-the network is the best truncation A_l = argmin F restricted to the top l singular directions of
-Y P, for the largest l the construction can balance at width d. For r = 1 this is the global
-minimum of f_d over all width-d networks: f_d's minimum is min {||Y - A||^2 + beta ||A||_*^2 :
-rank A <= k}, and the best support is the top k singular values (||v||^2 - min_a(||v - a||^2 +
-beta (sum a)^2) is non-decreasing in every v_i). For r > 1 the truncation is refined by
-block-coordinate descent on the block products (each step the Eckart-Young optimum of one block
-given the others) from the truncation and from seeded random starts: a block-coordinate minimum,
-not certified global (on small random problems it matched the best of 8 L-BFGS starts).
-
-Counterexample. Y = diag(3, 2, 1) (no X), r = 1, theta_bar = 1/1.1 (beta = 0.1): A* has singular
-values (2.538, 1.538, 0.538) and F* = 2.7692. Every width-2 network product has rank <= 2, so
-f_2 > F* for every width-2 network; the best is the truncation to (3, 2): f_2 = 37/12 = 3.0833
-(and f_1 = 5.8182 at width 1); from width 3 on the network is exact. :func:`width_gap` reports such
-objective/minimum tables.
-
-Cost: the construction is O(k q^ m) plus O(n m) per segment of length n; forming U and V is
-O((a + b) n d) for rank(A*) = n. Only where the construction fails at k: a scan of smaller block
-counts (at most 4096 constructions), the numerical solve (systems of at most 600 unknowns m k q^,
-a few seconds at most) and, when not exact, the block descent (O(k n^3) per sweep, bounded).
+The proofs, the construction step by step, the widths at which the network is exact, a
+counterexample and the cost are on the documentation page "A network at the minimum: the balanced
+factorisation" (docs/guide/factorisation.md).
 """
 
 from __future__ import annotations
@@ -84,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._blocks import check_block_width
-from ._projector_sum import (
+from ._results import ResultEquality
+from ._solver.projector_sum import (
     SummedPlans,
     bases_from_plan,
     proven_block_count,
@@ -92,7 +35,6 @@ from ._projector_sum import (
     segment_plan,
     solve_numerically,
 )
-from ._results import ResultEquality
 from ._validation import as_int
 from .ksupport import prox_ksupport_sq
 
@@ -173,10 +115,19 @@ class BalancedFactorization(ResultEquality):
             "construction" (the segment construction, at k or at counts summing to k), "numerical"
             (Levenberg-Marquardt solve of the projector equations, verified to rounding, possibly
             summed with constructions), "truncation" (not exact: the best
-            truncation, see the module docstring) or "local search" (not exact, r > 1: the best
-            of seeded block-coordinate descent runs on the width-d objective, started from the
-            truncation and from random points; a block-coordinate minimum, not certified
+            truncation, see docs/guide/factorisation.md) or "local search" (not exact, r > 1: the
+            best of seeded block-coordinate descent runs on the width-d objective, started from
+            the truncation and from random points; a block-coordinate minimum, not certified
             global).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> fact = sd.balanced_factorization(best, 2)  # rank(A*) = 3 > d: no exact network
+        >>> fact.exact, fact.method, fact.U.shape
+        (False, 'truncation', (3, 2))
+        >>> print(f"{fact.objective:.4f} >= {fact.minimum:.4f}, gap {fact.gap:.4f}")
+        3.0833 >= 2.7692, gap 0.3141
     """
 
     U: np.ndarray
@@ -206,6 +157,13 @@ class WidthGap(ResultEquality):
         minimum: the global minimum F*.
         exact: whether that network attains F*, per width.
         methods: how it was built, per width (see :class:`BalancedFactorization`).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> gap = sd.width_gap(best, [1, 2, 3])
+        >>> gap.exact.tolist(), gap.relative_gap.round(4).tolist()
+        ([False, False, True], [1.101, 0.1134, 0.0])
     """
 
     widths: np.ndarray
@@ -216,15 +174,16 @@ class WidthGap(ResultEquality):
 
     @property
     def relative_gap(self) -> np.ndarray:
-        """(objective - minimum) / minimum (the absolute gap where the minimum is 0)."""
+        """(objective - minimum) / minimum per width (the absolute gap where the minimum is 0)."""
         gap = self.objectives - self.minimum
         return gap / self.minimum if self.minimum > 0 else gap
 
 
 def _check_result(result: object) -> GlobalMin:
-    from .global_min import GlobalMin
-
-    if not isinstance(result, GlobalMin):
+    # global_min imports this module (GlobalMin.factorize), so this one does not import it back
+    # (an import cycle). A GlobalMin can only exist once its module is loaded: look it up there.
+    global_min = sys.modules.get(__name__.rpartition(".")[0] + ".global_min")
+    if global_min is None or not isinstance(result, global_min.GlobalMin):
         raise TypeError(
             "result must be a GlobalMin (from structdrop.dropblock_global_min), got "
             f"{type(result).__name__}"
@@ -443,13 +402,29 @@ def min_exact_width(result: GlobalMin) -> int:
     """The smallest width d (a multiple of r) from which :func:`balanced_factorization` is exact at
     every larger multiple of r, by the construction alone (deterministic, no numerical solve).
 
-    With the notation of the module docstring: r when the band is empty (rank(A*) <= r or all
-    t_i = 1); r m when q^ = 1 (exactness holds iff d >= r m: m is the rank bound); otherwise r k0
-    with k0 the least block count such that every k >= k0 is a sum of counts at which the
-    construction succeeds (solutions add: k1 and k2 projectors summing to k1 diag(t) and k2 diag(t)
-    give k1 + k2 summing to (k1 + k2) diag(t)), found by scanning up from the rank bound; if the
-    scan (4096 counts) finds none, the proven bound ceil((4 m - 2)/(1 - max tau)). Below it
+    With the notation of docs/guide/factorisation.md: r when the band is empty (rank(A*) <= r or
+    all t_i = 1); r m when q^ = 1 (exactness holds iff d >= r m: m is the rank bound); otherwise
+    r k0 with k0 the least block count such that every k >= k0 is a sum of counts at which the
+    construction succeeds (solutions add), found by scanning up from the rank bound; if the scan
+    (4096 counts) finds none, the proven bound ceil((4 m - 2)/(1 - max tau)). Below it
     :func:`balanced_factorization` may still be exact (the numerical solve) and says so.
+
+    Args:
+        result: a :class:`structdrop.GlobalMin` (from data, from moments, or without X).
+
+    Returns:
+        int: the width, a multiple of the block size r of the solve.
+
+    Raises:
+        TypeError: result is not a GlobalMin.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> sd.min_exact_width(best)  # r = 1: the rank of A*
+        3
+        >>> sd.balanced_factorization(best, sd.min_exact_width(best)).exact
+        True
     """
     res = _check_result(result)
     r = res.block_size
@@ -465,7 +440,10 @@ def min_exact_width(result: GlobalMin) -> int:
 
 
 def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
-    """A width-d network at the global minimum when one can be built (see the module docstring).
+    """A width-d network at the global minimum when one can be built, else the best one found.
+
+    The construction, the widths at which it is exact and what is returned below them are
+    explained on docs/guide/factorisation.md.
 
     Args:
         result: a :class:`structdrop.GlobalMin` (from data, from moments, or without X).
@@ -483,6 +461,15 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
         MemoryError: U, V and the factors of the construction (8 (a + b + 2 rank(A*)) bytes per
             unit of width) exceed the machine's physical memory; raised before they are built,
             with the largest width that fits.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> fact = sd.balanced_factorization(best, 3)
+        >>> fact.exact, fact.method, fact.blocks
+        (True, 'construction', 3)
+        >>> bool(np.allclose(fact.U @ fact.V.T, best.A)), bool(abs(fact.gap) < 1e-12)
+        (True, True)
     """
     res = _check_result(result)
     k = _blocks(res, d)
@@ -545,10 +532,27 @@ def _network(
 def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]:
     """(U, V) of :func:`balanced_factorization`: the width-d network at the global minimum.
 
-    U is a x d, V is b x d (N x d for a minimum computed without X, where the rows of
-    ``result.right_coefficients`` are the right singular vectors themselves). Exact (U V^T X = A*,
-    balanced, objective = F*) for every d >= :func:`min_exact_width`, and often below it; see the
-    module docstring for the construction, the widths, the cost and a counterexample.
+    Exact (U V^T X = A*, balanced, objective = F*) for every d >= :func:`min_exact_width`, and
+    often below it; docs/guide/factorisation.md gives the construction, the widths, the cost and a
+    counterexample.
+
+    Args:
+        result: a :class:`structdrop.GlobalMin` (from data, from moments, or without X).
+        d: the width, a positive multiple of the block size r of the solve.
+
+    Returns:
+        (U, V): U is a x d, V is b x d (N x d for a minimum computed without X, where the rows of
+        ``result.right_coefficients`` are the right singular vectors themselves).
+
+    Raises:
+        TypeError, ValueError, MemoryError: as :func:`balanced_factorization`.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> U, V = sd.balanced_factors(best, 3)
+        >>> U.shape, V.shape, bool(np.allclose(U @ V.T, best.A))
+        ((3, 3), (3, 3), True)
     """
     fact = balanced_factorization(result, d)
     return fact.U, fact.V
@@ -558,6 +562,25 @@ def width_gap(result: GlobalMin, widths: Sequence[int]) -> WidthGap:
     """The width-d objective of the network :func:`balanced_factorization` returns, for each d.
 
     Builds each network (cost as in :func:`balanced_factorization`, per width).
+
+    Args:
+        result: a :class:`structdrop.GlobalMin`.
+        widths: the widths d, each a positive multiple of the block size r of the solve.
+
+    Returns:
+        :class:`WidthGap`: the widths, the objective of each network, the minimum F*, whether
+        each network is exact and how it was built.
+
+    Raises:
+        TypeError, ValueError, MemoryError: as :func:`balanced_factorization`, for the first
+            width that fails.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> gap = sd.width_gap(best, [1, 2, 3])  # rank(A*) = 3: exact from width 3 on
+        >>> gap.objectives.round(4).tolist(), round(gap.minimum, 4)
+        ([5.8182, 3.0833, 2.7692], 2.7692)
     """
     res = _check_result(result)
     facts = [balanced_factorization(res, w) for w in widths]

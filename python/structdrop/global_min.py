@@ -12,19 +12,17 @@ import copy
 import functools
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
+from typing import Callable, Protocol, TypeVar
 
 import numpy as np
 
-from ._memmap_chunks import Matrix2D
+from ._data.memmap_chunks import Matrix2D
 from ._progress import progress_bar, progress_delay
 from ._results import ResultEquality
-from ._row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
+from ._solver.row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
 from ._validation import as_float_array, as_int, as_probability
 from .ksupport import ProxMethod, prox_ksupport_sq
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .moments import DataMoments
+from .moments import DataMoments, data_moments
 
 
 class _HasObjective(Protocol):
@@ -245,8 +243,6 @@ def _reduce_without_X(targets: np.ndarray) -> RowSpaceReduction:
 
 
 def _check_moments_with_targets(moments: object) -> DataMoments:
-    from .moments import DataMoments
-
     if not isinstance(moments, DataMoments):
         raise TypeError(
             "moments must be a DataMoments (from structdrop.data_moments), got "
@@ -277,8 +273,6 @@ def solve_on_data(
     X's rank).
     ``progress`` shows a bar on stderr for each pass over the data.
     """
-    from .moments import data_moments
-
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
             f"X and Y must have the same number of samples (columns): X is {X.shape}, Y is "
@@ -296,9 +290,7 @@ def solve_on_data(
     ):
         return result
     delay = progress_delay(progress)
-    with progress_bar(
-        moments.n_samples, "QR pass", delay is not None, unit="sample", delay=delay or 0.0
-    ) as bar:
+    with progress_bar(moments.n_samples, "QR pass", delay, unit="sample", unit_scale=True) as bar:
         done = [0]
 
         def advance(columns: int) -> None:

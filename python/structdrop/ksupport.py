@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._results import ResultEquality
-from ._spectrum import power_of_two_scale
+from ._solver.spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
 
 __all__ = [

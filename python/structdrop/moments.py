@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Iterable, Sized
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, is_memory_mapped
+from ._data.memmap_chunks import column_chunks, is_memory_mapped
 from ._progress import ProgressBar, progress_bar, progress_delay
 from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_real_array
@@ -311,11 +311,6 @@ class _Accumulator:
         )
 
 
-def _column_chunks(n: int, width: int) -> Iterator[slice]:
-    for start in range(0, n, width):
-        yield slice(start, min(n, start + width))
-
-
 def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
     a = 0 if y is None else y.shape[0]
     in_place = not is_memory_mapped(x) and (y is None or not is_memory_mapped(y))
@@ -326,16 +321,9 @@ def _default_chunk_columns(x: np.ndarray, y: np.ndarray | None) -> int:
 
 def _has_nonfinite(name: str, array: np.ndarray, width: int) -> bool:
     """Scan ``array`` (column chunks, bounded memory) for NaN/inf; only run after a failure."""
-    reader = ChunkReader(array, width)
-    try:
-        for cols in _column_chunks(array.shape[1], width):
-            bad = not np.isfinite(reader.read(name, cols)).all()
-            reader.release()
-            if bad:
-                return True
-        return False
-    finally:
-        reader.close()
+    return any(
+        not np.isfinite(chunk).all() for _, (chunk,) in column_chunks([(name, array)], width)
+    )
 
 
 def _accumulate(
@@ -348,22 +336,13 @@ def _accumulate(
 ) -> None:
     """Add the moments of (x, y) to ``acc`` in column chunks of ``width``; raise on
     NaN/inf/overflow."""
-    x_reader = ChunkReader(x, width)
-    y_reader = None if y is None else ChunkReader(y, width)
-    readers = [x_reader] if y_reader is None else [x_reader, y_reader]
-    try:
-        for cols in _column_chunks(x.shape[1], width):
-            xb = _as_float64_block(x_reader.read(f"{prefix}X", cols))
-            yb = None if y_reader is None else _as_float64_block(y_reader.read(f"{prefix}Y", cols))
-            acc.add(xb, yb)
-            del xb, yb  # free this chunk's conversion before the next one is made
-            for reader in readers:
-                reader.release()
-            if bar is not None:
-                bar.update(cols.stop - cols.start)
-    finally:
-        for reader in readers:
-            reader.close()
+    for cols, (xc, yc) in column_chunks([(f"{prefix}X", x), (f"{prefix}Y", y)], width):
+        xb = _as_float64_block(xc)
+        yb = None if yc is None else _as_float64_block(yc)
+        acc.add(xb, yb)
+        del xb, yb, xc, yc  # free this chunk's conversion before the next one is made
+        if bar is not None:
+            bar.update(cols.stop - cols.start)
     x_ok, y_ok = acc.diagonal_finite()
     if not x_ok:
         if _has_nonfinite(f"{prefix}X", x, width):
@@ -373,17 +352,6 @@ def _accumulate(
         if y is not None and _has_nonfinite(f"{prefix}Y", y, width):
             raise ValueError(f"{prefix}Y contains NaN or infinite values")
         raise ValueError(f"{prefix}Y is too large: Y X^T or ||Y||^2 overflows float64")
-
-
-def _progress_bar(
-    progress: bool | float, total: int | None, desc: str, unit: str
-) -> ProgressBar | None:
-    delay = progress_delay(progress)
-    return (
-        None
-        if delay is None
-        else progress_bar(total, desc, True, unit=unit, delay=delay, unit_scale=False)
-    )
 
 
 # ----------------------------------------------------------------------------- public API
@@ -413,7 +381,7 @@ def data_moments(
           the process after each chunk (they stay in the page cache).
         * dask arrays (X, Y or both), with any chunking along either axis: per-block products
           reduced by Dask as a tree, on whatever scheduler is active (a ``dask.distributed``
-          client included); see :func:`structdrop._dask_moments.dask_moments`. dask is imported
+          client included); see :func:`structdrop._data.dask_moments.dask_moments`. dask is imported
           only when such an array is passed.
         * anything else array-like goes through ``np.asarray``.
 
@@ -450,9 +418,9 @@ def data_moments(
         (array([[3., 1.]]), 2.0, 2)
     """
     if _is_dask(X) or _is_dask(Y):
-        from ._dask_moments import dask_moments
+        from ._data.dask_moments import dask_moments
 
-        return dask_moments(X, Y, progress=progress)
+        return DataMoments(*dask_moments(X, Y, progress=progress))
     x = as_real_array("X", X, ndim=2)
     y = None
     if Y is not None:
@@ -467,7 +435,7 @@ def data_moments(
     else:
         width = as_int("chunk_columns", chunk_columns, minimum=1)
     acc = _Accumulator(x.shape[0], None if y is None else y.shape[0])
-    bar = _progress_bar(progress, x.shape[1], "moments", "sample")
+    bar = progress_bar(x.shape[1], "moments", progress_delay(progress), unit="sample")
     try:
         _accumulate(acc, x, y, width, bar=bar)
     finally:
@@ -516,7 +484,7 @@ def stream_moments(
     acc: _Accumulator | None = None
     first: tuple[tuple[int, ...], tuple[int, ...] | None] | None = None
     total = len(chunks) if isinstance(chunks, Sized) else None
-    bar = _progress_bar(progress, total, "moments", "chunk")
+    bar = progress_bar(total, "moments", progress_delay(progress), unit="chunk")
     try:
         for index, item in enumerate(chunks):
             x, y = _stream_item(index, item)
@@ -528,11 +496,9 @@ def stream_moments(
             assert acc is not None
             width = _default_chunk_columns(x, y)
             _accumulate(acc, x, y, width, prefix=f"chunk {index}: ")
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if acc is None:
         raise ValueError(
             "chunks is empty: stream_moments needs at least one (X_chunk, Y_chunk) pair"

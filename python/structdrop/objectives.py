@@ -32,13 +32,11 @@ import numpy as np
 
 from ._objective_terms import ObjectiveTerms, _check_factors, _terms, inputs_before_targets
 from ._validation import as_float_array
-from .moments import DataMoments, data_moments  # re-exported for 0.x imports (see above)
+from .moments import DataMoments, data_moments  # noqa: F401  (re-exported for 0.x imports, see above)
 from .schemes import DropConnect, MaskScheme
 
 __all__ = [
-    "DataMoments",
     "ObjectiveTerms",
-    "data_moments",
     "dropconnect_paper_approx_terms",
     "generalized_objective",
     "objective_terms",

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from ._results import ResultEquality
-from ._spectrum import power_of_two_scale
+from ._solver.spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_probability, as_threads
 from .global_min import _as_data, solve_on_data
 from .width import beta_for_width, theta_for_width

@@ -47,8 +47,6 @@ forward pass of step ``t + 1``; a recording costs ``O(a b d + a b^2)``, independ
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -56,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
-from ._progress import progress_delay
+from ._progress import ProgressLine, progress_delay
 from ._results import ResultEquality
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
 from .schemes import MaskScheme
@@ -185,32 +183,6 @@ def _check_factors(
     return np.asfortranarray(U0), np.asfortranarray(V0)
 
 
-class _ProgressLine:
-    """Prints one updating progress line to stderr (called a few times a second, GIL held)."""
-
-    def __init__(self, label: str, delay: float = 0.0) -> None:
-        self.label = label
-        self.delay = delay  # seconds before the first line: a short run stays quiet
-        self.start = time.perf_counter()
-        self.closed = False
-
-    def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.start
-        if self.closed or elapsed < self.delay:
-            return
-        fraction = done / total if total else 1.0
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else float("nan")
-        line = (
-            f"\r{self.label}: {100 * fraction:5.1f}% "
-            f"({done}/{total} steps, {elapsed:.1f} s, ETA {eta:.1f} s)"
-        )
-        if done >= total:
-            line = f"\r{self.label}: done, {total} steps in {elapsed:.2f} s" + " " * 20 + "\n"
-            self.closed = True
-        sys.stderr.write(line)
-        sys.stderr.flush()
-
-
 def _run(
     X: np.ndarray,
     Y: np.ndarray,
@@ -240,6 +212,31 @@ def _run(
         assert stochastic is not None and deterministic is not None
         results.append(TrainResult(U, V, steps, stochastic, deterministic, outcome.seconds))
     return results
+
+
+def _run_batch(
+    X: np.ndarray, Y: np.ndarray, jobs: list[_core.SgdJob], threads: int, first: int, total: int
+) -> list[TrainResult] | TrainingDiverged:
+    """Runs ``first .. first + len(jobs) - 1`` of a call with ``total`` runs, as a Dask task runs
+    them on a worker (handed to :func:`structdrop._dask_training.run_on_client`, which therefore
+    never imports this module back).
+
+    A divergence is returned, not raised: it is an outcome of the settings, not a failure of the
+    worker (a raised one would be logged as an error by every worker it happens on)."""
+    # Deserialised arrays may have lost the engine's column-major layout: X and Y are restored
+    # here; an unpickled SgdJob restores its own U0/V0.
+    try:
+        return _run(
+            np.asfortranarray(X),
+            np.asfortranarray(Y),
+            jobs,
+            threads,
+            None,
+            first=first,
+            total=total,
+        )
+    except TrainingDiverged as diverged:
+        return diverged
 
 
 def train(
@@ -325,11 +322,11 @@ def _is_sequence(value: object) -> TypeGuard[Iterable[Any]]:
     return isinstance(value, (Sequence, np.ndarray, range)) and not isinstance(value, (str, bytes))
 
 
-def _per_run(name: str, value: object) -> list[Any] | None:
+def _per_run(value: object) -> list[Any] | None:
     return list(value) if _is_sequence(value) else None
 
 
-def _factor_list(name: str, value: object) -> list[Any] | None:
+def _factor_list(value: object) -> list[Any] | None:
     """U0/V0 per run: a 3-D array or a list/tuple of 2-D arrays; a 2-D array is shared."""
     if isinstance(value, (list, tuple)) and value and all(np.ndim(v) == 2 for v in value):
         return list(value)
@@ -417,15 +414,15 @@ def train_many(
     a, b = Yf.shape[0], Xf.shape[0]
 
     lists: dict[str, list[Any] | None] = {
-        "U0": _factor_list("U0", U0),
-        "V0": _factor_list("V0", V0),
-        "scheme": _per_run("scheme", scheme),
-        "lr": _per_run("lr", lr),
-        "iterations": _per_run("iterations", iterations),
-        "batch_size": _per_run("batch_size", batch_size),
-        "record_every": _per_run("record_every", record_every),
-        "seed": _per_run("seed", seed),
-        "lr_decay": _per_run("lr_decay", lr_decay),
+        "U0": _factor_list(U0),
+        "V0": _factor_list(V0),
+        "scheme": _per_run(scheme),
+        "lr": _per_run(lr),
+        "iterations": _per_run(iterations),
+        "batch_size": _per_run(batch_size),
+        "record_every": _per_run(record_every),
+        "seed": _per_run(seed),
+        "lr_decay": _per_run(lr_decay),
     }
     lengths = {key: len(value) for key, value in lists.items() if value is not None}
     if len(set(lengths.values())) > 1:
@@ -479,7 +476,7 @@ def train_many(
     if client is not None:
         from ._dask_training import run_on_client
 
-        return run_on_client(client, Xf, Yf, jobs, workers, delay, _label)
-    printer = None if delay is None else _ProgressLine(_label, delay)
+        return run_on_client(client, _run_batch, Xf, Yf, jobs, workers, delay, _label)
+    printer = None if delay is None else ProgressLine(_label, delay)
     # the engine's spelling of every core is 0
     return _run(Xf, Yf, jobs, 0 if workers is None else workers, printer)

@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from structdrop._atomic_write import file_identity, replacing, write_text
+from structdrop._data.atomic_write import file_identity, replacing, write_text
 from structdrop.cli import main
 from structdrop.cli import solve as solve_module
 
@@ -99,10 +99,10 @@ def test_chunked_output_is_whole_or_absent(capsys, inputs, monkeypatch):
     target.write_bytes(b"an earlier result")
     mode = stat.S_IMODE(os.stat(target).st_mode)
 
-    from structdrop import _memmap_chunks
+    from structdrop._data import memmap_chunks
 
     calls = {"n": 0}
-    original = _memmap_chunks.ChunkReader.read
+    original = memmap_chunks.ChunkReader.read
 
     def failing_read(self, *args, **kwargs):
         calls["n"] += 1
@@ -110,7 +110,7 @@ def test_chunked_output_is_whole_or_absent(capsys, inputs, monkeypatch):
             raise OSError(5, "Input/output error")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(_memmap_chunks.ChunkReader, "read", failing_read)
+    monkeypatch.setattr(memmap_chunks.ChunkReader, "read", failing_read)
     before = snapshot(folder)
     assert solve(folder, "--out-A", str(target)) == 2
     assert "X: cannot read it: Input/output error" in capsys.readouterr().err

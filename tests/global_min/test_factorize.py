@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 
 import structdrop as sd
 from structdrop import factorize as fz
-from structdrop._projector_sum import bases_from_plan, segment_plan, solve_numerically
+from structdrop._solver.projector_sum import bases_from_plan, segment_plan, solve_numerically
 
 
 def block_norms(U, V, X, r):
@@ -289,7 +289,7 @@ def test_numerical_solve_reaches_below_the_construction():
 def test_solutions_add_up_to_every_larger_block_count():
     """From the first count where every larger one is a sum of constructible counts, the parts are
     constructible and sum to k, and the concatenated projectors sum to k diag(t)."""
-    from structdrop._projector_sum import SummedPlans
+    from structdrop._solver.projector_sum import SummedPlans
 
     t = np.array([0.93, 0.9, 0.1, 0.04, 0.03])  # q = 2, m = 5: the construction needs large k alone
     q = 2

@@ -112,7 +112,7 @@ def row_space_angle_bound(X, cond):
 
     Wedin's theorem: sin(angle) <= ||E|| / sigma_min(X) for a backward error E. Both routes'
     backward errors are taken as sqrt(max(b, N)) u ||X||, the size the package's own QR-route
-    estimate uses (``_row_space``), so one side's angle is sqrt(max(b, N)) u kappa(X).
+    estimate uses (``_solver.row_space``), so one side's angle is sqrt(max(b, N)) u kappa(X).
     """
     return np.sqrt(max(X.shape)) * np.finfo(float).eps / 2 * cond
 

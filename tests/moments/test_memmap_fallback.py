@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 import structdrop as sd
-from structdrop import _row_space
-from structdrop._io import MappedNpy
-from structdrop._memmap_chunks import ChunkReader
+from structdrop._data.io import MappedNpy
+from structdrop._data.memmap_chunks import ChunkReader
+from structdrop._solver import row_space
 from structdrop.cli import main
 from structdrop.moments import data_moments, stream_moments
 
@@ -121,7 +121,7 @@ def test_global_min_with_a_mapped_X_without_preadv(tmp_path, monkeypatch, withou
     Y = rng.standard_normal((6, b)) @ X + 0.1 * rng.standard_normal((6, n))
     np.save(tmp_path / "X.npy", X)
     # QR chunks of 64 columns, in RAM and from the file alike: several reads at column offsets
-    monkeypatch.setattr(_row_space, "_QR_CHUNK_BYTES", 8 * (b + 6) * 64)
+    monkeypatch.setattr(row_space, "_QR_CHUNK_BYTES", 8 * (b + 6) * 64)
     want = sd.dropblock_global_min(Y, 3, 0.4, X=X)
     got = sd.dropblock_global_min(Y, 3, 0.4, X=np.load(tmp_path / "X.npy", mmap_mode="r"))
     assert got.route == want.route

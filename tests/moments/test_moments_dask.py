@@ -12,7 +12,7 @@ import pytest
 da = pytest.importorskip("dask.array")
 
 import structdrop as sd  # noqa: E402
-from structdrop._dask_moments import dask_moments, moment_graph  # noqa: E402
+from structdrop._data.dask_moments import dask_moments, moment_graph  # noqa: E402
 
 B, A, N = 9, 4, 1000
 

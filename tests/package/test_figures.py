@@ -296,3 +296,24 @@ def test_quiet_silences_progress_same_seed_same_numbers(tmp_path, capsys):
     assert a["runs"][0]["deterministic"] == b["runs"][0]["deterministic"]
     assert a["runs"][1]["stochastic"] == b["runs"][1]["stochastic"]
     assert a["iterations"][-1] == 400
+
+
+def test_missing_dependency_is_one_class_for_figures_and_cli():
+    from structdrop.cli import _common
+    from structdrop.figures import MissingDependency
+
+    assert _common.MissingDependency is MissingDependency
+
+
+def test_sweep_without_matplotlib_is_one_line_exit_2(tmp_path):
+    # The plots of `structdrop sweep` raise the figures' MissingDependency; the command line
+    # prints it as one line (no translation layer in between).
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from structdrop.cli import main\n"
+        "sys.exit(main(['sweep', '--block-sizes', '1,5', '--theta', '0.5', '--out',"
+        f" r'{tmp_path}']))"
+    )
+    result = run_module(code)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "pip install 'structdrop[plot]'" in result.stderr and "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -189,6 +190,68 @@ def test_schemes_and_objectives_are_layered_without_a_cycle():
     assert "structdrop.objectives" not in graph["structdrop.schemes"]
     for lower in ("structdrop.schemes", "structdrop.objectives"):
         assert lower not in graph["structdrop._objective_terms"]
+
+
+def test_the_package_has_no_import_cycle():
+    # Every cycle, lazy ones included: a function-level import that closes a cycle still ties the
+    # two modules together (neither can be understood, tested or moved without the other), and it
+    # breaks as soon as someone hoists it to the top of the file.
+    graph = {name: _internal_imports(name) for name in MODULES}
+    cycles = [" <-> ".join(sorted(component)) for component in _cycles(graph)]
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_data_moments_has_one_home():
+    # DataMoments is defined in moments; every module that needs it imports it from there, not
+    # through a module that re-exports it.
+    for name, path in MODULES.items():
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.module in (None, "structdrop"):
+                continue
+            if "DataMoments" in {alias.name for alias in node.names}:
+                assert node.module.rpartition(".")[2] == "moments", (
+                    f"{name} imports DataMoments from {node.module}"
+                )
+
+
+def test_progress_is_shown_only_through_the_progress_module():
+    # One helper for every display (tqdm bars, the engine's step line, dask's bar): no other
+    # module imports a progress library itself.
+    for name, path in MODULES.items():
+        if name == "structdrop._progress":
+            continue
+        for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
+            for module in modules:
+                assert module.split(".")[0] != "tqdm" and not module.startswith(
+                    "dask.diagnostics"
+                ), f"{name} imports {module}: show progress through structdrop._progress"
+
+
+def test_the_architecture_page_names_every_private_module_where_it_is():
+    # docs/architecture.md's tree says which feature owns each private helper: every private
+    # module or subpackage of structdrop is named there, and every name it gives exists.
+    page = (PACKAGE_DIR.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = page.split("python/structdrop/", 1)[1].split("\ntests/", 1)[0]
+    private = {
+        path.name + ("/" if path.is_dir() else "")
+        for path in PACKAGE_DIR.iterdir()
+        if path.name.startswith("_")
+        and path.name != "__pycache__"
+        and (path.suffix in (".py", ".pyi") or (path / "__init__.py").exists())
+        and path.name != "__init__.py"
+        and path.name != "__main__.py"
+    }
+    named = set(re.findall(r"(?<![\w/])(_[a-z_]+(?:\.pyi?|/))", tree))
+    assert private - named == set(), f"not on docs/architecture.md: {sorted(private - named)}"
+    assert named - private == set(), f"named but absent: {sorted(named - private)}"
+    for package in (name for name in private if name.endswith("/")):
+        for module in (PACKAGE_DIR / package).glob("[!_]*.py"):
+            assert module.name in tree, f"{package}{module.name} is not on docs/architecture.md"
 
 
 def _third_party_roots(name: str) -> set[str]:

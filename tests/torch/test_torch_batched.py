@@ -6,8 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 sdt = pytest.importorskip("structdrop.torch")
+from _batched_draws import draws_for_testing  # noqa: E402
+
 from structdrop.torch import SchemeSpec  # noqa: E402
-from structdrop.torch.batched import draws_for_testing  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -243,7 +243,7 @@ def test_generalized_objective_agrees_with_numpy():
 
 def test_layers_and_batched_masks_sample_the_numpy_schemes_distributions():
     """Empirical mean and C-bar of the torch masks against structdrop.schemes' exact ones."""
-    from structdrop.torch.batched import draws_for_testing
+    from _batched_draws import draws_for_testing
 
     schemes = pytest.importorskip("structdrop.schemes")
     d, n = 10, 20000

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from . import demo, reproduce, solve, sweep
-from ._common import CliError, Parser
+from ._common import CliError, MissingDependency, Parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -25,6 +25,21 @@ COMMANDS = (solve, sweep, reproduce, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``structdrop`` command, with one subparser per module of :data:`COMMANDS`.
+
+    Returns:
+        argparse.ArgumentParser: its errors print one line and exit with code 2; a parsed
+        command carries the function that runs it (``args._run``).
+
+    Raises:
+        Nothing: building the parser reads no file and no option.
+
+    Example:
+        >>> from structdrop.cli import build_parser
+        >>> args = build_parser().parse_args(["solve", "Y.npy", "-r", "2", "--theta", "0.5"])
+        >>> args.command, args.Y
+        ('solve', 'Y.npy')
+    """
     from .. import __version__
 
     parser = Parser(
@@ -57,7 +72,26 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``; none: the demonstration).
+
+    Args:
+        argv: the arguments after ``structdrop``, as a list of strings.
+
+    Returns:
+        int: the exit code: 0 on success, 2 for a user error (printed as one line on stderr: bad
+        arguments, unreadable files, invalid values, a missing optional dependency), 130 when
+        interrupted.
+
+    Raises:
+        Exception: only with ``STRUCTDROP_DEBUG=1``, which re-raises a user error with its
+            traceback instead of printing one line; errors that are not the user's (bugs)
+            propagate.
+
+    Example:
+        >>> from structdrop.cli import main
+        >>> main(["solve", "no-such-file.npy", "-r", "2", "--theta", "0.5"])  # one line on stderr
+        2
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list:
         args_list = ["demo"]
@@ -76,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         return 130
-    except (CliError, ValueError, TypeError, OSError) as exc:
+    except (CliError, MissingDependency, ValueError, TypeError, OSError) as exc:
         if debug:
             raise
         sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")

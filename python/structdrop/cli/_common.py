@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Mapping
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from typing import NoReturn, TypeVar
 
-from .._atomic_write import file_identity
+from .._data.atomic_write import file_identity
 from .._progress import progress_bar
+from .._validation import MissingDependency
 
 __all__ = [
     "CliError",
@@ -21,12 +23,11 @@ __all__ = [
 ]
 
 
+T = TypeVar("T", int, float)
+
+
 class CliError(Exception):
     """A user error: printed as one line, exit code 2."""
-
-
-class MissingDependency(CliError):
-    """An optional dependency (matplotlib, torch) is not installed: one line, exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,50 +38,33 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _argument_type(
+    convert: Callable[[str], T], accept: Callable[[T], bool], expected: str, doc: str
+) -> Callable[[str], T]:
+    """An argparse type: ``convert`` the text, then refuse a value ``accept`` rejects, both with
+    one line "expected <expected>, got ..."."""
+
+    def parse(text: str) -> T:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite float > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    """argparse type: a retain probability in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a probability in (0, 1], got {text!r}"
-        ) from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text}")
-    return value
+positive_int = _argument_type(int, lambda v: v >= 1, "a positive integer", "an integer >= 1")
+nonnegative_int = _argument_type(int, lambda v: v >= 0, "a non-negative integer", "an integer >= 0")
+positive_float = _argument_type(
+    float, lambda v: 0 < v < math.inf, "a positive finite number", "a finite float > 0"
+)
+probability = _argument_type(
+    float, lambda v: 0.0 < v <= 1.0, "a probability in (0, 1]", "a retain probability in (0, 1]"
+)
 
 
 def refuse_outputs_onto_inputs(

@@ -114,7 +114,7 @@ def _check_device(figure: str, device: str | None) -> None:
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
-    from ..figures import FigureConfig, MissingDependency, reproduce
+    from ..figures import FigureConfig, reproduce
 
     if args.dataset != "digits" and args.data_root is None:
         raise CliError(f"--dataset {args.dataset} needs --data-root (a local torchvision folder)")
@@ -142,15 +142,13 @@ def run(args: argparse.Namespace) -> int:
 
     def make_bar(total: int, label: str):
         unit = "epoch" if label == "fig3" else "step"
-        return progress_bar(total, label, enabled=not args.quiet, unit=unit)
+        return progress_bar(total, label, None if args.quiet else 0.0, unit, True)
 
     start = time.perf_counter()
     try:
         outputs = reproduce(
             names, config, make_bar=make_bar, log=log, skip_without_torch=args.figure == "all"
         )
-    except MissingDependency as exc:
-        raise CliError(str(exc)) from None
     except ImportError as exc:  # e.g. --dataset mnist without a working torchvision
         raise CliError(f"a dependency is missing: {exc}") from None
     except structdrop.TrainingDiverged as exc:

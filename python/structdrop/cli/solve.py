@@ -139,7 +139,7 @@ def _format_values(values: np.ndarray, top: int) -> str:
 
 def _load(path: str, key: str | None, what: str, on_dask: bool) -> Any:
     """The matrix in ``path``: mapped for .npy (a lazy dask array with --dask), else read whole."""
-    from .._io import MappedNpy, load_matrix
+    from .._data.io import MappedNpy, load_matrix
 
     if on_dask and Path(path).suffix.lower() == ".npy":
         # Workers open the file themselves (MappedNpy pickles as its path) and pread their blocks.
@@ -190,9 +190,9 @@ def _dask_client(address: str | None) -> Iterator[Any]:
 def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -> tuple[int, int]:
     """A* = C X to ``path``: in column chunks into a .npy, whole for .npz/.csv. Returns its
     shape."""
-    from .._atomic_write import replacing
-    from .._io import save_matrix
-    from .._memmap_chunks import ChunkReader
+    from .._data.atomic_write import replacing
+    from .._data.io import save_matrix
+    from .._data.memmap_chunks import ChunkReadError, column_chunks
 
     a, n = coefficients.shape[0], X.shape[1]
     if Path(path).suffix.lower() != ".npy":
@@ -202,22 +202,15 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     try:
         with replacing(path) as partial:
             out = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=(a, n))
-            reader = ChunkReader(
-                X, step
-            )  # pread from a mapped X: the resident set grows by a chunk
-            with progress_bar(n, "writing A*", progress, unit="sample", delay=1.0) as bar:
-                for start in range(0, n, step):
-                    stop = min(start + step, n)
-                    try:
-                        chunk = reader.read("X", slice(start, stop))
-                    except OSError as exc:  # not the output's fault: say so
-                        raise CliError(f"X: cannot read it: {exc.strerror or exc}") from None
-                    out[:, start:stop] = coefficients @ np.asarray(chunk)
-                    reader.release()
-                    bar.update(stop - start)
-            reader.close()
+            # pread from a mapped X: the resident set grows by a chunk
+            with progress_bar(n, "writing A*", 1.0 if progress else None, "sample", True) as bar:
+                for cols, (chunk,) in column_chunks([("X", X)], step):
+                    out[:, cols] = coefficients @ np.asarray(chunk)
+                    bar.update(cols.stop - cols.start)
             out.flush()
             del out  # unmapped before the rename (Windows cannot rename a mapped file)
+    except ChunkReadError as exc:  # not the output's fault: say so
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"output '{path}': cannot write it: {exc.strerror or exc}") from None
     return a, n
@@ -226,7 +219,7 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
-    from .._io import save_matrix
+    from .._data.io import save_matrix
 
     if args.dask is not None and args.X is None:
         raise CliError("--dask computes the moments of X and Y: give --X")

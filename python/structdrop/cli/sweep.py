@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._atomic_write import write_text
-from ._common import CliError, MissingDependency, positive_int, probability
+from .._data.atomic_write import write_text
+from ._common import CliError, positive_int, probability
 
 NAME = "sweep"
 HELP = "phase diagrams of the closed-form minimum over block sizes, theta_bar and widths"
@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace):
     import structdrop
 
-    from .._io import load_matrix
+    from .._data.io import load_matrix
 
     if args.Y is None:
         if args.X is not None:
@@ -170,13 +170,9 @@ def _load(args: argparse.Namespace):
 
 
 def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
-    from ..figures._plot import MissingDependency as PlotMissing
     from ..figures._plot import pyplot, save
 
-    try:
-        plt = pyplot()
-    except PlotMissing as exc:
-        raise MissingDependency(str(exc)) from None
+    plt = pyplot()  # MissingDependency without matplotlib: one line, exit code 2
     paths = []
     thetas = grid.theta_bars
     half = (

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .._atomic_write import write_text
+from .._data.atomic_write import write_text
 from . import fig1, fig2, fig3, fig4
 from ._common import Claim, FigureConfig
 from ._plot import MissingDependency
@@ -40,7 +40,15 @@ FIGURES = {module.NAME: module for module in (fig1, fig2, fig3, fig4)}
 
 @dataclass(frozen=True)
 class FigureOutput:
-    """What one figure produced: its files, claims and wall time."""
+    """What one figure produced: its files, claims and wall time.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from structdrop.figures import FigureOutput
+        >>> out = FigureOutput("fig1", Path("fig1.png"), Path("fig1.json"), (), 12.5)
+        >>> out.png.name, out.seconds
+        ('fig1.png', 12.5)
+    """
 
     name: str
     png: Path
@@ -66,9 +74,21 @@ def reproduce(
         skip_without_torch: leave Figure 3 out (with a log line and a note in summary.md) when
             torch is missing, instead of raising.
 
+    Returns:
+        list[FigureOutput]: one per figure made, in the order asked (summary.md is written too).
+
     Raises:
         MissingDependency: matplotlib (any figure) or torch (Figure 3) is not installed; checked
             before any work starts.
+        ValueError: an unknown figure name.
+        TrainingDiverged: a training run diverged (a step size too large for the settings).
+
+    Example:
+        >>> from structdrop.figures import FigureConfig, reproduce
+        >>> config = FigureConfig(out=Path("figures"), quick=True, progress=False)
+        >>> outputs = reproduce(["fig1"], config)  # doctest: +SKIP
+        >>> [o.png.name for o in outputs]  # doctest: +SKIP
+        ['fig1.png']
     """
     from ._plot import pyplot
 
@@ -119,7 +139,28 @@ def _cell(text: str) -> str:
 def write_summary(
     outputs: list[FigureOutput], config: FigureConfig, path: Path, skipped: list[str] | None = None
 ) -> Path:
-    """summary.md: a table per figure, each claim of Section 5 next to what was measured."""
+    """summary.md: a table per figure, each claim of Section 5 next to what was measured.
+
+    Args:
+        outputs: what :func:`reproduce` returned for the figures made.
+        config: the configuration they were made with (mode, seed, step size).
+        path: the file to write (whole or not at all).
+        skipped: notes on figures left out (for example Figure 3 without torch).
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        OSError: the file cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> from structdrop.figures import FigureConfig, write_summary
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> path = write_summary([], FigureConfig(out=folder), folder / "summary.md")
+        >>> path.read_text().splitlines()[0]
+        '# structdrop: the claims of Section 5, measured'
+    """
     from .. import __version__
 
     mode = "quick" if config.quick else "full"

@@ -31,6 +31,16 @@ class FigureConfig:
             and masks.
         progress: show progress bars.  iterations / lr: overrides for the shallow figures (1, 2, 4).
         epochs, dataset, data_root, device: overrides for Figure 3 (the deep network).
+
+    Raises:
+        TypeError / ValueError: ``progress`` is not a bool or a delay in seconds >= 0.
+
+    Example:
+        >>> from pathlib import Path
+        >>> from structdrop.figures import FigureConfig
+        >>> config = FigureConfig(out=Path("figures"), quick=True)
+        >>> config.shallow_iterations  # 20000 steps in quick mode
+        20000
     """
 
     out: Path
@@ -66,6 +76,11 @@ class Claim:
         figure: "fig1".."fig4".  claim: the paper's statement (paraphrased, with its reference).
         measured: what this run measured (numbers).  verdict: "holds", "fails",
             "holds (corrected)"...
+
+    Example:
+        >>> from structdrop.figures import Claim
+        >>> Claim("fig1", "SGD reaches the minimum", "final / minimum = 1.002", "holds").verdict
+        'holds'
     """
 
     figure: str
@@ -242,3 +257,16 @@ def verdict_for(ok: bool, records: int, holds: str = "holds") -> str:
 def tolist(array: Any) -> Any:
     """JSON-ready copy of an array (floats, ints)."""
     return np.asarray(array).tolist()
+
+
+def problem_settings(X: np.ndarray, Y: np.ndarray, **more: Any) -> dict[str, Any]:
+    """The ``settings`` of a figure's JSON: the problem's sizes a, b, N, the width d and theta of
+    the paper's setup, then ``more`` in the order given."""
+    return {
+        "a": Y.shape[0],
+        "b": X.shape[0],
+        "N": X.shape[1],
+        "d": WIDTH,
+        "theta": THETA,
+        **more,
+    }

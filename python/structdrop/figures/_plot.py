@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._atomic_write import replacing
+import numpy as np
 
-__all__ = ["MissingDependency", "pyplot", "save"]
+from .._data.atomic_write import replacing
+from .._validation import MissingDependency
 
-
-class MissingDependency(RuntimeError):
-    """An optional dependency of a figure is not installed (message says what to install)."""
+__all__ = [
+    "COLORS",
+    "MissingDependency",
+    "checkpoint_line",
+    "finish_figure",
+    "finish_iterations",
+    "iteration_axis",
+    "pyplot",
+    "save",
+    "training_curves",
+    "zoom_late",
+]
 
 
 def pyplot() -> Any:
@@ -56,6 +67,59 @@ def iteration_axis(ax: Any) -> None:
     """Label an iterations x axis (linear, thousands as 'k')."""
     ax.set_xlabel("iteration")
     ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+
+
+def finish_iterations(ax: Any, ylabel: str, title: str, **title_options: Any) -> None:
+    """Label a panel drawn against the iterations, with its legend in the upper right."""
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, **title_options)
+    ax.legend(loc="upper right")
+    iteration_axis(ax)
+
+
+def finish_figure(fig: Any, number: int, title: str, path: Path) -> Path:
+    """Title "Figure N: ...", tight layout, saved as a PNG at ``path``."""
+    fig.suptitle(f"Figure {number}: {title}", fontsize=11)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def training_curves(
+    ax: Any, it: Any, run: dict[str, Any], name: str, deterministic_label: str, color: str
+) -> None:
+    """A run's stochastic objective (light) and its exact deterministic objective (dark)."""
+    ax.plot(it, run["stochastic"], color=COLORS["stochastic"], lw=0.8, label=f"{name} stochastic")
+    ax.plot(it, run["deterministic"], color=color, label=deterministic_label)
+
+
+def checkpoint_line(ax: Any, checkpoints: Any, values: Any, label: str) -> None:
+    """The objective the paper prints, evaluated at the checkpoints: dashed, with dots."""
+    ax.plot(checkpoints, values, color=COLORS["paper"], ls="--", marker=".", ms=3, label=label)
+
+
+def zoom_late(
+    ax: Any,
+    it: Any,
+    curves: Sequence[tuple[Any, Any]],
+    *,
+    floor: float | None = None,
+    below: float = 0.05,
+    above: float = 0.05,
+) -> None:
+    """Zoom a linear panel on the end of training.
+
+    x from 8% to 102% of the last iteration; y over the values of ``curves`` ((x, values) pairs)
+    recorded after 10% of it (down to ``floor``, a reference line, when given), widened by
+    ``below`` and ``above`` times that range.
+    """
+    last = float(np.asarray(it)[-1])
+    values = np.concatenate(
+        [np.asarray(v, dtype=float)[np.asarray(x) >= 0.1 * last] for x, v in curves]
+    )
+    low = values.min() if floor is None else min(floor, values.min())
+    high = values.max()
+    ax.set_ylim(low - below * (high - low), high + above * (high - low))
+    ax.set_xlim(last * 0.08, last * 1.02)
 
 
 COLORS = {

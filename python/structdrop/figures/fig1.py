@@ -34,6 +34,7 @@ from ._common import (
     FigureConfig,
     mean_ratio,
     paper_problem,
+    problem_settings,
     tolist,
     train_chunked,
 )
@@ -121,19 +122,16 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     return {
         "figure": NAME,
         "title": TITLE,
-        "settings": {
-            "a": Y.shape[0],
-            "b": X.shape[0],
-            "N": X.shape[1],
-            "d": WIDTH,
-            "theta": THETA,
-            "block_sizes": list(BLOCK_SIZES),
-            "iterations": int(runs.iterations[-1]),
-            "lr": config.shallow_lr,
-            "lr_decay": LR_DECAY,
-            "record_every": RECORD_EVERY,
-            "seed": config.seed,
-        },
+        "settings": problem_settings(
+            X,
+            Y,
+            block_sizes=list(BLOCK_SIZES),
+            iterations=int(runs.iterations[-1]),
+            lr=config.shallow_lr,
+            lr_decay=LR_DECAY,
+            record_every=RECORD_EVERY,
+            seed=config.seed,
+        ),
         "iterations": tolist(runs.iterations),
         "runs": out_runs,
     }
@@ -182,7 +180,7 @@ def claims(data: dict[str, Any]) -> list[Claim]:
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    from ._plot import COLORS, iteration_axis, pyplot, save
+    from ._plot import COLORS, finish_figure, finish_iterations, pyplot, training_curves, zoom_late
 
     plt = pyplot()
     runs = data["runs"]
@@ -191,37 +189,28 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     for j, run in enumerate(runs):
         r = run["block_size"]
         top, bottom = axes[0, j], axes[1, j]
-        top.plot(
-            it, run["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropBlock stochastic"
-        )
-        top.plot(
-            it,
-            run["deterministic"],
-            color=COLORS["deterministic"],
-            label="DropBlock deterministic (Lemma 1)",
+        training_curves(
+            top, it, run, "DropBlock", "DropBlock deterministic (Lemma 1)", COLORS["deterministic"]
         )
         top.set_yscale("log")
-        top.set_ylabel("objective")
-        top.set_title(f"r = {r}, theta = {data['settings']['theta']}: stochastic vs deterministic")
-        top.legend(loc="upper right")
-        iteration_axis(top)
+        theta = data["settings"]["theta"]
+        finish_iterations(
+            top, "objective", f"r = {r}, theta = {theta}: stochastic vs deterministic"
+        )
         bottom.plot(
             it, run["deterministic"], color=COLORS["deterministic"], label="DropBlock deterministic"
         )
+        gm = run["global_min"]
         bottom.axhline(
-            run["global_min"],
+            gm,
             color=COLORS["global_min"],
             ls="--",
-            label=f"global minimum (corrected Thm 7) {run['global_min']:.4g}",
+            label=f"global minimum (corrected Thm 7) {gm:.4g}",
         )
-        gm = run["global_min"]
-        late = np.asarray(run["deterministic"])[it >= it[-1] * 0.1]
-        bottom.set_ylim(gm - 0.1 * (late.max() - gm), late.max() + 0.05 * (late.max() - gm))
-        bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
-        bottom.set_ylabel("deterministic objective (zoom, linear)")
-        bottom.set_title(f"r = {r}: final / minimum = {run['final_ratio']:.4f}")
-        bottom.legend(loc="upper right")
-        iteration_axis(bottom)
-    fig.suptitle("Figure 1: " + TITLE, fontsize=11)
-    fig.tight_layout()
-    return save(fig, path)
+        zoom_late(bottom, it, [(it, run["deterministic"])], floor=gm, below=0.1)
+        finish_iterations(
+            bottom,
+            "deterministic objective (zoom, linear)",
+            f"r = {r}: final / minimum = {run['final_ratio']:.4f}",
+        )
+    return finish_figure(fig, 1, TITLE, path)

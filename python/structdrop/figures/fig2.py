@@ -36,6 +36,7 @@ from ._common import (
     FigureConfig,
     mean_ratio,
     paper_problem,
+    problem_settings,
     tolist,
     train_chunked,
 )
@@ -122,19 +123,16 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     return {
         "figure": NAME,
         "title": TITLE,
-        "settings": {
-            "a": Y.shape[0],
-            "b": X.shape[0],
-            "N": X.shape[1],
-            "d": WIDTH,
-            "theta": THETA,
-            "iterations": int(runs.iterations[-1]),
-            "lr": config.shallow_lr,
-            "lr_decay": LR_DECAY,
-            "record_every": RECORD_EVERY,
-            "seed": config.seed,
-            "mc_masks": masks,
-        },
+        "settings": problem_settings(
+            X,
+            Y,
+            iterations=int(runs.iterations[-1]),
+            lr=config.shallow_lr,
+            lr_decay=LR_DECAY,
+            record_every=RECORD_EVERY,
+            seed=config.seed,
+            mc_masks=masks,
+        ),
         "iterations": tolist(runs.iterations),
         "dropconnect": {
             "stochastic": tolist(runs.stochastic[0]),
@@ -214,36 +212,36 @@ def claims(data: dict[str, Any]) -> list[Claim]:
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    from ._plot import COLORS, iteration_axis, pyplot, save
+    from ._plot import (
+        COLORS,
+        checkpoint_line,
+        finish_figure,
+        finish_iterations,
+        pyplot,
+        training_curves,
+        zoom_late,
+    )
 
     plt = pyplot()
     it = np.asarray(data["iterations"])
     cp = np.asarray(data["checkpoints"])
+    printed = data["dropconnect_printed_at_checkpoints"]
     dc, do = data["dropconnect"], data["dropout"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.2, 7.6))
-    top.plot(
-        it, dc["stochastic"], color=COLORS["stochastic"], lw=0.8, label="DropConnect stochastic"
-    )
-    top.plot(
+    training_curves(
+        top,
         it,
-        dc["deterministic"],
-        color=COLORS["dropconnect"],
-        label="DropConnect deterministic (corrected identity)",
+        dc,
+        "DropConnect",
+        "DropConnect deterministic (corrected identity)",
+        COLORS["dropconnect"],
     )
-    top.plot(
-        cp,
-        data["dropconnect_printed_at_checkpoints"],
-        color=COLORS["paper"],
-        ls="--",
-        marker=".",
-        ms=3,
-        label="printed objective (22) at the same iterates",
-    )
+    checkpoint_line(top, cp, printed, "printed objective (22) at the same iterates")
     top.set_yscale("log")
-    top.set_ylabel("objective")
-    top.set_title(f"DropConnect, theta = {data['settings']['theta']}: stochastic vs deterministic")
-    top.legend(loc="upper right")
-    iteration_axis(top)
+    theta = data["settings"]["theta"]
+    finish_iterations(
+        top, "objective", f"DropConnect, theta = {theta}: stochastic vs deterministic"
+    )
     bottom.plot(
         it,
         do["deterministic"],
@@ -256,15 +254,7 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         color=COLORS["dropconnect"],
         label="DropConnect deterministic (corrected)",
     )
-    bottom.plot(
-        cp,
-        data["dropconnect_printed_at_checkpoints"],
-        color=COLORS["paper"],
-        ls="--",
-        marker=".",
-        ms=3,
-        label="DropConnect, printed (22) = Dropout form",
-    )
+    checkpoint_line(bottom, cp, printed, "DropConnect, printed (22) = Dropout form")
     bottom.axhline(
         do["global_min"],
         color=COLORS["global_min"],
@@ -273,25 +263,13 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         label=f"Dropout global minimum {do['global_min']:.4g}",
     )
     f = data["final"]
-    late = it >= it[-1] * 0.1
-    values = np.concatenate(
-        [
-            np.asarray(do["deterministic"])[late],
-            np.asarray(dc["deterministic"])[late],
-            np.asarray(data["dropconnect_printed_at_checkpoints"])[cp >= it[-1] * 0.1],
-        ]
-    )
-    lo = min(do["global_min"], values.min())
-    bottom.set_ylim(lo - 0.05 * (values.max() - lo), values.max() + 0.05 * (values.max() - lo))
-    bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
-    bottom.set_ylabel("deterministic objective (zoom, linear)")
-    bottom.set_title(
+    curves = [(it, do["deterministic"]), (it, dc["deterministic"]), (cp, printed)]
+    zoom_late(bottom, it, curves, floor=do["global_min"])
+    finish_iterations(
+        bottom,
+        "deterministic objective (zoom, linear)",
         "Dropout vs DropConnect; at the end, E loss vs printed (22): "
         f"{100 * f['gap_predicted']:+.2f}% exact, {100 * f['gap_measured']:+.2f}% Monte Carlo",
         fontsize=9.5,
     )
-    bottom.legend(loc="upper right")
-    iteration_axis(bottom)
-    fig.suptitle("Figure 2: " + TITLE, fontsize=11)
-    fig.tight_layout()
-    return save(fig, path)
+    return finish_figure(fig, 2, TITLE, path)

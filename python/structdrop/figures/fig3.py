@@ -183,7 +183,7 @@ def claims(data: dict[str, Any]) -> list[Claim]:
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    from ._plot import COLORS, pyplot, save
+    from ._plot import COLORS, finish_figure, pyplot
 
     plt = pyplot()
     s = data["settings"]
@@ -226,6 +226,4 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         f"singular values, theta = {s['theta']}, r = {s['block_size']}, d = {s['width']}"
     )
     right.legend(loc="lower left")
-    fig.suptitle("Figure 3: " + TITLE, fontsize=11)
-    fig.tight_layout()
-    return save(fig, path)
+    return finish_figure(fig, 3, TITLE, path)

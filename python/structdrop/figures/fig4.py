@@ -42,6 +42,7 @@ from ._common import (
     ema,
     mean_ratio,
     paper_problem,
+    problem_settings,
     tolist,
     train_chunked,
     verdict_for,
@@ -147,22 +148,19 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     return {
         "figure": NAME,
         "title": TITLE,
-        "settings": {
-            "a": Y.shape[0],
-            "b": X.shape[0],
-            "N": X.shape[1],
-            "d": WIDTH,
-            "theta": THETA,
-            "block_size": BLOCK,
-            "gamma_corrected": corrected.gamma,
-            "gamma_same_theta": same.gamma,
-            "iterations": int(runs.iterations[-1]),
-            "lr": lr,
-            "lr_same_theta": lr_same,
-            "lr_decay": LR_DECAY,
-            "record_every": RECORD_EVERY,
-            "seed": config.seed,
-        },
+        "settings": problem_settings(
+            X,
+            Y,
+            block_size=BLOCK,
+            gamma_corrected=corrected.gamma,
+            gamma_same_theta=same.gamma,
+            iterations=int(runs.iterations[-1]),
+            lr=lr,
+            lr_same_theta=lr_same,
+            lr_decay=LR_DECAY,
+            record_every=RECORD_EVERY,
+            seed=config.seed,
+        ),
         "iterations": tolist(runs.iterations),
         "runs": {
             "dropblock": describe(runs.stochastic[0], runs.deterministic[0], None),
@@ -243,7 +241,7 @@ def moving_average(x: np.ndarray, y: np.ndarray, half: int) -> tuple[np.ndarray,
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    from ._plot import COLORS, iteration_axis, pyplot, save
+    from ._plot import COLORS, checkpoint_line, finish_figure, finish_iterations, pyplot, zoom_late
 
     plt = pyplot()
     it = np.asarray(data["iterations"])
@@ -268,10 +266,11 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         memory = max(5.0, len(it) / 100.0)  # about 1% of the axis (at least 5 records)
         top.plot(it, np.exp(ema(log_values, 1.0 - 1.0 / memory)), color=color, label=label)
     top.set_yscale("log")
-    top.set_ylabel("training objective (EMA of the log)")
-    top.set_title(f"Figure 4 (paper): training curves, block size r = {s['block_size']}")
-    top.legend(loc="upper right")
-    iteration_axis(top)
+    finish_iterations(
+        top,
+        "training objective (EMA of the log)",
+        f"Figure 4 (paper): training curves, block size r = {s['block_size']}",
+    )
     corr = runs["overlapping_corrected"]
     centers, averaged = moving_average(it, np.asarray(corr["stochastic"]), max(1, len(it) // 50))
     bottom.plot(
@@ -287,15 +286,8 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         color=COLORS["deterministic"],
         label="exact deterministic (Lemma 10, exact C-bar)",
     )
-    bottom.plot(
-        cp,
-        data["corrected_approx_at_checkpoints"],
-        color=COLORS["paper"],
-        ls="--",
-        marker=".",
-        ms=3,
-        label="approximation: DropBlock Lemma 1 at the same iterates",
-    )
+    approx = data["corrected_approx_at_checkpoints"]
+    checkpoint_line(bottom, cp, approx, "approximation: DropBlock Lemma 1 at the same iterates")
     bottom.plot(
         it,
         runs["dropblock"]["deterministic"],
@@ -304,24 +296,12 @@ def plot(data: dict[str, Any], path: Path) -> Path:
         ls=":",
         label="DropBlock run, deterministic",
     )
-    late = it >= it[-1] * 0.1
-    values = np.concatenate(
-        [
-            np.asarray(corr["deterministic"])[late],
-            np.asarray(data["corrected_approx_at_checkpoints"])[cp >= it[-1] * 0.1],
-            np.asarray(runs["dropblock"]["deterministic"])[late],
-        ]
-    )
-    span = values.max() - values.min()
-    bottom.set_ylim(values.min() - 0.15 * span, values.max() + 0.6 * span)
-    bottom.set_xlim(it[-1] * 0.08, it[-1] * 1.02)
-    bottom.set_ylabel("objective (zoom, linear)")
-    bottom.set_title(
+    curves = [(it, corr["deterministic"]), (cp, approx), (it, runs["dropblock"]["deterministic"])]
+    zoom_late(bottom, it, curves, below=0.15, above=0.6)
+    finish_iterations(
+        bottom,
+        "objective (zoom, linear)",
         f"exact vs approximate objective of the corrected run (final gap "
-        f"{100 * data['final']['approx_gap']:+.1f}%)"
+        f"{100 * data['final']['approx_gap']:+.1f}%)",
     )
-    bottom.legend(loc="upper right")
-    iteration_axis(bottom)
-    fig.suptitle("Figure 4: " + TITLE, fontsize=11)
-    fig.tight_layout()
-    return save(fig, path)
+    return finish_figure(fig, 4, TITLE, path)

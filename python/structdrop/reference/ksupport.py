@@ -44,12 +44,36 @@ def _split_and_norm(s: np.ndarray, r: int) -> tuple[int, float]:
 
 
 def ksupport_norm_sq(x, r: int) -> float:
-    """||x||_(r)^2 of a vector (magnitudes) or a matrix (singular values)."""
+    """||x||_(r)^2 of a vector (magnitudes) or a matrix (singular values).
+
+    Returns:
+        float: the squared r-support norm.
+
+    Raises:
+        ValueError: r < 1 (no input validation beyond what NumPy does: this is the oracle).
+
+    Example:
+        >>> from structdrop import reference
+        >>> reference.ksupport_norm_sq([3.0, 1.0], 1)  # r = 1: the squared l1 norm
+        16.0
+    """
     return _split_and_norm(_magnitudes(x), int(r))[1]
 
 
 def ksupport_split(x, r: int) -> int:
-    """rho* of the corrected Theorem 6."""
+    """rho* of the corrected Theorem 6.
+
+    Returns:
+        int: rho* in 1..r.
+
+    Raises:
+        ValueError: r < 1 (no input validation beyond what NumPy does: this is the oracle).
+
+    Example:
+        >>> from structdrop import reference
+        >>> reference.ksupport_split([3.0, 1.0, 1.0], 2)  # 3 > 1 + 1: the head is the first value
+        2
+    """
     return _split_and_norm(_magnitudes(x), int(r))[0]
 
 
@@ -101,7 +125,17 @@ def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
 def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
     """argmin_a ||m - a||^2 + beta ||a||_(r)^2, m >= 0 in any order.
 
-    Returns a dict with values (input order), rho, rank, objective.
+    Returns:
+        dict: ``values`` (the minimiser, in input order), ``rho``, ``rank`` and ``objective``.
+
+    Raises:
+        ValueError: an unknown ``method`` ("sweep" or "search").
+
+    Example:
+        >>> from structdrop import reference
+        >>> out = reference.prox_ksupport_sq([4.0, 1.0], 1, 1.0)
+        >>> out["values"].tolist(), out["rank"]
+        ([2.0, 0.0], 1)
     """
     m = np.asarray(m, dtype=float)
     order = np.argsort(-m, kind="stable")
@@ -198,12 +232,36 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
 
 
 def theta_for_width(theta_bar: float, d: int, r: int) -> float:
-    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d)."""
+    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d).
+
+    Returns:
+        float: the retain probability of a width-d network.
+
+    Raises:
+        ZeroDivisionError: theta_bar r + (1 - theta_bar) d = 0 (no validation: the oracle).
+
+    Example:
+        >>> from structdrop import reference
+        >>> reference.theta_for_width(0.5, 10, 10)  # d = r: theta = theta_bar
+        0.5
+    """
     return theta_bar * r / (theta_bar * r + (1 - theta_bar) * d)
 
 
 def beta_for_width(theta: float, d: int, r: int) -> float:
-    """beta_bar = (r/d)(1 - theta)/theta."""
+    """beta_bar = (r/d)(1 - theta)/theta.
+
+    Returns:
+        float: the product-space strength of a width-d network with retain probability theta.
+
+    Raises:
+        ZeroDivisionError: d = 0 or theta = 0 (no validation: the oracle).
+
+    Example:
+        >>> from structdrop import reference
+        >>> reference.beta_for_width(0.5, 50, 5)
+        0.1
+    """
     return r * (1 - theta) / (d * theta)
 
 
@@ -217,8 +275,21 @@ def _pinv(X: np.ndarray) -> np.ndarray:
 
 
 def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
-    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective,
-    ..."""
+    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2, beta from theta_bar.
+
+    Returns:
+        dict: ``A``, ``singular_values``, ``rho``, ``rank``, ``objective`` and ``beta``.
+
+    Raises:
+        ValueError: an r < 1; numpy.linalg.LinAlgError: an SVD that does not converge.
+
+    Example:
+        >>> import numpy as np
+        >>> from structdrop import reference
+        >>> out = reference.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> round(out["objective"], 4), out["rank"]
+        (2.7692, 3)
+    """
     Y = np.asarray(Y, dtype=float)
     beta = (1 - theta_bar) / theta_bar
     if X is None:

@@ -212,7 +212,24 @@ def train(
 
     The per-step arithmetic is written for speed as plain NumPy would be (dense masked products),
     so that it is a fair baseline. ``progress`` is accepted for signature parity and ignored.
-    Returns a :class:`structdrop.TrainResult`.
+
+    Returns:
+        :class:`structdrop.TrainResult`: the final U, V and the recorded objectives.
+
+    Raises:
+        ValueError: lr <= 0, or iterations, batch_size or record_every < 1; a width the scheme
+            does not allow.
+        TrainingDiverged: a non-finite objective or factor.
+
+    Example:
+        >>> import numpy as np
+        >>> from structdrop import Dropout, reference
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.standard_normal((3, 20)), rng.standard_normal((2, 20))
+        >>> U0, V0 = 0.1 * rng.standard_normal((2, 4)), 0.1 * rng.standard_normal((3, 4))
+        >>> res = reference.train(X, Y, U0, V0, Dropout(0.5), 0.01, 50)  # lr, iterations
+        >>> res.U.shape, res.V.shape
+        ((2, 4), (3, 4))
     """
     from ..training import TrainingDiverged, TrainResult
 

@@ -143,11 +143,6 @@ def check_width(spec: SchemeSpec, d: int) -> None:
         )
 
 
-def seed_count(d: int, block_size: int) -> int:
-    """Number of seed positions j = 0..d-block_size of overlapping DropBlock on d units."""
-    return d - block_size + 1
-
-
 def cover_counts(d: int, block_size: int) -> list[int]:
     """|W(i)|: how many seed positions' blocks cover unit i (overlapping DropBlock)."""
     last = d - block_size

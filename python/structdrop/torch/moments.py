@@ -14,14 +14,13 @@ any size, and sums them over the processes of a ``torch.distributed`` job (momen
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._progress import progress_delay
+from .._progress import progress_bar, progress_delay
 from .._validation import as_int
 from ..moments import DataMoments
 
@@ -339,20 +338,11 @@ def feature_moments(
     bar = None
     try:
         if delay is not None and (dist is None or dist.get_rank() == 0):
-            from tqdm import tqdm
-
             try:
                 total = len(loader) if isinstance(loader, Sized) else None
             except TypeError:  # a generator, or a DataLoader over an IterableDataset
                 total = None
-            bar = tqdm(
-                total=total,
-                desc="structdrop.feature_moments",
-                unit="batch",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                delay=delay,
-            )
+            bar = progress_bar(total, "structdrop.feature_moments", delay, unit="batch")
         if module is not None and modes:
             module.eval()
         with torch.no_grad():

@@ -18,17 +18,21 @@ Layouts handled:
 Other layouts (and copy-on-write maps, mode 'c', whose in-memory changes the file does not have)
 are read through the mapping, whose pages are dropped from the process after each chunk
 (``madvise(MADV_DONTNEED)``: the data stay in the page cache and on disk).
+
+:func:`column_chunks` is the one loop over column chunks (the moments, the QR route's pass, the
+command line's writing of A* and the scan for NaN/inf all use it).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ChunkReader", "Matrix2D", "is_memory_mapped"]
+__all__ = ["ChunkReadError", "ChunkReader", "Matrix2D", "column_chunks", "is_memory_mapped"]
 
 
 @runtime_checkable
@@ -164,3 +168,41 @@ class ChunkReader:
         if self._fd is not None:
             self._file.close()
             self._fd = None
+
+
+class ChunkReadError(OSError):
+    """Reading a chunk of an input failed (an I/O error of its file): "NAME: cannot read it"."""
+
+
+def column_chunks(
+    arrays: Sequence[tuple[str, Matrix2D | None]], width: int
+) -> Iterator[tuple[slice, list[Any]]]:
+    """The columns of ``arrays`` (name, array or None; all with the same column count) in chunks
+    of at most ``width`` columns: yields (columns, [chunk of each array, None for None]).
+
+    Each array is read through a :class:`ChunkReader` (memory maps with pread into one reused
+    buffer: a chunk is only valid until the next one is asked for). The mapped pages a chunk used
+    are dropped once the caller asks for the next chunk, and the files are closed when the loop
+    ends, breaks or raises. An I/O error while reading raises :class:`ChunkReadError` naming the
+    array.
+    """
+    readers = [(name, None if a is None else ChunkReader(a, width)) for name, a in arrays]
+    n = next(a.shape[1] for _, a in arrays if a is not None)
+    try:
+        for start in range(0, n, width):
+            cols = slice(start, min(n, start + width))
+            chunks = []
+            for name, reader in readers:
+                try:
+                    chunks.append(None if reader is None else reader.read(name, cols))
+                except OSError as exc:
+                    raise ChunkReadError(f"{name}: cannot read it: {exc.strerror or exc}") from exc
+            yield cols, chunks
+            del chunks
+            for _, reader in readers:
+                if reader is not None:
+                    reader.release()
+    finally:
+        for _, reader in readers:
+            if reader is not None:
+                reader.close()

@@ -18,13 +18,12 @@ A = L diag(a) Z equals C X with the a x b coefficients C = L diag(a) right_coeff
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable, cast
 
 import numpy as np
 
-from ._memmap_chunks import ChunkReader, Matrix2D
+from .._data.memmap_chunks import Matrix2D, column_chunks
 
 _EPS = float(np.finfo(np.float64).eps)
 
@@ -116,22 +115,30 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     residual = max(float(y_sq_norm) - fitted, 0.0)
     energy = np.sum(whitened * whitened, axis=0)  # ||B e_i||^2, Y P's energy along eigenvector i
     error = np.sqrt(b) * _EPS * float(eigenvalues[0]) * float(np.sum(energy / eigenvalues[:k]))
+    return _reduction(left, m, right_coefficients, residual, k, b, "gram", error)
+
+
+def _reduction(
+    left: np.ndarray,
+    m: np.ndarray,
+    right_coefficients: np.ndarray,
+    residual: float,
+    k: int,
+    b: int,
+    route: str,
+    error: float,
+) -> RowSpaceReduction:
+    """The reduction found by either route: rank k of X (b rows), ``error`` the fit's estimate."""
     return RowSpaceReduction(
         left=left,
         target_singular_values=m,
         right_coefficients=right_coefficients,
         residual=residual,
         x_rank=k,
-        route="gram",
+        route=route,
         fit_error=error,
         rank_deficient=k < b,
     )
-
-
-def column_chunks(n_columns: int, chunk: int) -> Iterator[tuple[int, int]]:
-    """[start, stop) column ranges of at most ``chunk`` columns covering 0..n_columns."""
-    for start in range(0, n_columns, chunk):
-        yield start, min(start + chunk, n_columns)
 
 
 def triangular_factor(
@@ -156,28 +163,17 @@ def triangular_factor(
     rows = 0  # rows of the running R at the top of ``stacked``
     # Memory maps are read with pread into a reused buffer, so the resident set grows by a chunk
     # only; other arrays (in memory, dask) are sliced.
-    readers = {"X": ChunkReader(X, chunk), "Y": ChunkReader(Y, chunk)}
-
-    def columns(name: str, start: int, stop: int) -> np.ndarray:
-        return np.asarray(readers[name].read(name, slice(start, stop)))
-
-    try:
-        for start, stop in column_chunks(n, chunk):
-            width = stop - start
-            stacked[rows : rows + width, :b] = columns("X", start, stop).T
-            stacked[rows : rows + width, b:] = columns("Y", start, stop).T
-            for reader in readers.values():
-                reader.release()
-            # mode="r" returns the R array alone; numpy's stub declares the (Q, R) result for every
-            # mode, hence the cast.
-            factor = cast(np.ndarray, np.linalg.qr(stacked[: rows + width], mode="r"))
-            rows = factor.shape[0]
-            stacked[:rows] = factor
-            if progress is not None:
-                progress(stop)
-    finally:
-        for reader in readers.values():
-            reader.close()
+    for cols, (xc, yc) in column_chunks([("X", X), ("Y", Y)], chunk):
+        width = cols.stop - cols.start
+        stacked[rows : rows + width, :b] = np.asarray(xc).T
+        stacked[rows : rows + width, b:] = np.asarray(yc).T
+        # mode="r" returns the R array alone; numpy's stub declares the (Q, R) result for every
+        # mode, hence the cast.
+        factor = cast(np.ndarray, np.linalg.qr(stacked[: rows + width], mode="r"))
+        rows = factor.shape[0]
+        stacked[:rows] = factor
+        if progress is not None:
+            progress(cols.stop)
     full = np.zeros((p, p))
     full[:rows] = np.triu(stacked[:rows])
     return full
@@ -208,13 +204,4 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     outside = coords[:, k:]
     residual = float(np.sum(r22 * r22) + np.sum(outside * outside))
     error = np.sqrt(max(b, n_samples)) * _EPS * float(s[0]) / float(s[k - 1]) * float(np.sum(m * m))
-    return RowSpaceReduction(
-        left=left,
-        target_singular_values=m,
-        right_coefficients=right_coefficients,
-        residual=residual,
-        x_rank=k,
-        route="qr",
-        fit_error=error,
-        rank_deficient=k < b,
-    )
+    return _reduction(left, m, right_coefficients, residual, k, b, "qr", error)

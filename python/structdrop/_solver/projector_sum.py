@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._least_squares import levenberg_marquardt
+from .least_squares import levenberg_marquardt
 
 __all__ = [
     "SegmentPlan",

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic_write import replacing
-from ._memmap_chunks import ChunkReader
+from .atomic_write import replacing
+from .memmap_chunks import ChunkReader
 
 __all__ = [
     "InputError",
@@ -132,7 +132,7 @@ class MappedNpy:
         view = self._mapped()[index]
         if isinstance(view, np.ndarray) and view.ndim == 2:
             # Read the block with pread: touching a C-ordered map by columns would make most of
-            # the file resident in the worker (see structdrop._memmap_chunks).
+            # the file resident in the worker (see structdrop._data.memmap_chunks).
             reader = ChunkReader(view, view.shape[1])
             try:
                 return np.array(reader.read(str(self.path), slice(0, view.shape[1])))

@@ -15,17 +15,29 @@ is no restriction to a single column chunk. Everything is computed with one ``da
 ``dask.distributed.Client`` included.
 
 Float32 (or integer) blocks are converted to float64 inside each task, one block at a time.
+The sums come back as plain arrays (:class:`MomentSums`); ``moments.data_moments`` wraps them in a
+``DataMoments`` (this module does not import ``moments``: that would be an import cycle).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ._progress import progress_delay
-from ._validation import check_real_dtype
-from .moments import DataMoments
+from .._progress import dask_progress, progress_delay
+from .._validation import check_real_dtype
 
-__all__ = ["dask_moments"]
+__all__ = ["MomentSums", "dask_moments"]
+
+
+class MomentSums(NamedTuple):
+    """X X^T, Y X^T, ||Y||^2 and N, in the order of ``DataMoments``'s fields."""
+
+    gram: np.ndarray
+    cross: np.ndarray | None
+    y_sq_norm: float
+    n_samples: int
 
 
 def _as_float64(block: np.ndarray) -> np.ndarray:
@@ -104,8 +116,8 @@ def dask_moments(
     *,
     split_every: int | None = None,
     progress: bool | float = False,
-) -> DataMoments:
-    """X X^T, Y X^T, ||Y||^2 of dask arrays, as :func:`structdrop.data_moments` returns them.
+) -> MomentSums:
+    """X X^T, Y X^T, ||Y||^2 of dask arrays, the sums :func:`structdrop.data_moments` returns.
 
     Args:
         X: b x N dask array (or a NumPy array when Y is a dask array), any chunking.
@@ -138,15 +150,7 @@ def dask_moments(
             f"{y.shape}"
         )
     lazy = moment_graph(x, y, split_every)
-    delay = progress_delay(progress)
-    if delay is not None:
-        import sys
-
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar(minimum=delay, out=sys.stderr):
-            results = dask.compute(*lazy)
-    else:
+    with dask_progress(progress_delay(progress)):
         results = dask.compute(*lazy)
     gram_np = np.asarray(results[0], dtype=np.float64)
     # Blocks (i, j) and (j, i) come from separate products: make the result exactly symmetric.
@@ -166,4 +170,4 @@ def dask_moments(
         raise ValueError("X is too large: X X^T overflows float64")
     if cross_np is not None and not (np.isfinite(cross_np).all() and np.isfinite(y_sq)):
         raise ValueError("Y is too large: Y X^T or ||Y||^2 overflows float64")
-    return DataMoments(gram=gram_np, cross=cross_np, y_sq_norm=y_sq, n_samples=int(x.shape[1]))
+    return MomentSums(gram=gram_np, cross=cross_np, y_sq_norm=y_sq, n_samples=int(x.shape[1]))
