@@ -4,10 +4,13 @@ that runs.
 The public names are read from the modules, not from a hand-kept list: every function in the
 ``__all__`` of the modules below (structdrop, its torch, Lightning and PyProximal parts, the
 figures, the command line and the NumPy reference), every class there, and every public method
-those classes define (themselves or through a base class of the package). Functions and methods
-need Google-style ``Returns:`` (or ``Yields:``), ``Raises:`` and ``Example:``/``Examples:``
-sections; classes need ``Example:``. Each docstring's ``>>>`` lines run as a doctest (the torch
-modules' only where torch imports; the examples must be quick).
+those classes define (themselves or through a base class of the package), except overrides of
+another library's hooks (``forward``, ``extra_repr``, Lightning's ``on_*``: their contract is that
+library's). Functions and methods need Google-style ``Returns:`` (or ``Yields:``; not when they
+return None), ``Raises:`` and ``Example:``/``Examples:`` sections; classes need ``Example:``, and
+``Raises:`` when they define their own constructor checks (``__init__`` or ``__post_init__``).
+Each docstring's ``>>>`` lines run as a doctest (the torch modules' only where torch imports; the
+examples must be quick).
 """
 
 from __future__ import annotations
@@ -54,11 +57,12 @@ def _methods(cls: type) -> Iterator[tuple[str, Any]]:
     """The public methods ``cls`` defines itself or inherits from a class of the package (not
     properties, not what a base class of another library such as torch.nn.Module defines)."""
     seen = set()
+    hooks = {name for klass in cls.__mro__ if not _ours(klass) for name in vars(klass)}
     for klass in cls.__mro__:
         if not _ours(klass):
             continue
         for name, value in vars(klass).items():
-            if name.startswith("_") or name in seen:
+            if name.startswith("_") or name in seen or name in hooks:
                 continue
             seen.add(name)
             function = value.__func__ if isinstance(value, (classmethod, staticmethod)) else value
@@ -95,14 +99,33 @@ def _sections(doc: str) -> set[str]:
     return set(re.findall(r"^\s*([A-Z][A-Za-z ]*):\s*$", doc, flags=re.MULTILINE))
 
 
-def _missing_sections(kind: str, doc: str) -> list[str]:
+def _returns_none(obj: Any) -> bool:
+    try:
+        annotation = inspect.signature(obj).return_annotation
+    except (TypeError, ValueError):
+        return False
+    return annotation in (None, "None")
+
+
+def _checks_its_arguments(cls: type) -> bool:
+    """Whether the class defines its own constructor (an exception's is not a check)."""
+    if issubclass(cls, BaseException):
+        return False
+    init = vars(cls).get("__init__")
+    own_init = init is not None and inspect.getsourcefile(inspect.unwrap(init)) != "<string>"
+    return own_init or "__post_init__" in vars(cls)
+
+
+def _missing_sections(kind: str, doc: str, obj: Any = None) -> list[str]:
     sections = _sections(doc)
     missing = []
     if kind != "class":
-        if not sections & {"Returns", "Yields"}:
+        if not sections & {"Returns", "Yields"} and not _returns_none(obj):
             missing.append("Returns:")
         if "Raises" not in sections:
             missing.append("Raises:")
+    elif obj is not None and _checks_its_arguments(obj) and "Raises" not in sections:
+        missing.append("Raises:")
     if not sections & {"Example", "Examples"}:
         missing.append("Example:")
     return missing
@@ -135,7 +158,7 @@ def test_the_section_reader_sees_what_it_must():
 @pytest.mark.parametrize(("name", "kind", "obj"), OBJECTS, ids=IDS)
 def test_docstring_has_returns_raises_and_example(name, kind, obj):
     doc = inspect.getdoc(obj) or ""
-    missing = _missing_sections(kind, doc)
+    missing = _missing_sections(kind, doc, obj)
     assert not missing, f"{name}: its docstring has no {', '.join(missing)} section"
 
 

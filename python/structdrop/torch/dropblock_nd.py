@@ -161,9 +161,25 @@ class _DropBlockNd(ScheduledDropRate):
     def gamma(self, p: float | None = None) -> float:
         """Seed probability of the overlapping law, ``1 - (1 - p)^(1/prod(block))``.
 
-        At the current drop rate ``p`` by default.
+        Args:
+            p: drop rate in [0, 1]; the layer's current one (after the warm-up schedule) if None.
+
+        Returns:
+            The probability that a unit seeds a block: with independent seeds, a unit away from
+            the border is kept with probability ``(1 - gamma)^prod(block) = 1 - p``.
+
+        Raises:
+            ValueError: ``p`` outside [0, 1].
+
+        Example:
+            >>> from structdrop.torch import DropBlock2d
+            >>> layer = DropBlock2d(2, p=0.25)
+            >>> round((1 - layer.gamma()) ** 4, 12)
+            0.75
         """
-        p = self.p if p is None else p
+        p = self.p if p is None else float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be a drop rate in [0, 1], got {p!r}")
         return seed_probability(math.prod(self.block_size), drop_rate=p)
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -238,6 +254,21 @@ class _DropBlockNd(ScheduledDropRate):
         (``prod(shape)^2`` entries): meant for maps up to a few thousand units. The law is the one
         :meth:`forward` samples (see the module docstring); this is the ``mean``/``covariance``
         pair that :func:`structdrop.torch.generalized_objective` takes (Lemma 10).
+
+        Returns:
+            :class:`MaskMoments`: ``keep_probability`` of ``spatial_shape`` and ``covariance`` of
+            shape ``(prod(spatial_shape),) * 2``, in ``dtype`` on ``device``.
+
+        Raises:
+            ValueError: ``spatial_shape`` does not have one size per spatial axis of the layer.
+
+        Example:
+            >>> from structdrop.torch import DropBlock2d
+            >>> moments = DropBlock2d(2, p=0.3, overlapping=False).mask_moments(4, 4)
+            >>> tuple(moments.keep_probability.shape), tuple(moments.covariance.shape)
+            ((4, 4), (16, 16))
+            >>> round(float(moments.keep_probability.mean()), 12)
+            0.7
         """
         shape = self._check_shape(tuple(spatial_shape))
         p = self.p
