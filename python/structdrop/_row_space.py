@@ -48,6 +48,11 @@ class RowSpaceReduction:
         fit_error: estimated absolute error of ||m||^2 (and so of the minimum objective) caused by
             the route's conditioning; see :func:`reduce_by_gram` and :func:`reduce_by_qr`.
         rank_deficient: True when X's numerical rank k is smaller than its number of rows b.
+        error_floor: sqrt(a N) u ||Y||^2, the rounding error that ||Y||^2 itself carries (a sum
+            of a N squares: the worst case is a N u ||Y||^2, the typical size sqrt(a N) u
+            ||Y||^2). No error of the objective below it can be asked of a route, so the
+            acceptance test of the Gram route is fit_error <= max(1e-10 objective, error_floor):
+            meaningful when the objective is 0 (Y in X's row space, beta = 0). 0 without X.
     """
 
     left: np.ndarray
@@ -58,9 +63,17 @@ class RowSpaceReduction:
     route: str
     fit_error: float
     rank_deficient: bool
+    error_floor: float = 0.0
 
 
-def _empty_reduction(a: int, b: int, residual: float, route: str) -> RowSpaceReduction:
+def rounding_floor(y_sq_norm: float, a: int, n_samples: int) -> float:
+    """sqrt(a N) u ||Y||^2: see :attr:`RowSpaceReduction.error_floor`."""
+    return float(np.sqrt(float(a) * float(n_samples))) * _EPS * float(y_sq_norm)
+
+
+def _empty_reduction(
+    a: int, b: int, residual: float, route: str, floor: float
+) -> RowSpaceReduction:
     # X = 0: its row space is {0}, only A = 0 is reachable and all of Y is residual.
     return RowSpaceReduction(
         left=np.zeros((a, 0)),
@@ -71,6 +84,7 @@ def _empty_reduction(a: int, b: int, residual: float, route: str) -> RowSpaceRed
         route=route,
         fit_error=0.0,
         rank_deficient=b > 0,
+        error_floor=floor,
     )
 
 
@@ -85,7 +99,9 @@ def gram_tolerance(eigenvalues: np.ndarray) -> float:
     return eigenvalues.size * _EPS * max(top, 0.0)
 
 
-def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> RowSpaceReduction:
+def reduce_by_gram(
+    gram: np.ndarray, cross: np.ndarray, y_sq_norm: float, n_samples: int
+) -> RowSpaceReduction:
     """The Gram route: Y P from the moments X X^T (b x b), Y X^T (a x b) and ||Y||^2.
 
     Error estimate (first-order): rounding perturbs each eigenvalue lambda_i of X X^T by about
@@ -104,8 +120,9 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     vectors = vectors[:, ::-1]
     tolerance = gram_tolerance(eigenvalues)
     k = int(np.count_nonzero(eigenvalues > tolerance))
+    floor = rounding_floor(y_sq_norm, a, n_samples)
     if k == 0:
-        return _empty_reduction(a, b, float(y_sq_norm), "gram")
+        return _empty_reduction(a, b, float(y_sq_norm), "gram", floor)
     inv_sqrt = 1.0 / np.sqrt(eigenvalues[:k])
     basis = vectors[:, :k]
     whitened = (cross @ basis) * inv_sqrt  # B = C Q_k diag(lambda_k)^(-1/2), a x k
@@ -125,6 +142,7 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
         route="gram",
         fit_error=error,
         rank_deficient=k < b,
+        error_floor=floor,
     )
 
 
@@ -197,9 +215,11 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     r12 = R[:b, b:]
     r22 = R[b:, b:]
     a = r12.shape[1]
+    y_sq_norm = float(np.sum(r12 * r12) + np.sum(r22 * r22))
+    floor = rounding_floor(y_sq_norm, a, n_samples)
     u, s, vt = np.linalg.svd(r11)
     if s.size == 0 or s[0] == 0.0:
-        return _empty_reduction(a, b, float(np.sum(r12 * r12) + np.sum(r22 * r22)), "qr")
+        return _empty_reduction(a, b, y_sq_norm, "qr", floor)
     tolerance = max(b, n_samples) * _EPS * float(s[0])
     k = int(np.count_nonzero(s > tolerance))
     coords = r12.T @ u  # a x b: Y's coordinates along X's left singular directions
@@ -217,4 +237,5 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
         route="qr",
         fit_error=error,
         rank_deficient=k < b,
+        error_floor=floor,
     )

@@ -64,7 +64,7 @@ def solve_json(capsys, *args: str) -> dict:
 def test_solve_each_format_matches_the_library(capsys, files, problem, name, extra):
     X, Y = problem
     got = solve_json(capsys, str(files / name), *extra, "--block-size", "2", "--theta", "0.6")
-    want = structdrop.dropblock_global_min(Y, 2, 0.6)
+    want = structdrop.dropblock_global_min(Y, block_size=2, theta_bar=0.6)
     assert got["rho"] == want.rho and got["rank"] == want.rank
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-12, atol=1e-12)
@@ -99,7 +99,9 @@ def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
     )
     theta_bar = 1.0 / (1.0 + (2 / 8) * (1 - 0.5) / 0.5)  # eq. 7 by hand
     assert got["theta_bar"] == pytest.approx(theta_bar, rel=1e-14)
-    want = structdrop.dropblock_global_min(Y, 2, theta_bar, X=X, method="search")
+    want = structdrop.dropblock_global_min(
+        Y, block_size=2, theta_bar=theta_bar, X=X, method="search"
+    )
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     assert got["residual"] == pytest.approx(want.residual, abs=1e-9)
     np.testing.assert_allclose(np.load(out), want.A, rtol=1e-10, atol=1e-10)
@@ -120,7 +122,7 @@ def test_solve_out_other_formats(capsys, files, problem, tmp_path, suffix):
     solve_json(capsys, str(files / "Y.npy"), "-r", "1", "--theta", "0.7", "--out", str(out))
     A = np.loadtxt(out, delimiter=",") if suffix == ".csv" else np.load(out)["A"]
     np.testing.assert_allclose(
-        A, structdrop.dropblock_global_min(Y, 1, 0.7).A, rtol=1e-12, atol=1e-12
+        A, structdrop.dropblock_global_min(Y, block_size=1, theta_bar=0.7).A, rtol=1e-12, atol=1e-12
     )
 
 
@@ -284,5 +286,5 @@ def test_no_arguments_runs_the_demonstration():
     assert "structdrop reproduce" in result.stdout  # says where to go next
     # the demo's numbers are the library's: the r = 5 row shows the Theorem 7 minimum
     p = structdrop.paper_synthetic(seed=0)
-    res = structdrop.dropblock_global_min(p.Y, 5, 0.5, X=p.X)
+    res = structdrop.dropblock_global_min(p.Y, block_size=5, theta_bar=0.5, X=p.X)
     assert f"{res.objective:.6g}" in result.stdout

@@ -117,7 +117,7 @@ def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(
     # The same solve in memory (no budget) agrees.
     X = np.load(x_path)
     Y = np.load(large_files / "Y.npy")
-    want = structdrop.dropblock_global_min(Y, 4, 0.5, X=X)
+    want = structdrop.dropblock_global_min(Y, block_size=4, theta_bar=0.5, X=X)
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     np.testing.assert_allclose(np.load(out), want.coefficients, rtol=1e-9, atol=1e-12)
     # Control: the budget is real, reading the file whole does not fit in it.

@@ -246,8 +246,8 @@ def run(args: argparse.Namespace) -> int:
             theta_bar = args.theta
         result = structdrop.dropblock_global_min(
             Y,
-            r,
-            theta_bar,
+            block_size=r,
+            theta_bar=theta_bar,
             X=X,
             method=args.method,
             progress=False if (args.quiet or args.json) else 1.0,

@@ -207,7 +207,7 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         widths.widths,
         widths.fixed_objective / y_norm_sq,
         "o-",
-        label=rf"$\theta$ = {widths.theta:g} fixed (Lemma 2)",
+        label=rf"$\theta$ = {widths.theta_bar:g} fixed (Lemma 2)",
     )
     ax.semilogx(
         widths.widths,
@@ -246,10 +246,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    grid = structdrop.sweep_global_min(Y, args.block_sizes, args.theta, X=X, threads=args.threads)
+    grid = structdrop.sweep_global_min(
+        Y, block_sizes=args.block_sizes, theta_bars=args.theta, X=X, threads=args.threads
+    )
     seconds = time.perf_counter() - start
     width_result = structdrop.width_sweep(
-        Y, widths, r_w, args.width_theta, X=X, threads=args.threads
+        Y, widths, block_size=r_w, theta_bar=args.width_theta, X=X, threads=args.threads
     )
     y_norm_sq = float(np.sum(np.asarray(Y, dtype=float) ** 2))
     payload = {
@@ -266,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         "grid_seconds": seconds,
         "width_sweep": {
             "block_size": width_result.block_size,
-            "theta": width_result.theta,
+            "theta_bar": width_result.theta_bar,
             "widths": width_result.widths.tolist(),
             "fixed_beta": width_result.fixed_beta.tolist(),
             "fixed_objective": width_result.fixed_objective.tolist(),
