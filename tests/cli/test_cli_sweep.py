@@ -30,7 +30,7 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
             str(tmp_path / "X.npy"),
             "--block-sizes",
             "1:4",
-            "--theta",
+            "--theta-bars",
             "0.1:0.9:5",
             "--widths",
             "5,50,500",
@@ -72,7 +72,10 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
 
 
 def test_sweep_builtin_example_prints_a_summary(tmp_path, capsys):
-    assert main(["sweep", "--block-sizes", "1,5,10", "--theta", "0.5", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["sweep", "--block-sizes", "1,5,10", "--theta-bars", "0.5", "--out", str(tmp_path)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "3 settings" in text and "wrote" in text
     data = json.loads((tmp_path / "sweep.json").read_text())
@@ -85,10 +88,10 @@ def test_sweep_builtin_example_prints_a_summary(tmp_path, capsys):
         (["--block-sizes", "0:4"], "integers must be >= 1"),
         (["--block-sizes", "5:2"], "expected START:STOP"),
         (["--block-sizes", "a"], "expected START:STOP"),
-        (["--theta", "0:1:5"], r"theta values must lie in \(0, 1\]"),
-        (["--theta", "0.1:0.9"], "expected START:STOP:COUNT"),
+        (["--theta-bars", "0:1:5"], r"theta_bar values must lie in \(0, 1\]"),
+        (["--theta-bars", "0.1:0.9"], "expected START:STOP:COUNT"),
         (["--widths", "7,12"], "block_size must divide width"),
-        (["--width-theta", "2"], "probability"),
+        (["--width-theta-bar", "2"], "probability"),
     ],
 )
 def test_bad_ranges_exit_2_with_one_line(tmp_path, capsys, args, message):

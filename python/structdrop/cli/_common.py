@@ -13,6 +13,9 @@ from .._progress import progress_bar
 __all__ = [
     "CliError",
     "MissingDependency",
+    "deprecated_flag",
+    "nonnegative_float",
+    "warn_deprecated_flag",
     "Parser",
     "progress_bar",
     "positive_int",
@@ -35,6 +38,31 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse API
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
+
+
+def warn_deprecated_flag(old: str, new: str) -> None:
+    """One line on stderr: ``old`` still works in this release, ``new`` is its 1.0 spelling."""
+    sys.stderr.write(
+        f"structdrop: {old} is deprecated and will be removed after structdrop 1.0; write {new}\n"
+    )
+
+
+def deprecated_flag(new: str) -> type[argparse.Action]:
+    """An argparse action for an old option name: stores the value under the new option's
+    destination and says so on stderr (the command goes on)."""
+
+    class Deprecated(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: object,
+            option_string: str | None = None,
+        ) -> None:
+            warn_deprecated_flag(str(option_string), new)
+            setattr(namespace, self.dest, values)
+
+    return Deprecated
 
 
 def positive_int(text: str) -> int:
@@ -67,6 +95,17 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
 
 
