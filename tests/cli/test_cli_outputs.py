@@ -198,7 +198,8 @@ def test_dask_out_A_reads_X_as_given(capsys, inputs, x_file):
     folder, X, _ = inputs
     np.savez(folder / "data.npz", other=np.zeros(3), X=X)
     extra = ["--X-key", "X"] if x_file.endswith(".npz") else []
-    args = ["solve", str(folder / "Y.npy"), "--X", str(folder / x_file), *extra, "--block-size", "1",
+    args = ["solve", str(folder / "Y.npy"), "--X", str(folder / x_file), *extra,
+            "--block-size", "1",
             "--theta-bar", "0.5", "--quiet", "--dask", "local", "--out", str(folder / "C.npy"),
             "--out-A", str(folder / "A.npy")]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err

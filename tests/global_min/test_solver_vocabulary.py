@@ -40,8 +40,8 @@ def test_theta_bar_and_beta_give_the_same_minimum(data):
     X, Y = data
     for tb in (0.1, 0.5, 0.9, 1.0):
         beta = (1 - tb) / tb
-        by_theta = _new(lambda: sd.dropblock_global_min(Y, X=X, block_size=2, theta_bar=tb))
-        by_beta = _new(lambda: sd.dropblock_global_min(Y, X=X, block_size=2, beta=beta))
+        by_theta = _new(lambda tb=tb: sd.dropblock_global_min(Y, X=X, block_size=2, theta_bar=tb))
+        by_beta = _new(lambda beta=beta: sd.dropblock_global_min(Y, X=X, block_size=2, beta=beta))
         assert by_theta == by_beta
         moments = sd.data_moments(X, Y)
         assert sd.global_min_from_moments(

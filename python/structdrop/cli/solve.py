@@ -76,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=argparse.SUPPRESS,
     )
     strength = parser.add_mutually_exclusive_group()
+    # --theta comes first: the documentation test finds an option's entry by substring
+    strength.add_argument(
+        "--theta",
+        type=probability,
+        default=None,
+        help="retain probability in (0, 1] of the width-d network given by --width",
+    )
     strength.add_argument(
         "--theta-bar",
         dest="theta_bar",
@@ -89,12 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=nonnegative_float,
         default=None,
         help="product-space strength beta_bar = (1 - theta_bar)/theta_bar >= 0",
-    )
-    strength.add_argument(
-        "--theta",
-        type=probability,
-        default=None,
-        help="retain probability in (0, 1] of the width-d network given by --width",
     )
     parser.add_argument(
         "--width",
