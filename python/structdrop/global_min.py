@@ -51,7 +51,18 @@ ACCURACY_TARGET = 1e-10
 
 
 class ConditioningWarning(RuntimeWarning):
-    """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient."""
+    """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient.
+
+    Example:
+        >>> import warnings, numpy as np, structdrop as sd
+        >>> X = np.vstack([np.ones(5), np.ones(5)])  # rank 1 of 2 rows
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = sd.global_min_from_moments(
+        ...         sd.data_moments(X, np.ones((1, 5))), block_size=1, beta=0.0)
+        >>> caught[0].category is sd.ConditioningWarning
+        True
+    """
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,13 +90,26 @@ class GlobalMin(ResultEquality):
         error_estimate: estimated relative error of the objective caused by the route (first
             order in the unit roundoff u: about u kappa(X)^2 for the Gram route and u kappa(X) for
             the QR route, weighted by where Y P's energy lies; kappa(X) the condition number of X
-            on its numerical rank); 0 without X.
+            on its numerical rank); 0 without X. The error is measured against
+            max(objective, 1e10 sqrt(a N) u ||Y||^2), so that an error within the rounding of
+            ||Y||^2 counts as small even when the objective is 0.
         x_rank: numerical rank of X (N without X).
 
     Two results compare equal (``==``) when every attribute above is equal, arrays exactly (shape,
     dtype and values; NaN equals NaN); the reference to X is not compared. Results are
     unhashable. ``copy.copy`` and ``copy.deepcopy`` keep the reference to X, so :attr:`A` still
     works on the copy; a pickled copy carries neither X nor A* (see :attr:`A`).
+
+    Built by :func:`dropblock_global_min` and :func:`global_min_from_moments` (the constructor
+    checks nothing).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> res = sd.dropblock_global_min(np.diag([3.0, 1.0, 0.5]), block_size=2, beta=1.0)
+        >>> res.singular_values.tolist(), res.target_singular_values.tolist(), res.rank
+        ([1.5, 0.5, 0.0], [3.0, 1.0, 0.5], 2)
+        >>> bool(np.allclose(res.A, np.diag([1.5, 0.5, 0.0])))
+        True
     """
 
     singular_values: np.ndarray
@@ -127,7 +151,15 @@ class GlobalMin(ResultEquality):
 
     @functools.cached_property
     def coefficients(self) -> np.ndarray:
-        """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank)."""
+        """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank).
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> X = np.eye(2)
+            >>> res = sd.dropblock_global_min(np.diag([2.0, 1.0]), X=X, block_size=1, beta=0.0)
+            >>> res.coefficients.round(12).tolist()
+            [[2.0, 0.0], [0.0, 1.0]]
+        """
         return (self.left_vectors * self.singular_values[: self.rank]) @ self.right_coefficients
 
     def output(self, X: object | None = None) -> np.ndarray:
@@ -136,6 +168,20 @@ class GlobalMin(ResultEquality):
         Args:
             X: the data (b x N) the minimum was computed for. Not needed without X, nor when the
                 result came from :func:`dropblock_global_min` (which keeps a reference to its X).
+
+        Returns:
+            A* as an a x N float64 array.
+
+        Raises:
+            ValueError: a minimum from moments without X, or X with the wrong number of rows.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> rng = np.random.default_rng(0)
+            >>> X, Y = rng.standard_normal((3, 20)), rng.standard_normal((2, 20))
+            >>> res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=1, beta=0.5)
+            >>> res.output(X).shape
+            (2, 20)
         """
         if self.route == "svd":
             return self.coefficients
@@ -157,6 +203,14 @@ class GlobalMin(ResultEquality):
         Available without X and from :func:`dropblock_global_min`; a minimum from moments has no
         data to form it from (use :meth:`output` with X, or :attr:`coefficients`). A pickled copy
         carries neither X nor A*: only the small factors travel.
+
+        Raises:
+            AttributeError: the minimum was computed from moments (or unpickled) without X.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> sd.dropblock_global_min(np.eye(2), block_size=1, beta=0.0).A.tolist()
+            [[1.0, 0.0], [0.0, 1.0]]
         """
         if self.route != "svd" and self._data is None:
             raise AttributeError(
@@ -167,7 +221,26 @@ class GlobalMin(ResultEquality):
 
     def factorize(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """A width-d network (U, V) at the global minimum: see
-        :func:`structdrop.factorize.balanced_factors`."""
+        :func:`structdrop.factorize.balanced_factors`.
+
+        Args:
+            d: the width, a positive multiple of :attr:`block_size`. The network attains the
+                minimum from :func:`structdrop.min_exact_width` on; below, it is the best found.
+
+        Returns:
+            (U, V), a x d and b x d (N x d without X), with U V^T X = A* when exact.
+
+        Raises:
+            ValueError: d is not a positive multiple of the block size, or U and V would be too
+                large to allocate.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> res = sd.dropblock_global_min(np.diag([3.0, 1.0]), block_size=1, beta=0.5)
+            >>> U, V = res.factorize(2)
+            >>> bool(np.allclose(U @ V.T, res.A))
+            True
+        """
         from .factorize import balanced_factors
 
         return balanced_factors(self, d)

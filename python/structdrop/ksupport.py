@@ -47,6 +47,14 @@ class ProxResult(ResultEquality):
         rank: number of non-zero entries of a* (the paper's lambda, the rank of A*).
         objective: the minimum value ||m - a*||^2 + beta ||a*||_(r)^2 (Frobenius norm for a matrix).
         method: "sweep" (O(n) threshold search) or "search" (literal O(n r) scan of Theorem 7).
+
+    Built by :func:`prox_ksupport_sq` (the constructor checks nothing).
+
+    Example:
+        >>> import structdrop as sd
+        >>> res = sd.prox_ksupport_sq([-3.0, 1.0, 0.5], 2, 1.0)
+        >>> res.values.tolist(), res.rho, res.rank
+        ([-1.5, 0.5, 0.0], 2, 2)
     """
 
     values: np.ndarray
@@ -361,6 +369,13 @@ class ProxBatchResult(ResultEquality):
         rho: (rows,) int64, as ProxResult.rho per row.
         rank: (rows,) int64 numbers of non-zero entries per row.
         objective: (rows,) float64 minimum values per row.
+
+    Built by :func:`prox_ksupport_sq_batch` (the constructor checks nothing).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> sd.prox_ksupport_sq_batch(np.array([[3.0, 1.0, 0.5]]), 2, 1.0).rho.tolist()
+        [2]
     """
 
     values: np.ndarray
