@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 from .._atomic_write import file_identity
@@ -13,6 +13,8 @@ from .._progress import progress_bar
 __all__ = [
     "CliError",
     "MissingDependency",
+    "add_deprecated_alias",
+    "add_strength_options",
     "deprecated_flag",
     "nonnegative_float",
     "warn_deprecated_flag",
@@ -63,6 +65,37 @@ def deprecated_flag(new: str) -> type[argparse.Action]:
             setattr(namespace, self.dest, values)
 
     return Deprecated
+
+
+def add_deprecated_alias(
+    container: argparse._ActionsContainer,
+    old: str,
+    dest: str,
+    kind: Callable[[str], object],
+    new: str,
+) -> None:
+    """``old``, the option's name before 1.0: hidden from --help, stores into ``dest``."""
+    container.add_argument(
+        old, dest=dest, type=kind, action=deprecated_flag(new), help=argparse.SUPPRESS
+    )
+
+
+def add_strength_options(
+    container: argparse._ActionsContainer,
+    names: tuple[str, str],
+    kinds: tuple[Callable[[str], object], Callable[[str], object]],
+    helps: tuple[str, str],
+    old: str | None = None,
+) -> None:
+    """The two spellings of a strength, ``names`` = (--THETA-BAR option, --BETA option), added to
+    ``container`` (a mutually exclusive group), and ``old``, the first one's name before 1.0."""
+    dests = [name.lstrip("-").replace("-", "_") for name in names]
+    for name, dest, kind, text in zip(names, dests, kinds, helps):
+        container.add_argument(
+            name, dest=dest, type=kind, default=None, metavar=dest.upper(), help=text
+        )
+    if old is not None:
+        add_deprecated_alias(container, old, dests[0], kinds[0], names[0])
 
 
 def positive_int(text: str) -> int:

@@ -15,7 +15,8 @@ import numpy as np
 from ._common import (
     CliError,
     MissingDependency,
-    deprecated_flag,
+    add_deprecated_alias,
+    add_strength_options,
     nonnegative_float,
     positive_int,
     probability,
@@ -68,13 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="block size r (1 = Dropout); required",
     )
-    parser.add_argument(
-        "-r",
-        dest="block_size",
-        type=positive_int,
-        action=deprecated_flag("--block-size"),
-        help=argparse.SUPPRESS,
-    )
+    add_deprecated_alias(parser, "-r", "block_size", positive_int, "--block-size")
     strength = parser.add_mutually_exclusive_group()
     # --theta comes first: the documentation test finds an option's entry by substring
     strength.add_argument(
@@ -83,19 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="retain probability in (0, 1] of the width-d network given by --width",
     )
-    strength.add_argument(
-        "--theta-bar",
-        dest="theta_bar",
-        type=probability,
-        default=None,
-        metavar="THETA_BAR",
-        help="product-space retain probability theta_bar in (0, 1]",
-    )
-    strength.add_argument(
-        "--beta",
-        type=nonnegative_float,
-        default=None,
-        help="product-space strength beta_bar = (1 - theta_bar)/theta_bar >= 0",
+    add_strength_options(
+        strength,
+        ("--theta-bar", "--beta"),
+        (probability, nonnegative_float),
+        (
+            "product-space retain probability theta_bar in (0, 1]",
+            "product-space strength beta_bar = (1 - theta_bar)/theta_bar >= 0",
+        ),
     )
     parser.add_argument(
         "--width",

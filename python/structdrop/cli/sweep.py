@@ -13,7 +13,7 @@ from .._atomic_write import write_text
 from ._common import (
     CliError,
     MissingDependency,
-    deprecated_flag,
+    add_strength_options,
     nonnegative_float,
     positive_int,
     probability,
@@ -128,28 +128,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RANGE",
         help="block sizes r (default 1:64)",
     )
-    grid = parser.add_mutually_exclusive_group()
-    grid.add_argument(
-        "--theta-bars",
-        dest="theta_bars",
-        type=theta_range,
-        default=None,
-        metavar="RANGE",
-        help="product-space theta_bar values (default 0.05:0.95:91)",
-    )
-    grid.add_argument(
-        "--betas",
-        type=beta_range,
-        default=None,
-        metavar="RANGE",
-        help="product-space strengths beta_bar >= 0 instead of --theta-bars",
-    )
-    grid.add_argument(
-        "--theta",
-        dest="theta_bars",
-        type=theta_range,
-        action=deprecated_flag("--theta-bars"),
-        help=argparse.SUPPRESS,
+    add_strength_options(
+        parser.add_mutually_exclusive_group(),
+        ("--theta-bars", "--betas"),
+        (theta_range, beta_range),
+        (
+            "product-space theta_bar values (default 0.05:0.95:91)",
+            "product-space strengths beta_bar >= 0 instead of --theta-bars",
+        ),
+        old="--theta",
     )
     parser.add_argument(
         "--widths",
@@ -166,30 +153,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="block size of the width sweep (default 5)",
     )
-    width = parser.add_mutually_exclusive_group()
-    width.add_argument(
-        "--width-theta-bar",
-        dest="width_theta_bar",
-        type=probability,
-        default=None,
-        metavar="THETA_BAR",
-        help="theta_bar of the width sweep: the layer theta of the fixed runs and theta_bar of "
-        "eq. 7 (default 0.5)",
-    )
-    width.add_argument(
-        "--width-beta",
-        dest="width_beta",
-        type=nonnegative_float,
-        default=None,
-        metavar="BETA",
-        help="the width sweep's strength beta_bar >= 0 instead of --width-theta-bar",
-    )
-    width.add_argument(
-        "--width-theta",
-        dest="width_theta_bar",
-        type=probability,
-        action=deprecated_flag("--width-theta-bar"),
-        help=argparse.SUPPRESS,
+    add_strength_options(
+        parser.add_mutually_exclusive_group(),
+        ("--width-theta-bar", "--width-beta"),
+        (probability, nonnegative_float),
+        (
+            "theta_bar of the width sweep: the layer theta of the fixed runs and theta_bar of "
+            "eq. 7 (default 0.5)",
+            "the width sweep's strength beta_bar >= 0 instead of --width-theta-bar",
+        ),
+        old="--width-theta",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the built-in example (default 0)"
