@@ -227,3 +227,18 @@ def test_signatures_show_the_new_spelling():
         "width",
         "block_size",
     ]
+
+
+def test_reference_oracle_takes_block_size_and_width():
+    from structdrop import reference
+
+    assert _old(lambda: reference.prox_ksupport_sq([3.0, 1.0, 0.5], r=2, beta=1.0))[0][
+        "objective"
+    ] == pytest.approx(5.25)
+    assert reference.ksupport_norm_sq([1.0, 1.0, 1.0], block_size=2) == pytest.approx(4.5)
+    assert reference.beta_for_width(0.5, width=10, block_size=5) == pytest.approx(0.5)
+    assert _old(lambda: reference.theta_for_width(0.5, 10, r=5))[0] == pytest.approx(1 / 3)
+    Y = np.diag([3.0, 1.0])
+    assert reference.dropblock_global_min(Y, block_size=1, theta_bar=0.5)["objective"] == (
+        pytest.approx(sd.dropblock_global_min(Y, block_size=1, theta_bar=0.5).objective)
+    )

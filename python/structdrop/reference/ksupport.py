@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._migration import renamed_keywords
+
 __all__ = [
     "beta_for_width",
     "dropblock_global_min",
@@ -43,14 +45,16 @@ def _split_and_norm(s: np.ndarray, r: int) -> tuple[int, float]:
     return best, float(np.sum(s[: best - 1] ** 2) + tails[best - 1] ** 2 / (r - best + 1))
 
 
-def ksupport_norm_sq(x, r: int) -> float:
-    """||x||_(r)^2 of a vector (magnitudes) or a matrix (singular values)."""
-    return _split_and_norm(_magnitudes(x), int(r))[1]
+@renamed_keywords("reference.ksupport_norm_sq", r="block_size")
+def ksupport_norm_sq(x, block_size: int) -> float:
+    """||x||_(r)^2 (r = block_size) of a vector (magnitudes) or a matrix (singular values)."""
+    return _split_and_norm(_magnitudes(x), int(block_size))[1]
 
 
-def ksupport_split(x, r: int) -> int:
+@renamed_keywords("reference.ksupport_split", r="block_size")
+def ksupport_split(x, block_size: int) -> int:
     """rho* of the corrected Theorem 6."""
-    return _split_and_norm(_magnitudes(x), int(r))[0]
+    return _split_and_norm(_magnitudes(x), int(block_size))[0]
 
 
 def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
@@ -98,7 +102,8 @@ def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
     return t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
 
 
-def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
+@renamed_keywords("reference.prox_ksupport_sq", r="block_size")
+def prox_ksupport_sq(m, block_size: int, beta: float, method: str = "sweep") -> dict:
     """argmin_a ||m - a||^2 + beta ||a||_(r)^2, m >= 0 in any order.
 
     Returns a dict with values (input order), rho, rank, objective.
@@ -112,7 +117,7 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
         float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1)) if top > 0 else 1.0
     )  # max(m) / scale in [1, 2)
     ms = m[order] / scale
-    r = int(r)
+    r = int(block_size)
     beta = float(beta)
     if method == "sweep":
         t = _sweep_sorted(ms, r, beta)
@@ -197,14 +202,18 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
     return a, rho, value
 
 
-def theta_for_width(theta_bar: float, d: int, r: int) -> float:
-    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d)."""
+@renamed_keywords("reference.theta_for_width", d="width", r="block_size")
+def theta_for_width(theta_bar: float, width: int, block_size: int) -> float:
+    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d), with d = width and
+    r = block_size."""
+    r, d = block_size, width
     return theta_bar * r / (theta_bar * r + (1 - theta_bar) * d)
 
 
-def beta_for_width(theta: float, d: int, r: int) -> float:
-    """beta_bar = (r/d)(1 - theta)/theta."""
-    return r * (1 - theta) / (d * theta)
+@renamed_keywords("reference.beta_for_width", d="width", r="block_size")
+def beta_for_width(theta: float, width: int, block_size: int) -> float:
+    """beta_bar = (r/d)(1 - theta)/theta, d = width, r = block_size."""
+    return block_size * (1 - theta) / (width * theta)
 
 
 def _pinv(X: np.ndarray) -> np.ndarray:
@@ -216,7 +225,8 @@ def _pinv(X: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(X, rcond=cutoff)
 
 
-def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
+@renamed_keywords("reference.dropblock_global_min", r="block_size")
+def dropblock_global_min(Y, block_size: int, theta_bar: float, X=None) -> dict:
     """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2; dict with A, objective,
     ..."""
     Y = np.asarray(Y, dtype=float)
@@ -229,7 +239,7 @@ def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
         P = _pinv(X) @ X
         target = Y @ P
     U, m, Vt = np.linalg.svd(target, full_matrices=False)
-    prox = prox_ksupport_sq(m, r, beta)
+    prox = prox_ksupport_sq(m, block_size, beta)
     A = (U * prox["values"]) @ Vt
     residual = 0.0 if P is None else float(np.sum((Y - target) ** 2))
     return {
