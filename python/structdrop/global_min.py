@@ -330,8 +330,10 @@ def solve_on_data(
 
     ``solve`` maps a reduction to a result and is called once or twice; the Gram route's result
     is kept when X has full row rank by the Gram tolerance and the route's error estimate is at
-    most :data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports (its result's
-    ``objective``, a number or an array of them). Otherwise the data are read once more in column
+    most max(:data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports (its result's
+    ``objective``, a number or an array of them), the rounding floor sqrt(a N) u ||Y||^2 of
+    :attr:`RowSpaceReduction.error_floor`): an objective of 0 is then judged by the floor instead
+    of failing every time. Otherwise the data are read once more in column
     chunks for the QR route (error about sqrt(max(b, N)) u kappa(X), NumPy's matrix_rank rule for
     X's rank).
     ``progress`` shows a bar on stderr for each pass over the data.
