@@ -14,7 +14,7 @@ __all__ = ["theta_for_width", "beta_for_width"]
 def _check_width(width: object, block_size: object) -> tuple[int, int]:
     d = as_int("width", width, minimum=1)
     block = as_int("block_size", block_size, minimum=1)
-    check_block_width(d, block, overlapping=False, width_name="width")
+    check_block_width(d, block, overlapping=False, width_name="the width d")
     return d, block
 
 

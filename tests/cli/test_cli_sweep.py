@@ -90,7 +90,7 @@ def test_sweep_builtin_example_prints_a_summary(tmp_path, capsys):
         (["--block-sizes", "a"], "expected START:STOP"),
         (["--theta-bars", "0:1:5"], r"theta_bar values must lie in \(0, 1\]"),
         (["--theta-bars", "0.1:0.9"], "expected START:STOP:COUNT"),
-        (["--widths", "7,12"], "block_size must divide width"),
+        (["--widths", "7,12"], "block_size must divide the width d"),
         (["--width-theta-bar", "2"], "probability"),
     ],
 )

@@ -137,7 +137,7 @@ def test_width_sweep_lemma2_and_eq7(rng):
         (
             lambda: sd.width_sweep(np.ones((2, 3)), [10, 12], block_size=5, theta_bar=0.5),
             ValueError,
-            "block_size must divide width",
+            "block_size must divide the width d",
         ),
         (
             lambda: sd.width_sweep(np.ones((2, 3)), [], block_size=5, theta_bar=0.5),

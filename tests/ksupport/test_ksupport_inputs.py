@@ -96,7 +96,7 @@ from structdrop import _core
             ValueError,
             "Y contains NaN",
         ),
-        (lambda: sd.theta_for_width(0.5, 10, 3), ValueError, "block_size must divide width"),
+        (lambda: sd.theta_for_width(0.5, 10, 3), ValueError, "block_size must divide the width d"),
         (lambda: sd.theta_for_width(-0.1, 10, 5), ValueError, "theta_bar must lie"),
         (lambda: sd.beta_for_width(0.0, 10, 5), ValueError, "theta must lie"),
         (lambda: sd.beta_for_width(0.5, 0, 5), ValueError, "width must be >= 1"),
