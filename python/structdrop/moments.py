@@ -407,7 +407,8 @@ def data_moments(
     Peak extra memory: O(b^2 + a b) for the results and, when reading in chunks, one float64 chunk
     of X and Y, (a + b) * ``chunk_columns`` * 8 bytes (:data:`CHUNK_BYTES` = 64 MiB by default),
     plus for a memory map its read buffer in the file's dtype (at most as much again): at most about
-    128 MiB beyond the inputs, whatever N (measured in tests/moments/test_moments.py and bench/moments.py).
+    128 MiB beyond the inputs, whatever N (measured in tests/moments/test_moments.py and
+    bench/moments.py).
 
     Args:
         X: b x N data, samples as columns.
