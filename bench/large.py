@@ -140,9 +140,9 @@ def run_cli(x_path: Path, y_path: Path, r: int, theta_bar: float) -> tuple[float
             str(y_path),
             "--X",
             str(x_path),
-            "-r",
+            "--block-size",
             str(r),
-            "--theta",
+            "--theta-bar",
             str(theta_bar),
             "--json",
         ],
@@ -187,7 +187,7 @@ def run_dask(
         Yd = da.from_array(Y, chunks=(Y.shape[0], columns), asarray=True, fancy=False)
         start = time.perf_counter()
         moments = sd.data_moments(Xd, Yd)
-        result = sd.global_min_from_moments(moments, r, theta_bar)
+        result = sd.global_min_from_moments(moments, block_size=r, theta_bar=theta_bar)
         seconds = time.perf_counter() - start
         worker_peak = max(client.run(_peak_resident_mib).values())
         return seconds, result.objective, worker_peak

@@ -28,7 +28,9 @@ def spectrum(n: int) -> np.ndarray:
 
 def time_grid(m, sizes, thetas, threads=None) -> float:
     return median_seconds(
-        lambda: sd.sweep_global_min(m, sizes, thetas, threads=threads), repeats=3, min_time=0.0
+        lambda: sd.sweep_global_min(m, block_sizes=sizes, theta_bars=thetas, threads=threads),
+        repeats=3,
+        min_time=0.0,
     )
 
 
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     m = spectrum(n)
     out = {"n": n, "settings": sizes.size * thetas.size, "threads": os.cpu_count()}
     start = time.perf_counter()
-    result = sd.sweep_global_min(m, sizes, thetas)
+    result = sd.sweep_global_min(m, block_sizes=sizes, theta_bars=thetas)
     out["cpp_total_first_call"] = time.perf_counter() - start
     out["cpp_total"] = time_grid(m, sizes, thetas)
     out["cpp_single_thread"] = time_grid(m, sizes, thetas, threads=1)

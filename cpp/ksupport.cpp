@@ -259,14 +259,18 @@ ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, do
     std::fill(out, out + n, 0.0);
     return sol;
   }
+  // The input is sorted descending: its zeros are the tail [p, n). They are written as +0.0 (a -0.0
+  // input would stay -0.0 under a copy or a scaling).
   if (beta == 0.0) {  // no penalty: a = m (rho as in the limit of a head holding every unit)
-    std::copy(m, m + n, out);
+    std::copy(m, m + p, out);
+    std::fill(out + p, out + n, 0.0);
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
     sol.rank = static_cast<std::int64_t>(p);
     return sol;
   }
-  if (p <= ru) {                                                    // t = 1 on every positive unit: a = m/(1 + beta)
-    const double head_sq = scale_and_sum_sq(m, out, 0, n, shrink);  // zeros stay zeros
+  if (p <= ru) {  // t = 1 on every positive unit: a = m/(1 + beta)
+    const double head_sq = scale_and_sum_sq(m, out, 0, p, shrink);
+    std::fill(out + p, out + n, 0.0);
     sol.rho = static_cast<std::int64_t>(std::min(p + 1, ru));
     sol.rank = static_cast<std::int64_t>(p);
     sol.objective = beta * shrink * head_sq;
@@ -297,6 +301,7 @@ ProxSolution sweep_with_profile(const SortedProfile& profile, std::int64_t r, do
     band_term = cut * th.active_sum;  // sum_i beta m_i / tau
   }
   const double tail_sq = scale_and_sum_sq(m, out, th.active_end, n, 0.0);
+  std::fill(out + std::max(th.active_end, p), out + n, 0.0);
   sol.rho = static_cast<std::int64_t>(std::min(th.head + 1, ru));
   sol.rank = static_cast<std::int64_t>(rank);
   sol.objective = beta * shrink * head_sq + band_term + tail_sq;

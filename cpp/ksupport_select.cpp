@@ -304,7 +304,7 @@ ProxSolution prox_ksupport_sq_select(const T* x, std::size_t n, std::int64_t r, 
     return sol;
   }
   if (beta == 0.0) {  // no penalty: a = m (rho as in the limit of a head holding every unit)
-    std::copy(x, x + n, out);
+    for (std::size_t i = 0; i < n; ++i) out[i] = x[i] + T(0);  // + 0: a -0.0 input gives +0.0
     return sol;
   }
   if (!first_round_done) sc = power_of_two_scale(s.max);

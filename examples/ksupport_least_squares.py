@@ -3,9 +3,9 @@
     minimise_x  (1/2) ||A x - b||^2 + sigma ||x||_(r)^2
 
 solved three ways: ``pyproximal.ProximalGradient`` (ISTA), ``AcceleratedProximalGradient`` (FISTA)
-and ``ADMM``, with ``structdrop.pyproximal.KSupportSq(r, sigma)`` as the regulariser. Each answer
-is certified by the optimality condition 0 in A^T(Ax - b) + sigma d||x||_(r)^2, checked two
-independent ways:
+and ``ADMM``, with ``structdrop.pyproximal.KSupportSq(block_size, sigma)`` as the regulariser.
+Each answer is certified by the optimality condition 0 in A^T(Ax - b) + sigma d||x||_(r)^2,
+checked two independent ways:
 
 - subgradient (dual-norm) residual: g = -A^T(Ax - b)/sigma must be a subgradient of ||.||_(r)^2
   at x, i.e. <g, x> = 2 ||x||_(r)^2 and ||g||_* <= 2 ||x||_(r), with ||.||_* the dual norm (l2 norm

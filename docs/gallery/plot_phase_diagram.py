@@ -31,7 +31,9 @@ import structdrop
 problem = structdrop.paper_synthetic(seed=0)  # X: 100 x 1000 inputs, Y = M X: 80 x 1000 targets
 block_sizes = np.arange(1, 31)
 theta_bars = np.linspace(0.05, 0.95, 40)
-grid = structdrop.sweep_global_min(problem.Y, block_sizes, theta_bars, X=problem.X)
+grid = structdrop.sweep_global_min(
+    problem.Y, block_sizes=block_sizes, theta_bars=theta_bars, X=problem.X
+)
 energy = float(np.sum(problem.Y**2))
 print(f"rank of the minimiser over the grid: {grid.rank.min()} to {grid.rank.max()}")
 
@@ -41,7 +43,9 @@ print(f"rank of the minimiser over the grid: {grid.rank.min()} to {grid.rank.max
 settings = [(2, 0.8), (10, 0.5), (25, 0.3)]
 solutions = {}
 for r, theta_bar in settings:
-    solution = structdrop.dropblock_global_min(problem.Y, r, theta_bar, X=problem.X)
+    solution = structdrop.dropblock_global_min(
+        problem.Y, block_size=r, theta_bar=theta_bar, X=problem.X
+    )
     print(
         f"r = {r:2d}, theta_bar = {theta_bar}: rank {solution.rank}, rho {solution.rho}, "
         f"minimum / ||Y||^2 = {solution.objective / energy:.4f}"
@@ -64,7 +68,7 @@ for ax in axes[:2]:
     for r, theta_bar in settings:
         ax.plot(theta_bar, r, "w+", ms=9)
 
-m = grid.singular_values
+m = grid.target_singular_values
 axes[2].semilogy(np.arange(1, m.size + 1), m, "k.", ms=4, label="targets Y")
 for (r, theta_bar), solution in solutions.items():
     kept = solution.singular_values[: solution.rank]

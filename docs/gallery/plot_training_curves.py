@@ -13,12 +13,11 @@ loss with the step's random mask (grey, noisy around it). The dashed line is the
 :func:`structdrop.dropblock_global_min`.
 
 The network has width ``d = 50`` and keeps each block with probability ``theta = 0.5``. In the
-closed form, the width enters through the product-space retain probability ``theta_bar``: a
-width-``d`` network with blocks of ``r`` units has the regularisation weight
-``beta_bar = (r / d) (1 - theta) / theta`` (:func:`structdrop.beta_for_width`), i.e.
-``theta_bar = 1 / (1 + beta_bar)``. The curves approach the dashed line from above and do not go
-below it: it is a lower bound for every network of that width, and after 10^5 steps the runs are
-within a few tenths of a percent of it.
+closed form, the width enters through the product-space strength: a width-``d`` network with
+blocks of ``r`` units has the regularisation weight ``beta_bar = (r / d) (1 - theta) / theta``
+(:func:`structdrop.beta_for_width`), passed to the solver as ``beta=beta_bar``. The curves
+approach the dashed line from above and do not go below it: it is a lower bound for every network
+of that width, and after 10^5 steps the runs are within a few tenths of a percent of it.
 
 Both panels have the same minimum. Here the minimiser has no shrink-only head (``rho = 1``), and
 then the penalty is ``beta_bar / r`` times the squared sum of the singular values, in which ``r``
@@ -60,7 +59,7 @@ runs = structdrop.train_many(
 minima = {}
 for r in block_sizes:
     beta_bar = structdrop.beta_for_width(theta, width, r)
-    solution = structdrop.dropblock_global_min(Y, r, 1.0 / (1.0 + beta_bar), X=X)
+    solution = structdrop.dropblock_global_min(Y, X=X, block_size=r, beta=beta_bar)
     minima[r] = solution.objective
     finals = [run.deterministic_objective[-1] for (rr, _), run in zip(jobs, runs) if rr == r]
     print(

@@ -9,10 +9,12 @@ from __future__ import annotations
 import numbers
 import operator
 import warnings
-from typing import SupportsIndex
+from typing import Literal, SupportsIndex, overload
 
 import numpy as np
 from numpy.typing import DTypeLike
+
+from ._migration import _caller_stacklevel
 
 __all__ = [
     "MissingDependency",
@@ -23,6 +25,7 @@ __all__ = [
     "as_threads",
     "as_nonnegative_float",
     "as_probability",
+    "as_strength",
 ]
 
 
@@ -141,7 +144,7 @@ def as_threads(value: object, name: str = "threads") -> int | None:
         warnings.warn(
             f"{name}=0 for every core is deprecated and will be an error: write {name}=None",
             FutureWarning,
-            stacklevel=3,  # the caller of the public function
+            stacklevel=_caller_stacklevel(),  # the user's line, past any wrapper of the package
         )
         return None
     if count < 0:
@@ -194,3 +197,86 @@ class MissingDependency(RuntimeError):
         >>> issubclass(MissingDependency, RuntimeError)
         True
     """
+
+
+@overload
+def as_strength(
+    theta_bar: object,
+    beta: object,
+    *,
+    names: tuple[str, str] = ...,
+    many: Literal[False] = ...,
+) -> float: ...
+
+
+@overload
+def as_strength(
+    theta_bar: object, beta: object, *, names: tuple[str, str] = ..., many: Literal[True]
+) -> np.ndarray: ...
+
+
+def as_strength(
+    theta_bar: object,
+    beta: object,
+    *,
+    names: tuple[str, str] = ("theta_bar", "beta"),
+    many: bool = False,
+) -> float | np.ndarray:
+    """The strength of a global-minimum solve, given as ``theta_bar=`` or ``beta=`` (exactly one).
+
+    theta_bar in (0, 1] is the product-space retain probability and beta >= 0 (finite) the
+    regularisation strength; beta = (1 - theta_bar)/theta_bar. ``many=True`` takes a non-empty 1-D
+    sequence of either (the sweeps' ``theta_bars=`` / ``betas=``; ``names`` gives their names).
+
+    Returns:
+        beta as a float, or a float64 array of them with ``many``.
+
+    Raises:
+        TypeError: neither or both of the two were given, or a value is not a real number.
+        ValueError: theta_bar outside (0, 1] (or so small that beta overflows), beta negative or
+            not finite, an empty or not 1-D sequence with ``many``.
+
+    Example:
+        >>> as_strength(0.5, None), as_strength(None, 1.0)
+        (1.0, 1.0)
+    """
+    theta_name, beta_name = names
+    if (theta_bar is None) == (beta is None):
+        given = "both" if theta_bar is not None else "neither"
+        raise TypeError(
+            f"give the strength as exactly one of {theta_name}= or {beta_name}= "
+            f"({beta_name} = (1 - {theta_name})/{theta_name}), got {given}"
+        )
+    if not many:
+        if beta is not None:
+            return as_nonnegative_float(beta_name, beta)
+        tb = as_probability(theta_name, theta_bar)
+        result = (1.0 - tb) / tb
+        if not np.isfinite(result):
+            raise ValueError(
+                f"{theta_name} is too small: {beta_name} = (1 - {theta_name})/{theta_name} "
+                f"overflows, got {theta_bar!r}"
+            )
+        return result
+    name, value = (beta_name, beta) if beta is not None else (theta_name, theta_bar)
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(value).__name__}")
+    try:
+        values = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be a sequence of numbers: {exc}") from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence")
+    if beta is not None:
+        if not np.all(np.isfinite(values) & (values >= 0)):
+            raise ValueError(f"{name} must all be finite and >= 0")
+        return values
+    if not np.all((values > 0) & (values <= 1)):
+        raise ValueError(f"{name} must all lie in (0, 1]")
+    with np.errstate(over="ignore", divide="ignore"):
+        betas = (1.0 - values) / values
+    if not np.isfinite(betas).all():
+        raise ValueError(
+            f"{name} too small: {beta_name} = (1 - {theta_name})/{theta_name} overflows"
+        )
+    return betas

@@ -17,10 +17,11 @@ from typing import Callable, Protocol, TypeVar
 import numpy as np
 
 from ._data.memmap_chunks import Matrix2D
+from ._migration import positional_became_keyword, renamed_keywords
 from ._progress import progress_bar, progress_delay
 from ._results import ResultEquality
 from ._solver.row_space import RowSpaceReduction, reduce_by_gram, reduce_by_qr, triangular_factor
-from ._validation import as_float_array, as_int, as_probability
+from ._validation import as_float_array, as_int, as_strength
 from .ksupport import ProxMethod, prox_ksupport_sq
 from .moments import DataMoments, data_moments
 
@@ -48,7 +49,18 @@ ACCURACY_TARGET = 1e-10
 
 
 class ConditioningWarning(RuntimeWarning):
-    """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient."""
+    """The minimum from moments alone may be inaccurate: X is ill-conditioned or rank-deficient.
+
+    Example:
+        >>> import warnings, numpy as np, structdrop as sd
+        >>> X = np.vstack([np.ones(5), np.ones(5)])  # rank 1 of 2 rows
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     _ = sd.global_min_from_moments(
+        ...         sd.data_moments(X, np.ones((1, 5))), block_size=1, beta=0.0)
+        >>> caught[0].category is sd.ConditioningWarning
+        True
+    """
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,13 +88,26 @@ class GlobalMin(ResultEquality):
         error_estimate: estimated relative error of the objective caused by the route (first
             order in the unit roundoff u: about u kappa(X)^2 for the Gram route and u kappa(X) for
             the QR route, weighted by where Y P's energy lies; kappa(X) the condition number of X
-            on its numerical rank); 0 without X.
+            on its numerical rank); 0 without X. The error is measured against
+            max(objective, 1e10 sqrt(a N) u ||Y||^2), so that an error within the rounding of
+            ||Y||^2 counts as small even when the objective is 0.
         x_rank: numerical rank of X (N without X).
 
     Two results compare equal (``==``) when every attribute above is equal, arrays exactly (shape,
     dtype and values; NaN equals NaN); the reference to X is not compared. Results are
     unhashable. ``copy.copy`` and ``copy.deepcopy`` keep the reference to X, so :attr:`A` still
     works on the copy; a pickled copy carries neither X nor A* (see :attr:`A`).
+
+    Built by :func:`dropblock_global_min` and :func:`global_min_from_moments` (the constructor
+    checks nothing).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> res = sd.dropblock_global_min(np.diag([3.0, 1.0, 0.5]), block_size=2, beta=1.0)
+        >>> res.singular_values.tolist(), res.target_singular_values.tolist(), res.rank
+        ([1.5, 0.5, 0.0], [3.0, 1.0, 0.5], 2)
+        >>> bool(np.allclose(res.A, np.diag([1.5, 0.5, 0.0])))
+        True
     """
 
     singular_values: np.ndarray
@@ -124,7 +149,15 @@ class GlobalMin(ResultEquality):
 
     @functools.cached_property
     def coefficients(self) -> np.ndarray:
-        """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank)."""
+        """C with A* = C X: a x b (a x N without X, where C = A*). Cheap: O(a b rank).
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> X = np.eye(2)
+            >>> res = sd.dropblock_global_min(np.diag([2.0, 1.0]), X=X, block_size=1, beta=0.0)
+            >>> res.coefficients.round(12).tolist()
+            [[2.0, 0.0], [0.0, 1.0]]
+        """
         return (self.left_vectors * self.singular_values[: self.rank]) @ self.right_coefficients
 
     def output(self, X: object | None = None) -> np.ndarray:
@@ -133,6 +166,20 @@ class GlobalMin(ResultEquality):
         Args:
             X: the data (b x N) the minimum was computed for. Not needed without X, nor when the
                 result came from :func:`dropblock_global_min` (which keeps a reference to its X).
+
+        Returns:
+            A* as an a x N float64 array.
+
+        Raises:
+            ValueError: a minimum from moments without X, or X with the wrong number of rows.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> rng = np.random.default_rng(0)
+            >>> X, Y = rng.standard_normal((3, 20)), rng.standard_normal((2, 20))
+            >>> res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=1, beta=0.5)
+            >>> res.output(X).shape
+            (2, 20)
         """
         if self.route == "svd":
             return self.coefficients
@@ -154,6 +201,14 @@ class GlobalMin(ResultEquality):
         Available without X and from :func:`dropblock_global_min`; a minimum from moments has no
         data to form it from (use :meth:`output` with X, or :attr:`coefficients`). A pickled copy
         carries neither X nor A*: only the small factors travel.
+
+        Raises:
+            AttributeError: the minimum was computed from moments (or unpickled) without X.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> sd.dropblock_global_min(np.eye(2), block_size=1, beta=0.0).A.tolist()
+            [[1.0, 0.0], [0.0, 1.0]]
         """
         if self.route != "svd" and self._data is None:
             raise AttributeError(
@@ -164,21 +219,29 @@ class GlobalMin(ResultEquality):
 
     def factorize(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """A width-d network (U, V) at the global minimum: see
-        :func:`structdrop.factorize.balanced_factors`."""
+        :func:`structdrop.factorize.balanced_factors`.
+
+        Args:
+            d: the width, a positive multiple of :attr:`block_size`. The network attains the
+                minimum from :func:`structdrop.min_exact_width` on; below, it is the best found.
+
+        Returns:
+            (U, V), a x d and b x d (N x d without X), with U V^T X = A* when exact.
+
+        Raises:
+            ValueError: d is not a positive multiple of the block size, or U and V would be too
+                large to allocate.
+
+        Example:
+            >>> import numpy as np, structdrop as sd
+            >>> res = sd.dropblock_global_min(np.diag([3.0, 1.0]), block_size=1, beta=0.5)
+            >>> U, V = res.factorize(2)
+            >>> bool(np.allclose(U @ V.T, res.A))
+            True
+        """
         from .factorize import balanced_factors
 
         return balanced_factors(self, d)
-
-
-def _validate_setting(r: object, theta_bar: object) -> tuple[int, float]:
-    block = as_int("r", r, minimum=1)
-    tb = as_probability("theta_bar", theta_bar)
-    beta = (1.0 - tb) / tb
-    if not np.isfinite(beta):
-        raise ValueError(
-            f"theta_bar is too small: beta = (1 - theta_bar)/theta_bar overflows, got {theta_bar!r}"
-        )
-    return block, beta
 
 
 def _solve(
@@ -205,11 +268,7 @@ def _solve(
     objective = reduction.residual + prox_objective
     if not np.isfinite(objective):
         raise ValueError("Y is too large: the minimum objective overflows float64")
-    error = (
-        reduction.fit_error / objective
-        if objective > 0
-        else (0.0 if reduction.fit_error == 0 else np.inf)
-    )
+    error = reduction.fit_error / _error_scale(objective, reduction)
     return GlobalMin(
         singular_values=prox_values,
         rho=rho,
@@ -267,8 +326,10 @@ def solve_on_data(
 
     ``solve`` maps a reduction to a result and is called once or twice; the Gram route's result
     is kept when X has full row rank by the Gram tolerance and the route's error estimate is at
-    most :data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports (its result's
-    ``objective``, a number or an array of them). Otherwise the data are read once more in column
+    most max(:data:`ACCURACY_TARGET` times the smallest objective ``solve`` reports (its result's
+    ``objective``, a number or an array of them), the rounding floor sqrt(a N) u ||Y||^2 of
+    :attr:`RowSpaceReduction.error_floor`): an objective of 0 is then judged by the floor instead
+    of failing every time. Otherwise the data are read once more in column
     chunks for the QR route (error about sqrt(max(b, N)) u kappa(X), NumPy's matrix_rank rule for
     X's rank).
     ``progress`` shows a bar on stderr for each pass over the data.
@@ -282,11 +343,10 @@ def solve_on_data(
         X, Y, progress=progress
     )  # validates finiteness in its pass over the data
     assert moments.cross is not None
-    reduction = reduce_by_gram(moments.gram, moments.cross, moments.y_sq_norm)
+    reduction = reduce_by_gram(moments.gram, moments.cross, moments.y_sq_norm, moments.n_samples)
     result = solve(reduction)
-    if (
-        not reduction.rank_deficient
-        and reduction.fit_error <= ACCURACY_TARGET * _smallest_objective(result)
+    if not reduction.rank_deficient and reduction.fit_error <= ACCURACY_TARGET * _error_scale(
+        _smallest_objective(result), reduction
     ):
         return result
     delay = progress_delay(progress)
@@ -306,60 +366,97 @@ def _smallest_objective(result: _HasObjective) -> float:
     return float(np.min(result.objective))
 
 
+def _error_scale(objective: float, reduction: RowSpaceReduction) -> float:
+    """What the route's error of the objective is measured against: the objective, but never less
+    than error_floor / ACCURACY_TARGET, so that an error within the rounding of ||Y||^2 counts as
+    accurate however small the objective (0 when Y lies in X's row space and beta = 0)."""
+    scale = max(objective, reduction.error_floor / ACCURACY_TARGET)
+    return scale if scale > 0 else 1.0  # Y = 0: no error at all (fit_error is 0 then)
+
+
+@renamed_keywords("dropblock_global_min", r="block_size")
+@positional_became_keyword("dropblock_global_min", 1, ("block_size", "theta_bar", "X", "method"))
 def dropblock_global_min(
     Y: object,
-    r: int,
-    theta_bar: float,
-    X: object | None = None,
-    method: ProxMethod = "sweep",
     *,
+    X: object | None = None,
+    block_size: int,
+    theta_bar: float | None = None,
+    beta: float | None = None,
+    method: ProxMethod = "sweep",
     progress: bool | float = False,
 ) -> GlobalMin:
     """Global minimum of the DropBlock objective in product space (Theorem 7, corrected).
 
-    Minimises F(A) = ||Y - A||_F^2 + beta ||sigma(A)||_(r)^2, beta = (1 - theta_bar)/theta_bar,
-    over every A = U V^T X a network can produce. By Corollary 8 this is also the minimum of the
-    factorised DropBlock objective (3)/(8) over all widths, and F(A*) <= f(U, V) for every (U, V)
-    of a width-d network trained with theta when theta_bar = 1/(1 + beta_for_width(theta, d, r)).
+    Minimises F(A) = ||Y - A||_F^2 + beta ||sigma(A)||_(r)^2 (r = ``block_size``) over every
+    A = U V^T X a network can produce. The strength is given as ``theta_bar=`` (the product-space
+    retain probability) or ``beta=`` = (1 - theta_bar)/theta_bar, exactly one. By Corollary 8
+    this is also the minimum of the factorised DropBlock objective (3)/(8) over all widths, and
+    F(A*) <= f(U, V) for every (U, V) of a width-d network trained with theta when
+    ``beta = beta_for_width(theta, d, block_size)``.
 
     Args:
-        Y: targets, a x N.
-        r: block size (integer >= 1).
-        theta_bar: retain probability in (0, 1] of the product-space problem.
+        Y: targets, a x N (samples are columns).
         X: optional data, b x N (an array of any float dtype, a memmap or a dask array: it is read
             in column chunks, never copied whole). Without it A ranges over all a x N matrices
             (the paper's full column rank case). With it A is restricted to X's row space,
             whatever X's rank.
+        block_size: the block size r (integer >= 1; 1 is Dropout).
+        theta_bar: retain probability in (0, 1] of the product-space problem.
+        beta: the strength beta >= 0 itself (instead of ``theta_bar``).
         method: "sweep" (O(n)) or "search" (literal Theorem 7 scan, O(n r)) for the prox.
         progress: show a progress bar on stderr for each pass over the data (with X); a number
             of seconds shows it only once a pass has taken that long (``True``: at once).
 
+    Returns:
+        A :class:`GlobalMin`: the minimum ``objective``, the minimiser's ``singular_values``,
+        ``rank`` and ``rho``, the targets' ``target_singular_values``, the ``residual`` no A can
+        fit, the factors (``left_vectors``, ``right_coefficients``; ``coefficients`` C with
+        A* = C X; ``A`` forms A* on first use), ``beta``, ``block_size``, and ``route``,
+        ``error_estimate`` and ``x_rank`` (how Y P was computed and how accurately).
+
+    Raises:
+        TypeError: neither or both of ``theta_bar`` and ``beta``; a non-integer ``block_size``;
+            non-numeric arrays.
+        ValueError: ``block_size`` < 1, ``theta_bar`` outside (0, 1], ``beta`` negative or not
+            finite, X and Y with different numbers of columns, NaN or inf in the data, an
+            unknown ``method``, or a minimum that overflows float64.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> Y = np.diag([3.0, 1.0, 0.5])
+        >>> res = sd.dropblock_global_min(Y, block_size=2, beta=1.0)
+        >>> round(res.objective, 6), res.rank, res.singular_values.round(3).tolist()
+        (5.25, 2, [1.5, 0.5, 0.0])
+
     Route with X: one pass computes the moments X X^T, Y X^T, ||Y||^2 (BLAS speed); the solve then
     works on b x b and a x b matrices only (:func:`global_min_from_moments`). That route squares X's
-    condition number, so it is used only when X has full row rank and its estimated relative error
-    is at most 1e-10 (``ACCURACY_TARGET``; in practice kappa(X) up to about 1e3). Otherwise a second
-    pass in column chunks computes the triangular factor of [X; Y]^T and the minimum from it, with
-    error about sqrt(max(b, N)) u kappa(X) and NumPy's matrix_rank rule for X's
-    rank: the same answer as a full SVD of X. ``GlobalMin.route`` says which route ran and
-    ``error_estimate`` its estimated relative error. Peak memory beyond the inputs: one column chunk
-    (about 3 x 8 MiB on the QR route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()``
-    is used.
+    condition number, so it is used only when X has full row rank and its estimated error of the
+    objective is at most max(1e-10 objective, sqrt(a N) u ||Y||^2) (``ACCURACY_TARGET`` = 1e-10;
+    the second term is the rounding that ||Y||^2 itself carries, so that an objective of 0 is
+    judged by it; in practice kappa(X) up to about 1e3). Otherwise a second pass in column chunks
+    computes the triangular factor of [X; Y]^T and the minimum from it, with error about
+    sqrt(max(b, N)) u kappa(X) and NumPy's matrix_rank rule for X's rank: the same answer as a
+    full SVD of X. ``GlobalMin.route`` says which route ran and ``error_estimate`` its estimated
+    relative error. Peak memory beyond the inputs: one column chunk (about 3 x 8 MiB on the QR
+    route) and O((a + b)^2); A* (a x N) only when ``.A`` or ``.output()`` is used.
 
     Deviations from the printed paper: rho ranges over 1..r (not 1..r-1), and any X is handled:
     with P the projector onto X's row space the minimum is ||Y (I - P)||^2 + [Theorem 7 on the
     singular values of Y P]; the paper assumes X has full column rank, which its own synthetic
     setup (b = 100 < N = 1000) does not.
     """
-    block, beta = _validate_setting(r, theta_bar)
+    block = as_int("block_size", block_size, minimum=1)
+    strength = as_strength(theta_bar, beta)
     progress_delay(progress)  # validated even where no pass over data shows it (no X)
     if X is None:
         targets = as_float_array("Y", Y, ndim=2)
-        return _solve(_reduce_without_X(targets), block, beta, method)
+        return _solve(_reduce_without_X(targets), block, strength, method)
     data = _as_data("X", X)
     return solve_on_data(
         _as_data("Y", Y),
         data,
-        lambda reduction: _solve(reduction, block, beta, method, data=data),
+        lambda reduction: _solve(reduction, block, strength, method, data=data),
         progress=progress,
     )
 
@@ -376,12 +473,15 @@ def _as_data(name: str, value: object) -> Matrix2D:
     return as_float_array(name, value, ndim=2)
 
 
+@renamed_keywords("global_min_from_moments", r="block_size")
+@positional_became_keyword("global_min_from_moments", 1, ("block_size", "theta_bar", "method"))
 def global_min_from_moments(
     moments: DataMoments,
-    r: int,
-    theta_bar: float,
-    method: ProxMethod = "sweep",
     *,
+    block_size: int,
+    theta_bar: float | None = None,
+    beta: float | None = None,
+    method: ProxMethod = "sweep",
     warn: bool = True,
 ) -> GlobalMin:
     """Global minimum of the DropBlock objective from the data moments alone (Theorem 7, corrected).
@@ -396,26 +496,48 @@ def global_min_from_moments(
     Accuracy: the eigendecomposition squares X's condition number. ``result.error_estimate`` is the
     estimated relative error of the objective (first order: each eigenvalue lambda_i of X X^T
     carries an error of about u lambda_max, which moves Y P's energy along it by the relative
-    amount u lambda_max/lambda_i); when it exceeds 1e-10,
-    or when X X^T is numerically singular (rank k < b: directions of X with singular values below
-    about sqrt(b u) sigma_max are then treated as absent, which only the data can confirm), a
-    :class:`ConditioningWarning` says so (``warn=False`` silences it) and
+    amount u lambda_max/lambda_i; measured against max(objective, 1e10 sqrt(a N) u ||Y||^2), so
+    that an error within the rounding of ||Y||^2 counts as accurate even at objective 0); when it
+    exceeds 1e-10, or when X X^T is numerically singular (rank k < b: directions of X with
+    singular values below about sqrt(b u) sigma_max are then treated as absent, which only the
+    data can confirm), a :class:`ConditioningWarning` says so (``warn=False`` silences it) and
     :func:`dropblock_global_min` with the data gives the exact answer. ||Y (I - P)||^2 is computed
     as ||Y||^2 - ||m||^2 and clamped at 0: its absolute error is about u ||Y||^2.
 
     Args:
         moments: :class:`structdrop.DataMoments` with targets (``data_moments(X, Y)``).
-        r: block size (integer >= 1).
+        block_size: the block size r (integer >= 1).
         theta_bar: retain probability in (0, 1] of the product-space problem.
+        beta: the strength beta = (1 - theta_bar)/theta_bar >= 0 (instead of ``theta_bar``).
         method: "sweep" or "search", as in :func:`dropblock_global_min`.
         warn: emit :class:`ConditioningWarning` when the estimate exceeds 1e-10 or X is
             rank-deficient.
+
+    Returns:
+        A :class:`GlobalMin` (route "gram"); ``A`` is not available (no data), use
+        ``output(X)`` or ``coefficients``.
+
+    Raises:
+        TypeError: ``moments`` is not a DataMoments; neither or both of ``theta_bar`` and
+            ``beta``; a non-integer ``block_size``.
+        ValueError: moments without targets, invalid moments, ``block_size`` < 1, a strength out
+            of range, or a minimum that overflows float64.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.standard_normal((4, 50)), rng.standard_normal((3, 50))
+        >>> res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=2, theta_bar=0.5)
+        >>> bool(np.isclose(res.objective,
+        ...      sd.dropblock_global_min(Y, X=X, block_size=2, theta_bar=0.5).objective))
+        True
     """
-    block, beta = _validate_setting(r, theta_bar)
+    block = as_int("block_size", block_size, minimum=1)
+    strength = as_strength(theta_bar, beta)
     data = _check_moments_with_targets(moments)
     assert data.cross is not None
-    reduction = reduce_by_gram(data.gram, data.cross, data.y_sq_norm)
-    result = _solve(reduction, block, beta, method)
+    reduction = reduce_by_gram(data.gram, data.cross, data.y_sq_norm, data.n_samples)
+    result = _solve(reduction, block, strength, method)
     if warn and (result.error_estimate > ACCURACY_TARGET or reduction.rank_deficient):
         why = (
             f"X X^T is numerically singular (rank {reduction.x_rank} of {data.in_features}): "
@@ -426,7 +548,7 @@ def global_min_from_moments(
         )
         warnings.warn(
             f"global minimum from moments: {why}; estimated relative error of the objective "
-            f"{result.error_estimate:.1e}. dropblock_global_min(Y, r, theta_bar, X=X) with the "
+            f"{result.error_estimate:.1e}. dropblock_global_min(Y, X=X, ...) with the "
             "data is exact (it reads the data once more in chunks)",
             ConditioningWarning,
             stacklevel=2,

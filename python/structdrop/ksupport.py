@@ -16,6 +16,7 @@ from typing import Literal
 import numpy as np
 
 from . import _core
+from ._migration import renamed_keywords
 from ._results import ResultEquality
 from ._solver.spectrum import power_of_two_scale
 from ._validation import as_float_array, as_int, as_nonnegative_float, as_threads
@@ -46,6 +47,14 @@ class ProxResult(ResultEquality):
         rank: number of non-zero entries of a* (the paper's lambda, the rank of A*).
         objective: the minimum value ||m - a*||^2 + beta ||a*||_(r)^2 (Frobenius norm for a matrix).
         method: "sweep" (O(n) threshold search) or "search" (literal O(n r) scan of Theorem 7).
+
+    Built by :func:`prox_ksupport_sq` (the constructor checks nothing).
+
+    Example:
+        >>> import structdrop as sd
+        >>> res = sd.prox_ksupport_sq([-3.0, 1.0, 0.5], 2, 1.0)
+        >>> res.values.tolist(), res.rho, res.rank
+        ([-1.5, 0.5, 0.0], 2, 2)
     """
 
     values: np.ndarray
@@ -55,18 +64,33 @@ class ProxResult(ResultEquality):
     method: str
 
 
-def _check_r(r: object) -> int:
-    return as_int("r", r, minimum=1)
+def _check_block_size(block_size: object) -> int:
+    return as_int("block_size", block_size, minimum=1)
 
 
-def ksupport_norm_sq(x: object, r: int) -> float:
-    """Squared spectral r-support norm ||x||_(r)^2 (Theorem 6, corrected).
+@renamed_keywords("ksupport_norm_sq", r="block_size")
+def ksupport_norm_sq(x: object, block_size: int) -> float:
+    """Squared spectral r-support norm ||x||_(r)^2 (Theorem 6, corrected), r = ``block_size``.
 
     Args:
         x: a 1-D array (any signs, any order: its magnitudes are used) or a 2-D matrix (its
             singular values are used).
-        r: the support size (the DropBlock block size), an integer >= 1. r = 1 gives the squared
-            nuclear (l1) norm, r >= number of non-zeros the squared Frobenius (l2) norm.
+        block_size: the support size r (the DropBlock block size), an integer >= 1 (``r=``
+            before 1.0). r = 1 gives the squared nuclear (l1) norm, r >= number of non-zeros the
+            squared Frobenius (l2) norm.
+
+    Returns:
+        ||x||_(r)^2 as a float.
+
+    Raises:
+        TypeError: a non-numeric ``x`` or a non-integer ``block_size``.
+        ValueError: ``x`` not 1-D or 2-D, empty, with NaN or inf, or so large that the norm
+            overflows; ``block_size`` < 1.
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.ksupport_norm_sq([1.0, 1.0, 1.0], 2)
+        4.5
 
     With s the magnitudes sorted descending and T_rho = sum_{i>=rho} s_i,
     ||s||_(r)^2 = sum_{i<rho*} s_i^2 + T_rho*^2/(r - rho* + 1), where rho* is the unique rho in
@@ -78,22 +102,49 @@ def ksupport_norm_sq(x: object, r: int) -> float:
     (x = (1, 1, 1), r = 2: the norm^2 is 4.5, the maximum of the bracket is 5). The variational
     form min sum s_i^2/t_i over t in (0, 1]^n with sum t_i <= r confirms 4.5.
     """
-    return ksupport_split_and_norm(x, r)[1]
+    return ksupport_split_and_norm(x, block_size)[1]
 
 
-def ksupport_split(x: object, r: int) -> int:
-    """rho* of the corrected Theorem 6 (1-based, in 1..r) for a vector or a matrix; see
-    ksupport_norm_sq."""
-    return ksupport_split_and_norm(x, r)[0]
+@renamed_keywords("ksupport_split", r="block_size")
+def ksupport_split(x: object, block_size: int) -> int:
+    """rho* of the corrected Theorem 6 (1-based, in 1..r, r = ``block_size``) for a vector or a
+    matrix; see :func:`ksupport_norm_sq`.
+
+    Returns:
+        rho* as an int.
+
+    Raises:
+        TypeError: as :func:`ksupport_norm_sq`.
+        ValueError: as :func:`ksupport_norm_sq`.
+
+    Example:
+        >>> import structdrop as sd
+        >>> sd.ksupport_split([1.0, 1.0, 1.0], 2)
+        1
+    """
+    return ksupport_split_and_norm(x, block_size)[0]
 
 
-def ksupport_split_and_norm(x: object, r: int) -> tuple[int, float]:
+@renamed_keywords("ksupport_split_and_norm", r="block_size")
+def ksupport_split_and_norm(x: object, block_size: int) -> tuple[int, float]:
     """(rho*, ||x||_(r)^2) in one pass; see :func:`ksupport_norm_sq`.
 
     A vector needs only its r largest magnitudes sorted: the compiled kernel selects them
     (std::nth_element) and sorts that head, O(n + r log r), from float32 or float64 input.
+
+    Returns:
+        (rho*, ||x||_(r)^2).
+
+    Raises:
+        TypeError: as :func:`ksupport_norm_sq`.
+        ValueError: as :func:`ksupport_norm_sq`.
+
+    Example:
+        >>> from structdrop.ksupport import ksupport_split_and_norm
+        >>> ksupport_split_and_norm([3.0, 0.0], 1)
+        (1, 9.0)
     """
-    block = _check_r(r)
+    block = _check_block_size(block_size)
     array = _aligned(
         as_float_array("x", x, ndim=(1, 2), keep_float32=True, contiguous=True, check_finite=False)
     )
@@ -225,13 +276,19 @@ def _prox_matrix(array, original, block, strength, method, out) -> ProxResult:
         values = weighted @ right[:k]
     else:
         values = np.matmul(weighted, right[:k], out=out)
+    values += 0.0  # -0.0 -> +0.0 (a sum of -0.0 products), as promised for zero entries
     return ProxResult(
         values=values, rho=int(rho), rank=k, objective=float(objective), method=method
     )
 
 
+@renamed_keywords("prox_ksupport_sq", r="block_size")
 def prox_ksupport_sq(
-    m: object, r: int, beta: float, method: ProxMethod = "sweep", out: np.ndarray | None = None
+    m: object,
+    block_size: int,
+    beta: float,
+    method: ProxMethod = "sweep",
+    out: np.ndarray | None = None,
 ) -> ProxResult:
     """argmin_a ||m - a||^2 + beta ||a||_(r)^2 (Theorem 7, corrected), for a vector or a matrix.
 
@@ -247,7 +304,7 @@ def prox_ksupport_sq(
         m: a 1-D array (any signs, any order) or a 2-D matrix. float32 input gives float32 values
             (the kernel reads float32 and accumulates in double); other real dtypes are computed
             in float64. A non-contiguous vector is copied once.
-        r: block size, integer >= 1.
+        block_size: the block size r, integer >= 1 (``r=`` before 1.0).
         beta: regularisation strength >= 0 (beta_bar = (1 - theta_bar)/theta_bar for DropBlock).
         method: ``"sweep"`` (default): a_i = m_i t_i/(t_i + beta) with t_i = clip(m_i tau - beta,
             0, 1) and tau such that sum t_i = r (a method beyond the paper). tau is found by
@@ -274,8 +331,25 @@ def prox_ksupport_sq(
     Cost (vector, ``"sweep"``): about four passes over m and one output array, no sort and no copy
     of m (the selection keeps the units near the threshold, typically a few percent of n).
     Matrix: one thin SVD. The input is not modified.
+
+    Returns:
+        A :class:`ProxResult`: ``values`` (the minimiser, zeros as +0.0), ``rho``, ``rank``,
+        ``objective`` and ``method``.
+
+    Raises:
+        TypeError: a non-numeric ``m``, a non-integer ``block_size``, or an ``out`` that is not
+            an ndarray of the result's dtype.
+        ValueError: ``m`` not 1-D or 2-D, empty, with NaN or inf; ``block_size`` < 1; ``beta``
+            negative or not finite; an unknown ``method``; an unusable ``out``; an objective
+            that overflows float64.
+
+    Example:
+        >>> import structdrop as sd
+        >>> res = sd.prox_ksupport_sq([3.0, 1.0, 0.5], 2, 1.0)
+        >>> res.values.tolist(), res.rho, res.rank, res.objective
+        ([1.5, 0.5, 0.0], 2, 2, 5.25)
     """
-    block = _check_r(r)
+    block = _check_block_size(block_size)
     strength = as_nonnegative_float("beta", beta)
     method = _check_method(method)
     array = _aligned(
@@ -291,10 +365,17 @@ class ProxBatchResult(ResultEquality):
     """The prox of every row of a matrix (``prox_ksupport_sq_batch``).
 
     Attributes:
-        values: (rows, n) minimisers, row i = prox_ksupport_sq(M[i], r, beta).values.
+        values: (rows, n) minimisers, row i = prox_ksupport_sq(M[i], block_size, beta).values.
         rho: (rows,) int64, as ProxResult.rho per row.
         rank: (rows,) int64 numbers of non-zero entries per row.
         objective: (rows,) float64 minimum values per row.
+
+    Built by :func:`prox_ksupport_sq_batch` (the constructor checks nothing).
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> sd.prox_ksupport_sq_batch(np.array([[3.0, 1.0, 0.5]]), 2, 1.0).rho.tolist()
+        [2]
     """
 
     values: np.ndarray
@@ -303,8 +384,13 @@ class ProxBatchResult(ResultEquality):
     objective: np.ndarray
 
 
+@renamed_keywords("prox_ksupport_sq_batch", r="block_size")
 def prox_ksupport_sq_batch(
-    M: object, r: int, beta: float, threads: int | None = None, out: np.ndarray | None = None
+    M: object,
+    block_size: int,
+    beta: float,
+    threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> ProxBatchResult:
     """The vector prox argmin_a ||M_i - a||^2 + beta ||a||_(r)^2 of every row M_i of a matrix.
 
@@ -314,7 +400,7 @@ def prox_ksupport_sq_batch(
 
     Args:
         M: 2-D array (rows x n); float32 stays float32 (values), other real dtypes become float64.
-        r: block size, integer >= 1.
+        block_size: the block size r, integer >= 1 (``r=`` before 1.0).
         beta: regularisation strength >= 0.
         threads: number of worker threads; None (default) uses every core (``threads=0``, the
             old spelling, still does, with a FutureWarning).
@@ -322,8 +408,18 @@ def prox_ksupport_sq_batch(
 
     Returns:
         ProxBatchResult with values, rho, rank and objective per row.
+
+    Raises:
+        TypeError: as :func:`prox_ksupport_sq`, and a bad ``threads``.
+        ValueError: as :func:`prox_ksupport_sq` (naming the first bad row), ``M`` not 2-D.
+
+    Example:
+        >>> import numpy as np, structdrop as sd
+        >>> res = sd.prox_ksupport_sq_batch(np.array([[3.0, 1.0, 0.5], [1.0, 0.0, 0.0]]), 2, 1.0)
+        >>> res.objective.tolist(), res.rank.tolist()
+        ([5.25, 0.5], [2, 1])
     """
-    block = _check_r(r)
+    block = _check_block_size(block_size)
     strength = as_nonnegative_float("beta", beta)
     workers = as_threads(threads)
     array = _aligned(

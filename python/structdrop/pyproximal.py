@@ -3,10 +3,11 @@
 ``pip install "structdrop[pyproximal]"``. Importing this module imports pyproximal;
 ``import structdrop`` never does.
 
-- :class:`KSupportSq` ``(r, sigma)``: f(x) = sigma ||x||_(r)^2, with the exact prox of
+- :class:`KSupportSq` ``(block_size, sigma)``: f(x) = sigma ||x||_(r)^2, with the exact prox of
   :func:`structdrop.prox_ksupport_sq` (expected O(n), no sort).
-- :class:`KSupport` ``(r, sigma)``: f(x) = sigma ||x||_(r) (the k-support norm itself, Argyriou,
-  Foygel, Srebro 2012), its prox through the squared one and a one-dimensional root search.
+- :class:`KSupport` ``(block_size, sigma)``: f(x) = sigma ||x||_(r) (the k-support norm itself,
+  Argyriou, Foygel, Srebro 2012), its prox through the squared one and a one-dimensional root
+  search.
 
 Both follow PyProximal's conventions: ``op(x)`` is the function value, ``op.prox(x, tau)`` is
 argmin_a f(a) + ||a - x||^2/(2 tau) for a scalar tau > 0 (PyProximal's solvers call it with
@@ -24,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from pyproximal import ProxOperator
 
+from ._migration import renamed_field, renamed_keywords
 from ._validation import as_int, as_nonnegative_float
 from .ksupport import ksupport_norm_sq, prox_ksupport_sq
 
@@ -52,10 +54,25 @@ def _sigma(sigma: object) -> float:
     return value
 
 
-def dual_ksupport_norm(x: object, r: int) -> float:
-    """The dual norm of ||.||_(r): the l2 norm of the r largest magnitudes (singular values for a
-    matrix). Used for the optimality certificates and for KSupport's zero test."""
-    block = as_int("r", r, minimum=1)
+@renamed_keywords("dual_ksupport_norm", r="block_size")
+def dual_ksupport_norm(x: object, block_size: int) -> float:
+    """The dual norm of ||.||_(r), r = ``block_size``: the l2 norm of the r largest magnitudes
+    (singular values for a matrix). Used for the optimality certificates and for KSupport's zero
+    test.
+
+    Returns:
+        The dual norm as a float.
+
+    Raises:
+        TypeError: a non-integer ``block_size``.
+        ValueError: ``block_size`` < 1.
+
+    Example:
+        >>> from structdrop.pyproximal import dual_ksupport_norm
+        >>> dual_ksupport_norm([3.0, -4.0, 1.0], 2)
+        5.0
+    """
+    block = as_int("block_size", block_size, minimum=1)
     array = np.asarray(x, dtype=np.float64)
     if array.ndim == 2:
         s = np.linalg.svd(array, compute_uv=False)
@@ -81,21 +98,35 @@ class KSupportSq(ProxOperator):
     i.e. :func:`structdrop.prox_ksupport_sq` (corrected Theorem 7), exact to rounding.
 
     Args:
-        r: the support size k (the DropBlock block size), an integer >= 1.
+        block_size: the support size k (the DropBlock block size), an integer >= 1 (``r=``
+            before 1.0).
         sigma: the weight of the penalty, >= 0.
+
+    Raises:
+        TypeError: a non-integer ``block_size``.
+        ValueError: ``block_size`` < 1 or ``sigma`` negative.
+
+    Example:
+        >>> from structdrop.pyproximal import KSupportSq
+        >>> op = KSupportSq(2, sigma=0.5)
+        >>> op([1.0, 1.0, 1.0]), op.prox([3.0, 1.0, 0.5], 1.0).tolist()
+        (2.25, [1.5, 0.5, 0.0])
     """
 
-    def __init__(self, r: int, sigma: float = 1.0) -> None:
+    @renamed_keywords("KSupportSq", r="block_size")
+    def __init__(self, block_size: int, sigma: float = 1.0) -> None:
         super().__init__(None, False)
-        self.r = as_int("r", r, minimum=1)
+        self.block_size = as_int("block_size", block_size, minimum=1)
         self.sigma = _sigma(sigma)
 
+    r = renamed_field("r", "block_size", "KSupportSq")
+
     def __call__(self, x: np.ndarray) -> float:
-        return self.sigma * ksupport_norm_sq(x, self.r)
+        return self.sigma * ksupport_norm_sq(x, self.block_size)
 
     def prox(self, x: np.ndarray, tau: float) -> np.ndarray:
         step = _scalar_tau(tau)
-        return prox_ksupport_sq(x, self.r, 2.0 * step * self.sigma).values
+        return prox_ksupport_sq(x, self.block_size, 2.0 * step * self.sigma).values
 
 
 class KSupport(ProxOperator):
@@ -113,35 +144,49 @@ class KSupport(ProxOperator):
     (about 10-40 prox evaluations, each O(n)). Relative accuracy of phi(beta) = c: ``rtol``.
 
     Args:
-        r: the support size k, an integer >= 1.
+        block_size: the support size k, an integer >= 1 (``r=`` before 1.0).
         sigma: the weight of the penalty, >= 0.
         rtol: relative tolerance of the scalar equation (default 1e-12).
         maxiter: at most this many evaluations of the squared prox (default 200).
+
+    Raises:
+        TypeError: a non-integer ``block_size`` or ``maxiter``.
+        ValueError: ``block_size`` or ``maxiter`` < 1, ``sigma`` or ``rtol`` negative.
+
+    Example:
+        >>> from structdrop.pyproximal import KSupport
+        >>> KSupport(1)([3.0, -4.0])
+        7.0
     """
 
-    def __init__(self, r: int, sigma: float = 1.0, rtol: float = 1e-12, maxiter: int = 200) -> None:
+    @renamed_keywords("KSupport", r="block_size")
+    def __init__(
+        self, block_size: int, sigma: float = 1.0, rtol: float = 1e-12, maxiter: int = 200
+    ) -> None:
         super().__init__(None, False)
-        self.r = as_int("r", r, minimum=1)
+        self.block_size = as_int("block_size", block_size, minimum=1)
         self.sigma = _sigma(sigma)
         self.rtol = as_nonnegative_float("rtol", rtol)
         self.maxiter = as_int("maxiter", maxiter, minimum=1)
 
+    r = renamed_field("r", "block_size", "KSupport")
+
     def __call__(self, x: np.ndarray) -> float:
-        return self.sigma * float(np.sqrt(ksupport_norm_sq(x, self.r)))
+        return self.sigma * float(np.sqrt(ksupport_norm_sq(x, self.block_size)))
 
     def _squared(self, x: np.ndarray, beta: float) -> tuple[np.ndarray, float]:
-        a = prox_ksupport_sq(x, self.r, beta).values
-        return a, beta * float(np.sqrt(ksupport_norm_sq(a, self.r)))
+        a = prox_ksupport_sq(x, self.block_size, beta).values
+        return a, beta * float(np.sqrt(ksupport_norm_sq(a, self.block_size)))
 
     def prox(self, x: np.ndarray, tau: float) -> np.ndarray:
         c = _scalar_tau(tau) * self.sigma
         x = np.asarray(x)
         if c == 0.0:
             return np.array(x, dtype=np.float64 if x.dtype != np.float32 else np.float32)
-        if dual_ksupport_norm(x, self.r) <= c:
+        if dual_ksupport_norm(x, self.block_size) <= c:
             return np.zeros(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
         # bracket: phi(lo) < c <= phi(hi); start from the l2 estimate beta ||x||/(1 + beta) = c
-        norm = float(np.sqrt(ksupport_norm_sq(x, self.r)))
+        norm = float(np.sqrt(ksupport_norm_sq(x, self.block_size)))
         lo, phi_lo = 0.0, 0.0  # phi(0) = 0
         hi = c / max(norm - c, 1e-300 * norm) if norm > c else 1.0
         a_hi, phi_hi = self._squared(x, hi)

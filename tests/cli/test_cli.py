@@ -63,8 +63,8 @@ def solve_json(capsys, *args: str) -> dict:
 )
 def test_solve_each_format_matches_the_library(capsys, files, problem, name, extra):
     X, Y = problem
-    got = solve_json(capsys, str(files / name), *extra, "--block-size", "2", "--theta", "0.6")
-    want = structdrop.dropblock_global_min(Y, 2, 0.6)
+    got = solve_json(capsys, str(files / name), *extra, "--block-size", "2", "--theta-bar", "0.6")
+    want = structdrop.dropblock_global_min(Y, block_size=2, theta_bar=0.6)
     assert got["rho"] == want.rho and got["rank"] == want.rank
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     np.testing.assert_allclose(got["singular_values"], want.singular_values, rtol=1e-12, atol=1e-12)
@@ -84,7 +84,7 @@ def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
         str(files / "data.npz"),
         "--X-key",
         "X",
-        "-r",
+        "--block-size",
         "2",
         "--theta",
         "0.5",
@@ -99,7 +99,9 @@ def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
     )
     theta_bar = 1.0 / (1.0 + (2 / 8) * (1 - 0.5) / 0.5)  # eq. 7 by hand
     assert got["theta_bar"] == pytest.approx(theta_bar, rel=1e-14)
-    want = structdrop.dropblock_global_min(Y, 2, theta_bar, X=X, method="search")
+    want = structdrop.dropblock_global_min(
+        Y, block_size=2, theta_bar=theta_bar, X=X, method="search"
+    )
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     assert got["residual"] == pytest.approx(want.residual, abs=1e-9)
     np.testing.assert_allclose(np.load(out), want.A, rtol=1e-10, atol=1e-10)
@@ -117,16 +119,18 @@ def test_solve_with_X_width_and_out(capsys, files, problem, tmp_path):
 def test_solve_out_other_formats(capsys, files, problem, tmp_path, suffix):
     _, Y = problem
     out = tmp_path / f"A{suffix}"
-    solve_json(capsys, str(files / "Y.npy"), "-r", "1", "--theta", "0.7", "--out", str(out))
+    solve_json(
+        capsys, str(files / "Y.npy"), "--block-size", "1", "--theta-bar", "0.7", "--out", str(out)
+    )
     A = np.loadtxt(out, delimiter=",") if suffix == ".csv" else np.load(out)["A"]
     np.testing.assert_allclose(
-        A, structdrop.dropblock_global_min(Y, 1, 0.7).A, rtol=1e-12, atol=1e-12
+        A, structdrop.dropblock_global_min(Y, block_size=1, theta_bar=0.7).A, rtol=1e-12, atol=1e-12
     )
 
 
 def test_solve_end_to_end_text_output(files):
     result = run_cli(
-        "solve", str(files / "Y.npy"), "--block-size", "2", "--theta", "0.5", "--top", "3"
+        "solve", str(files / "Y.npy"), "--block-size", "2", "--theta-bar", "0.5", "--top", "3"
     )
     assert result.returncode == 0, result.stderr
     for word in ("rho", "rank", "objective", "singular values of A*"):
@@ -135,35 +139,56 @@ def test_solve_end_to_end_text_output(files):
 
 
 BAD = [
-    (["solve", "{d}/missing.npy", "-r", "2", "--theta", "0.5"], "no such file"),
-    (["solve", "{d}/Y.txt", "-r", "2", "--theta", "0.5"], "unsupported file type"),
-    (["solve", "{d}/corrupt.npy", "-r", "2", "--theta", "0.5"], "cannot read"),
-    (["solve", "{d}/bad.csv", "-r", "2", "--theta", "0.5"], "not comma-separated numbers"),
-    (["solve", "{d}/ragged.csv", "-r", "2", "--theta", "0.5"], "different numbers of columns"),
-    (["solve", "{d}/vector.npy", "-r", "2", "--theta", "0.5"], "2-D"),
-    (["solve", "{d}/nan.npy", "-r", "2", "--theta", "0.5"], "NaN"),
-    (["solve", "{d}/Y.npy", "-r", "2", "--theta", "1.5"], "probability"),
-    (["solve", "{d}/Y.npy", "-r", "0", "--theta", "0.5"], "positive integer"),
-    (["solve", "{d}/Y.npy", "--theta", "0.5"], "required"),
-    (["solve", "{d}/Y.npy", "-r", "3", "--theta", "0.5", "--width", "8"], "divide"),
+    (["solve", "{d}/missing.npy", "--block-size", "2", "--theta-bar", "0.5"], "no such file"),
+    (["solve", "{d}/Y.txt", "--block-size", "2", "--theta-bar", "0.5"], "unsupported file type"),
+    (["solve", "{d}/corrupt.npy", "--block-size", "2", "--theta-bar", "0.5"], "cannot read"),
     (
-        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--X", "{d}/Xwrong.npy"],
+        ["solve", "{d}/bad.csv", "--block-size", "2", "--theta-bar", "0.5"],
+        "not comma-separated numbers",
+    ),
+    (
+        ["solve", "{d}/ragged.csv", "--block-size", "2", "--theta-bar", "0.5"],
+        "different numbers of columns",
+    ),
+    (["solve", "{d}/vector.npy", "--block-size", "2", "--theta-bar", "0.5"], "2-D"),
+    (["solve", "{d}/nan.npy", "--block-size", "2", "--theta-bar", "0.5"], "NaN"),
+    (["solve", "{d}/Y.npy", "--block-size", "2", "--theta-bar", "1.5"], "probability"),
+    (["solve", "{d}/Y.npy", "--block-size", "0", "--theta-bar", "0.5"], "positive integer"),
+    (["solve", "{d}/Y.npy", "--theta-bar", "0.5"], "required"),
+    (["solve", "{d}/Y.npy", "--block-size", "3", "--theta", "0.5", "--width", "8"], "divide"),
+    (
+        ["solve", "{d}/Y.npy", "--block-size", "2", "--theta-bar", "0.5", "--X", "{d}/Xwrong.npy"],
         "same number of samples",
     ),
     (
-        ["solve", "{d}/data.npz", "--key", "nope", "-r", "2", "--theta", "0.5"],
+        ["solve", "{d}/data.npz", "--key", "nope", "--block-size", "2", "--theta-bar", "0.5"],
         "no array named 'nope'",
     ),
-    (["solve", "{d}/Y.npy", "--key", "Y", "-r", "2", "--theta", "0.5"], "only applies to .npz"),
     (
-        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/A.txt"],
+        ["solve", "{d}/Y.npy", "--key", "Y", "--block-size", "2", "--theta-bar", "0.5"],
+        "only applies to .npz",
+    ),
+    (
+        ["solve", "{d}/Y.npy", "--block-size", "2", "--theta-bar", "0.5", "--out", "{d}/A.txt"],
         "unsupported file type",
     ),
     (
-        ["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--out", "{d}/no/such/dir/A.npy"],
+        [
+            "solve",
+            "{d}/Y.npy",
+            "--block-size",
+            "2",
+            "--theta-bar",
+            "0.5",
+            "--out",
+            "{d}/no/such/dir/A.npy",
+        ],
         "cannot write",
     ),
-    (["solve", "{d}/Y.npy", "-r", "2", "--theta", "0.5", "--method", "fast"], "invalid choice"),
+    (
+        ["solve", "{d}/Y.npy", "--block-size", "2", "--theta-bar", "0.5", "--method", "fast"],
+        "invalid choice",
+    ),
     (["nosuchcommand"], "invalid choice"),
     (["reproduce", "fig9"], "invalid choice"),
     (["reproduce", "fig1", "--iterations", "0"], "positive integer"),
@@ -234,7 +259,9 @@ def test_user_errors_exit_2_with_one_line(capsys, bad_files, args, message):
 
 
 def test_user_error_end_to_end_has_no_traceback(bad_files):
-    result = run_cli("solve", str(bad_files / "corrupt.npy"), "-r", "2", "--theta", "0.5")
+    result = run_cli(
+        "solve", str(bad_files / "corrupt.npy"), "--block-size", "2", "--theta-bar", "0.5"
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = user_lines(result.stderr)
@@ -284,5 +311,5 @@ def test_no_arguments_runs_the_demonstration():
     assert "structdrop reproduce" in result.stdout  # says where to go next
     # the demo's numbers are the library's: the r = 5 row shows the Theorem 7 minimum
     p = structdrop.paper_synthetic(seed=0)
-    res = structdrop.dropblock_global_min(p.Y, 5, 0.5, X=p.X)
+    res = structdrop.dropblock_global_min(p.Y, block_size=5, theta_bar=0.5, X=p.X)
     assert f"{res.objective:.6g}" in result.stdout

@@ -101,9 +101,9 @@ def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(
         str(large_files / "Y.npy"),
         "--X",
         str(x_path),
-        "-r",
+        "--block-size",
         "4",
-        "--theta",
+        "--theta-bar",
         "0.5",
         "--json",
         "--out",
@@ -117,7 +117,7 @@ def test_solve_stays_within_a_quarter_of_the_file_in_anonymous_memory(
     # The same solve in memory (no budget) agrees.
     X = np.load(x_path)
     Y = np.load(large_files / "Y.npy")
-    want = structdrop.dropblock_global_min(Y, 4, 0.5, X=X)
+    want = structdrop.dropblock_global_min(Y, block_size=4, theta_bar=0.5, X=X)
     assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
     np.testing.assert_allclose(np.load(out), want.coefficients, rtol=1e-9, atol=1e-12)
     # Control: the budget is real, reading the file whole does not fit in it.
@@ -147,9 +147,9 @@ def test_out_a_is_written_in_chunks_and_equals_c_x(tmp_path):
             str(tmp_path / "Y.npy"),
             "--X",
             str(tmp_path / "X.npy"),
-            "-r",
+            "--block-size",
             "3",
-            "--theta",
+            "--theta-bar",
             "0.4",
             "--out",
             str(tmp_path / "C.npy"),
@@ -187,9 +187,9 @@ def test_truncated_file_is_one_line_and_exit_2(tmp_path, capsys, which):
             str(tmp_path / files["Y"]),
             "--X",
             str(tmp_path / files["X"]),
-            "-r",
+            "--block-size",
             "2",
-            "--theta",
+            "--theta-bar",
             "0.5",
         ]
     )
@@ -212,9 +212,9 @@ def test_inconsistent_files_are_one_line_and_exit_2(tmp_path, capsys):
             str(tmp_path / "Y.npy"),
             "--X",
             str(tmp_path / "X.npy"),
-            "-r",
+            "--block-size",
             "2",
-            "--theta",
+            "--theta-bar",
             "0.5",
         ]
     )
@@ -234,9 +234,9 @@ def test_progress_bar_only_without_quiet(tmp_path, monkeypatch):
         str(tmp_path / "Y.npy"),
         "--X",
         str(tmp_path / "X.npy"),
-        "-r",
+        "--block-size",
         "2",
-        "--theta",
+        "--theta-bar",
         "0.5",
         "--quiet",
     ]
@@ -275,9 +275,9 @@ def test_dask_local_cluster_equals_in_process(tmp_path):
         str(tmp_path / "Y.npy"),
         "--X",
         str(tmp_path / "X.npy"),
-        "-r",
+        "--block-size",
         "3",
-        "--theta",
+        "--theta-bar",
         "0.5",
         "--json",
     ]
@@ -294,5 +294,16 @@ def test_dask_local_cluster_equals_in_process(tmp_path):
 def test_dask_without_x_is_an_error(tmp_path, capsys):
     pytest.importorskip("distributed")
     np.save(tmp_path / "Y.npy", np.ones((3, 10)))
-    code = main(["solve", str(tmp_path / "Y.npy"), "-r", "2", "--theta", "0.5", "--dask", "local"])
+    code = main(
+        [
+            "solve",
+            str(tmp_path / "Y.npy"),
+            "--block-size",
+            "2",
+            "--theta-bar",
+            "0.5",
+            "--dask",
+            "local",
+        ]
+    )
     assert code == 2 and "give --X" in capsys.readouterr().err

@@ -30,8 +30,8 @@ def snapshot(folder):
 
 
 def solve(folder, *extra: str) -> int:
-    return main(["solve", str(folder / "Y.npy"), "--X", str(folder / "X.npy"), "-r", "1",
-                 "--theta", "0.5", "--quiet", *extra])  # fmt: skip
+    return main(["solve", str(folder / "Y.npy"), "--X", str(folder / "X.npy"), "--block-size", "1",
+                 "--theta-bar", "0.5", "--quiet", *extra])  # fmt: skip
 
 
 def alias(folder, how: str, name: str) -> str:
@@ -169,7 +169,7 @@ def test_sweep_keeps_an_earlier_figure_when_plotting_fails(capsys, inputs, monke
 
     folder = inputs[0]
     out = folder / "sweep"
-    args = ["sweep", str(folder / "Y.npy"), "--block-sizes", "1:2", "--theta", "0.4:0.6:3",
+    args = ["sweep", str(folder / "Y.npy"), "--block-sizes", "1:2", "--theta-bars", "0.4:0.6:3",
             "--widths", "5,10", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     capsys.readouterr()
@@ -198,8 +198,9 @@ def test_dask_out_A_reads_X_as_given(capsys, inputs, x_file):
     folder, X, _ = inputs
     np.savez(folder / "data.npz", other=np.zeros(3), X=X)
     extra = ["--X-key", "X"] if x_file.endswith(".npz") else []
-    args = ["solve", str(folder / "Y.npy"), "--X", str(folder / x_file), *extra, "-r", "1",
-            "--theta", "0.5", "--quiet", "--dask", "local", "--out", str(folder / "C.npy"),
+    args = ["solve", str(folder / "Y.npy"), "--X", str(folder / x_file), *extra,
+            "--block-size", "1",
+            "--theta-bar", "0.5", "--quiet", "--dask", "local", "--out", str(folder / "C.npy"),
             "--out-A", str(folder / "A.npy")]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
     C = np.load(folder / "C.npy")

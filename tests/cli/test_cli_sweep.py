@@ -30,7 +30,7 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
             str(tmp_path / "X.npy"),
             "--block-sizes",
             "1:4",
-            "--theta",
+            "--theta-bars",
             "0.1:0.9:5",
             "--widths",
             "5,50,500",
@@ -57,14 +57,14 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
     np.testing.assert_allclose(data["theta_bars"], np.linspace(0.1, 0.9, 5))
     for i, r in enumerate(data["block_sizes"]):
         for j, theta_bar in enumerate(data["theta_bars"]):
-            single = sd.dropblock_global_min(Y, r, theta_bar, X=X)
+            single = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar, X=X)
             assert data["objective"][i][j] == pytest.approx(single.objective, rel=1e-11)
             assert data["rank"][i][j] == single.rank
     widths = data["width_sweep"]
     for d, value in zip(widths["widths"], widths["fixed_objective"]):
         theta_bar = 1 / (1 + sd.beta_for_width(0.5, d, 5))
         assert value == pytest.approx(
-            sd.dropblock_global_min(Y, 5, theta_bar, X=X).objective, rel=1e-10
+            sd.dropblock_global_min(Y, block_size=5, theta_bar=theta_bar, X=X).objective, rel=1e-10
         )
     for name in ("rank_phase.png", "objective_phase.png", "width_sweep.png"):
         content = (out / name).read_bytes()
@@ -72,7 +72,10 @@ def test_sweep_on_files_matches_the_single_solver(tmp_path, capsys):
 
 
 def test_sweep_builtin_example_prints_a_summary(tmp_path, capsys):
-    assert main(["sweep", "--block-sizes", "1,5,10", "--theta", "0.5", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["sweep", "--block-sizes", "1,5,10", "--theta-bars", "0.5", "--out", str(tmp_path)])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "3 settings" in text and "wrote" in text
     data = json.loads((tmp_path / "sweep.json").read_text())
@@ -85,10 +88,10 @@ def test_sweep_builtin_example_prints_a_summary(tmp_path, capsys):
         (["--block-sizes", "0:4"], "integers must be >= 1"),
         (["--block-sizes", "5:2"], "expected START:STOP"),
         (["--block-sizes", "a"], "expected START:STOP"),
-        (["--theta", "0:1:5"], r"theta values must lie in \(0, 1\]"),
-        (["--theta", "0.1:0.9"], "expected START:STOP:COUNT"),
-        (["--widths", "7,12"], "r must divide d"),
-        (["--width-theta", "2"], "probability"),
+        (["--theta-bars", "0:1:5"], r"theta_bar values must lie in \(0, 1\]"),
+        (["--theta-bars", "0.1:0.9"], "expected START:STOP:COUNT"),
+        (["--widths", "7,12"], "block_size must divide the width d"),
+        (["--width-theta-bar", "2"], "probability"),
     ],
 )
 def test_bad_ranges_exit_2_with_one_line(tmp_path, capsys, args, message):

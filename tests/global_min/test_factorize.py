@@ -67,7 +67,7 @@ CASES = [
 @pytest.mark.parametrize("seed,a,b,N,with_x,x_rank,r,theta_bar", CASES)
 def test_exact_at_every_width_from_min_exact_width(seed, a, b, N, with_x, x_rank, r, theta_bar):
     Y, X = data(seed, a, b, N, with_x=with_x, x_rank=x_rank)
-    res = sd.dropblock_global_min(Y, r, theta_bar, X=X)
+    res = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar, X=X)
     start = fz.min_exact_width(res)
     assert start % r == 0
     for d in range(start, start + 4 * r, r):
@@ -77,7 +77,7 @@ def test_exact_at_every_width_from_min_exact_width(seed, a, b, N, with_x, x_rank
 def test_minimum_from_moments_factorizes_without_the_data():
     Y, X = data(11, 6, 8, 30)
     moments = sd.data_moments(X, Y)
-    res = sd.global_min_from_moments(moments, 2, 0.8)
+    res = sd.global_min_from_moments(moments, block_size=2, theta_bar=0.8)
     d = fz.min_exact_width(res) + 2
     U, V = res.factorize(d)  # only the coefficients are needed
     objective = sd.DropBlock.for_width(0.8, d, 2).objective(X=X, Y=Y, U=U, V=V)
@@ -89,7 +89,7 @@ def test_minimum_from_moments_factorizes_without_the_data():
 
 def test_factorize_method_and_balanced_factors_agree():
     Y, X = data(12, 5, 6, 10)
-    res = sd.dropblock_global_min(Y, 2, 0.6, X=X)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6, X=X)
     d = fz.min_exact_width(res)
     U1, V1 = res.factorize(d)
     U2, V2 = fz.balanced_factors(res, d)
@@ -100,7 +100,7 @@ def test_factorize_method_and_balanced_factors_agree():
 def test_q1_threshold_is_the_rank_bound():
     """r = 1: exact iff d >= rank(A*) (the product of a width-d network has rank <= d)."""
     Y, X = data(13, 6, 8, 12)
-    res = sd.dropblock_global_min(Y, 1, 0.9, X=X)
+    res = sd.dropblock_global_min(Y, block_size=1, theta_bar=0.9, X=X)
     assert res.rank >= 3
     assert fz.min_exact_width(res) == res.rank
     assert not fz.balanced_factorization(res, res.rank - 1).exact
@@ -109,11 +109,13 @@ def test_q1_threshold_is_the_rank_bound():
 
 def test_small_or_zero_minimiser_is_exact_at_every_width():
     Y, _ = data(14, 4, 0, 6, with_x=False)
-    res = sd.dropblock_global_min(Y, 4, 0.5)  # rank(A*) <= r: the blocks are A*/k
+    res = sd.dropblock_global_min(
+        Y, block_size=4, theta_bar=0.5
+    )  # rank(A*) <= r: the blocks are A*/k
     assert res.rank <= 4 and fz.min_exact_width(res) == 4
     for d in (4, 8, 12):
         assert_exact_network(Y, None, res, d, 0.5)
-    zero = sd.dropblock_global_min(np.zeros((3, 5)), 2, 0.5)
+    zero = sd.dropblock_global_min(np.zeros((3, 5)), block_size=2, theta_bar=0.5)
     U, V = zero.factorize(6)
     assert U.shape == (3, 6) and V.shape == (5, 6) and not U.any()
     assert fz.balanced_factorization(zero, 6).exact
@@ -122,7 +124,7 @@ def test_small_or_zero_minimiser_is_exact_at_every_width():
 def test_tied_singular_values_saturate():
     """Equal singular values put t_i at 1 within rounding: still exact and balanced."""
     Y = np.diag([2.0, 2.0, 2.0, 1.0, 1.0])
-    res = sd.dropblock_global_min(Y, 2, 0.7)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.7)
     for d in range(fz.min_exact_width(res), fz.min_exact_width(res) + 6, 2):
         assert_exact_network(Y, None, res, d, 0.7)
 
@@ -202,7 +204,7 @@ def test_counterexample_rank3_r1_width2():
     the width-2 optimum: the truncation to the top two singular values, f_2 = 37/12."""
     Y = np.diag([3.0, 2.0, 1.0])
     theta_bar = 1 / 1.1  # beta = 0.1
-    res = sd.dropblock_global_min(Y, 1, theta_bar)
+    res = sd.dropblock_global_min(Y, block_size=1, theta_bar=theta_bar)
     assert res.rank == 3
     fact = fz.balanced_factorization(res, 2)
     assert not fact.exact and fact.kept_rank == 2
@@ -229,7 +231,7 @@ def test_below_exact_width_r2_is_a_good_network(seed):
     Y = rng.standard_normal((6, 6))
     X = np.eye(6)
     theta_bar = 0.85
-    res = sd.dropblock_global_min(Y, 2, theta_bar)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=theta_bar)
     fact = fz.balanced_factorization(res, 4)
     if fact.exact:
         pytest.skip("this draw admits an exact width-4 network")
@@ -244,7 +246,7 @@ def test_below_exact_width_r2_is_a_good_network(seed):
 
 def test_width_gap_matches_the_networks():
     Y, X = data(21, 5, 7, 12)
-    res = sd.dropblock_global_min(Y, 2, 0.9, X=X)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.9, X=X)
     widths = [2, 4, fz.min_exact_width(res)]
     gap = fz.width_gap(res, widths)
     for d, objective, exact in zip(gap.widths, gap.objectives, gap.exact):
@@ -260,7 +262,7 @@ def test_width_gap_matches_the_networks():
 
 def test_bad_width_and_result():
     Y, X = data(22, 4, 5, 9)
-    res = sd.dropblock_global_min(Y, 2, 0.7, X=X)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.7, X=X)
     with pytest.raises(ValueError, match="d must be >= 1"):
         res.factorize(0)
     with pytest.raises(ValueError, match="d must be >= 1"):
@@ -280,7 +282,7 @@ def test_numerical_solve_reaches_below_the_construction():
     (t_1 + t_4 = t_2 + t_3), so k = 2 admits two rank-2 projectors (Halmos); the construction needs
     k = 4, the numerical solve finds k = 2."""
     Y = np.diag([4.0, 3.0, 2.0, 1.0])
-    res = sd.dropblock_global_min(Y, 2, 0.9)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.9)
     assert fz.min_exact_width(res) > 4
     fact = assert_exact_network(Y, None, res, 4, 0.9)
     assert fact.method == "numerical"
@@ -307,7 +309,7 @@ def test_near_saturated_band_is_exact_from_the_rank_bound():
     """t = (0.9957, 0.9957, 0.0056, 0.0023, 0.0007): the construction alone needs k = 348, the
     numerical solve at small counts (and their sums) reaches every k >= 3 = the rank bound."""
     Y = np.diag([5.0, 3.0, 2.9999, 0.02, 0.01, 0.005])
-    res = sd.dropblock_global_min(Y, 3, 0.999)
+    res = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.999)
     assert sd.min_exact_width(res) == 3 * 348
     for d in (9, 12, 300, 3 * 348):
         fact = assert_exact_network(Y, None, res, d, 0.999)
@@ -323,7 +325,7 @@ def test_width_beyond_memory_is_refused_up_front():
     width, the bytes and the largest width that fits (before: O(d) Python lists grew until the
     process was killed)."""
     Y, X = data(0, 4, 5, 40)
-    res = sd.dropblock_global_min(Y, 1, 0.5, X=X)
+    res = sd.dropblock_global_min(Y, block_size=1, theta_bar=0.5, X=X)
     memory = fz._physical_memory()
     if memory is None:
         pytest.skip("the OS does not report the physical memory here")
@@ -337,7 +339,7 @@ def test_largest_width_named_fits_and_the_next_does_not(monkeypatch, r, with_x):
     """With the memory pinned small, the largest width the error names is built and one block
     more is refused; the bound per unit of width covers U and V (a + b rows of float64)."""
     Y, X = data(1, 4, 6, 30, with_x=with_x)
-    res = sd.dropblock_global_min(Y, r, 0.6, X=X)
+    res = sd.dropblock_global_min(Y, block_size=r, theta_bar=0.6, X=X)
     monkeypatch.setattr(fz, "_physical_memory", lambda: 1 << 20)
     with pytest.raises(MemoryError) as err:
         res.factorize(r * (1 << 20))

@@ -47,7 +47,7 @@ def test_without_X_objective_and_kkt(rng, method):
         Y = rng.standard_normal((a, N)) * 3
         r = int(rng.integers(1, 6))
         theta_bar = float(rng.uniform(0.05, 0.95))
-        res = sd.dropblock_global_min(Y, r, theta_bar, method=method)
+        res = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar, method=method)
         assert res.beta == pytest.approx((1 - theta_bar) / theta_bar)
         assert res.objective == pytest.approx(F(Y, res.A, r, res.beta), rel=1e-9)
         np.testing.assert_allclose(
@@ -63,7 +63,7 @@ def test_rank_deficient_X_kkt_and_reference(rng):
         X = rank_deficient(rng, b, N, int(rng.integers(1, min(b, N))))
         Y = rng.standard_normal((a, N))
         r = int(rng.integers(1, 4))
-        res = sd.dropblock_global_min(Y, r, 0.4, X=X)
+        res = sd.dropblock_global_min(Y, block_size=r, theta_bar=0.4, X=X)
         ref = reference.dropblock_global_min(Y, r, 0.4, X=X)
         assert res.objective == pytest.approx(ref["objective"], rel=1e-9)
         np.testing.assert_allclose(res.A, ref["A"], atol=1e-9)
@@ -80,7 +80,7 @@ def test_rank_deficient_X_against_numerical_minimisation(rng):
     a, b, N, r, theta_bar = 2, 4, 6, 2, 0.5
     X = rank_deficient(rng, b, N, 2)
     Y = rng.standard_normal((a, N))
-    res = sd.dropblock_global_min(Y, r, theta_bar, X=X)
+    res = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar, X=X)
     beta = res.beta
 
     def f(c):
@@ -107,8 +107,8 @@ def test_rank_deficient_X_against_numerical_minimisation(rng):
 def test_full_column_rank_X_equals_no_X(rng):
     Y = rng.standard_normal((3, 4))
     X = rng.standard_normal((6, 4))  # b >= N: full column rank, row space = R^N
-    with_x = sd.dropblock_global_min(Y, 2, 0.3, X=X)
-    without = sd.dropblock_global_min(Y, 2, 0.3)
+    with_x = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.3, X=X)
+    without = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.3)
     assert with_x.objective == pytest.approx(without.objective, rel=1e-12)
     np.testing.assert_allclose(with_x.A, without.A, atol=1e-12)
     assert with_x.residual == 0.0
@@ -118,13 +118,13 @@ def test_paper_synthetic_setup_projection_matters():
     problem = sd.paper_synthetic(seed=3)
     assert problem.X.shape == (100, 1000) and problem.Y.shape == (80, 1000)
     assert np.linalg.matrix_rank(problem.M) == 50
-    res = sd.dropblock_global_min(problem.Y, 5, 0.5, X=problem.X)
+    res = sd.dropblock_global_min(problem.Y, block_size=5, theta_bar=0.5, X=problem.X)
     # Y = M X lies in X's row space: nothing is lost to the projection
     assert res.residual <= 1e-12 * np.sum(problem.Y**2)
     assert res.rank <= 50
     noisy = problem.Y + np.random.default_rng(0).standard_normal(problem.Y.shape)
-    projected = sd.dropblock_global_min(noisy, 5, 0.5, X=problem.X)
-    free = sd.dropblock_global_min(noisy, 5, 0.5)
+    projected = sd.dropblock_global_min(noisy, block_size=5, theta_bar=0.5, X=problem.X)
+    free = sd.dropblock_global_min(noisy, block_size=5, theta_bar=0.5)
     # restricting A to X's row space can only raise the minimum, and the residual is the noise
     # outside the 100-dimensional row space: about 80 * (1000 - 100) unit variances
     assert projected.objective > free.objective
@@ -133,7 +133,7 @@ def test_paper_synthetic_setup_projection_matters():
 
 def test_zero_X_only_reaches_zero():
     Y = np.arange(6.0).reshape(2, 3)
-    res = sd.dropblock_global_min(Y, 1, 0.5, X=np.zeros((4, 3)))
+    res = sd.dropblock_global_min(Y, block_size=1, theta_bar=0.5, X=np.zeros((4, 3)))
     assert res.rank == 0 and not res.A.any()
     assert res.objective == pytest.approx(np.sum(Y**2))
 

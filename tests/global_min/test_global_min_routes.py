@@ -59,7 +59,9 @@ def test_from_moments_matches_svd_route_on_well_conditioned_data(rng, kind):
         ref = reference.dropblock_global_min(Y, r, theta_bar, X=X)
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # well conditioned: no ConditioningWarning
-            res = sd.global_min_from_moments(sd.data_moments(X, Y), r, theta_bar)
+            res = sd.global_min_from_moments(
+                sd.data_moments(X, Y), block_size=r, theta_bar=theta_bar
+            )
         assert res.route == "gram"
         assert rel(res.objective, ref["objective"]) <= 1e-10
         assert res.error_estimate <= 1e-10
@@ -75,7 +77,7 @@ def test_from_moments_matches_svd_route_on_well_conditioned_data(rng, kind):
 def test_coefficients_shape_and_factors(rng):
     X = conditioned(rng, 20, 300, 5.0)
     Y = targets(rng, X, 7, "model")
-    res = sd.global_min_from_moments(sd.data_moments(X, Y), 4, 0.6)
+    res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=4, theta_bar=0.6)
     assert res.coefficients.shape == (7, 20)
     assert res.left_vectors.shape == (7, res.rank) and res.right_coefficients.shape == (
         res.rank,
@@ -100,7 +102,7 @@ def test_gram_error_estimate_bounds_the_measured_error(rng, cond, kind, decay):
     ref = reference.dropblock_global_min(Y, 3, 0.5, X=X)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sd.ConditioningWarning)
-        res = sd.global_min_from_moments(sd.data_moments(X, Y), 3, 0.5)
+        res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=3, theta_bar=0.5)
     assert res.x_rank == 40
     # The estimate is first order in the roundoff: a bound up to its own rounding floor.
     assert rel(res.objective, ref["objective"]) <= max(res.error_estimate, 1e-14)
@@ -144,7 +146,7 @@ def test_data_at_hand_switches_to_qr_and_stays_exact(rng, cond):
         X = conditioned(rng, 40, 600, cond)
         Y = targets(rng, X, 10, kind)
         ref = reference.dropblock_global_min(Y, 3, 0.5, X=X)
-        res = sd.dropblock_global_min(Y, 3, 0.5, X=X)
+        res = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.5, X=X)
         assert res.route == "qr"
         assert res.x_rank == np.linalg.matrix_rank(X)
         assert rel(res.objective, ref["objective"]) <= max(1e-10, res.error_estimate)
@@ -179,8 +181,8 @@ def test_residual_is_never_negative_when_Y_lies_in_the_row_space(rng, b, N):
         Y = rng.standard_normal((5, b)) @ X
         moments = sd.data_moments(X, Y)
         results = [
-            sd.dropblock_global_min(Y, 2, 0.5, X=X),
-            sd.global_min_from_moments(moments, 2, 0.5),
+            sd.dropblock_global_min(Y, block_size=2, theta_bar=0.5, X=X),
+            sd.global_min_from_moments(moments, block_size=2, theta_bar=0.5),
         ]
         for res in results:
             assert res.residual >= 0.0, res.route
@@ -201,7 +203,7 @@ def test_qr_rank_follows_numpys_matrix_rank_rule(rng, b, N):
         right, _ = np.linalg.qr(rng.standard_normal((N, b)))
         X = (left * s) @ right.T
         Y = rng.standard_normal((3, N))
-        res = sd.dropblock_global_min(Y, 2, 0.5, X=X)
+        res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.5, X=X)
         expected = np.linalg.matrix_rank(X)
         assert expected == (b if small > threshold else b - 1)
         assert res.x_rank == expected, (small / eps, res.route)
@@ -210,7 +212,7 @@ def test_qr_rank_follows_numpys_matrix_rank_rule(rng, b, N):
 def test_well_conditioned_data_at_hand_uses_the_gram_route(rng):
     X = conditioned(rng, 40, 600, 10.0)
     Y = targets(rng, X, 10, "noise")
-    res = sd.dropblock_global_min(Y, 3, 0.5, X=X)
+    res = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.5, X=X)
     assert res.route == "gram"
     ref = reference.dropblock_global_min(Y, 3, 0.5, X=X)
     assert rel(res.objective, ref["objective"]) <= 1e-10
@@ -226,7 +228,7 @@ def test_rank_deficient_data_uses_qr_and_matches_reference(rng):
         X = rng.standard_normal((b, k)) @ rng.standard_normal((k, N))
         Y = rng.standard_normal((4, N))
         r, theta_bar = int(rng.integers(1, 5)), float(rng.uniform(0.1, 0.9))
-        res = sd.dropblock_global_min(Y, r, theta_bar, X=X)
+        res = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar, X=X)
         ref = reference.dropblock_global_min(Y, r, theta_bar, X=X)
         assert res.route == "qr" and res.x_rank == k
         assert rel(res.objective, ref["objective"]) <= 1e-10
@@ -240,28 +242,28 @@ def test_moments_of_rank_deficient_or_ill_conditioned_data_warn(rng):
     X = rng.standard_normal((10, 3)) @ rng.standard_normal((3, 200))
     Y = rng.standard_normal((4, 200))
     with pytest.warns(sd.ConditioningWarning, match="numerically singular"):
-        sd.global_min_from_moments(sd.data_moments(X, Y), 2, 0.5)
+        sd.global_min_from_moments(sd.data_moments(X, Y), block_size=2, theta_bar=0.5)
     X = conditioned(rng, 30, 400, 1e6)
     Y = targets(rng, X, 5, "small")
     with pytest.warns(sd.ConditioningWarning, match="estimated relative error"):
-        res = sd.global_min_from_moments(sd.data_moments(X, Y), 2, 0.5)
+        res = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=2, theta_bar=0.5)
     assert res.error_estimate > 1e-10
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        sd.global_min_from_moments(sd.data_moments(X, Y), 2, 0.5, warn=False)
+        sd.global_min_from_moments(sd.data_moments(X, Y), block_size=2, theta_bar=0.5, warn=False)
 
 
 def test_a_is_formed_only_on_request(rng):
     X = conditioned(rng, 20, 300, 5.0)
     Y = targets(rng, X, 7, "model")
-    from_moments = sd.global_min_from_moments(sd.data_moments(X, Y), 2, 0.5)
+    from_moments = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=2, theta_bar=0.5)
     with pytest.raises(AttributeError, match="output"):
         from_moments.A  # noqa: B018
     with pytest.raises(ValueError, match="pass the data"):
         from_moments.output()
     with pytest.raises(ValueError, match="b = 20 rows"):
         from_moments.output(X[:5])
-    from_data = sd.dropblock_global_min(Y, 2, 0.5, X=X)
+    from_data = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.5, X=X)
     assert "A" not in vars(from_data)  # nothing a x N until asked for
     np.testing.assert_allclose(
         from_data.A, from_moments.output(X), atol=1e-10 * np.abs(from_data.A).max()
@@ -278,7 +280,7 @@ def test_pickling_sends_the_factors_not_the_data(rng):
 
     X = conditioned(rng, 20, 5000, 5.0)
     Y = targets(rng, X, 4, "model")
-    res = sd.dropblock_global_min(Y, 2, 0.5, X=X)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.5, X=X)
     _ = res.A  # formed and cached: a x N
     blob = pickle.dumps(res)
     assert len(blob) < X.nbytes / 10
@@ -294,15 +296,15 @@ def test_memmap_and_float32_data(rng, tmp_path):
     for cond in (5.0, 1e6):  # one problem per route
         X = conditioned(rng, 25, 700, cond)
         Y = targets(rng, X, 6, "noise")
-        ref = sd.dropblock_global_min(Y, 3, 0.4, X=X)
+        ref = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.4, X=X)
         np.save(tmp_path / "X.npy", X)
         mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
-        res = sd.dropblock_global_min(Y, 3, 0.4, X=mapped)
+        res = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.4, X=mapped)
         assert res.route == ref.route
         assert rel(res.objective, ref.objective) <= 1e-12
     X32 = conditioned(rng, 25, 700, 3.0).astype(np.float32)
     Y = targets(rng, X32.astype(np.float64), 6, "noise")
-    res = sd.dropblock_global_min(Y, 3, 0.4, X=X32)
+    res = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.4, X=X32)
     ref = reference.dropblock_global_min(Y, 3, 0.4, X=X32.astype(np.float64))
     assert rel(res.objective, ref["objective"]) <= 1e-10
 
@@ -310,7 +312,7 @@ def test_memmap_and_float32_data(rng, tmp_path):
 def test_merged_moments_give_the_same_minimum(rng):
     X = conditioned(rng, 30, 900, 20.0)
     Y = targets(rng, X, 8, "model")
-    whole = sd.global_min_from_moments(sd.data_moments(X, Y), 5, 0.7)
+    whole = sd.global_min_from_moments(sd.data_moments(X, Y), block_size=5, theta_bar=0.7)
     parts = [sd.data_moments(X[:, i : i + 250], Y[:, i : i + 250]) for i in range(0, 900, 250)]
     merged = sd.DataMoments(
         gram=sum(p.gram for p in parts),
@@ -318,7 +320,7 @@ def test_merged_moments_give_the_same_minimum(rng):
         y_sq_norm=sum(p.y_sq_norm for p in parts),
         n_samples=sum(p.n_samples for p in parts),
     )
-    chunked = sd.global_min_from_moments(merged, 5, 0.7)
+    chunked = sd.global_min_from_moments(merged, block_size=5, theta_bar=0.7)
     assert chunked.objective == pytest.approx(whole.objective, rel=1e-12)
     np.testing.assert_allclose(
         chunked.coefficients, whole.coefficients, atol=1e-10 * np.abs(whole.coefficients).max()
@@ -327,10 +329,12 @@ def test_merged_moments_give_the_same_minimum(rng):
 
 def test_zero_data_reaches_only_zero(rng):
     Y = rng.standard_normal((3, 50))
-    res = sd.global_min_from_moments(sd.data_moments(np.zeros((4, 50)), Y), 2, 0.5, warn=False)
+    res = sd.global_min_from_moments(
+        sd.data_moments(np.zeros((4, 50)), Y), block_size=2, theta_bar=0.5, warn=False
+    )
     assert res.rank == 0 and res.objective == pytest.approx(float(np.sum(Y**2)))
     assert res.coefficients.shape == (3, 4) and not res.coefficients.any()
-    res = sd.dropblock_global_min(Y, 2, 0.5, X=np.zeros((4, 50)))
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.5, X=np.zeros((4, 50)))
     assert res.rank == 0 and res.objective == pytest.approx(float(np.sum(Y**2)))
     assert not res.A.any()
 
@@ -338,7 +342,7 @@ def test_zero_data_reaches_only_zero(rng):
 def test_sweeps_use_the_accurate_route(rng):
     X = conditioned(rng, 30, 400, 1e7)
     Y = targets(rng, X, 6, "small")
-    sweep = sd.sweep_global_min(Y, [1, 3], [0.3, 0.8], X=X)
+    sweep = sd.sweep_global_min(Y, block_sizes=[1, 3], theta_bars=[0.3, 0.8], X=X)
     for i, r in enumerate([1, 3]):
         for j, tb in enumerate([0.3, 0.8]):
             ref = reference.dropblock_global_min(Y, r, tb, X=X)
@@ -347,17 +351,19 @@ def test_sweeps_use_the_accurate_route(rng):
 
 def test_bad_input():
     with pytest.raises(TypeError, match="DataMoments"):
-        sd.global_min_from_moments(np.eye(3), 2, 0.5)
+        sd.global_min_from_moments(np.eye(3), block_size=2, theta_bar=0.5)
     with pytest.raises(ValueError, match="without targets"):
-        sd.global_min_from_moments(sd.data_moments(np.eye(3)), 2, 0.5)
+        sd.global_min_from_moments(sd.data_moments(np.eye(3)), block_size=2, theta_bar=0.5)
     moments = sd.data_moments(np.eye(3), np.ones((2, 3)))
-    with pytest.raises(ValueError, match="r must be"):
-        sd.global_min_from_moments(moments, 0, 0.5)
+    with pytest.raises(ValueError, match="block_size must be"):
+        sd.global_min_from_moments(moments, block_size=0, theta_bar=0.5)
     with pytest.raises(ValueError, match="theta_bar"):
-        sd.global_min_from_moments(moments, 2, 1.5)
+        sd.global_min_from_moments(moments, block_size=2, theta_bar=1.5)
     with pytest.raises(ValueError, match="same number of samples"):
-        sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones((2, 4)))
+        sd.dropblock_global_min(np.ones((2, 3)), block_size=2, theta_bar=0.5, X=np.ones((2, 4)))
     with pytest.raises(ValueError, match="NaN"):
-        sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.array([[1.0, np.nan, 0.0]]))
+        sd.dropblock_global_min(
+            np.ones((2, 3)), block_size=2, theta_bar=0.5, X=np.array([[1.0, np.nan, 0.0]])
+        )
     with pytest.raises(ValueError, match="2-D"):
-        sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones(3))
+        sd.dropblock_global_min(np.ones((2, 3)), block_size=2, theta_bar=0.5, X=np.ones(3))

@@ -17,10 +17,10 @@ from structdrop import _core
         (lambda: sd.ksupport_norm_sq([1.0, np.inf], 1), ValueError, "x contains NaN"),
         (lambda: sd.ksupport_norm_sq([], 1), ValueError, "x must not be empty"),
         (lambda: sd.ksupport_norm_sq(np.ones((2, 2, 2)), 1), ValueError, "x must be 1-D or 2-D"),
-        (lambda: sd.ksupport_norm_sq(np.ones(3), 0), ValueError, "r must be >= 1"),
-        (lambda: sd.ksupport_norm_sq(np.ones(3), 1.5), TypeError, "r must be an integer"),
-        (lambda: sd.ksupport_norm_sq(np.ones(3), True), TypeError, "r must be an integer"),
-        (lambda: sd.ksupport_norm_sq(np.ones(3), "2"), TypeError, "r must be an integer"),
+        (lambda: sd.ksupport_norm_sq(np.ones(3), 0), ValueError, "block_size must be >= 1"),
+        (lambda: sd.ksupport_norm_sq(np.ones(3), 1.5), TypeError, "block_size must be an integer"),
+        (lambda: sd.ksupport_norm_sq(np.ones(3), True), TypeError, "block_size must be an integer"),
+        (lambda: sd.ksupport_norm_sq(np.ones(3), "2"), TypeError, "block_size must be an integer"),
         (lambda: sd.ksupport_norm_sq(np.ones(3, dtype=complex), 1), TypeError, "x must be real"),
         (
             lambda: sd.ksupport_norm_sq(np.array(["a"]), 1),
@@ -28,7 +28,7 @@ from structdrop import _core
             "x must be a real numeric array",
         ),
         (lambda: sd.ksupport_norm_sq("abc", 1), TypeError, "x must be a numeric array"),
-        (lambda: sd.ksupport_split(np.ones(3), -2), ValueError, "r must be >= 1"),
+        (lambda: sd.ksupport_split(np.ones(3), -2), ValueError, "block_size must be >= 1"),
         # signed vectors and matrices are accepted; NaN/inf and 3-D input are not
         (lambda: sd.prox_ksupport_sq([1.0, np.nan], 1, 1.0), ValueError, "m contains NaN"),
         (lambda: sd.prox_ksupport_sq([1.0, -np.inf], 1, 1.0), ValueError, "m contains NaN"),
@@ -58,36 +58,48 @@ from structdrop import _core
         (lambda: sd.prox_ksupport_sq([1.0], 1, 1.0, method="fast"), ValueError, "method must be"),
         (lambda: sd.prox_ksupport_sq([], 1, 1.0), ValueError, "m must not be empty"),
         (
-            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.0),
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), block_size=2, theta_bar=0.0),
             ValueError,
             r"theta_bar must lie in \(0, 1\]",
         ),
         (
-            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 1.5),
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), block_size=2, theta_bar=1.5),
             ValueError,
             "theta_bar must lie",
         ),
-        (lambda: sd.dropblock_global_min(np.ones(3), 2, 0.5), ValueError, "Y must be 2-D"),
         (
-            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones((4, 5))),
+            lambda: sd.dropblock_global_min(np.ones(3), block_size=2, theta_bar=0.5),
+            ValueError,
+            "Y must be 2-D",
+        ),
+        (
+            lambda: sd.dropblock_global_min(
+                np.ones((2, 3)), block_size=2, theta_bar=0.5, X=np.ones((4, 5))
+            ),
             ValueError,
             "same number of samples",
         ),
         (
-            lambda: sd.dropblock_global_min(np.ones((2, 3)), 2, 0.5, X=np.ones(3)),
+            lambda: sd.dropblock_global_min(
+                np.ones((2, 3)), block_size=2, theta_bar=0.5, X=np.ones(3)
+            ),
             ValueError,
             "X must be 2-D",
         ),
-        (lambda: sd.dropblock_global_min(np.ones((2, 3)), 0, 0.5), ValueError, "r must be >= 1"),
         (
-            lambda: sd.dropblock_global_min(np.full((2, 3), np.nan), 1, 0.5),
+            lambda: sd.dropblock_global_min(np.ones((2, 3)), block_size=0, theta_bar=0.5),
+            ValueError,
+            "block_size must be >= 1",
+        ),
+        (
+            lambda: sd.dropblock_global_min(np.full((2, 3), np.nan), block_size=1, theta_bar=0.5),
             ValueError,
             "Y contains NaN",
         ),
-        (lambda: sd.theta_for_width(0.5, 10, 3), ValueError, "r must divide d"),
+        (lambda: sd.theta_for_width(0.5, 10, 3), ValueError, "block_size must divide the width d"),
         (lambda: sd.theta_for_width(-0.1, 10, 5), ValueError, "theta_bar must lie"),
         (lambda: sd.beta_for_width(0.0, 10, 5), ValueError, "theta must lie"),
-        (lambda: sd.beta_for_width(0.5, 0, 5), ValueError, "d must be >= 1"),
+        (lambda: sd.beta_for_width(0.5, 0, 5), ValueError, "width must be >= 1"),
     ],
 )
 def test_bad_input_is_rejected_with_a_named_argument(call, error, match):

@@ -324,7 +324,7 @@ def test_out_argument(rng):
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 0, 1.0),
             ValueError,
-            "r must be >= 1",
+            "block_size must be >= 1",
         ),
         (
             lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, -1.0),

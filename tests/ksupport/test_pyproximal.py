@@ -84,11 +84,11 @@ def test_tau_conventions():
     ):
         with pytest.raises(ValueError, match=match):
             op.prox(x, bad)
-    with pytest.raises(ValueError, match="r must be >= 1"):
+    with pytest.raises(ValueError, match="block_size must be >= 1"):
         KSupportSq(0)
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         KSupport(2, sigma=-1.0)
-    with pytest.raises(TypeError, match="r must be an integer"):
+    with pytest.raises(TypeError, match="block_size must be an integer"):
         KSupport(2.5)
     # the dual prox comes from PyProximal's Moreau identity: x = prox(x) + tau proxdual(x / tau)
     tau = 0.3

@@ -206,14 +206,14 @@ def test_global_min_scaling_and_reference(rng):
         Y = c * Y0
         for r in (1, 2, 6):
             for theta_bar in (1e-6, 0.3, 0.999999):
-                got = sd.dropblock_global_min(Y, r, theta_bar)
+                got = sd.dropblock_global_min(Y, block_size=r, theta_bar=theta_bar)
                 ref = reference.dropblock_global_min(Y, r, theta_bar)
                 assert got.objective == pytest.approx(ref["objective"], rel=1e-9)
-                base = sd.dropblock_global_min(Y0, r, theta_bar)
+                base = sd.dropblock_global_min(Y0, block_size=r, theta_bar=theta_bar)
                 assert got.objective == pytest.approx(c * c * base.objective, rel=1e-9)
     s = np.sort(np.logspace(-12, 12, 25))[::-1]
     Y = np.diag(s)
-    sw = sd.sweep_global_min(s, [1, 3, 25], [1e-6, 0.5, 0.999999])
+    sw = sd.sweep_global_min(s, block_sizes=[1, 3, 25], theta_bars=[1e-6, 0.5, 0.999999])
     for i, r in enumerate([1, 3, 25]):
         for j, theta_bar in enumerate([1e-6, 0.5, 0.999999]):
             ref = reference.dropblock_global_min(Y, r, theta_bar)

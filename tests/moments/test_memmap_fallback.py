@@ -122,8 +122,10 @@ def test_global_min_with_a_mapped_X_without_preadv(tmp_path, monkeypatch, withou
     np.save(tmp_path / "X.npy", X)
     # QR chunks of 64 columns, in RAM and from the file alike: several reads at column offsets
     monkeypatch.setattr(row_space, "_QR_CHUNK_BYTES", 8 * (b + 6) * 64)
-    want = sd.dropblock_global_min(Y, 3, 0.4, X=X)
-    got = sd.dropblock_global_min(Y, 3, 0.4, X=np.load(tmp_path / "X.npy", mmap_mode="r"))
+    want = sd.dropblock_global_min(Y, block_size=3, theta_bar=0.4, X=X)
+    got = sd.dropblock_global_min(
+        Y, block_size=3, theta_bar=0.4, X=np.load(tmp_path / "X.npy", mmap_mode="r")
+    )
     assert got.route == want.route
     # one moments chunk (all columns, in the file's order) or the same QR chunks: the same bits
     assert got.objective == want.objective and got.residual == want.residual
@@ -151,12 +153,12 @@ def test_cli_solve_with_mapped_files_without_preadv(tmp_path, capsys, without, o
     args = ["-r", "2", "--theta", "0.6", "--json", "--out-A", str(out)]
     assert main(["solve", str(tmp_path / "Y.npy"), "--X", str(tmp_path / "X.npy"), *args]) == 0
     got = json.loads(capsys.readouterr().out)
-    want = sd.dropblock_global_min(Y, 2, 0.6, X=X)
+    want = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6, X=X)
     assert got["objective"] == want.objective and got["residual"] == want.residual
     np.testing.assert_array_equal(np.load(out), want.coefficients @ X)
     assert main(["solve", str(tmp_path / "Y.npy"), "-r", "2", "--theta", "0.6", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["objective"] == sd.dropblock_global_min(Y, 2, 0.6).objective
+    assert got["objective"] == sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6).objective
 
 
 RESIDENT_SCRIPT = textwrap.dedent(

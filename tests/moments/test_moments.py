@@ -475,7 +475,7 @@ def test_moments_of_any_data_are_accepted(seed):
         rebuilt.check_semidefinite()
         if rebuilt.cross is not None:
             with np.errstate(over="ignore"):  # the error estimate overflows at scale 1e-150
-                sd.global_min_from_moments(rebuilt, 1, 0.5, warn=False)
+                sd.global_min_from_moments(rebuilt, block_size=1, theta_bar=0.5, warn=False)
 
 
 def test_impossible_moments_are_refused():
@@ -512,7 +512,7 @@ def test_impossible_moments_are_refused():
             DataMoments(*args)
     moments = DataMoments(indefinite, np.zeros((1, 3)), 1.0, 10)  # passes the O(b^2) checks
     with pytest.raises(ValueError, match="not positive semidefinite: smallest eigenvalue"):
-        sd.global_min_from_moments(moments, 1, 0.5)
+        sd.global_min_from_moments(moments, block_size=1, theta_bar=0.5)
     with pytest.raises(ValueError, match="not positive semidefinite: smallest eigenvalue"):
         sd.objective_terms(sd.Dropout(0.5), np.ones((1, 1)), np.ones((3, 1)), moments)
 

@@ -197,7 +197,9 @@ def test_fig1_numbers_against_the_theory(reproduced):
     for run in data["runs"]:
         r = run["block_size"]
         beta_bar = (r / 50) * (1 - 0.5) / 0.5  # eq. 7 by hand
-        gm = structdrop.dropblock_global_min(problem.Y, r, 1 / (1 + beta_bar), X=problem.X)
+        gm = structdrop.dropblock_global_min(
+            problem.Y, block_size=r, theta_bar=1 / (1 + beta_bar), X=problem.X
+        )
         assert run["global_min"] == pytest.approx(gm.objective, rel=1e-10)
         det = np.asarray(run["deterministic"])
         assert det.min() >= gm.objective * (1 - 1e-9)  # Theorem 7 is a lower bound

@@ -138,7 +138,7 @@ def test_ksupport_norm_fuzz(x, r):
         value = structdrop.ksupport_norm_sq(x, r)
         rho = structdrop.ksupport_split(x, r)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "x", "r")
+        check_error(exc, "x", "block_size")
         return
     clean = clean_float(x)
     assert clean is not None, "bad array accepted"
@@ -163,7 +163,7 @@ def test_prox_fuzz(m, r, beta):
         try:
             results[method] = structdrop.prox_ksupport_sq(m, r, beta, method=method)
         except Exception as exc:  # noqa: BLE001
-            check_error(exc, "m", "r", "beta")
+            check_error(exc, "m", "block_size", "beta")
             return
     clean = clean_float(m)
     assert clean is not None, "bad m accepted"
@@ -221,7 +221,7 @@ def test_prox_batch_fuzz(M, r, beta, threads):
     try:
         res = structdrop.prox_ksupport_sq_batch(M, r, beta, threads=threads)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "M", "r", "beta", "threads")
+        check_error(exc, "M", "block_size", "beta", "threads")
         return
     clean = clean_float(M)
     assert clean is not None and clean.ndim == 2, "bad M accepted"
@@ -243,7 +243,7 @@ def test_prox_matrix_fuzz(m, r, beta):
     try:
         res = structdrop.prox_ksupport_sq(m, r, beta)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "m", "r", "beta")
+        check_error(exc, "m", "block_size", "beta")
         return
     clean = clean_float(m)
     assert clean is not None and clean.ndim == 2
@@ -272,9 +272,9 @@ def test_prox_matrix_fuzz(m, r, beta):
 )
 def test_dropblock_global_min_fuzz(Y, r, theta, method):
     try:
-        res = structdrop.dropblock_global_min(Y, r, theta, method=method)
+        res = structdrop.dropblock_global_min(Y, block_size=r, theta_bar=theta, method=method)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "Y", "r", "theta_bar")
+        check_error(exc, "Y", "block_size", "theta_bar")
         return
     clean = clean_float(Y)
     assert clean is not None
@@ -295,15 +295,17 @@ def test_dropblock_global_min_fuzz(Y, r, theta, method):
 )
 def test_sweep_global_min_fuzz(x, sizes, thetas):
     try:
-        res = structdrop.sweep_global_min(x, sizes, thetas, threads=1)
+        res = structdrop.sweep_global_min(x, block_sizes=sizes, theta_bars=thetas, threads=1)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "x", "block_sizes", "theta_bars")
+        check_error(exc, "Y", "block_sizes", "theta_bars")
         return
     assert np.isfinite(res.objective).all() and (res.objective >= 0).all()
     for i, r in enumerate(res.block_sizes):
         for j, t in enumerate(res.theta_bars):
             if np.ndim(x) == 2:
-                ref = structdrop.dropblock_global_min(x, int(r), float(t)).objective
+                ref = structdrop.dropblock_global_min(
+                    x, block_size=int(r), theta_bar=float(t)
+                ).objective
                 assert abs(ref - res.objective[i, j]) <= 1e-9 * max(1.0, abs(ref))
 
 
@@ -316,9 +318,9 @@ def test_sweep_global_min_fuzz(x, sizes, thetas):
 )
 def test_width_sweep_fuzz(Y, widths, r, theta):
     try:
-        res = structdrop.width_sweep(Y, widths, r, theta, threads=1)
+        res = structdrop.width_sweep(Y, widths, block_size=r, theta_bar=theta, threads=1)
     except Exception as exc:  # noqa: BLE001
-        check_error(exc, "Y", "widths", "block_size", "theta", "width", "d")
+        check_error(exc, "Y", "widths", "block_size", "theta_bar", "width")
         return
     for name in vars(res):
         v = getattr(res, name)

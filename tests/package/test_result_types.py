@@ -256,8 +256,8 @@ def test_global_min_copies_keep_A_and_cached_values(with_X):
     """copy.copy and copy.deepcopy of a real GlobalMin: A works on the copy (it raised once,
     the copy having lost the reference to X), cached values travel, the data is not copied."""
     X, Y = _problem()
-    res = sd.dropblock_global_min(Y, 2, 0.6, X=X if with_X else None)
-    fresh = sd.dropblock_global_min(Y, 2, 0.6, X=X if with_X else None)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6, X=X if with_X else None)
+    fresh = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6, X=X if with_X else None)
     expected = res.A
     for make in (copy.copy, copy.deepcopy):
         # copied before A was formed: the copy forms it from the same data
@@ -283,24 +283,28 @@ def test_global_min_pickle_keeps_the_factors_only():
     """The documented pickle rule: equal after the round trip, coefficients and output(X) work,
     A needs X again (neither X nor A* travels)."""
     X, Y = _problem(1)
-    res = sd.dropblock_global_min(Y, 2, 0.6, X=X)
+    res = sd.dropblock_global_min(Y, block_size=2, theta_bar=0.6, X=X)
     res.A  # noqa: B018 - a cached A is not pickled
     back = pickle.loads(pickle.dumps(res))
     assert back == res and "A" not in vars(back) and back._data is None
     np.testing.assert_array_equal(back.output(X), res.A)
     with pytest.raises(AttributeError, match="output"):
         back.A  # noqa: B018
-    assert res != sd.dropblock_global_min(Y, 2, 0.7, X=X)
-    assert res != sd.dropblock_global_min(Y, 3, 0.6, X=X)
+    assert res != sd.dropblock_global_min(Y, block_size=2, theta_bar=0.7, X=X)
+    assert res != sd.dropblock_global_min(Y, block_size=3, theta_bar=0.6, X=X)
 
 
 def test_real_results_compare_without_raising():
     """Results of real calls (not synthesised) compare equal to a repeat and unequal to another
     setting."""
     X, Y = _problem(2)
-    sweep = sd.sweep_global_min(Y, [1, 2], [0.5, 0.9], X=X, threads=1)
-    assert sweep == sd.sweep_global_min(Y, [1, 2], [0.5, 0.9], X=X, threads=1)
-    assert sweep != sd.sweep_global_min(Y, [1, 2], [0.5, 0.8], X=X, threads=1)
+    sweep = sd.sweep_global_min(Y, block_sizes=[1, 2], theta_bars=[0.5, 0.9], X=X, threads=1)
+    assert sweep == sd.sweep_global_min(
+        Y, block_sizes=[1, 2], theta_bars=[0.5, 0.9], X=X, threads=1
+    )
+    assert sweep != sd.sweep_global_min(
+        Y, block_sizes=[1, 2], theta_bars=[0.5, 0.8], X=X, threads=1
+    )
     moments = sd.data_moments(X, Y)
     assert moments == copy.deepcopy(moments) and moments != sd.data_moments(X, 2 * Y)
     prox = sd.prox_ksupport_sq(np.array([3.0, 1.0, 0.5]), 2, 0.5)

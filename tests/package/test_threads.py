@@ -78,9 +78,13 @@ def test_batch_sweeps_threaded(shared):
     rs = np.array([1, 2, 5, 40, 400] * 20, dtype=np.int64)
     betas = np.linspace(0.0, 5.0, rs.size)
     calls = [lambda t=t: _core.prox_batch(m, rs, betas, t) for t in (1, 2, 4)] + [
-        lambda: structdrop.sweep_global_min(m, [1, 3, 9], [0.2, 0.5, 1.0], threads=2),
-        lambda: structdrop.sweep_global_min(Y, [1, 2], [0.3, 0.9], X=X, threads=1),
-        lambda: structdrop.width_sweep(Y, [2, 4, 8], 2, 0.6, threads=2),
+        lambda: structdrop.sweep_global_min(
+            m, block_sizes=[1, 3, 9], theta_bars=[0.2, 0.5, 1.0], threads=2
+        ),
+        lambda: structdrop.sweep_global_min(
+            Y, block_sizes=[1, 2], theta_bars=[0.3, 0.9], X=X, threads=1
+        ),
+        lambda: structdrop.width_sweep(Y, [2, 4, 8], block_size=2, theta_bar=0.6, threads=2),
     ]
     _hammer(calls)
     # the batch solver's answer does not depend on its own thread count either

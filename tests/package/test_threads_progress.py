@@ -62,12 +62,18 @@ def _torch_calls():
 
 # A valid call of every public function with ``threads`` or ``progress``, completed by **kw.
 CALLS = {
-    "structdrop.dropblock_global_min": lambda **kw: sd.dropblock_global_min(Y, 2, 0.6, X=X, **kw),
+    "structdrop.dropblock_global_min": lambda **kw: sd.dropblock_global_min(
+        Y, X=X, block_size=2, theta_bar=0.6, **kw
+    ),
     "structdrop.data_moments": lambda **kw: sd.data_moments(X, Y, **kw),
     "structdrop.stream_moments": lambda **kw: sd.stream_moments([(X, Y), (X, Y)], **kw),
     "structdrop.prox_ksupport_sq_batch": lambda **kw: sd.prox_ksupport_sq_batch(Y, 2, 0.5, **kw),
-    "structdrop.sweep_global_min": lambda **kw: sd.sweep_global_min(Y, [1, 2], [0.5], X=X, **kw),
-    "structdrop.width_sweep": lambda **kw: sd.width_sweep(Y, [2, 4], 2, 0.6, X=X, **kw),
+    "structdrop.sweep_global_min": lambda **kw: sd.sweep_global_min(
+        Y, X=X, block_sizes=[1, 2], theta_bars=[0.5], **kw
+    ),
+    "structdrop.width_sweep": lambda **kw: sd.width_sweep(
+        Y, [2, 4], X=X, block_size=2, theta_bar=0.6, **kw
+    ),
     "structdrop.train": lambda **kw: _factors(
         [sd.train(X, Y, U0, V0, Dropout(0.5), 1e-3, 5, **kw)]
     ),

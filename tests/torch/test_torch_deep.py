@@ -47,7 +47,7 @@ def test_small_deep_experiment_respects_the_bound():
     assert np.isclose(res.beta_bar, beta_bar)
     _, labels, _ = deep.load_dataset(data, n_train=200, seed=1)
     Y = np.eye(10)[labels.numpy()].T
-    gm = structdrop.dropblock_global_min(Y, 5, 1 / (1 + beta_bar))
+    gm = structdrop.dropblock_global_min(Y, block_size=5, theta_bar=1 / (1 + beta_bar))
     assert np.isclose(res.lower_bound, gm.objective)
     assert res.lower_bound <= np.sum(Y**2)  # A = 0 is feasible
     assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
@@ -132,7 +132,7 @@ def test_deep_experiment_accepts_any_module_as_trunk():
     assert next(trunk.parameters()).grad is not None  # trained in place
     _, labels, _ = deep.load_dataset(data, n_train=150, seed=2)
     Y = np.eye(10)[labels.numpy()].T
-    gm = structdrop.dropblock_global_min(Y, 5, res.theta_bar)
+    gm = structdrop.dropblock_global_min(Y, block_size=5, theta_bar=res.theta_bar)
     assert np.isclose(res.lower_bound, gm.objective, rtol=1e-10)
     assert np.all(res.objective >= res.lower_bound * (1 - 1e-12))
     assert res.lower_bound <= res.feature_lower_bound <= res.objective[-1] * (1 + 1e-9)

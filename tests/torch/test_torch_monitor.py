@@ -94,7 +94,7 @@ def test_lower_bound_is_the_closed_form_minimum(kind, bias):
         assert rec.block_size == r
         assert np.isclose(rec.theta_bar, 1 / (1 + (r / D) * beta[kind]), rtol=1e-14)
     Y = _centred_targets(labels.numpy(), bias)
-    gm = structdrop.dropblock_global_min(Y, rec.block_size, rec.theta_bar)
+    gm = structdrop.dropblock_global_min(Y, block_size=rec.block_size, theta_bar=rec.theta_bar)
     # both sides from the singular values of the same Y (ours through Y Y^T): 1e-10 relative
     assert np.isclose(rec.lower_bound, gm.objective, rtol=1e-10)
     theory = np.zeros(A)
@@ -108,7 +108,7 @@ def test_lower_bound_is_the_closed_form_minimum(kind, bias):
         G = trunk(X).numpy().T
     if bias:
         G = G - G.mean(1, keepdims=True)
-    fm = structdrop.dropblock_global_min(Y, rec.block_size, rec.theta_bar, X=G)
+    fm = structdrop.dropblock_global_min(Y, block_size=rec.block_size, theta_bar=rec.theta_bar, X=G)
     assert np.isclose(rec.feature_lower_bound, fm.objective, rtol=1e-8)
     sv = np.linalg.svd(head.weight.detach().numpy() @ G, compute_uv=False)
     assert np.allclose(rec.singular_values, sv, rtol=1e-7, atol=1e-9 * sv[0])
@@ -220,7 +220,7 @@ def test_float_targets_device_and_a_bound_method():
     assert np.isclose(rec.fit, fit, rtol=1e-6)
     Yd = Y.double()
     Yc = (Yd - Yd.mean(0)).numpy().T
-    gm = structdrop.dropblock_global_min(Yc, 2, rec.theta_bar)
+    gm = structdrop.dropblock_global_min(Yc, block_size=2, theta_bar=rec.theta_bar)
     assert np.isclose(rec.lower_bound, gm.objective, rtol=1e-10)
 
 

@@ -142,9 +142,12 @@ def test_width_checks_share_one_message():
     divide = r"needs block_size to divide d \(blocks of block_size consecutive units\), got d=6"
     with pytest.raises(ValueError, match="^DropBlock " + divide):
         sd.DropBlock(4, theta=0.5).check_width(6)
-    with pytest.raises(ValueError, match=r"^r must divide d \(blocks of r consecutive units\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"^block_size must divide the width d \(blocks of block_size consecutive units\)",
+    ):
         sd.theta_for_width(0.5, 6, 4)
-    result = sd.dropblock_global_min([[3.0, 1.0], [1.0, 2.0]], 2, 0.5)
+    result = sd.dropblock_global_min([[3.0, 1.0], [1.0, 2.0]], block_size=2, theta_bar=0.5)
     with pytest.raises(ValueError, match=r"^r must divide d .*got d=3, r=2$"):
         sd.balanced_factors(result, 3)
     inside = r"needs block_size <= d \(every block lies inside the layer\), got d=4, block_size=5$"

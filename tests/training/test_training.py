@@ -413,7 +413,9 @@ def test_dropblock_training_converges_to_the_theorem7_minimum(block_size):
     U0 = rng.standard_normal((80, d))
     V0 = rng.standard_normal((100, d))
     beta_bar = structdrop.beta_for_width(theta, d, block_size)
-    minimum = structdrop.dropblock_global_min(Y, block_size, 1 / (1 + beta_bar), X=X).objective
+    minimum = structdrop.dropblock_global_min(
+        Y, block_size=block_size, theta_bar=1 / (1 + beta_bar), X=X
+    ).objective
     result = structdrop.train(
         X,
         Y,

@@ -47,6 +47,11 @@ class RowSpaceReduction:
         fit_error: estimated absolute error of ||m||^2 (and so of the minimum objective) caused by
             the route's conditioning; see :func:`reduce_by_gram` and :func:`reduce_by_qr`.
         rank_deficient: True when X's numerical rank k is smaller than its number of rows b.
+        error_floor: sqrt(a N) u ||Y||^2, the rounding error that ||Y||^2 itself carries (a sum
+            of a N squares: the worst case is a N u ||Y||^2, the typical size sqrt(a N) u
+            ||Y||^2). No error of the objective below it can be asked of a route, so the
+            acceptance test of the Gram route is fit_error <= max(1e-10 objective, error_floor):
+            meaningful when the objective is 0 (Y in X's row space, beta = 0). 0 without X.
     """
 
     left: np.ndarray
@@ -57,9 +62,17 @@ class RowSpaceReduction:
     route: str
     fit_error: float
     rank_deficient: bool
+    error_floor: float = 0.0
 
 
-def _empty_reduction(a: int, b: int, residual: float, route: str) -> RowSpaceReduction:
+def rounding_floor(y_sq_norm: float, a: int, n_samples: int) -> float:
+    """sqrt(a N) u ||Y||^2: see :attr:`RowSpaceReduction.error_floor`."""
+    return float(np.sqrt(float(a) * float(n_samples))) * _EPS * float(y_sq_norm)
+
+
+def _empty_reduction(
+    a: int, b: int, residual: float, route: str, floor: float
+) -> RowSpaceReduction:
     # X = 0: its row space is {0}, only A = 0 is reachable and all of Y is residual.
     return RowSpaceReduction(
         left=np.zeros((a, 0)),
@@ -70,6 +83,7 @@ def _empty_reduction(a: int, b: int, residual: float, route: str) -> RowSpaceRed
         route=route,
         fit_error=0.0,
         rank_deficient=b > 0,
+        error_floor=floor,
     )
 
 
@@ -84,7 +98,9 @@ def gram_tolerance(eigenvalues: np.ndarray) -> float:
     return eigenvalues.size * _EPS * max(top, 0.0)
 
 
-def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> RowSpaceReduction:
+def reduce_by_gram(
+    gram: np.ndarray, cross: np.ndarray, y_sq_norm: float, n_samples: int
+) -> RowSpaceReduction:
     """The Gram route: Y P from the moments X X^T (b x b), Y X^T (a x b) and ||Y||^2.
 
     Error estimate (first-order): rounding perturbs each eigenvalue lambda_i of X X^T by about
@@ -103,8 +119,9 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     vectors = vectors[:, ::-1]
     tolerance = gram_tolerance(eigenvalues)
     k = int(np.count_nonzero(eigenvalues > tolerance))
+    floor = rounding_floor(y_sq_norm, a, n_samples)
     if k == 0:
-        return _empty_reduction(a, b, float(y_sq_norm), "gram")
+        return _empty_reduction(a, b, float(y_sq_norm), "gram", floor)
     inv_sqrt = 1.0 / np.sqrt(eigenvalues[:k])
     basis = vectors[:, :k]
     whitened = (cross @ basis) * inv_sqrt  # B = C Q_k diag(lambda_k)^(-1/2), a x k
@@ -115,7 +132,7 @@ def reduce_by_gram(gram: np.ndarray, cross: np.ndarray, y_sq_norm: float) -> Row
     residual = max(float(y_sq_norm) - fitted, 0.0)
     energy = np.sum(whitened * whitened, axis=0)  # ||B e_i||^2, Y P's energy along eigenvector i
     error = np.sqrt(b) * _EPS * float(eigenvalues[0]) * float(np.sum(energy / eigenvalues[:k]))
-    return _reduction(left, m, right_coefficients, residual, k, b, "gram", error)
+    return _reduction(left, m, right_coefficients, residual, k, b, "gram", error, floor)
 
 
 def _reduction(
@@ -127,8 +144,10 @@ def _reduction(
     b: int,
     route: str,
     error: float,
+    floor: float,
 ) -> RowSpaceReduction:
-    """The reduction found by either route: rank k of X (b rows), ``error`` the fit's estimate."""
+    """The reduction found by either route: rank k of X (b rows), ``error`` the fit's estimate,
+    ``floor`` the rounding error of ||Y||^2 (see RowSpaceReduction.error_floor)."""
     return RowSpaceReduction(
         left=left,
         target_singular_values=m,
@@ -138,6 +157,7 @@ def _reduction(
         route=route,
         fit_error=error,
         rank_deficient=k < b,
+        error_floor=floor,
     )
 
 
@@ -193,9 +213,11 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     r12 = R[:b, b:]
     r22 = R[b:, b:]
     a = r12.shape[1]
+    y_sq_norm = float(np.sum(r12 * r12) + np.sum(r22 * r22))
+    floor = rounding_floor(y_sq_norm, a, n_samples)
     u, s, vt = np.linalg.svd(r11)
     if s.size == 0 or s[0] == 0.0:
-        return _empty_reduction(a, b, float(np.sum(r12 * r12) + np.sum(r22 * r22)), "qr")
+        return _empty_reduction(a, b, y_sq_norm, "qr", floor)
     tolerance = max(b, n_samples) * _EPS * float(s[0])
     k = int(np.count_nonzero(s > tolerance))
     coords = r12.T @ u  # a x b: Y's coordinates along X's left singular directions
@@ -204,4 +226,4 @@ def reduce_by_qr(R: np.ndarray, b: int, n_samples: int) -> RowSpaceReduction:
     outside = coords[:, k:]
     residual = float(np.sum(r22 * r22) + np.sum(outside * outside))
     error = np.sqrt(max(b, n_samples)) * _EPS * float(s[0]) / float(s[k - 1]) * float(np.sum(m * m))
-    return _reduction(left, m, right_coefficients, residual, k, b, "qr", error)
+    return _reduction(left, m, right_coefficients, residual, k, b, "qr", error, floor)

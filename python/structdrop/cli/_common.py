@@ -15,6 +15,11 @@ from .._validation import MissingDependency
 __all__ = [
     "CliError",
     "MissingDependency",
+    "add_deprecated_alias",
+    "add_strength_options",
+    "deprecated_flag",
+    "nonnegative_float",
+    "warn_deprecated_flag",
     "Parser",
     "progress_bar",
     "positive_int",
@@ -38,6 +43,62 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def warn_deprecated_flag(old: str, new: str) -> None:
+    """One line on stderr: ``old`` still works in this release, ``new`` is its 1.0 spelling."""
+    sys.stderr.write(
+        f"structdrop: {old} is deprecated and will be removed after structdrop 1.0; write {new}\n"
+    )
+
+
+def deprecated_flag(new: str) -> type[argparse.Action]:
+    """An argparse action for an old option name: stores the value under the new option's
+    destination and says so on stderr (the command goes on)."""
+
+    class Deprecated(argparse.Action):
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: object,
+            option_string: str | None = None,
+        ) -> None:
+            warn_deprecated_flag(str(option_string), new)
+            setattr(namespace, self.dest, values)
+
+    return Deprecated
+
+
+def add_deprecated_alias(
+    container: argparse._ActionsContainer,
+    old: str,
+    dest: str,
+    kind: Callable[[str], object],
+    new: str,
+) -> None:
+    """``old``, the option's name before 1.0: hidden from --help, stores into ``dest``."""
+    container.add_argument(
+        old, dest=dest, type=kind, action=deprecated_flag(new), help=argparse.SUPPRESS
+    )
+
+
+def add_strength_options(
+    container: argparse._ActionsContainer,
+    names: tuple[str, str],
+    kinds: tuple[Callable[[str], object], Callable[[str], object]],
+    helps: tuple[str, str],
+    old: str | None = None,
+) -> None:
+    """The two spellings of a strength, ``names`` = (--THETA-BAR option, --BETA option), added to
+    ``container`` (a mutually exclusive group), and ``old``, the first one's name before 1.0."""
+    dests = [name.lstrip("-").replace("-", "_") for name in names]
+    for name, dest, kind, text in zip(names, dests, kinds, helps):
+        container.add_argument(
+            name, dest=dest, type=kind, default=None, metavar=dest.upper(), help=text
+        )
+    if old is not None:
+        add_deprecated_alias(container, old, dests[0], kinds[0], names[0])
+
+
 def _argument_type(
     convert: Callable[[str], T], accept: Callable[[T], bool], expected: str, doc: str
 ) -> Callable[[str], T]:
@@ -59,6 +120,9 @@ def _argument_type(
 
 positive_int = _argument_type(int, lambda v: v >= 1, "a positive integer", "an integer >= 1")
 nonnegative_int = _argument_type(int, lambda v: v >= 0, "a non-negative integer", "an integer >= 0")
+nonnegative_float = _argument_type(
+    float, lambda v: 0 <= v < math.inf, "a finite number >= 0", "a finite float >= 0"
+)
 positive_float = _argument_type(
     float, lambda v: 0 < v < math.inf, "a positive finite number", "a finite float > 0"
 )

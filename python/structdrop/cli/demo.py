@@ -78,7 +78,7 @@ def run_demo(
     total = float(np.sum(problem.Y**2))
     start = time.perf_counter()
     for r in (1, 2, 5, 10, 25, 50):
-        res = dropblock_global_min(problem.Y, r, theta_bar, X=problem.X)
+        res = dropblock_global_min(problem.Y, block_size=r, theta_bar=theta_bar, X=problem.X)
         lead = ", ".join(f"{v:.1f}" for v in res.singular_values[:3])
         print_fn(
             f"{r:>7} {res.rho:>4} {res.rank:>5} {res.objective:>15.6g} "

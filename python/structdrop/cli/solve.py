@@ -15,10 +15,14 @@ import numpy as np
 from ._common import (
     CliError,
     MissingDependency,
+    add_deprecated_alias,
+    add_strength_options,
+    nonnegative_float,
     positive_int,
     probability,
     progress_bar,
     refuse_outputs_onto_inputs,
+    warn_deprecated_flag,
 )
 
 NAME = "solve"
@@ -39,43 +43,56 @@ An output path that names an input (or the other output), through a link or not,
 before anything is read; each output is written beside its target and renamed into place when
 complete, so a failure leaves an earlier file at that path as it was.
 
---theta is the product-space retain probability theta_bar (beta_bar = (1 - theta)/theta). With
---width d it is instead the retain probability of a width-d network, beta_bar = (r/d)(1-theta)/theta
-(eq. 7, Lemma 2).
+The strength is exactly one of --theta-bar (the product-space retain probability theta_bar),
+--beta (beta_bar = (1 - theta_bar)/theta_bar itself), or --theta with --width d: the retain
+probability of a width-d network, beta_bar = (r/d)(1 - theta)/theta (eq. 7, Lemma 2). Before 1.0
+--theta alone meant --theta-bar and -r meant --block-size: both still work, with a note on
+stderr.
 
 --dask ADDRESS computes the moments of X and Y on a running dask.distributed scheduler (every
 worker reads its own column blocks of the .npy files, so they must see the same paths); --dask
 local starts a LocalCluster on this machine. Needs the 'dask' extra."""
 EPILOG = """\
 examples:
-  structdrop solve Y.npy --block-size 5 --theta 0.5
+  structdrop solve Y.npy --block-size 5 --theta-bar 0.5
   structdrop solve Y.npy --X X.npy --block-size 5 --theta 0.5 --width 50 --out C.npy --out-A A.npy
-  structdrop solve Y.npy --X X.npy -r 10 --theta 0.8 --dask local --json
-  structdrop solve data.npz --key Y --X data.npz --X-key X -r 10 --theta 0.8 --json"""
+  structdrop solve Y.npy --X X.npy --block-size 10 --beta 0.25 --dask local --json
+  structdrop solve data.npz --key Y --X data.npz --X-key X --block-size 10 --theta-bar 0.8 --json"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("Y", help="targets Y (a x N): .npy, .npz or .csv")
     parser.add_argument(
-        "-r",
         "--block-size",
         type=positive_int,
-        required=True,
+        default=None,
         metavar="R",
-        help="block size r (1 = Dropout)",
+        help="block size r (1 = Dropout); required",
     )
-    parser.add_argument(
+    add_deprecated_alias(parser, "-r", "block_size", positive_int, "--block-size")
+    strength = parser.add_mutually_exclusive_group()
+    # --theta comes first: the documentation test finds an option's entry by substring
+    strength.add_argument(
         "--theta",
         type=probability,
-        required=True,
-        help="retain probability in (0, 1]: theta_bar, or the network's theta with --width",
+        default=None,
+        help="retain probability in (0, 1] of the width-d network given by --width",
+    )
+    add_strength_options(
+        strength,
+        ("--theta-bar", "--beta"),
+        (probability, nonnegative_float),
+        (
+            "product-space retain probability theta_bar in (0, 1]",
+            "product-space strength beta_bar = (1 - theta_bar)/theta_bar >= 0",
+        ),
     )
     parser.add_argument(
         "--width",
         type=positive_int,
         metavar="D",
         default=None,
-        help="hidden width d of the network trained with --theta (r must divide d)",
+        help="hidden width d of the network trained with --theta (block size must divide d)",
     )
     parser.add_argument(
         "--X",
@@ -216,11 +233,32 @@ def _write_output(path: str, coefficients: np.ndarray, X: Any, progress: bool) -
     return a, n
 
 
+def _strength(args: argparse.Namespace) -> dict[str, float]:
+    """The solver's strength keyword, from --theta-bar, --beta, or --theta with --width."""
+    import structdrop
+
+    if args.block_size is None:
+        raise CliError("the block size is required: --block-size R")
+    if args.theta is not None and args.width is None:  # the meaning of --theta before 1.0
+        warn_deprecated_flag("--theta without --width", "--theta-bar")
+        args.theta_bar, args.theta = args.theta, None
+    if args.width is not None:
+        if args.theta is None:
+            raise CliError("--width needs --theta, the retain probability of that network")
+        return {"beta": structdrop.beta_for_width(args.theta, args.width, args.block_size)}
+    if args.theta_bar is not None:
+        return {"theta_bar": args.theta_bar}
+    if args.beta is not None:
+        return {"beta": args.beta}
+    raise CliError("give the strength: one of --theta-bar, --beta, or --theta with --width")
+
+
 def run(args: argparse.Namespace) -> int:
     import structdrop
 
     from .._data.io import save_matrix
 
+    strength = _strength(args)
     if args.dask is not None and args.X is None:
         raise CliError("--dask computes the moments of X and Y: give --X")
     # Before anything is read: writing onto an input would destroy it while it is being read.
@@ -232,19 +270,15 @@ def run(args: argparse.Namespace) -> int:
         Y = _load(args.Y, args.key, "Y", on_dask)
         X = None if args.X is None else _load(args.X, args.X_key, "X", on_dask)
         r = args.block_size
-        if args.width is not None:
-            beta_bar = structdrop.beta_for_width(args.theta, args.width, r)
-            theta_bar = 1.0 / (1.0 + beta_bar)
-        else:
-            theta_bar = args.theta
         result = structdrop.dropblock_global_min(
             Y,
-            r,
-            theta_bar,
             X=X,
+            block_size=r,
             method=args.method,
             progress=False if (args.quiet or args.json) else 1.0,
+            **strength,
         )
+        theta_bar = 1.0 / (1.0 + result.beta) if args.theta_bar is None else args.theta_bar
     if args.out is not None:
         save_matrix(args.out, result.coefficients, key="C" if X is not None else "A")
     shape_A = None

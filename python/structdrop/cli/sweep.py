@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from .._data.atomic_write import write_text
-from ._common import CliError, positive_int, probability
+from ._common import (
+    CliError,
+    MissingDependency,
+    add_strength_options,
+    nonnegative_float,
+    positive_int,
+    probability,
+)
 
 NAME = "sweep"
 HELP = "phase diagrams of the closed-form minimum over block sizes, theta_bar and widths"
@@ -23,14 +30,20 @@ does not). Writes rank_phase.png, objective_phase.png, width_sweep.png and sweep
 Without Y the built-in example is used: the paper's synthetic setup (Y = M X, X is 100 x 1000,
 plus unit Gaussian noise on Y so that the fit is not exact), with A restricted to X's row space.
 
+The grid's strengths are --theta-bars (theta_bar in (0, 1]) or --betas (beta_bar >= 0), the width
+sweep's --width-theta-bar or --width-beta (exactly one of each pair; the defaults are
+--theta-bars 0.05:0.95:91 and --width-theta-bar 0.5). Before 1.0 they were --theta and
+--width-theta: both still work, with a note on stderr.
+
 Ranges: 'START:STOP' (integers, inclusive), 'START:STOP:STEP' for block sizes,
-'START:STOP:COUNT' (COUNT evenly spaced values, inclusive) for theta, or comma-separated lists."""
+'START:STOP:COUNT' (COUNT evenly spaced values, inclusive) for strengths, or comma-separated
+lists."""
 EPILOG = """\
 examples:
   structdrop sweep --out sweep_demo
-  structdrop sweep Y.npy --block-sizes 1:64 --theta 0.05:0.95:91 --out DIR
-  structdrop sweep Y.npy --X X.npy --block-sizes 1,2,5,10 --theta 0.5,0.9 \\
-      --widths 10,100,1000 --out DIR"""
+  structdrop sweep Y.npy --block-sizes 1:64 --theta-bars 0.05:0.95:91 --out DIR
+  structdrop sweep Y.npy --X X.npy --block-sizes 1,2,5,10 --betas 0,0.5,2 \\
+      --widths 10,100,1000 --width-beta 1 --out DIR"""
 
 
 def int_range(text: str) -> np.ndarray:
@@ -56,8 +69,8 @@ def int_range(text: str) -> np.ndarray:
     return values
 
 
-def theta_range(text: str) -> np.ndarray:
-    """argparse type: 'a:b:count' (inclusive, evenly spaced) or 'a,b,c' values in (0, 1]."""
+def _number_range(text: str) -> np.ndarray:
+    """'a:b:count' (inclusive, evenly spaced) or 'a,b,c'."""
     try:
         if ":" in text:
             parts = text.split(":")
@@ -66,15 +79,27 @@ def theta_range(text: str) -> np.ndarray:
             start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1 or stop < start:
                 raise ValueError
-            values = np.linspace(start, stop, count)
-        else:
-            values = np.array([float(p) for p in text.split(",")])
+            return np.linspace(start, stop, count)
+        return np.array([float(p) for p in text.split(",")])
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected START:STOP:COUNT or a comma list of numbers, got {text!r}"
         ) from None
+
+
+def theta_range(text: str) -> np.ndarray:
+    """argparse type: 'a:b:count' (inclusive, evenly spaced) or 'a,b,c' values in (0, 1]."""
+    values = _number_range(text)
     if values.size == 0 or not np.all((values > 0) & (values <= 1)):
-        raise argparse.ArgumentTypeError(f"theta values must lie in (0, 1], got {text!r}")
+        raise argparse.ArgumentTypeError(f"theta_bar values must lie in (0, 1], got {text!r}")
+    return values
+
+
+def beta_range(text: str) -> np.ndarray:
+    """argparse type: 'a:b:count' or 'a,b,c' finite values >= 0."""
+    values = _number_range(text)
+    if values.size == 0 or not np.all(np.isfinite(values) & (values >= 0)):
+        raise argparse.ArgumentTypeError(f"beta values must be finite and >= 0, got {text!r}")
     return values
 
 
@@ -103,12 +128,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RANGE",
         help="block sizes r (default 1:64)",
     )
-    parser.add_argument(
-        "--theta",
-        type=theta_range,
-        default=theta_range("0.05:0.95:91"),
-        metavar="RANGE",
-        help="product-space theta_bar values (default 0.05:0.95:91)",
+    add_strength_options(
+        parser.add_mutually_exclusive_group(),
+        ("--theta-bars", "--betas"),
+        (theta_range, beta_range),
+        (
+            "product-space theta_bar values (default 0.05:0.95:91)",
+            "product-space strengths beta_bar >= 0 instead of --theta-bars",
+        ),
+        old="--theta",
     )
     parser.add_argument(
         "--widths",
@@ -125,12 +153,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="R",
         help="block size of the width sweep (default 5)",
     )
-    parser.add_argument(
-        "--width-theta",
-        type=probability,
-        default=0.5,
-        metavar="THETA",
-        help="retain probability of the width sweep (default 0.5)",
+    add_strength_options(
+        parser.add_mutually_exclusive_group(),
+        ("--width-theta-bar", "--width-beta"),
+        (probability, nonnegative_float),
+        (
+            "theta_bar of the width sweep: the layer theta of the fixed runs and theta_bar of "
+            "eq. 7 (default 0.5)",
+            "the width sweep's strength beta_bar >= 0 instead of --width-theta-bar",
+        ),
+        old="--width-theta",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the built-in example (default 0)"
@@ -145,6 +177,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads", type=positive_int, default=None, help="worker threads (default: all cores)"
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def _grid_strength(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    if args.betas is not None:
+        return {"betas": args.betas}
+    bars = args.theta_bars if args.theta_bars is not None else theta_range("0.05:0.95:91")
+    return {"theta_bars": bars}
+
+
+def _width_strength(args: argparse.Namespace) -> dict[str, float]:
+    if args.width_beta is not None:
+        return {"beta": args.width_beta}
+    return {"theta_bar": 0.5 if args.width_theta_bar is None else args.width_theta_bar}
 
 
 def _load(args: argparse.Namespace):
@@ -203,7 +248,7 @@ def _plots(out: Path, grid, widths, y_norm_sq: float) -> list[Path]:
         widths.widths,
         widths.fixed_objective / y_norm_sq,
         "o-",
-        label=rf"$\theta$ = {widths.theta:g} fixed (Lemma 2)",
+        label=rf"$\theta$ = {widths.theta_bar:g} fixed (Lemma 2)",
     )
     ax.semilogx(
         widths.widths,
@@ -242,10 +287,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    grid = structdrop.sweep_global_min(Y, args.block_sizes, args.theta, X=X, threads=args.threads)
+    grid = structdrop.sweep_global_min(
+        Y, X=X, block_sizes=args.block_sizes, threads=args.threads, **_grid_strength(args)
+    )
     seconds = time.perf_counter() - start
     width_result = structdrop.width_sweep(
-        Y, widths, r_w, args.width_theta, X=X, threads=args.threads
+        Y, widths, X=X, block_size=r_w, threads=args.threads, **_width_strength(args)
     )
     y_norm_sq = float(np.sum(np.asarray(Y, dtype=float) ** 2))
     payload = {
@@ -256,13 +303,14 @@ def run(args: argparse.Namespace) -> int:
         "residual": grid.residual,
         "block_sizes": grid.block_sizes.tolist(),
         "theta_bars": grid.theta_bars.tolist(),
+        "betas": grid.betas.tolist(),
         "objective": grid.objective.tolist(),
         "rank": grid.rank.tolist(),
         "rho": grid.rho.tolist(),
         "grid_seconds": seconds,
         "width_sweep": {
             "block_size": width_result.block_size,
-            "theta": width_result.theta,
+            "theta_bar": width_result.theta_bar,
             "widths": width_result.widths.tolist(),
             "fixed_beta": width_result.fixed_beta.tolist(),
             "fixed_objective": width_result.fixed_objective.tolist(),
@@ -287,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
             f"{grid.objective.min() / y_norm_sq:.4g} to {grid.objective.max() / y_norm_sq:.4g}"
         )
         print(
-            f"  width sweep (r = {r_w}, theta = {args.width_theta:g}): fixed theta "
+            f"  width sweep (r = {r_w}, theta_bar = {width_result.theta_bar:g}): fixed theta "
             f"{width_result.fixed_objective[0] / y_norm_sq:.4g} -> "
             f"{width_result.fixed_objective[-1] / y_norm_sq:.4g} of ||Y||^2 (d = {widths[0]} -> "
             f"{widths[-1]}); eq. 7 stays at {width_result.scaled_objective[0] / y_norm_sq:.4g}"

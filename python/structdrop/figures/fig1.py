@@ -97,7 +97,7 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     out_runs = []
     for j, r in enumerate(BLOCK_SIZES):
         beta_bar = structdrop.beta_for_width(THETA, WIDTH, r)
-        gm = structdrop.dropblock_global_min(Y, r, 1.0 / (1.0 + beta_bar), X=X)
+        gm = structdrop.dropblock_global_min(Y, X=X, block_size=r, beta=beta_bar)
         det, sto = runs.deterministic[j], runs.stochastic[j]
         ratio, se = mean_ratio(sto[half:], det[half:])
         U, V = runs.final[j]

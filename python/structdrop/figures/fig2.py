@@ -118,7 +118,7 @@ def compute(config: FigureConfig, bar: Any = None) -> dict[str, Any]:
     half = runs.iterations.size // 2
     ratio, se = mean_ratio(runs.stochastic[0][half:], runs.deterministic[0][half:])
     dropout_min = structdrop.dropblock_global_min(
-        Y, 1, 1.0 / (1.0 + structdrop.beta_for_width(THETA, WIDTH, 1)), X=X
+        Y, X=X, block_size=1, beta=structdrop.beta_for_width(THETA, WIDTH, 1)
     )
     return {
         "figure": NAME,

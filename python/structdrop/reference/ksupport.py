@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._migration import renamed_keywords
+
 __all__ = [
     "beta_for_width",
     "dropblock_global_min",
@@ -43,38 +45,40 @@ def _split_and_norm(s: np.ndarray, r: int) -> tuple[int, float]:
     return best, float(np.sum(s[: best - 1] ** 2) + tails[best - 1] ** 2 / (r - best + 1))
 
 
-def ksupport_norm_sq(x, r: int) -> float:
-    """||x||_(r)^2 of a vector (magnitudes) or a matrix (singular values).
+@renamed_keywords("reference.ksupport_norm_sq", r="block_size")
+def ksupport_norm_sq(x, block_size: int) -> float:
+    """||x||_(r)^2 (r = block_size) of a vector (magnitudes) or a matrix (singular values).
 
     Returns:
         float: the squared r-support norm.
 
     Raises:
-        ValueError: r < 1 (no input validation beyond what NumPy does: this is the oracle).
+        ValueError: block_size < 1 (no input validation beyond what NumPy does: this is the oracle).
 
     Example:
         >>> from structdrop import reference
         >>> reference.ksupport_norm_sq([3.0, 1.0], 1)  # r = 1: the squared l1 norm
         16.0
     """
-    return _split_and_norm(_magnitudes(x), int(r))[1]
+    return _split_and_norm(_magnitudes(x), int(block_size))[1]
 
 
-def ksupport_split(x, r: int) -> int:
+@renamed_keywords("reference.ksupport_split", r="block_size")
+def ksupport_split(x, block_size: int) -> int:
     """rho* of the corrected Theorem 6.
 
     Returns:
-        int: rho* in 1..r.
+        int: rho* in 1..block_size.
 
     Raises:
-        ValueError: r < 1 (no input validation beyond what NumPy does: this is the oracle).
+        ValueError: block_size < 1 (no input validation beyond what NumPy does: this is the oracle).
 
     Example:
         >>> from structdrop import reference
         >>> reference.ksupport_split([3.0, 1.0, 1.0], 2)  # 3 > 1 + 1: the head is the first value
         2
     """
-    return _split_and_norm(_magnitudes(x), int(r))[0]
+    return _split_and_norm(_magnitudes(x), int(block_size))[0]
 
 
 def _weights(m: np.ndarray, tau: float, beta: float) -> np.ndarray:
@@ -122,7 +126,8 @@ def _threshold(positive: np.ndarray, r: int, beta: float) -> float:
     return t0 + (r - s0) * (t1 - t0) / (s1 - s0) if s1 > s0 else t1
 
 
-def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
+@renamed_keywords("reference.prox_ksupport_sq", r="block_size")
+def prox_ksupport_sq(m, block_size: int, beta: float, method: str = "sweep") -> dict:
     """argmin_a ||m - a||^2 + beta ||a||_(r)^2, m >= 0 in any order.
 
     Returns:
@@ -146,7 +151,7 @@ def prox_ksupport_sq(m, r: int, beta: float, method: str = "sweep") -> dict:
         float(np.ldexp(1.0, int(np.frexp(top)[1]) - 1)) if top > 0 else 1.0
     )  # max(m) / scale in [1, 2)
     ms = m[order] / scale
-    r = int(r)
+    r = int(block_size)
     beta = float(beta)
     if method == "sweep":
         t = _sweep_sorted(ms, r, beta)
@@ -231,8 +236,10 @@ def _search_sorted(m: np.ndarray, r: int, beta: float) -> tuple[np.ndarray, int,
     return a, rho, value
 
 
-def theta_for_width(theta_bar: float, d: int, r: int) -> float:
-    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d).
+@renamed_keywords("reference.theta_for_width", d="width", r="block_size")
+def theta_for_width(theta_bar: float, width: int, block_size: int) -> float:
+    """eq. 7: theta(d) = theta_bar r / (theta_bar r + (1 - theta_bar) d), with d = width and
+    r = block_size.
 
     Returns:
         float: the retain probability of a width-d network.
@@ -245,24 +252,26 @@ def theta_for_width(theta_bar: float, d: int, r: int) -> float:
         >>> reference.theta_for_width(0.5, 10, 10)  # d = r: theta = theta_bar
         0.5
     """
+    r, d = block_size, width
     return theta_bar * r / (theta_bar * r + (1 - theta_bar) * d)
 
 
-def beta_for_width(theta: float, d: int, r: int) -> float:
-    """beta_bar = (r/d)(1 - theta)/theta.
+@renamed_keywords("reference.beta_for_width", d="width", r="block_size")
+def beta_for_width(theta: float, width: int, block_size: int) -> float:
+    """beta_bar = (r/d)(1 - theta)/theta, d = width, r = block_size.
 
     Returns:
         float: the product-space strength of a width-d network with retain probability theta.
 
     Raises:
-        ZeroDivisionError: d = 0 or theta = 0 (no validation: the oracle).
+        ZeroDivisionError: width = 0 or theta = 0 (no validation: the oracle).
 
     Example:
         >>> from structdrop import reference
         >>> reference.beta_for_width(0.5, 50, 5)
         0.1
     """
-    return r * (1 - theta) / (d * theta)
+    return block_size * (1 - theta) / (width * theta)
 
 
 def _pinv(X: np.ndarray) -> np.ndarray:
@@ -274,14 +283,16 @@ def _pinv(X: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(X, rcond=cutoff)
 
 
-def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
-    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2, beta from theta_bar.
+@renamed_keywords("reference.dropblock_global_min", r="block_size")
+def dropblock_global_min(Y, block_size: int, theta_bar: float, X=None) -> dict:
+    """min over A in X's row space of ||Y - A||^2 + beta ||sigma(A)||_(r)^2 (r = block_size), beta
+    from theta_bar.
 
     Returns:
         dict: ``A``, ``singular_values``, ``rho``, ``rank``, ``objective`` and ``beta``.
 
     Raises:
-        ValueError: an r < 1; numpy.linalg.LinAlgError: an SVD that does not converge.
+        ValueError: a block_size < 1; numpy.linalg.LinAlgError: an SVD that does not converge.
 
     Example:
         >>> import numpy as np
@@ -300,7 +311,7 @@ def dropblock_global_min(Y, r: int, theta_bar: float, X=None) -> dict:
         P = _pinv(X) @ X
         target = Y @ P
     U, m, Vt = np.linalg.svd(target, full_matrices=False)
-    prox = prox_ksupport_sq(m, r, beta)
+    prox = prox_ksupport_sq(m, block_size, beta)
     A = (U * prox["values"]) @ Vt
     residual = 0.0 if P is None else float(np.sum((Y - target) ** 2))
     return {

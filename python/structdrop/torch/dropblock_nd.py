@@ -162,14 +162,14 @@ class _DropBlockNd(ScheduledDropRate):
         """Seed probability of the overlapping law, ``1 - (1 - p)^(1/prod(block))``.
 
         Args:
-            p: drop rate in [0, 1]; the layer's current one (after the warm-up schedule) if None.
+            p: drop rate in [0, 1); the layer's current one (after the warm-up schedule) if None.
 
         Returns:
             The probability that a unit seeds a block: with independent seeds, a unit away from
             the border is kept with probability ``(1 - gamma)^prod(block) = 1 - p``.
 
         Raises:
-            ValueError: ``p`` outside [0, 1].
+            ValueError: ``p`` outside [0, 1).
 
         Example:
             >>> from structdrop.torch import DropBlock2d
@@ -178,8 +178,8 @@ class _DropBlockNd(ScheduledDropRate):
             0.75
         """
         p = self.p if p is None else float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a drop rate in [0, 1], got {p!r}")
+        if not 0.0 <= p < 1.0:  # p = 1 would need a seed everywhere: no finite seed law
+            raise ValueError(f"p must be a drop rate in [0, 1), got {p!r}")
         return seed_probability(math.prod(self.block_size), drop_rate=p)
 
     def _check_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -451,12 +451,14 @@ class BoundMonitor:
         best: tuple[GlobalMin, int, float] | None = None
         for r, beta_bar in _bound_settings(scheme, d):
             theta_bar = 1.0 / (1.0 + beta_bar)
-            bound = dropblock_global_min(np.diag(m), r, theta_bar)
+            bound = dropblock_global_min(np.diag(m), block_size=r, theta_bar=theta_bar)
             if best is None or bound.objective > best[0].objective:
                 best = (bound, r, theta_bar)
         assert best is not None
         bound, r, theta_bar = best
-        feature_bound = global_min_from_moments(centred, r, theta_bar, warn=False)
+        feature_bound = global_min_from_moments(
+            centred, block_size=r, theta_bar=theta_bar, warn=False
+        )
         theory = np.zeros(a)
         k = min(a, bound.singular_values.size)
         theory[:k] = bound.singular_values[:k]
