@@ -12,7 +12,6 @@ import numpy as np
 from .._data.atomic_write import write_text
 from ._common import (
     CliError,
-    MissingDependency,
     add_strength_options,
     nonnegative_float,
     positive_int,
