@@ -4,8 +4,9 @@ For each N it measures, in one run (time, and peak anonymous memory beyond the i
   X @ X.T     one NumPy Gram product (BLAS syrk): the yardstick of one pass over the data;
   svd route   the route of structdrop <= 0.1: thin SVD of X, an N x k basis, Y P (a x N temporaries)
               and A* (a x N) -- only while it fits in memory (N <= --svd-max);
-  in process  structdrop.dropblock_global_min(Y, r, theta_bar, X=X) on arrays in RAM (the call a
-              user makes: moments at BLAS speed, then the route choice, coefficients only);
+  in process  structdrop.dropblock_global_min(Y, X=X, block_size=r, theta_bar=...) on arrays in
+              RAM (the call a user makes: moments at BLAS speed, then the route choice,
+              coefficients only);
   from disk   the same call on np.load(..., mmap_mode="r") of .npy files written in chunks;
   CLI         `structdrop solve Y.npy --X X.npy ...` in a subprocess, its peak anonymous memory
               (RssAnon sampled every 5 ms) against the size of X's file;

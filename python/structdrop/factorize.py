@@ -122,7 +122,8 @@ class BalancedFactorization(ResultEquality):
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> fact = sd.balanced_factorization(best, 2)  # rank(A*) = 3 > d: no exact network
         >>> fact.exact, fact.method, fact.U.shape
         (False, 'truncation', (3, 2))
@@ -160,7 +161,8 @@ class WidthGap(ResultEquality):
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> gap = sd.width_gap(best, [1, 2, 3])
         >>> gap.exact.tolist(), gap.relative_gap.round(4).tolist()
         ([False, False, True], [1.101, 0.1134, 0.0])
@@ -420,7 +422,8 @@ def min_exact_width(result: GlobalMin) -> int:
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> sd.min_exact_width(best)  # r = 1: the rank of A*
         3
         >>> sd.balanced_factorization(best, sd.min_exact_width(best)).exact
@@ -464,7 +467,8 @@ def balanced_factorization(result: GlobalMin, d: int) -> BalancedFactorization:
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> fact = sd.balanced_factorization(best, 3)
         >>> fact.exact, fact.method, fact.blocks
         (True, 'construction', 3)
@@ -549,7 +553,8 @@ def balanced_factors(result: GlobalMin, d: int) -> tuple[np.ndarray, np.ndarray]
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> U, V = sd.balanced_factors(best, 3)
         >>> U.shape, V.shape, bool(np.allclose(U @ V.T, best.A))
         ((3, 3), (3, 3), True)
@@ -577,7 +582,8 @@ def width_gap(result: GlobalMin, widths: Sequence[int]) -> WidthGap:
 
     Example:
         >>> import numpy as np, structdrop as sd
-        >>> best = sd.dropblock_global_min(np.diag([3.0, 2.0, 1.0]), 1, 1 / 1.1)
+        >>> Y = np.diag([3.0, 2.0, 1.0])
+        >>> best = sd.dropblock_global_min(Y, block_size=1, theta_bar=1 / 1.1)
         >>> gap = sd.width_gap(best, [1, 2, 3])  # rank(A*) = 3: exact from width 3 on
         >>> gap.objectives.round(4).tolist(), round(gap.minimum, 4)
         ([5.8182, 3.0833, 2.7692], 2.7692)

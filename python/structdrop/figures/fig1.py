@@ -5,7 +5,7 @@ The paper's setup (Section 5.1): a, b, N, d = 80, 100, 1000, 50, theta = 0.5, bl
 r = 10, Algorithm 1 from the same U0, V0. Top row: the stochastic objective (the loss with a fresh
 mask) next to the exact deterministic objective of Lemma 1 at the same iterates. Bottom row: the
 deterministic objective and the corrected Theorem 7 minimum for this width,
-dropblock_global_min(Y, r, theta_bar, X) with theta_bar = 1/(1 + beta_for_width(theta, d, r)).
+dropblock_global_min(Y, X=X, block_size=r, beta=beta_for_width(theta, d, r)).
 
 JSON keys (fig1.json): ``figure`` ("fig1"), ``settings`` (a, b, N, d, theta, block_sizes,
 iterations, lr, lr_decay, record_every, seed), ``iterations`` (recorded steps), ``runs`` (one object
