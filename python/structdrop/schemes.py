@@ -331,7 +331,23 @@ class NoDropout(MaskScheme):
 
 
 @dataclass(frozen=True)
-class Dropout(MaskScheme):
+class _KeepProbability(MaskScheme):
+    """A scheme with one keep probability ``theta`` for every masked entry (Dropout, DropConnect):
+    theta is checked on construction, and beta = (1 - theta)/theta."""
+
+    theta: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "theta", as_probability("theta", self.theta))
+
+    @property
+    def beta(self) -> float:
+        """(1 - theta)/theta."""
+        return (1.0 - self.theta) / self.theta
+
+
+@dataclass(frozen=True)
+class Dropout(_KeepProbability):
     """Dropout: z_i i.i.d. Bernoulli(theta), units rescaled by 1/theta.
 
     Regulariser beta sum_i ||u_i||^2 ||X^T v_i||^2, beta = (1 - theta)/theta (eq. 2; Corollary 11);
@@ -349,16 +365,6 @@ class Dropout(MaskScheme):
         >>> sd.Dropout(0.5).beta
         1.0
     """
-
-    theta: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "theta", as_probability("theta", self.theta))
-
-    @property
-    def beta(self) -> float:
-        """(1 - theta)/theta."""
-        return (1.0 - self.theta) / self.theta
 
     @classmethod
     def for_width(cls, theta_bar: float, width: int) -> Dropout:
@@ -621,7 +627,7 @@ OverlappingDropBlock.__init__ = _overlapping_init  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
-class DropConnect(MaskScheme):
+class DropConnect(_KeepProbability):
     """DropConnect: every entry of V (b x d) kept i.i.d. with probability theta, scaled by 1/theta.
 
     Exact identity (corrected; Theorem 13 / Corollary 14 of the paper are false unless X X^T is
@@ -651,16 +657,6 @@ class DropConnect(MaskScheme):
         >>> sd.DropConnect(0.5).mask_mean(2, in_features=3).shape
         (3, 2)
     """
-
-    theta: float
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "theta", as_probability("theta", self.theta))
-
-    @property
-    def beta(self) -> float:
-        """(1 - theta)/theta."""
-        return (1.0 - self.theta) / self.theta
 
     def _core_params(self) -> _core.SchemeParams:
         return _core.SchemeParams(_core.SchemeKind.dropconnect, self.theta)

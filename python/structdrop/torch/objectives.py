@@ -54,6 +54,19 @@ def _tensor(name: str, value: object, ndim: int, like: torch.Tensor | None = Non
     return value
 
 
+def _network(U: object, V: object, X: object) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """U (a x d), V (b x d) and X (b x N) as tensors of one dtype and device, shapes checked."""
+    U = _tensor("U", U, 2)
+    V = _tensor("V", V, 2, U)
+    X = _tensor("X", X, 2, U)
+    if V.shape[1] != U.shape[1] or V.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"U is a x d, V is b x d and X is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, X "
+            f"{tuple(X.shape)}"
+        )
+    return U, V, X
+
+
 def _check_pair(U: torch.Tensor, G: torch.Tensor, gname: str = "G") -> None:
     if U.shape[1] != G.shape[0]:
         raise ValueError(
@@ -309,14 +322,7 @@ def dropconnect_regularizer(
         24.0
     """
     th = as_probability("theta", theta)
-    U = _tensor("U", U, 2)
-    V = _tensor("V", V, 2, U)
-    X = _tensor("X", X, 2, U)
-    if V.shape[1] != U.shape[1] or V.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"U is a x d, V is b x d and X is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, X "
-            f"{tuple(X.shape)}"
-        )
+    U, V, X = _network(U, V, X)
     return ((1.0 - th) / th) * (
         U.square().sum(0) * (V.square() * X.square().sum(1)[:, None]).sum(0)
     ).sum()
@@ -391,14 +397,7 @@ def regularizer(scheme: object, U: torch.Tensor, V: torch.Tensor, X: torch.Tenso
         72.0
     """
     spec = as_scheme_spec(scheme)
-    U = _tensor("U", U, 2)
-    V = _tensor("V", V, 2, U)
-    X = _tensor("X", X, 2, U)
-    if V.shape[1] != U.shape[1] or V.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"U is a x d, V is b x d and X is b x N: got U {tuple(U.shape)}, V {tuple(V.shape)}, X "
-            f"{tuple(X.shape)}"
-        )
+    U, V, X = _network(U, V, X)
     check_width(spec, U.shape[1])
     if spec.kind == "dropconnect":
         return dropconnect_regularizer(U, V, X, spec.theta)
