@@ -107,6 +107,127 @@ def test_bad_input_is_rejected_with_a_named_argument(call, error, match):
         call()
 
 
+# out=, the batch entry point and threads: the arguments the selection kernels added
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(9)),
+            ValueError,
+            r"out must have shape \(10,\)",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(10, np.float32)),
+            TypeError,
+            "out must have dtype float64",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m.astype(np.float32), 2, 1.0, out=np.empty(10)),
+            TypeError,
+            "dtype float32",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=[0.0] * 10),
+            TypeError,
+            "out must be a numpy.ndarray",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(20)[::2]),
+            ValueError,
+            "out must be C-contiguous",
+        ),
+        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=m), ValueError, "out must not share memory"),
+        (
+            lambda m: sd.prox_ksupport_sq(m[:5], 2, 1.0, out=m[5:]),
+            ValueError,
+            None,
+        ),  # no overlap: accepted
+        (
+            lambda m: sd.prox_ksupport_sq(m[:6], 2, 1.0, out=m[4:10]),
+            ValueError,
+            "out must not share memory",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(np.zeros(10).tobytes())),
+            ValueError,
+            "writeable",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(
+                m, 2, 1.0, out=np.frombuffer(bytearray(81), np.float64, 10, 1)
+            ),
+            ValueError,
+            "out must be aligned",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq(m.reshape(2, 5), 2, 1.0, out=np.empty(10)),
+            ValueError,
+            r"out must have shape \(2, 5\)",
+        ),
+        (lambda m: sd.prox_ksupport_sq_batch(m, 2, 1.0), ValueError, "M must be 2-D"),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5, 1), 2, 1.0),
+            ValueError,
+            "M must be 2-D",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(
+                np.where(np.arange(10) == 7, np.nan, m).reshape(2, 5), 2, 1.0
+            ),
+            ValueError,
+            r"M contains NaN or infinite values \(row 1\)",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 0, 1.0),
+            ValueError,
+            "block_size must be >= 1",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, -1.0),
+            ValueError,
+            "beta must be >= 0",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=-1),
+            ValueError,
+            "threads must be None .every core. or a positive integer",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=1.5),
+            TypeError,
+            "threads must be None .every core. or a positive integer",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=True),
+            TypeError,
+            "threads must be None .every core. or a positive integer",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, out=np.empty((5, 2))),
+            ValueError,
+            "out must have shape",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(np.empty((0, 3)), 2, 1.0),
+            ValueError,
+            "M must not be empty",
+        ),
+        (
+            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5) + 0j, 2, 1.0),
+            TypeError,
+            "M must be real",
+        ),
+    ],
+)
+def test_bad_new_arguments_are_rejected(call, error, match):
+    m = np.linspace(-1.0, 2.0, 10)
+    if match is None:
+        call(m)  # the control case: adjacent but not overlapping
+        return
+    with pytest.raises(error, match=match):
+        call(m)
+
+
 def test_compiled_core_rejects_what_the_api_would_never_pass():
     with pytest.raises(ValueError, match="sorted in descending"):
         _core.ksupport_norm_sq_sorted(np.array([1.0, 2.0]), 1)

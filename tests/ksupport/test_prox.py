@@ -141,43 +141,14 @@ def test_values_follow_input_order(rng):
     assert np.all(np.diff(res.values[order]) <= 0)
 
 
-def test_closed_form_special_cases():
-    m = np.array([4.0, 2.0, 1.0])
-    # r >= nnz: a = m/(1+beta), F = beta/(1+beta) ||m||^2
-    res = sd.prox_ksupport_sq(m, 3, 1.0)
-    np.testing.assert_allclose(res.values, m / 2)
-    assert res.objective == pytest.approx(21 / 2)
-    # r = 1: squared l1 penalty; soft threshold with a common cut c = beta S / (1 + beta lambda)
-    res = sd.prox_ksupport_sq(m, 1, 0.5)
-    lam = res.rank
-    cut = 0.5 * m[:lam].sum() / (1 + 0.5 * lam)
-    np.testing.assert_allclose(res.values[:lam], m[:lam] - cut)
-    # all zero
+def test_zero_input_and_zero_beta():
+    """All-zero m gives a = 0 and F = 0; beta = 0 is the identity (the closed forms for r >= the
+    number of non-zeros and for r = 1 are in test_prox_select and test_robustness)."""
     res = sd.prox_ksupport_sq(np.zeros(4), 2, 1.0)
     assert res.rank == 0 and res.objective == 0.0 and not res.values.any()
-    # beta = 0: identity
+    m = np.array([4.0, 2.0, 1.0])
     res = sd.prox_ksupport_sq(m, 2, 0.0)
     np.testing.assert_array_equal(res.values, m)
-
-
-def test_extreme_scales_are_exact_rescalings(rng):
-    m = np.abs(rng.standard_normal(40))
-    base = sd.prox_ksupport_sq(m, 5, 2.0)
-    for exponent in (-300, -100, 100, 150):
-        c = 10.0**exponent
-        res = sd.prox_ksupport_sq(m * c, 5, 2.0)
-        np.testing.assert_allclose(res.values, base.values * c, rtol=1e-12)
-        assert res.objective == pytest.approx(base.objective * c * c, rel=1e-12)
-
-
-def test_values_spanning_many_orders_of_magnitude(rng):
-    m = np.sort(10.0 ** rng.uniform(-12, 12, 200))[::-1]
-    for beta in (1e-12, 1e-6, 1.0, 1e6, 1e12):
-        for r in (1, 7, 150):
-            sweep = sd.prox_ksupport_sq(m, r, beta)
-            ref = reference.prox_ksupport_sq(m, r, beta)
-            np.testing.assert_allclose(sweep.values, ref["values"], rtol=1e-7, atol=1e-9 * m.max())
-            assert sweep.objective == pytest.approx(ref["objective"], rel=1e-7)
 
 
 def test_batch_matches_single_calls(rng):
@@ -190,13 +161,3 @@ def test_batch_matches_single_calls(rng):
             single = sd.prox_ksupport_sq(m, int(r[j]), float(beta[j]))
             assert obj[j] == pytest.approx(single.objective, rel=1e-10)
             assert rho[j] == single.rho and rank[j] == single.rank
-
-
-def test_large_input_sweep_matches_reference():
-    rng = np.random.default_rng(7)
-    m = np.abs(rng.standard_normal(300_000)) * 3
-    for r, beta in ((1, 0.1), (50, 2.0), (100_000, 0.5)):
-        res = sd.prox_ksupport_sq(m, r, beta)
-        ref = reference.prox_ksupport_sq(m, r, beta)
-        np.testing.assert_allclose(res.values, ref["values"], rtol=1e-8, atol=1e-10)
-        assert res.objective == pytest.approx(ref["objective"], rel=1e-9)

@@ -1,5 +1,5 @@
-"""The sort-free prox: exactness on adversarial inputs, signs, matrices, rows,
-float32, out=.
+"""The sort-free prox: exactness on adversarial inputs, signs, matrices, rows, float32, out=,
+and the check that sends input to it rather than to the sorted sweep.
 
 Independent references used here:
 - ``bisection_prox``: tau with sum clip(m tau - beta, 0, 1) = r by plain bisection on tau (no
@@ -21,7 +21,7 @@ import pytest
 from _oracles import bisection_prox, dual_norm, sorted_sweep, variational_norm_sq
 
 import structdrop as sd
-from structdrop import reference
+from structdrop import _core, reference
 
 
 def certify(m, r, beta, a, rtol=1e-8):
@@ -105,11 +105,12 @@ def test_n_equal_one_and_r_at_least_n():
             res = sd.prox_ksupport_sq([x], r, 0.5)
             np.testing.assert_allclose(res.values, [x / 1.5], rtol=1e-15)
             assert res.rank == (x != 0)
-    m = np.array([3.0, -1.0, 0.5, 0.0])
-    for r in (3, 4, 10):  # r >= number of non-zeros: a = m/(1 + beta)
-        res = sd.prox_ksupport_sq(m, r, 2.0)
-        np.testing.assert_allclose(res.values, m / 3.0, rtol=1e-15)
-        assert res.objective == pytest.approx(2.0 / 3.0 * np.sum(m**2), rel=1e-15)
+    # r >= number of non-zeros: a = m/(1 + beta), F = beta/(1 + beta) ||m||^2
+    for m, beta in ((np.array([3.0, -1.0, 0.5, 0.0]), 2.0), (np.array([4.0, 2.0, 1.0]), 1.0)):
+        for r in (3, 4, 10):
+            res = sd.prox_ksupport_sq(m, r, beta)
+            np.testing.assert_allclose(res.values, m / (1 + beta), rtol=1e-15)
+            assert res.objective == pytest.approx(beta / (1 + beta) * np.sum(m**2), rel=1e-15)
 
 
 def test_signed_vectors_act_on_magnitudes(rng):
@@ -203,25 +204,6 @@ def test_results_are_reproducible_bit_for_bit(rng):
     assert a.objective == b.objective
 
 
-def test_float32_in_float32_out(rng):
-    eps32 = float(np.finfo(np.float32).eps)
-    for _ in range(50):
-        n = int(rng.integers(1, 3000))
-        x32 = (rng.standard_normal(n) * 10.0 ** rng.uniform(-20, 20)).astype(np.float32)
-        r = int(rng.integers(1, n + 2))
-        beta = float(10.0 ** rng.uniform(-3, 3))
-        res = sd.prox_ksupport_sq(x32, r, beta)
-        assert res.values.dtype == np.float32
-        exact = sd.prox_ksupport_sq(x32.astype(np.float64), r, beta)  # same data in float64
-        np.testing.assert_allclose(
-            res.values, exact.values, rtol=eps32, atol=eps32 * np.abs(exact.values).max()
-        )
-        assert res.objective == pytest.approx(exact.objective, rel=1e-12)  # accumulated in double
-        assert sd.ksupport_norm_sq(x32, r) == pytest.approx(
-            sd.ksupport_norm_sq(x32.astype(np.float64), r), rel=1e-12
-        )
-
-
 def test_unaligned_input_is_copied_not_misread(rng):
     m = rng.standard_normal(33)
     buffer = bytearray(8 * 33 + 1)
@@ -250,126 +232,6 @@ def test_out_argument(rng):
     searched = np.empty(50)
     assert sd.prox_ksupport_sq(m, 5, 1.0, method="search", out=searched).values is searched
     np.testing.assert_allclose(searched, out, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.parametrize(
-    "call, error, match",
-    [
-        (
-            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(9)),
-            ValueError,
-            r"out must have shape \(10,\)",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(10, np.float32)),
-            TypeError,
-            "out must have dtype float64",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m.astype(np.float32), 2, 1.0, out=np.empty(10)),
-            TypeError,
-            "dtype float32",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=[0.0] * 10),
-            TypeError,
-            "out must be a numpy.ndarray",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.empty(20)[::2]),
-            ValueError,
-            "out must be C-contiguous",
-        ),
-        (lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=m), ValueError, "out must not share memory"),
-        (
-            lambda m: sd.prox_ksupport_sq(m[:5], 2, 1.0, out=m[5:]),
-            ValueError,
-            None,
-        ),  # no overlap: accepted
-        (
-            lambda m: sd.prox_ksupport_sq(m[:6], 2, 1.0, out=m[4:10]),
-            ValueError,
-            "out must not share memory",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m, 2, 1.0, out=np.frombuffer(np.zeros(10).tobytes())),
-            ValueError,
-            "writeable",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(
-                m, 2, 1.0, out=np.frombuffer(bytearray(81), np.float64, 10, 1)
-            ),
-            ValueError,
-            "out must be aligned",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq(m.reshape(2, 5), 2, 1.0, out=np.empty(10)),
-            ValueError,
-            r"out must have shape \(2, 5\)",
-        ),
-        (lambda m: sd.prox_ksupport_sq_batch(m, 2, 1.0), ValueError, "M must be 2-D"),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5, 1), 2, 1.0),
-            ValueError,
-            "M must be 2-D",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(
-                np.where(np.arange(10) == 7, np.nan, m).reshape(2, 5), 2, 1.0
-            ),
-            ValueError,
-            r"M contains NaN or infinite values \(row 1\)",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 0, 1.0),
-            ValueError,
-            "block_size must be >= 1",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, -1.0),
-            ValueError,
-            "beta must be >= 0",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=-1),
-            ValueError,
-            "threads must be None .every core. or a positive integer",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=1.5),
-            TypeError,
-            "threads must be None .every core. or a positive integer",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, threads=True),
-            TypeError,
-            "threads must be None .every core. or a positive integer",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5), 2, 1.0, out=np.empty((5, 2))),
-            ValueError,
-            "out must have shape",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(np.empty((0, 3)), 2, 1.0),
-            ValueError,
-            "M must not be empty",
-        ),
-        (
-            lambda m: sd.prox_ksupport_sq_batch(m.reshape(2, 5) + 0j, 2, 1.0),
-            TypeError,
-            "M must be real",
-        ),
-    ],
-)
-def test_bad_new_arguments_are_rejected(call, error, match):
-    m = np.linspace(-1.0, 2.0, 10)
-    if match is None:
-        call(m)  # the control case: adjacent but not overlapping
-        return
-    with pytest.raises(error, match=match):
-        call(m)
 
 
 def test_norm_by_partial_selection_matches_sorting(rng):
@@ -430,3 +292,70 @@ def test_values_at_the_bottom_of_the_double_range():
                         res.values, bisection_prox(m, r, beta), rtol=1e-6, atol=1e-300
                     )
                 assert res.rank == np.count_nonzero(sorted_sweep(m, r, beta))
+
+
+# --- the "is it already sorted?" check ------------------------------------------------------------
+# Descending non-negative float64 input goes to the O(n) sweep, which assumes the order; the check
+# reads the input in blocks of 64 values (and two at a time inside a block). An input that descends
+# inside every block but rises where two blocks meet, or rises once at any one position (every
+# offset within a block and within a pair of lanes, the last entry, the last partial block), must
+# go to the selection instead, and the sorted-only entry points must reject it. The reference sorts
+# a copy first (the sweep on sorted input, a different code path from the one under test) and is
+# checked against an independent bisection on tau.
+
+BLOCK = 64  # the check's block (cpp/ksupport.cpp, SortedProfile::kBlock)
+
+
+def descending(n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.uniform(1.0, 2.0, n))[::-1].copy()
+
+
+def almost_sorted(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Inputs with at least one ascent, each descending everywhere else."""
+    out = {}
+    blocks = -(-n // BLOCK)
+    # every block descending, every block above the one before: an ascent at each boundary
+    if blocks > 1:
+        levels = np.repeat(np.arange(blocks, dtype=float), BLOCK)[:n]
+        out["rising blocks"] = levels + descending(n, rng) - 1.0
+    # one ascent, at each block boundary, at each position of the first two blocks, at the end
+    positions = set(range(1, min(n, 2 * BLOCK + 3)))
+    positions |= {b * BLOCK for b in range(1, blocks)} | {n - 1, n - 2, n - BLOCK // 2}
+    for p in sorted(q for q in positions if 0 < q < n):
+        x = descending(n, rng)
+        x[p] = 3.0 * x[0]  # the largest: a sweep that took the order on trust would misplace it
+        out[f"one ascent at {p}"] = x
+    return out
+
+
+@pytest.mark.parametrize("n", [5, 63, 64, 65, 200, 1000, 4099])
+def test_input_descending_within_blocks_is_not_taken_as_sorted(n):
+    rng = np.random.default_rng(n)
+    for name, x in almost_sorted(n, rng).items():
+        assert np.any(np.diff(x) > 0), name
+        # the entry points that require sorted input say so
+        with pytest.raises(ValueError, match="descending"):
+            _core.prox_sweep(x, 1, 1.0)
+        with pytest.raises(ValueError, match="descending"):
+            _core.ksupport_norm_sq_sorted(x, 1)
+        for r, beta in ((1, 1.0), (max(1, n // 20), 0.5), (max(1, n // 2), 10.0)):
+            if r >= n:
+                continue
+            res = sd.prox_ksupport_sq(x, r, beta)
+            ref = sorted_sweep(x, r, beta)
+            np.testing.assert_allclose(res.values, ref, rtol=1e-12, atol=1e-14, err_msg=name)
+            np.testing.assert_allclose(bisection_prox(x, r, beta), ref, rtol=1e-8, err_msg=name)
+
+
+def test_sorted_input_itself_takes_the_sweep_and_agrees():
+    """The check's other side: truly sorted input (ties included) gives the sweep's answer."""
+    rng = np.random.default_rng(7)
+    for n in (64, 65, 1000):
+        x = descending(n, rng)
+        x[n // 3 : n // 3 + 70] = x[n // 3]  # a run of ties across a block boundary
+        x = np.ascontiguousarray(np.sort(x)[::-1])
+        for r, beta in ((1, 1.0), (n // 20 or 1, 0.5)):
+            res = sd.prox_ksupport_sq(x, r, beta)
+            direct = _core.prox_sweep(x, r, beta)
+            np.testing.assert_array_equal(res.values, direct[0])
+            assert (res.rho, res.rank, res.objective) == tuple(direct[1:])

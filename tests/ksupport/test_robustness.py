@@ -95,10 +95,13 @@ def test_ties_among_values(method, rng):
 def test_r1_is_l1_squared_soft_threshold(method, rng):
     """||a||_(1) = ||a||_1, so KKT gives a_i = max(m_i - beta L, 0) with L = sum a; found here by
     scanning the support size k: L = S_k / (1 + beta k)."""
+    cases = [(np.array([4.0, 2.0, 1.0]), 0.5)]
     for _ in range(200):
         n = int(rng.integers(1, 30))
         m = np.abs(rng.standard_normal(n)) * 10.0 ** rng.uniform(-6, 6)
-        beta = float(10.0 ** rng.uniform(-8, 8))
+        cases.append((m, float(10.0 ** rng.uniform(-8, 8))))
+    for m, beta in cases:
+        n = m.size
         s = np.sort(m)[::-1]
         for k in range(n, 0, -1):
             L = s[:k].sum() / (1.0 + beta * k)
@@ -126,15 +129,20 @@ def test_single_huge_value(method, beta):
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("beta", [1e-12, 1e-6, 1e-2, 1.0, 1e2, 1e6, 1e12])
 def test_values_spanning_24_decades(method, beta, rng):
-    m = np.logspace(-12, 12, 97)
-    rng.shuffle(m)
-    for r in (1, 3, 20, 97, 200):
-        res = sd.prox_ksupport_sq(m, r, beta, method=method)
-        certify(m, r, beta, res.values)
-        ref = reference.prox_ksupport_sq(m, r, beta, method=method)
-        np.testing.assert_allclose(res.values, ref["values"], rtol=1e-9, atol=1e-15 * m.max())
-        # norm on the same class, against the independent variational formula
-        assert sd.ksupport_norm_sq(m, r) == pytest.approx(variational_norm_sq(m, r), rel=1e-9)
+    """Magnitudes from 1e-12 to 1e12: a shuffled log-spaced grid and 200 sorted random ones (the
+    sweep's own path), against the certificate, the NumPy reference and the variational norm."""
+    grid = np.logspace(-12, 12, 97)
+    rng.shuffle(grid)
+    drawn = np.sort(10.0 ** rng.uniform(-12, 12, 200))[::-1]
+    for m, sizes in ((grid, (1, 3, 20, 97, 200)), (drawn, (1, 7, 150))):
+        for r in sizes:
+            res = sd.prox_ksupport_sq(m, r, beta, method=method)
+            certify(m, r, beta, res.values)
+            ref = reference.prox_ksupport_sq(m, r, beta, method=method)
+            np.testing.assert_allclose(res.values, ref["values"], rtol=1e-9, atol=1e-15 * m.max())
+            assert res.objective == pytest.approx(ref["objective"], rel=1e-9)
+            # norm on the same class, against the independent variational formula
+            assert sd.ksupport_norm_sq(m, r) == pytest.approx(variational_norm_sq(m, r), rel=1e-9)
 
 
 def test_sweep_and_search_agree_across_beta(rng):
@@ -152,12 +160,14 @@ def test_sweep_and_search_agree_across_beta(rng):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_scaling_identity(method, rng):
-    """prox(c m) = c prox(m); exact for c a power of two, to rounding for other c."""
+    """prox(c m) = c prox(m); exact for c a power of two, to rounding for other c, from 1e-300
+    (whose objective underflows) to 1e150 (whose objective is near the top of the range)."""
+    cases = [(np.abs(rng.standard_normal(40)), 5, 2.0)]
     for _ in range(50):
         n = int(rng.integers(1, 60))
-        m = np.abs(rng.standard_normal(n))
-        r = int(rng.integers(1, n + 2))
-        beta = float(10.0 ** rng.uniform(-4, 4))
+        m, r = np.abs(rng.standard_normal(n)), int(rng.integers(1, n + 2))
+        cases.append((m, r, float(10.0 ** rng.uniform(-4, 4))))
+    for m, r, beta in cases:
         base = sd.prox_ksupport_sq(m, r, beta, method=method)
         for c in (2.0**-900, 2.0**-40, 2.0**40, 2.0**500):
             res = sd.prox_ksupport_sq(c * m, r, beta, method=method)
@@ -165,35 +175,44 @@ def test_scaling_identity(method, rng):
         # c = 2^900: the minimum value c^2 F* is beyond float64, an error rather than a silent inf
         with pytest.raises(ValueError, match="m is too large"):
             sd.prox_ksupport_sq(2.0**900 * m, r, beta, method=method)
-        for c in (1e-150, 3.7, 1e150):
+        for c in (1e-300, 1e-150, 1e-100, 3.7, 1e100, 1e150):
             res = sd.prox_ksupport_sq(c * m, r, beta, method=method)
-            np.testing.assert_allclose(
-                res.values, c * base.values, rtol=1e-12, atol=1e-14 * c * m.max()
-            )
+            np.testing.assert_allclose(res.values, c * base.values, rtol=1e-12, atol=0.0)
             assert res.objective == pytest.approx(
-                c * c * base.objective, rel=1e-10, abs=1e-14 * (c * m.max()) ** 2
+                c * c * base.objective, rel=1e-12, abs=1e-14 * (c * m.max()) ** 2
             )
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_float32_input_agrees_with_float64_to_float32_precision(method, rng):
+def test_float32_in_float32_out(method, rng):
+    """float32 in, float32 out, computed in double: the values are the double-precision prox of the
+    same float32 data rounded once, and within the prox's Lipschitz bound of the float64 data's."""
     eps32 = float(np.finfo(np.float32).eps)
     for _ in range(100):
-        n = int(rng.integers(1, 200))
-        m64 = np.abs(rng.standard_normal(n)) * 10.0 ** rng.uniform(-3, 3)
+        n = int(rng.integers(1, 3000))
+        m64 = rng.standard_normal(n) * 10.0 ** rng.uniform(-20, 20)
+        if rng.random() < 0.5:
+            m64 = np.abs(m64)
         m32 = m64.astype(np.float32)
         r = int(rng.integers(1, n + 2))
         beta = float(10.0 ** rng.uniform(-3, 3))
-        a32 = sd.prox_ksupport_sq(m32, r, beta, method=method).values
-        a64 = sd.prox_ksupport_sq(m64, r, beta, method=method).values
-        assert a32.dtype == np.float32  # float32 in, float32 out (computed in double)
+        res = sd.prox_ksupport_sq(m32, r, beta, method=method)
+        a32 = res.values
+        assert a32.dtype == np.float32
+        exact = sd.prox_ksupport_sq(m32.astype(np.float64), r, beta, method=method)  # same data
+        np.testing.assert_allclose(
+            a32, exact.values, rtol=eps32, atol=eps32 * np.abs(exact.values).max()
+        )
+        assert res.objective == pytest.approx(exact.objective, rel=1e-12)  # accumulated in double
         # the prox is 1-Lipschitz in l2: ||a32 - a64|| <= ||m32 - m64|| <= eps32 ||m||, plus the
         # final rounding of a to float32 (eps32/2 per entry)
+        a64 = sd.prox_ksupport_sq(m64, r, beta, method=method).values
         rounding = 0.5 * eps32 * np.linalg.norm(a64)
         gap = np.linalg.norm(a32.astype(float) - a64)
         assert gap <= 1.01 * np.linalg.norm(m32.astype(float) - m64) + rounding + 1e-300
         assert gap <= 1.5 * eps32 * np.linalg.norm(m64)
         n32 = sd.ksupport_norm_sq(m32, r)
+        assert n32 == pytest.approx(sd.ksupport_norm_sq(m32.astype(np.float64), r), rel=1e-12)
         assert n32 == pytest.approx(sd.ksupport_norm_sq(m64, r), rel=4 * eps32)
 
 
@@ -228,14 +247,22 @@ def _large_case(n, seed=1):
     return rng.exponential(size=n)
 
 
-def test_large_n_sweep_is_kkt_optimal():
-    n = 10**6
-    m = _large_case(n)
-    t0 = time.perf_counter()
-    res = sd.prox_ksupport_sq(m, 1000, 0.5)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 5.0
-    certify(m, 1000, 0.5, res.values, rtol=1e-8)
+def test_large_n_matches_reference_and_is_kkt_optimal():
+    """n = 3e5 and 1e6 (well past the selection's and the sweep's small-n paths): the NumPy
+    reference's values and objective for small, medium and large r, and the KKT certificate."""
+    normal = np.abs(np.random.default_rng(7).standard_normal(300_000)) * 3
+    for m, cases in (
+        (normal, ((1, 0.1), (50, 2.0), (100_000, 0.5))),
+        (_large_case(10**6), ((1000, 0.5),)),
+    ):
+        for r, beta in cases:
+            t0 = time.perf_counter()
+            res = sd.prox_ksupport_sq(m, r, beta)
+            assert time.perf_counter() - t0 < 5.0  # linear time: ~0.05 s; quadratic: hours
+            ref = reference.prox_ksupport_sq(m, r, beta)
+            np.testing.assert_allclose(res.values, ref["values"], rtol=1e-8, atol=1e-10)
+            assert res.objective == pytest.approx(ref["objective"], rel=1e-9)
+            certify(m, r, beta, res.values, rtol=1e-8)
 
 
 def _peak_rss_bytes():
