@@ -259,6 +259,7 @@ def _seconds_per_element(fn, n, repeats=7):
     return best / n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family", ["random", "sorted", "reverse_sorted", "organ_pipe", "all_ties", "two_clusters"]
 )

@@ -149,6 +149,7 @@ def load(out, name) -> dict:
     return json.loads((out / f"{name}.json").read_text())
 
 
+@pytest.mark.slow
 def test_every_figure_is_a_readable_png(reproduced):
     import matplotlib.image as mpimg
 
@@ -161,6 +162,7 @@ def test_every_figure_is_a_readable_png(reproduced):
         assert image.std() > 0.05  # not blank
 
 
+@pytest.mark.slow
 def test_json_has_the_documented_keys(reproduced):
     out, _ = reproduced
     for name in figures_made():
@@ -174,6 +176,7 @@ def test_json_has_the_documented_keys(reproduced):
     assert all(set(r) == FIG4_RUN_KEYS for r in load(out, "fig4")["runs"].values())
 
 
+@pytest.mark.slow
 def test_summary_states_every_claim(reproduced):
     out, result = reproduced
     summary = (out / "summary.md").read_text()
@@ -186,6 +189,7 @@ def test_summary_states_every_claim(reproduced):
     assert "wrote" in result.stdout and "summary.md" in result.stdout
 
 
+@pytest.mark.slow
 def test_fig1_numbers_against_the_theory(reproduced):
     """The global minimum in the JSON is the corrected Theorem 7 value, and training never goes
     below it."""
@@ -209,6 +213,7 @@ def test_fig1_numbers_against_the_theory(reproduced):
         assert run["enumerated_final"] == pytest.approx(det[-1], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_fig2_gap_measured_matches_the_corrected_identity(reproduced):
     out, _ = reproduced
     f = load(out, "fig2")["final"]
@@ -218,6 +223,7 @@ def test_fig2_gap_measured_matches_the_corrected_identity(reproduced):
     assert f["exact"] >= f["fit"] and f["printed"] >= f["fit"]
 
 
+@pytest.mark.slow
 def test_fig4_keep_probabilities(reproduced):
     out, _ = reproduced
     data = load(out, "fig4")
@@ -232,6 +238,7 @@ def test_fig4_keep_probabilities(reproduced):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TORCH, reason="Figure 3 needs torch and scikit-learn")
 def test_fig3_bound_and_singular_values(reproduced):
     out, _ = reproduced
@@ -270,6 +277,7 @@ def test_missing_torch_fig3_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "fig3.png").exists()
 
 
+@pytest.mark.slow
 def test_all_without_torch_skips_fig3_with_a_note(tmp_path):
     code = (
         "import sys; sys.modules['torch'] = None\n"

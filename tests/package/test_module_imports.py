@@ -293,6 +293,7 @@ def _import_alone(name: str) -> tuple[str, int, str, set[str]]:
     return name, result.returncode, result.stderr, set(result.stdout.split())
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone_in_a_fresh_interpreter():
     # Modules of an optional extra that is not installed (torch, matplotlib, ...) are left out.
     names = [

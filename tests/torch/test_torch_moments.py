@@ -272,6 +272,7 @@ def _distributed_worker(rank: int, world: int, init_file: str, out_dir: str) -> 
         pickle.dump(outcome, f)
 
 
+@pytest.mark.slow
 def test_distributed_moments_are_summed_over_processes(tmp_path):
     import torch.distributed as dist
     import torch.multiprocessing as mp

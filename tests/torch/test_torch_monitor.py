@@ -371,6 +371,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
         pickle.dump((rec, rec_empty), f)
 
 
+@pytest.mark.slow
 def test_distributed_evaluation_sums_over_processes(tmp_path):
     import pickle
 

@@ -128,6 +128,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_ddp_buffers(tmp_path):
     """A one-process gloo group: the step buffer is a DDP buffer, saved with the module prefix.
 
