@@ -406,6 +406,7 @@ MEMMAP_RSS_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.resident_memory
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_memmap_peak_resident_memory_is_bounded(tmp_path, order):

@@ -203,6 +203,7 @@ def _mean_within(out, keep, count):
     assert abs(mean - 1.0) <= 5.0 * se, (mean, se)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_layers_unbiased_in_half_precision(dtype):
     dtype = getattr(torch, dtype)

@@ -165,6 +165,7 @@ def test_figure():
     assert isinstance(fig, Figure) and len(fig.axes) == 5  # four heat maps and the colour bar
 
 
+@pytest.mark.slow
 def test_structdrop_torch_does_not_import_matplotlib():
     code = "import sys, structdrop.torch; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -327,6 +327,7 @@ def test_bad_input():
         sdt.BoundMonitor(trunk, head, torch.nn.Dropout(1.0), data, num_classes=A)
 
 
+@pytest.mark.slow
 def test_import_structdrop_torch_loads_neither_lightning_nor_tensorboard():
     import subprocess
     import sys

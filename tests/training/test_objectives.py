@@ -236,6 +236,7 @@ def test_dropconnect_monte_carlo_separates_exact_from_printed():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cpp_matches_numpy_reference_at_large_sizes():
     rng = np.random.default_rng(123)
     a, b, N, d = 10, 40, 20_000, 300
