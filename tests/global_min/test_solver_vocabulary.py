@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import structdrop as sd
-from structdrop.pyproximal import KSupport, KSupportSq, dual_ksupport_norm
 
 
 @pytest.fixture
@@ -177,6 +176,8 @@ def test_old_keywords_of_the_width_helpers_and_the_prox(rng):
 
 def test_pyproximal_operators_take_block_size():
     pytest.importorskip("pyproximal")
+    from structdrop.pyproximal import KSupport, KSupportSq, dual_ksupport_norm
+
     x = np.array([3.0, -1.0, 0.5])
     op = _old(lambda: KSupportSq(r=2, sigma=0.5))[0]
     assert op.block_size == 2 and _old(lambda: op.r)[0] == 2
