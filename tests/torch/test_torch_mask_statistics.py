@@ -114,7 +114,7 @@ def test_exact_maps_match_the_real_code(shape, block, p):
         _assert_sampled(stats, "torchvision", torchvision_rule(x, p, block)[:, 0] != 0, n)
 
 
-def test_the_numbers_quoted_in_the_issue_and_structdrop_rows():
+def test_the_documented_numbers_and_structdrop_rows():
     small = sdt.mask_statistics((7, 7), 3, 0.1)
     tv = small.drop_rates["torchvision"]
     assert math.isclose(tv[3, 3], 0.1798, abs_tol=5e-4) and math.isclose(
