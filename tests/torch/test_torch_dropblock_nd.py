@@ -286,3 +286,17 @@ def test_cuda_masks_on_device_unbiased_channels_last(kw):
     gen.manual_seed(3)
     b = sdt.DropBlock2d(3, p=0.3, generator=gen, **kw)(x)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
+def test_seed_probability_refuses_a_rate_outside_zero_one_by_name(rate):
+    with pytest.raises(ValueError, match=r"p must be a drop rate in \[0, 1\)"):
+        sdt.DropBlock2d(3, p=0.2).gamma(rate)
+
+
+def test_seed_probability_keeps_a_unit_with_probability_one_minus_p():
+    # (1 - gamma)^(block area) = 1 - p: the overlapping law's seed rate, checked at both ends
+    for block, p in ((3, 0.0), (3, 0.2), ((2, 5), 0.9)):
+        layer = sdt.DropBlock2d(block, p=0.5)
+        area = 9 if block == 3 else 10
+        assert (1 - layer.gamma(p)) ** area == pytest.approx(1 - p, rel=1e-14, abs=0)
