@@ -285,8 +285,8 @@ def mask_statistics(
             :attr:`MaskStatistics.failures`.
 
     Example:
-    >>> import structdrop.torch as sdt
-    >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
+        >>> import structdrop.torch as sdt
+        >>> stats = sdt.mask_statistics((5, 5), block_size=3, p=0.1)
         >>> sorted(stats.drop_rates)[:2]
         ['structdrop', 'structdrop-valid']
     """
