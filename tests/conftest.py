@@ -1,6 +1,6 @@
 """Shared fixtures. Puts tests/_support on sys.path, so every suite imports the oracle modules
-whatever subfolder it sits in. Only that folder: with tests/ itself on sys.path, the namespace
-package tests/torch would stand in for a missing PyTorch."""
+whatever subfolder it sits in. Only that folder: with tests/ itself on sys.path, the folder
+tests/torch would stand in for a missing PyTorch (see tests/__init__.py)."""
 
 from __future__ import annotations
 
