@@ -1,7 +1,7 @@
 """``python -m structdrop``: with no arguments a short demonstration; with arguments the
 command line.
 
-``python -m structdrop solve Y.npy --block-size 5 --theta 0.5`` is ``structdrop solve ...``.
+``python -m structdrop solve Y.npy --block-size 5 --theta-bar 0.5`` is ``structdrop solve ...``.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ EPILOG = ""
 
 _NEXT_STEPS = (
     "Next:\n"
-    "  structdrop solve Y.npy --block-size 5 --theta 0.5 [--X X.npy]"
+    "  structdrop solve Y.npy --block-size 5 --theta-bar 0.5 [--X X.npy]"
     "   the global minimum for your data\n"
     "  structdrop reproduce all --quick --out figures"
-    "                 the paper's Figures 1-4 (needs structdrop[plot])\n"
+    "                     the paper's Figures 1-4 (needs structdrop[plot])\n"
     "  structdrop --help; help(structdrop.dropblock_global_min), structdrop.prox_ksupport_sq, "
     "structdrop.train\n"
     "docs/differences-from-paper.md lists where the library corrects the printed paper."
